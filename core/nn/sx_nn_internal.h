@@ -1,0 +1,166 @@
+/* sx_nn_internal — structures shared by the nn/*.c files (not part of the public API).
+ *
+ * Internal layout (why it differs from PyTorch's): the first-layer weight is stored
+ * transposed, G x H, so that one input gene's weights are one contiguous row — the sparse
+ * forward adds whole rows, and the fused gradient + Adam update walks it row by row.
+ * Everything else is stored exactly as the state_dict (out x in, row-major).
+ */
+#ifndef SX_NN_INTERNAL_H
+#define SX_NN_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sx_nn.h"
+
+enum { SX_TK_PARAM = 0, SX_TK_BUF = 1, SX_TK_NBT = 2 };
+
+typedef struct sx_nn_tensor {
+    char name[64];
+    int kind;        /* SX_TK_* */
+    int ndim;        /* 0, 1, 2 */
+    int64_t dims[2]; /* PyTorch shape */
+    int64_t numel;
+    int64_t off;     /* element offset in param[] / buf[], or index in nbt[] */
+    int transposed;  /* stored as dims[1] x dims[0] */
+    int pidx;        /* parameter index for SX_TK_PARAM, else -1 */
+} sx_nn_tensor;
+
+/* Parameter indices (PyTorch parameters() order). DSBN unit d: gamma 10+2d, beta 11+2d. */
+enum {
+    SX_P_W1 = 0, SX_P_B1, SX_P_G1, SX_P_BE1, SX_P_WMU, SX_P_BMU, SX_P_WV, SX_P_BV, SX_P_WD,
+    SX_P_BD, SX_P_DSBN0
+};
+
+struct sx_nn_model {
+    int64_t G, H, Z, D;
+    int dtype;
+    size_t esz;
+    int n_tensors;
+    sx_nn_tensor *tens;
+    int n_params;
+    int *param_tensor;   /* param index -> tensor index */
+    int64_t *param_off;  /* param index -> element offset in param[] */
+    int64_t *param_n;    /* param index -> numel */
+    int64_t n_param_el, n_buf_el;
+    void *param;         /* dtype elements */
+    void *buf;           /* running stats: rm1, rv1 (H each), then per domain rm_d, rv_d (G) */
+    int64_t *nbt;        /* 1 + D counters */
+    /* metadata */
+    char **genes;
+    int64_t n_genes_meta;
+    char **domains;
+    int64_t n_domain_names;
+    double *scale;
+    int64_t scale_width;
+    char *prep_json;
+    /* training log */
+    int64_t log_n;
+    double *log_recon, *log_kl;
+    int64_t log_steps, log_best_epoch;
+    double log_best_loss;
+    int log_early_stopped;
+    uint64_t log_seed;
+};
+
+/* Offsets of the parameters inside param[] (elements). */
+static inline int64_t sx_nn_poff(const struct sx_nn_model *m, int p) { return m->param_off[p]; }
+/* Buffer offsets. */
+static inline int64_t sx_nn_boff_rm1(const struct sx_nn_model *m) { (void)m; return 0; }
+static inline int64_t sx_nn_boff_rv1(const struct sx_nn_model *m) { return m->H; }
+static inline int64_t sx_nn_boff_rm(const struct sx_nn_model *m, int64_t d)
+{
+    return 2 * m->H + 2 * d * m->G;
+}
+static inline int64_t sx_nn_boff_rv(const struct sx_nn_model *m, int64_t d)
+{
+    return 2 * m->H + (2 * d + 1) * m->G;
+}
+
+const sx_nn_tensor *sx_nn_find_tensor(const struct sx_nn_model *m, const char *name);
+int sx_nn_param_index(const struct sx_nn_model *m, const char *name);
+
+/* ---- RNG: xoshiro256** seeded through splitmix64 ---- */
+typedef struct sx_nn_rng {
+    uint64_t s[4];
+} sx_nn_rng;
+void sx_nn_rng_seed(sx_nn_rng *r, uint64_t seed);
+uint64_t sx_nn_rng_next(sx_nn_rng *r);
+double sx_nn_rng_uniform(sx_nn_rng *r);  /* [0, 1) with 53 bits */
+double sx_nn_rng_normal(sx_nn_rng *r);   /* standard normal (Box-Muller, both values used) */
+uint64_t sx_nn_rng_below(sx_nn_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+
+/* ---- worker pool for the sparse first layer: splits [0, H) into per-thread ranges ---- */
+typedef struct sx_nn_pool sx_nn_pool;
+typedef void (*sx_nn_task)(void *arg, int64_t h0, int64_t h1);
+sx_nn_pool *sx_nn_pool_new(int threads, sx_status *st); /* threads <= 1: runs inline */
+void sx_nn_pool_free(sx_nn_pool *p);
+/* Run fn over [0, n) split into contiguous ranges aligned to `align`; returns when done. */
+void sx_nn_pool_run(sx_nn_pool *p, sx_nn_task fn, void *arg, int64_t n, int64_t align);
+int sx_nn_pool_threads(const sx_nn_pool *p);
+
+/* ---- workspace for one minibatch (both precisions; arrays hold dtype elements) ---- */
+typedef struct sx_nn_ws {
+    int64_t cap;            /* rows */
+    int64_t B;              /* rows of the current minibatch */
+    void *xd;               /* B x G dense input */
+    void *a1, *xhat1, *hbn, *h;  /* B x H */
+    void *mu, *s, *var, *sig, *z, *eps; /* B x Z */
+    void *a2, *xhat2, *y2, *p;   /* B x G */
+    void *da2, *dh, *da1;   /* B x G, B x H, B x H */
+    void *dz, *dmu, *ds;    /* B x Z */
+    void *mean1, *invstd1;  /* H */
+    void *mean2, *invstd2;  /* D x G */
+    int64_t *dom_cnt;       /* D */
+    int64_t *dom_rows;      /* B: rows grouped by domain */
+    int64_t *dom_start;     /* D + 1 */
+    int32_t *dom;           /* B: domain of each row */
+    /* minibatch as CSR (rows b) and CSC (columns k) */
+    int64_t nnz_cap;
+    int64_t *rptr;          /* B + 1 */
+    int32_t *ridx;          /* nnz */
+    void *rval;             /* nnz (dtype) */
+    int64_t *cptr;          /* G + 1 */
+    int32_t *cidx;          /* nnz: row b */
+    void *cval;             /* nnz */
+    int enc_bn_applied, dec_dsbn_applied;
+} sx_nn_ws;
+
+int sx_nn_ws_reserve(sx_nn_ws *w, const struct sx_nn_model *m, int64_t rows, int64_t nnz,
+                     sx_status *st);
+void sx_nn_ws_free(sx_nn_ws *w);
+/* Load rows[0..n) of x into the workspace (dense + CSR + CSC), domains included. */
+int sx_nn_ws_load(sx_nn_ws *w, const struct sx_nn_model *m, const sx_csr *x,
+                  const int64_t *rows, int64_t n, const int32_t *domain, int64_t fixed_domain,
+                  sx_status *st);
+
+struct sx_nn_trainer {
+    struct sx_nn_model *m;
+    sx_nn_train_opts o;
+    sx_nn_ws w;
+    sx_nn_pool *pool;
+    sx_nn_rng rng;
+    void *grad, *m1, *m2;   /* n_param_el each (dtype) */
+    int64_t *steps;         /* per parameter */
+    uint8_t *ever;          /* parameter has had a gradient */
+    uint8_t *gstate;        /* SX_NN_GRAD_* of the last forward_backward */
+    int w1_grad_ready;      /* grad[] holds the first-layer weight gradient */
+    int have_fb;            /* a forward_backward ran since the last Adam step */
+};
+
+/* Precision-specific kernels (sx_nn_kernels.inc compiled as _f32 and _f64).
+ * fwd: training-mode (eval = 0) or eval-mode forward of the loaded minibatch; update = move
+ * running statistics (train mode only); use_eps = z = mu + eps*sigma with w->eps, else z = mu;
+ * dense = first layer through GEMM on the dense copy instead of the sparse kernel. */
+#define SX_NN_DECLARE(sfx)                                                                     \
+    void sx_nn_fwd_##sfx(struct sx_nn_model *m, sx_nn_ws *w, sx_nn_pool *pool, int eval,      \
+                         int update, int use_eps, int dense);                                  \
+    void sx_nn_loss_##sfx(const struct sx_nn_model *m, const sx_nn_ws *w, sx_nn_losses *l);   \
+    void sx_nn_bwd_##sfx(struct sx_nn_trainer *t);                                            \
+    void sx_nn_adam_##sfx(struct sx_nn_trainer *t);                                           \
+    void sx_nn_init_##sfx(struct sx_nn_model *m, sx_nn_rng *r);
+SX_NN_DECLARE(f32)
+SX_NN_DECLARE(f64)
+
+#endif

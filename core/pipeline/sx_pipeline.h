@@ -1,0 +1,81 @@
+/* sx_pipeline — SCALEX's workflows (integrate, project, label transfer) as one module
+ * shared by the `scalex` CLI and the scalexd daemon. Both are thin callers: the CLI turns
+ * argv into sx_pipeline_opts, the daemon turns a job's JSON "options" object into the
+ * same, and both call sx_pipeline_run with an output directory.
+ *
+ * Options are validated against one table (sx_pipeline_option_specs) that carries
+ * SCALEX's names, types, defaults and help, so `--help`, the API's request validation
+ * ("unknown field", "wrong type") and the OpenAPI document all come from one place.
+ *
+ * Output directory (what SCALEX writes, plus the single-file reference):
+ *   OUTDIR/adata.h5ad          obsm latent, X_umap; obs batch, leiden, projection, <label>_transfer,
+ *                              <label>_transfer_confidence; uns provenance (version, settings,
+ *                              inputs + sha256)
+ *   OUTDIR/checkpoint/model.h5 the model file (weights, BN stats, genes, domains, scale factors)
+ *   OUTDIR/reference.h5        (integrate) model + reference latent + UMAP layout + obs labels:
+ *                              what a daemon loads as a reference
+ *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
+ *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
+ *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings
+ */
+#ifndef SX_PIPELINE_H
+#define SX_PIPELINE_H
+
+#include "sx_error.h"
+#include "sx_progress.h"
+
+typedef enum sx_job_type {
+    SX_JOB_INTEGRATE = 1,
+    SX_JOB_PROJECT = 2,
+    SX_JOB_TRANSFER = 4 /* label transfer (also done by project when a label is given) */
+} sx_job_type;
+
+/* "integrate" / "project" / "label_transfer" <-> enum; returns 0 when unknown. */
+sx_job_type sx_job_type_parse(const char *name);
+const char *sx_job_type_name(sx_job_type t);
+
+typedef enum { SX_POPT_BOOL, SX_POPT_INT, SX_POPT_FLOAT, SX_POPT_STRING, SX_POPT_LIST } sx_popt_type;
+
+typedef struct sx_popt_spec {
+    const char *name;   /* SCALEX's spelling, e.g. "batch_name", "max_iteration" */
+    sx_popt_type type;
+    const char *def;    /* default as text, NULL = none */
+    const char *help;
+    unsigned jobs;      /* bitmask of sx_job_type it applies to */
+} sx_popt_spec;
+
+/* The table of every option; *n receives its length. Static storage. */
+const sx_popt_spec *sx_pipeline_option_specs(int *n);
+
+/* A set of option values (opaque). Owned by the caller: sx_pipeline_opts_free. */
+typedef struct sx_pipeline_opts sx_pipeline_opts;
+sx_pipeline_opts *sx_pipeline_opts_new(void);
+void sx_pipeline_opts_free(sx_pipeline_opts *o);
+/* Set from text (CLI) with type checking against the table: unknown name -> SX_EINVAL
+ * "unknown option 'x'", bad value -> SX_EINVAL naming the expected type. LIST values are
+ * appended one by one. */
+int sx_pipeline_opts_set(sx_pipeline_opts *o, const char *name, const char *value, sx_status *st);
+/* Typed getters: the value set, else the table default. */
+int sx_pipeline_opts_bool(const sx_pipeline_opts *o, const char *name);
+long long sx_pipeline_opts_int(const sx_pipeline_opts *o, const char *name);
+double sx_pipeline_opts_float(const sx_pipeline_opts *o, const char *name);
+const char *sx_pipeline_opts_str(const sx_pipeline_opts *o, const char *name); /* NULL if unset, no default */
+int sx_pipeline_opts_list(const sx_pipeline_opts *o, const char *name, const char *const **vals);
+int sx_pipeline_opts_is_set(const sx_pipeline_opts *o, const char *name);
+
+typedef struct sx_job_spec {
+    sx_job_type type;
+    const char *const *inputs;  /* input files/folders (any format sx_io reads) */
+    int n_inputs;
+    const char *reference;      /* project/transfer: a reference (an integrate OUTDIR, or its reference.h5) */
+    const char *outdir;         /* created if missing; results written under temp names + renamed */
+    const sx_pipeline_opts *opts;
+    int threads;                /* compute threads for this job (0 = all cores) */
+} sx_job_spec;
+
+/* Run one job to completion. Progress stages: "read", "preprocess", "train", "encode",
+ * "umap", "leiden", "transfer", "write". Returns SX_OK or an SX_E* code with st filled
+ * (SX_EGENES when a query shares too few genes with the reference, SX_ECANCELED on cancel). */
+int sx_pipeline_run(const sx_job_spec *job, const sx_progress *prog, sx_status *st);
+
+#endif

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian (bookworm) packages scalexd needs to build and test.
+# Idempotent: apt-get skips what is already installed. Needs root (or sudo).
+set -eu
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+BUILD_PKGS="build-essential cmake pkg-config
+ libhdf5-dev libopenblas-dev zlib1g-dev
+ libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev
+ libigraph-dev libcairo2-dev check"
+TEST_PKGS="python3 python3-anndata python3-h5py python3-scipy python3-numpy python3-pandas
+ curl sqlite3"
+
+# Only touch apt when something is missing, so re-runs are fast and offline-safe.
+missing=""
+for p in $BUILD_PKGS $TEST_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "install-deps: installing:$missing"
+  $SUDO apt-get update -q
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -q --no-install-recommends $missing
+else
+  echo "install-deps: all packages present"
+fi
