@@ -61,6 +61,35 @@ int sx_h5_shape(hid_t loc, const char *path, int *ndim, int64_t dims[8], sx_stat
     return rc;
 }
 
+/* Read an enum-typed dataset or attribute as integers widened into mt (double/float/int64).
+ * The enum's base must be a signed or unsigned integer of 1, 2, 4 or 8 bytes. */
+static herr_t read_enum(hid_t obj, int is_attr, hid_t ft, hssize_t cnt, hid_t mt, void *out)
+{
+    hid_t nt = H5Tget_native_type(ft, H5T_DIR_ASCEND);
+    size_t es = H5Tget_size(nt);
+    hid_t base = H5Tget_super(ft);
+    int sgn = H5Tget_sign(base) == H5T_SGN_2;
+    H5Tclose(base);
+    unsigned char *tmp = (es == 1 || es == 2 || es == 4 || es == 8)
+                             ? sx_mallocarray((size_t)(cnt ? cnt : 1), es) : NULL;
+    herr_t e = -1;
+    if (tmp) e = is_attr ? H5Aread(obj, nt, tmp) : H5Dread(obj, nt, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp);
+    for (hssize_t i = 0; e >= 0 && i < cnt; i++) {
+        int64_t v = 0;
+        const unsigned char *p = tmp + (size_t)i * es;
+        if (es == 1) v = sgn ? *(const int8_t *)p : *(const uint8_t *)p;
+        else if (es == 2) { int16_t a; uint16_t b; memcpy(&a, p, 2); memcpy(&b, p, 2); v = sgn ? a : b; }
+        else if (es == 4) { int32_t a; uint32_t b; memcpy(&a, p, 4); memcpy(&b, p, 4); v = sgn ? a : (int64_t)b; }
+        else memcpy(&v, p, 8);
+        if (mt == H5T_NATIVE_DOUBLE) ((double *)out)[i] = (double)v;
+        else if (mt == H5T_NATIVE_FLOAT) ((float *)out)[i] = (float)v;
+        else ((int64_t *)out)[i] = v;
+    }
+    sx_free(tmp);
+    H5Tclose(nt);
+    return e;
+}
+
 /* Read the whole dataset with memory type mt into a fresh buffer of elem-size es. */
 static int read_all(hid_t loc, const char *path, hid_t mt, size_t es, void **out, int64_t *n,
                     sx_status *st)
@@ -90,28 +119,14 @@ static int read_all(hid_t loc, const char *path, hid_t mt, size_t es, void **out
         goto fail;
     }
     if (cnt > 0) {
-        hid_t use_mt = mt;
-        hid_t conv = -1;
+        herr_t e;
         if (cls == H5T_ENUM) {
-            /* h5py booleans: int8 enum FALSE/TRUE. Read the base integer type. */
-            conv = H5Tget_super(ft);
-            (void)conv;
+            /* h5py booleans are int8 enums (FALSE/TRUE); HDF5 converts enum only to enum,
+             * so read with the native enum type and widen its integer values. */
+            e = read_enum(d, 0, ft, cnt, mt, buf);
+        } else {
+            e = H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
         }
-        herr_t e = H5Dread(d, use_mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-        if (e < 0 && cls == H5T_ENUM) {
-            /* Read raw base integers then widen. */
-            int8_t *tmp = sx_malloc((size_t)cnt);
-            if (tmp && H5Dread(d, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) >= 0) {
-                for (hssize_t i = 0; i < cnt; i++) {
-                    if (mt == H5T_NATIVE_DOUBLE) ((double *)buf)[i] = tmp[i];
-                    else if (mt == H5T_NATIVE_FLOAT) ((float *)buf)[i] = tmp[i];
-                    else ((int64_t *)buf)[i] = tmp[i];
-                }
-                e = 0;
-            }
-            sx_free(tmp);
-        }
-        if (conv >= 0) H5Tclose(conv);
         if (e < 0) {
             rc = sx_status_set(st, SX_EFORMAT,
                                "dataset '%s': read failed (truncated file, or a compression "
@@ -299,16 +314,10 @@ static int attr_num(hid_t loc, const char *path, const char *name, hid_t mt, siz
             rc = sx_status_set(st, SX_ENOMEM, "attribute '%s': out of memory", name);
         else if (cnt > 0) {
             herr_t e;
-            if (cls == H5T_ENUM) {
-                int8_t tmp[64];
-                e = cnt <= 64 ? H5Aread(a, H5T_NATIVE_INT8, tmp) : -1;
-                for (hssize_t i = 0; e >= 0 && i < cnt; i++) {
-                    if (mt == H5T_NATIVE_DOUBLE) ((double *)buf)[i] = tmp[i];
-                    else ((int64_t *)buf)[i] = tmp[i];
-                }
-            } else {
+            if (cls == H5T_ENUM)
+                e = read_enum(a, 1, ft, cnt, mt, buf);
+            else
                 e = H5Aread(a, mt, buf);
-            }
             if (e < 0) rc = sx_status_set(st, SX_EFORMAT, "attribute '%s' of '%s': read failed",
                                           name, path);
         }
