@@ -1,0 +1,62 @@
+/* sx_io_internal — helpers shared by the text-based readers of core/io (not public API).
+ *
+ * sx_lines: a line reader over zlib's gzFile, so one code path reads plain and gzip files
+ * (gzopen is transparent for uncompressed input). A gzip stream that stops early is an
+ * error, never a silent end of file. Lines come back without their "\n" / "\r\n".
+ */
+#ifndef SX_IO_INTERNAL_H
+#define SX_IO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sx_error.h"
+
+typedef struct sx_lines sx_lines;
+
+/* Open path for reading line by line. Returns NULL and fills st on failure. The reader
+ * owns its buffers; close with sx_lines_close. */
+sx_lines *sx_lines_open(const char *path, sx_status *st);
+/* Next line: 1 with *line (NUL-terminated, valid until the next call; the reader owns it,
+ * the caller may modify it in place) and *len; 0 at the end; a negative SX_E* code on a
+ * read error (message names the file and the line). */
+int sx_lines_next(sx_lines *lr, char **line, size_t *len, sx_status *st);
+/* 1-based number of the line returned last. */
+int64_t sx_lines_lineno(const sx_lines *lr);
+/* Compressed bytes consumed so far (for progress), and whether the input is gzip. */
+int64_t sx_lines_offset(const sx_lines *lr);
+int sx_lines_is_gzip(const sx_lines *lr);
+void sx_lines_close(sx_lines *lr);
+
+/* Size of a file in bytes, or -1 (st filled) when it cannot be stat'ed. */
+int64_t sx_io_file_size(const char *path, sx_status *st);
+/* Does path end with suffix (exact, case-sensitive)? */
+int sx_io_ends_with(const char *path, const char *suffix);
+/* Strip one pair of surrounding double quotes in place; returns s. */
+char *sx_io_unquote(char *s);
+
+/* Fields of one line: pointers into the line, valid while the line is. */
+typedef struct sx_fields {
+    char **v;
+    int64_t n, cap;
+} sx_fields;
+/* Split s in place at delim (or at runs of blanks/tabs when delim == 0, ignoring leading
+ * and trailing blanks). Returns SX_OK or SX_ENOMEM. */
+int sx_io_split(char *s, char delim, sx_fields *f, sx_status *st);
+void sx_fields_free(sx_fields *f);
+
+/* Parse a whole field as a number the way Python's float() does (surrounding blanks
+ * allowed, nan/inf accepted, no hex). Returns 1 and *v on success, 0 otherwise. */
+int sx_io_parse_number(const char *s, double *v);
+
+struct sx_csr;
+/* Value checks shared by the readers: NaN/Inf is an error (SX_EDATA) unless skip is set;
+ * negative values only log a warning (counts are expected, but it is not fatal). `path`
+ * names the file in messages. */
+int sx_io_check_values(const struct sx_csr *m, const char *path, int skip, sx_status *st);
+
+/* Make the dataset's var names unique (FORMATS 4.3); logs how many were renamed. */
+struct sx_dataset;
+int sx_io_unique_var_names(struct sx_dataset *d, const char *path, sx_status *st);
+
+#endif

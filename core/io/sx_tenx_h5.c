@@ -1,0 +1,439 @@
+/* sx_tenx_h5 — 10x Cell Ranger HDF5 matrices (FORMATS.md 6), read the way scanpy's
+ * read_10x_h5 does.
+ *
+ * The file stores CSC over features x barcodes, which is byte for byte the CSR over
+ * barcodes x features we want: indptr/indices/data are taken as they are, after checking
+ * that they describe a valid matrix of the announced shape.
+ *   v3 (Cell Ranger >= 3): group /matrix with features/{id,name,feature_type,genome,...}.
+ *   v2 (Cell Ranger <= 2): one group per genome with genes/gene_names. With several genomes
+ *   and no genome chosen, the genomes' genes are placed side by side (same barcodes), each
+ *   gene tagged with its genome in var "genome".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sx_alloc.h"
+#include "sx_h5.h"
+#include "sx_io.h"
+#include "sx_io_internal.h"
+#include "sx_log.h"
+
+/* One matrix group as read from the file. */
+typedef struct {
+    sx_csr *m;          /* barcodes x features */
+    char **barcodes;
+    int64_t n_bc;
+    char **names, **ids;
+    int64_t n_feat;
+    /* extra per-feature string columns (v3: feature_type, genome, ...) */
+    int n_extra;
+    char *extra_name[16];
+    char **extra[16];
+} tenx_part;
+
+static void part_free(tenx_part *p)
+{
+    sx_csr_free(p->m);
+    sx_h5_free_strings(p->barcodes, p->n_bc);
+    sx_h5_free_strings(p->names, p->n_feat);
+    sx_h5_free_strings(p->ids, p->n_feat);
+    for (int i = 0; i < p->n_extra; i++) {
+        sx_free(p->extra_name[i]);
+        sx_h5_free_strings(p->extra[i], p->n_feat);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+/* Is the object at name a group / dataset? (H5Oopen + H5Iget_type works on HDF5 1.10
+ * and later alike, unlike the versioned H5Oget_info calls.) */
+static int is_kind(hid_t loc, const char *name, H5I_type_t kind)
+{
+    hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
+    if (o < 0) return 0;
+    int ok = H5Iget_type(o) == kind;
+    H5Oclose(o);
+    return ok;
+}
+
+/* Refuse datasets compressed with a filter this HDF5 cannot decode (FORMATS 3). */
+static int check_filters(hid_t g, const char *name, const char *path, sx_status *st)
+{
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0) return SX_OK; /* reported by the reader that needs it */
+    hid_t pl = H5Dget_create_plist(d);
+    int n = pl >= 0 ? H5Pget_nfilters(pl) : 0, rc = SX_OK;
+    for (int i = 0; i < n; i++) {
+        unsigned flags;
+        size_t nel = 0;
+        char fname[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &nel, NULL, sizeof fname,
+                                         fname, NULL);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0) {
+            rc = sx_status_set(st, SX_EUNSUPPORTED,
+                               "%s: dataset %s uses HDF5 filter %d (%s) which this build cannot "
+                               "decode; re-save it with gzip compression", path, name, (int)id,
+                               id == 32000 ? "lzf" : fname[0] ? fname : "unknown");
+            break;
+        }
+    }
+    if (pl >= 0) H5Pclose(pl);
+    H5Dclose(d);
+    return rc;
+}
+
+static int read_strs(hid_t g, const char *name, int64_t want, char ***out, const char *path,
+                     const char *grp, sx_status *st)
+{
+    int64_t n = 0;
+    if (!sx_h5_exists(g, name))
+        return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
+                             "incomplete", path, grp, name);
+    int rc = check_filters(g, name, path, st);
+    if (rc == SX_OK) rc = sx_h5_read_strings(g, name, out, &n, st);
+    if (rc != SX_OK) return sx_status_prefix(st, "%s: %s/%s: ", path, grp, name);
+    if (want >= 0 && n != want) {
+        sx_h5_free_strings(*out, n);
+        *out = NULL;
+        return sx_status_set(st, SX_EFORMAT, "%s: %s/%s has %lld entries, expected %lld (from "
+                             "%s/shape)", path, grp, name, (long long)n, (long long)want, grp);
+    }
+    return SX_OK;
+}
+
+static int read_nums(hid_t g, const char *name, int64_t **out, int64_t *n, const char *path,
+                     const char *grp, sx_status *st)
+{
+    if (!sx_h5_exists(g, name))
+        return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
+                             "incomplete", path, grp, name);
+    int rc = check_filters(g, name, path, st);
+    if (rc == SX_OK) rc = sx_h5_read_i64(g, name, out, n, st);
+    if (rc != SX_OK) return sx_status_prefix(st, "%s: %s/%s: ", path, grp, name);
+    return SX_OK;
+}
+
+/* Read the matrix of group grp (v3 "matrix", v2 "<genome>"). */
+static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_part *p,
+                     sx_status *st)
+{
+    hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
+    int64_t *shape = NULL, *indptr = NULL, *indices = NULL;
+    int64_t n_shape = 0, n_ptr = 0, n_ind = 0, n_dat = 0;
+    float *data = NULL;
+    int rc = SX_OK;
+    if (g < 0) return sx_status_set(st, SX_EFORMAT, "%s: cannot open group /%s", path, grp);
+
+    if ((rc = read_nums(g, "shape", &shape, &n_shape, path, grp, st)) != SX_OK) goto out;
+    if (n_shape != 2 || shape[0] < 0 || shape[1] < 0 || shape[0] > INT32_MAX) {
+        rc = sx_status_set(st, SX_EFORMAT, "%s: %s/shape must hold 2 sizes (features, "
+                           "barcodes) below 2^31", path, grp);
+        goto out;
+    }
+    int64_t nf = shape[0], nb = shape[1];
+    /* names first: they are small and confirm the shape before the big arrays are read */
+    if ((rc = read_strs(g, "barcodes", nb, &p->barcodes, path, grp, st)) != SX_OK) goto out;
+    p->n_bc = nb;
+    if (v3) {
+        hid_t fg = H5Gopen2(g, "features", H5P_DEFAULT);
+        if (fg < 0) {
+            rc = sx_status_set(st, SX_EFORMAT, "%s: group %s/features is missing; the 10x file "
+                               "is incomplete", path, grp);
+            goto out;
+        }
+        rc = read_strs(fg, "name", nf, &p->names, path, "matrix/features", st);
+        p->n_feat = nf;
+        if (rc == SX_OK) rc = read_strs(fg, "id", nf, &p->ids, path, "matrix/features", st);
+        /* feature_type, then the other per-feature string datasets (genome, ...) */
+        static const char *const extra[] = {"feature_type", "genome", "gene_id", "interval"};
+        for (size_t i = 0; rc == SX_OK && i < sizeof extra / sizeof extra[0]; i++) {
+            if (!sx_h5_exists(fg, extra[i])) continue;
+            if (!is_kind(fg, extra[i], H5I_DATASET)) continue;
+            char **vals = NULL;
+            rc = read_strs(fg, extra[i], nf, &vals, path, "matrix/features", st);
+            if (rc != SX_OK) break;
+            p->extra[p->n_extra] = vals;
+            if (!(p->extra_name[p->n_extra++] = sx_strdup(extra[i]))) {
+                rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+        }
+        H5Gclose(fg);
+        if (rc != SX_OK) goto out;
+    } else {
+        p->n_feat = nf;
+        if ((rc = read_strs(g, "gene_names", nf, &p->names, path, grp, st)) != SX_OK) goto out;
+        if ((rc = read_strs(g, "genes", nf, &p->ids, path, grp, st)) != SX_OK) goto out;
+    }
+
+    if ((rc = read_nums(g, "indptr", &indptr, &n_ptr, path, grp, st)) != SX_OK) goto out;
+    if (n_ptr != nb + 1) {
+        rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indptr has %lld entries, expected %lld "
+                           "(barcodes + 1)", path, grp, (long long)n_ptr, (long long)nb + 1);
+        goto out;
+    }
+    if ((rc = read_nums(g, "indices", &indices, &n_ind, path, grp, st)) != SX_OK) goto out;
+    if (!sx_h5_exists(g, "data")) {
+        rc = sx_status_set(st, SX_EFORMAT, "%s: dataset %s/data is missing; the 10x file is "
+                           "incomplete", path, grp);
+        goto out;
+    }
+    if ((rc = check_filters(g, "data", path, st)) != SX_OK) goto out;
+    if ((rc = sx_h5_read_f32(g, "data", &data, &n_dat, st)) != SX_OK) {
+        sx_status_prefix(st, "%s: %s/data: ", path, grp);
+        goto out;
+    }
+    if (n_ind != n_dat || indptr[0] != 0 || indptr[nb] != n_dat) {
+        rc = sx_status_set(st, SX_EFORMAT,
+                           "%s: %s: indices (%lld), data (%lld) and indptr (starts at %lld, ends "
+                           "at %lld) disagree; the file is corrupt", path, grp, (long long)n_ind,
+                           (long long)n_dat, (long long)indptr[0], (long long)indptr[nb]);
+        goto out;
+    }
+    for (int64_t i = 0; i < nb; i++)
+        if (indptr[i + 1] < indptr[i]) {
+            rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indptr decreases at barcode %lld; the "
+                               "file is corrupt", path, grp, (long long)i);
+            goto out;
+        }
+    if (!(p->m = sx_csr_new(nb, nf, 0, st))) {
+        rc = st ? st->code : SX_ENOMEM;
+        goto out;
+    }
+    int32_t *ix = sx_mallocarray((size_t)(n_ind ? n_ind : 1), sizeof(int32_t));
+    if (!ix) {
+        rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory for %lld entries", path,
+                           (long long)n_ind);
+        goto out;
+    }
+    for (int64_t k = 0; k < n_ind; k++) {
+        if (indices[k] < 0 || indices[k] >= nf) {
+            sx_free(ix);
+            rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indices[%lld] = %lld is outside 0..%lld "
+                               "(features); the file is corrupt", path, grp, (long long)k,
+                               (long long)indices[k], (long long)nf - 1);
+            goto out;
+        }
+        ix[k] = (int32_t)indices[k];
+    }
+    sx_free(p->m->indptr);
+    sx_free(p->m->indices);
+    sx_free(p->m->data);
+    p->m->indptr = indptr;
+    p->m->indices = ix;
+    p->m->data = data;
+    indptr = NULL;
+    data = NULL; /* the int64 indices are freed below: ix replaced them */
+    rc = sx_csr_canonicalize(p->m, st);
+out:
+    sx_free(shape);
+    sx_free(indptr);
+    sx_free(indices);
+    sx_free(data);
+    H5Gclose(g);
+    return rc;
+}
+
+/* Names of the root's child groups (v2 genome groups), in name order. */
+typedef struct {
+    char **v;
+    int n;
+} namevec;
+
+static int list_groups(hid_t f, namevec *nv)
+{
+    H5G_info_t gi;
+    if (H5Gget_info(f, &gi) < 0) return -1;
+    nv->v = sx_calloc((size_t)gi.nlinks + 1, sizeof(char *));
+    if (!nv->v) return -1;
+    for (hsize_t i = 0; i < gi.nlinks; i++) {
+        char name[1024];
+        ssize_t l = H5Lget_name_by_idx(f, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                                       H5P_DEFAULT);
+        if (l < 0 || (size_t)l >= sizeof name) continue;
+        if (!is_kind(f, name, H5I_GROUP)) continue;
+        if (!(nv->v[nv->n] = sx_strdup(name))) return -1;
+        nv->n++;
+    }
+    return 0;
+}
+
+/* Build the dataset of parts side by side (same barcodes), genome column when tag set. */
+static sx_dataset *assemble(tenx_part *parts, int n, char **genomes, const char *path,
+                            sx_status *st)
+{
+    sx_dataset *d = NULL;
+    int64_t nb = parts[0].n_bc, nf = 0, nnz = 0;
+    for (int i = 0; i < n; i++) {
+        if (parts[i].n_bc != nb) goto mismatch;
+        for (int64_t b = 0; b < nb; b++)
+            if (strcmp(parts[i].barcodes[b], parts[0].barcodes[b]) != 0) goto mismatch;
+        nf += parts[i].n_feat;
+        nnz += sx_csr_nnz(parts[i].m);
+    }
+    sx_csr *X = NULL;
+    char **names = sx_calloc((size_t)(nf ? nf : 1), sizeof(char *));
+    char **ids = sx_calloc((size_t)(nf ? nf : 1), sizeof(char *));
+    char **gen = sx_calloc((size_t)(nf ? nf : 1), sizeof(char *));
+    if (!names || !ids || !gen) goto oom;
+    if (n == 1) {
+        X = parts[0].m;
+        parts[0].m = NULL;
+    } else {
+        if (!(X = sx_csr_new(nb, nf, nnz, st))) goto fail;
+        int64_t k = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t off = 0;
+            for (int i = 0; i < n; i++) {
+                const sx_csr *m = parts[i].m;
+                for (int64_t q = m->indptr[b]; q < m->indptr[b + 1]; q++) {
+                    X->indices[k] = (int32_t)(m->indices[q] + off);
+                    X->data[k++] = m->data[q];
+                }
+                off += parts[i].n_feat;
+            }
+            X->indptr[b + 1] = k;
+        }
+    }
+    int64_t j = 0;
+    for (int i = 0; i < n; i++)
+        for (int64_t q = 0; q < parts[i].n_feat; q++, j++) {
+            names[j] = parts[i].names[q];
+            ids[j] = parts[i].ids[q];
+            gen[j] = genomes ? genomes[i] : NULL;
+        }
+    if (!(d = sx_dataset_new(0, 0, st))) goto fail;
+    sx_frame_free(d->obs);
+    sx_frame_free(d->var);
+    d->obs = sx_frame_new(nb, (const char *const *)parts[0].barcodes, st);
+    d->var = sx_frame_new(nf, (const char *const *)names, st);
+    if (!d->obs || !d->var) goto fail;
+    d->X = X;
+    X = NULL;
+    d->x_was_int = 1;
+    if (sx_frame_add_strings(d->var, "gene_ids", (const char *const *)ids, st) != SX_OK)
+        goto fail;
+    if (genomes && sx_frame_add_strings(d->var, "genome", (const char *const *)gen, st) != SX_OK)
+        goto fail;
+    if (n == 1) {
+        /* v3: feature_types then the other tags, scanpy's column names */
+        for (int e = 0; e < parts[0].n_extra; e++) {
+            const char *cn = strcmp(parts[0].extra_name[e], "feature_type") == 0
+                                 ? "feature_types" : parts[0].extra_name[e];
+            if (sx_frame_add_strings(d->var, cn, (const char *const *)parts[0].extra[e], st) !=
+                SX_OK)
+                goto fail;
+        }
+    }
+    sx_free(names);
+    sx_free(ids);
+    sx_free(gen);
+    return d;
+mismatch:
+    sx_status_set(st, SX_EFORMAT,
+                  "%s: the genome groups have different barcodes, so they cannot be read "
+                  "together; choose one genome (genome option)", path);
+    return NULL;
+oom:
+    sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+fail:
+    sx_csr_free(X);
+    sx_free(names);
+    sx_free(ids);
+    sx_free(gen);
+    sx_dataset_free(d);
+    return NULL;
+}
+
+/* v3 with a genome chosen: keep that genome's features (scanpy's genome= filter). */
+static int filter_genome(sx_dataset *d, const char *genome, const char *path, sx_status *st)
+{
+    sx_column *c = sx_frame_col(d->var, "genome");
+    if (!c)
+        return sx_status_set(st, SX_ENOTFOUND, "%s: genome '%s' requested but the file has no "
+                             "matrix/features/genome", path, genome);
+    int64_t n = d->var->n_rows, k = 0;
+    int64_t *keep = sx_mallocarray((size_t)(n ? n : 1), sizeof(int64_t));
+    if (!keep) return sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+    for (int64_t j = 0; j < n; j++)
+        if (c->str[j] && strcmp(c->str[j], genome) == 0) keep[k++] = j;
+    int rc = SX_OK;
+    if (k == 0)
+        rc = sx_status_set(st, SX_ENOTFOUND, "%s: no features of genome '%s' (first genome in "
+                           "the file: '%s')", path, genome, n ? c->str[0] : "");
+    else if (k < n)
+        rc = sx_dataset_take_vars(d, keep, k, st);
+    sx_free(keep);
+    return rc;
+}
+
+sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
+                            const sx_progress *prog, sx_status *st)
+{
+    const char *genome = opts ? opts->genome : NULL;
+    int skip = opts ? opts->skip_values_check : 0;
+    hid_t f = sx_h5_open_ro(path, st);
+    if (f < 0) return NULL;
+    sx_dataset *d = NULL;
+    namevec groups = {0};
+    tenx_part *parts = NULL;
+    int n_parts = 0;
+
+    sx_progress_report(prog, "read", 0.0, NULL);
+    if (sx_h5_exists(f, "matrix")) {
+        if (!(parts = sx_calloc(1, sizeof *parts))) goto oom;
+        n_parts = 1;
+        if (read_part(f, "matrix", 1, path, &parts[0], st) != SX_OK) goto fail;
+        if (!(d = assemble(parts, 1, NULL, path, st))) goto fail;
+        if (genome && filter_genome(d, genome, path, st) != SX_OK) goto fail;
+    } else {
+        if (list_groups(f, &groups) != 0) goto oom;
+        if (groups.n == 0) {
+            sx_status_set(st, SX_EFORMAT, "%s: an HDF5 file but not a 10x matrix: no /matrix "
+                          "group (Cell Ranger >= 3) and no genome groups (Cell Ranger <= 2)",
+                          path);
+            goto fail;
+        }
+        int first = 0, count = groups.n;
+        if (genome) {
+            first = -1;
+            for (int i = 0; i < groups.n; i++)
+                if (strcmp(groups.v[i], genome) == 0) first = i;
+            if (first < 0) {
+                char avail[512] = "";
+                for (int i = 0; i < groups.n; i++) {
+                    strncat(avail, i ? ", " : "", sizeof avail - strlen(avail) - 1);
+                    strncat(avail, groups.v[i], sizeof avail - strlen(avail) - 1);
+                }
+                sx_status_set(st, SX_ENOTFOUND, "%s: genome '%s' not found; available: %s", path,
+                              genome, avail);
+                goto fail;
+            }
+            count = 1;
+        }
+        if (!(parts = sx_calloc((size_t)count, sizeof *parts))) goto oom;
+        n_parts = count;
+        for (int i = 0; i < count; i++)
+            if (read_part(f, groups.v[first + i], 0, path, &parts[i], st) != SX_OK) goto fail;
+        if (count > 1)
+            SX_INFO("%s: %d genomes read side by side; var 'genome' says which gene is whose",
+                    path, count);
+        if (!(d = assemble(parts, count, count > 1 ? groups.v : NULL, path, st))) goto fail;
+    }
+    if (sx_io_check_values(d->X, path, skip, st) != SX_OK) goto fail;
+    if (sx_io_unique_var_names(d, path, st) != SX_OK) goto fail;
+    sx_progress_report(prog, "read", 1.0, NULL);
+    goto done;
+oom:
+    sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+fail:
+    sx_dataset_free(d);
+    d = NULL;
+done:
+    for (int i = 0; i < n_parts; i++) part_free(&parts[i]);
+    sx_free(parts);
+    for (int i = 0; i < groups.n; i++) sx_free(groups.v[i]);
+    sx_free(groups.v);
+    H5Fclose(f);
+    return d;
+}
