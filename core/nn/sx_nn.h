@@ -159,6 +159,11 @@ typedef struct sx_nn_losses {
 int sx_nn_trainer_forward_backward(sx_nn_trainer *t, const sx_csr *x, const int64_t *rows,
                                    int64_t n, const int32_t *domain, const float *eps,
                                    sx_nn_losses *loss, sx_status *st);
+/* Forward only, training mode (eval = 0: batch statistics, running stats updated as PyTorch
+ * does) or eval mode (running statistics; nothing updated). No gradients. */
+int sx_nn_trainer_forward(sx_nn_trainer *t, const sx_csr *x, const int64_t *rows, int64_t n,
+                          const int32_t *domain, const float *eps, int eval,
+                          sx_nn_losses *loss, sx_status *st);
 /* Adam step with the gradients of the last forward_backward. */
 int sx_nn_trainer_adam(sx_nn_trainer *t, sx_status *st);
 

@@ -1,4 +1,4 @@
-/* sx_nn_internal — structures shared by the nn/*.c files (not part of the public API).
+/* sx_nn_internal — structures shared by the nn .c files (not part of the public API).
  *
  * Internal layout (why it differs from PyTorch's): the first-layer weight is stored
  * transposed, G x H, so that one input gene's weights are one contiguous row — the sparse
@@ -17,7 +17,7 @@
 enum { SX_TK_PARAM = 0, SX_TK_BUF = 1, SX_TK_NBT = 2 };
 
 typedef struct sx_nn_tensor {
-    char name[64];
+    char name[80];
     int kind;        /* SX_TK_* */
     int ndim;        /* 0, 1, 2 */
     int64_t dims[2]; /* PyTorch shape */
@@ -78,6 +78,9 @@ static inline int64_t sx_nn_boff_rv(const struct sx_nn_model *m, int64_t d)
     return 2 * m->H + (2 * d + 1) * m->G;
 }
 
+/* A model with zeroed storage and no initialization (for load / clone). */
+struct sx_nn_model *sx_nn_model_alloc(const sx_nn_config *cfg, sx_status *st);
+
 const sx_nn_tensor *sx_nn_find_tensor(const struct sx_nn_model *m, const char *name);
 int sx_nn_param_index(const struct sx_nn_model *m, const char *name);
 
@@ -112,6 +115,7 @@ typedef struct sx_nn_ws {
     void *dz, *dmu, *ds;    /* B x Z */
     void *mean1, *invstd1;  /* H */
     void *mean2, *invstd2;  /* D x G */
+    double *scratch;        /* 2 * max(G, H) */
     int64_t *dom_cnt;       /* D */
     int64_t *dom_rows;      /* B: rows grouped by domain */
     int64_t *dom_start;     /* D + 1 */
@@ -151,11 +155,13 @@ struct sx_nn_trainer {
 
 /* Precision-specific kernels (sx_nn_kernels.inc compiled as _f32 and _f64).
  * fwd: training-mode (eval = 0) or eval-mode forward of the loaded minibatch; update = move
- * running statistics (train mode only); use_eps = z = mu + eps*sigma with w->eps, else z = mu;
+ * running statistics (train mode only); flags: SX_FWD_EPS = z = mu + eps*sigma with w->eps
+ * (else z = mu), SX_FWD_ENC_ONLY = stop after the heads (the decoder is not run);
  * dense = first layer through GEMM on the dense copy instead of the sparse kernel. */
+enum { SX_FWD_EPS = 1, SX_FWD_ENC_ONLY = 2 };
 #define SX_NN_DECLARE(sfx)                                                                     \
     void sx_nn_fwd_##sfx(struct sx_nn_model *m, sx_nn_ws *w, sx_nn_pool *pool, int eval,      \
-                         int update, int use_eps, int dense);                                  \
+                         int update, int flags, int dense);                                    \
     void sx_nn_loss_##sfx(const struct sx_nn_model *m, const sx_nn_ws *w, sx_nn_losses *l);   \
     void sx_nn_bwd_##sfx(struct sx_nn_trainer *t);                                            \
     void sx_nn_adam_##sfx(struct sx_nn_trainer *t);                                           \
