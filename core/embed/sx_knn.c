@@ -581,7 +581,7 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
         return sx_knn_exact(x, n, NULL, 0, dim, k, opts, prog, st);
     N.n = n;
     N.dim = dim;
-    N.mc = N.K < 24 ? N.K : 24;
+    N.mc = N.K < 16 ? N.K : 16; /* candidates per round: recall stays > 0.99 at 16 */
     N.nth = sx_embed_threads(opts->n_threads);
     if (N.nth > 256) N.nth = 256;
     N.prog = prog;

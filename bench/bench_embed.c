@@ -1,0 +1,172 @@
+/* bench_embed — UMAP fit on 100,000 x 10 clustered Gaussian cells, transform of 10,000 new
+ * cells onto it, and a 1,000,000 x 10 kNN graph (k = 30, NN-descent, recall sampled against
+ * exact). Prints wall times, peak RSS and the ratio to umap-learn 0.5.3's times on the
+ * project's 2-core machine (golden/quality.json: fit 73.3 s, transform 26.5 s).
+ *
+ * usage: bench_embed [scale] [threads]   scale multiplies all sizes (default 1.0). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "sx_alloc.h"
+#include "sx_embed_internal.h"
+#include "sx_knn.h"
+#include "sx_metrics.h"
+#include "sx_umap.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* process CPU seconds (all threads): on a shared machine wall time alone misleads */
+static double cpu(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
+}
+
+static void gen(double *x, int64_t n, int dim, const double *cen, int nc, sx_rng *r, int32_t *lab)
+{
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)sx_rng_below(r, nc);
+        if (lab) lab[i] = c;
+        for (int d = 0; d < dim; d++) x[i * dim + d] = cen[c * dim + d] + sx_rng_normal(r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    double scale = argc > 1 ? atof(argv[1]) : 1.0;
+    int nth = argc > 2 ? atoi(argv[2]) : 0;
+    const int dim = 10, nc = 30;
+    int64_t n_fit = (int64_t)(100000 * scale), n_tr = (int64_t)(10000 * scale),
+            n_knn = (int64_t)(1000000 * scale);
+    sx_rng r;
+    sx_rng_seed(&r, 42, 0);
+    double *cen = sx_mallocarray(nc * dim, sizeof *cen);
+    for (int i = 0; i < nc * dim; i++) cen[i] = sx_rng_normal(&r) * 6.0;
+    double *x = sx_mallocarray(n_fit * dim, sizeof *x), *q = sx_mallocarray(n_tr * dim, sizeof *q);
+    gen(x, n_fit, dim, cen, nc, &r, NULL);
+    gen(q, n_tr, dim, cen, nc, &r, NULL);
+    sx_status st = {0};
+    printf("bench_embed: scale %.3g, threads %d (0 = all = %d)\n", scale, nth, sx_embed_threads(nth));
+
+    /* ---- UMAP fit: kNN + graph + spectral + SGD ---- */
+    sx_umap_params p;
+    sx_umap_params_init(&p);
+    p.n_threads = nth;
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = nth;
+    double t0 = now(), c0 = cpu();
+    sx_knn *knn = sx_knn_self(x, n_fit, dim, p.n_neighbors, &ko, NULL, &st);
+    double t_knn = now() - t0;
+    if (!knn) {
+        fprintf(stderr, "kNN: %s\n", st.msg);
+        return 1;
+    }
+    sx_csr *G = sx_umap_fuzzy_graph(knn, NULL, NULL, &st);
+    double t_graph = now() - t0 - t_knn;
+    float *emb = sx_mallocarray(n_fit * 2, sizeof *emb);
+    sx_umap_info info = {0};
+    int rc = G ? sx_umap_fit(G, x, dim, &p, emb, &info, NULL, &st) : st.code;
+    double t_fit = now() - t0, c_fit = cpu() - c0;
+    if (rc) {
+        fprintf(stderr, "UMAP fit: %s\n", st.msg);
+        return 1;
+    }
+    printf("UMAP fit %lld x %d: %.2f s (kNN %s %.2f s, graph %.2f s, init+SGD %.2f s; %d epochs, "
+           "%lld edges, init %s)\n",
+           (long long)n_fit, dim, t_fit, n_fit >= 100000 ? "NN-descent" : "exact", t_knn, t_graph,
+           t_fit - t_knn - t_graph, info.n_epochs, (long long)info.n_edges,
+           info.init_used == 0 ? "spectral" : info.init_used == 2 ? "multi-component" : "random");
+    printf("  CPU time %.2f s (all threads)\n", c_fit);
+    if (scale == 1.0) printf("  vs umap-learn 73.3 s: ratio %.3f (target <= 0.333)\n", t_fit / 73.3);
+    /* quality on a subsample: trustworthiness needs O(n^2) */
+    {
+        int64_t ns = n_fit < 3000 ? n_fit : 3000;
+        double *xs = sx_mallocarray(ns * dim, sizeof *xs), *es = sx_mallocarray(ns * 2, sizeof *es);
+        for (int64_t i = 0; i < ns; i++) {
+            int64_t j = i * (n_fit / ns);
+            for (int d = 0; d < dim; d++) xs[i * dim + d] = x[j * dim + d];
+            es[2 * i] = emb[2 * j];
+            es[2 * i + 1] = emb[2 * j + 1];
+        }
+        double tw = 0;
+        if (sx_metrics_trustworthiness(xs, dim, es, 2, ns, 15, nth, &tw, &st) == SX_OK)
+            printf("  trustworthiness(15) on a %lld-cell subsample: %.4f\n", (long long)ns, tw);
+        sx_free(xs);
+        sx_free(es);
+    }
+    sx_knn_free(knn);
+    sx_csr_free(G);
+
+    /* ---- transform ---- */
+    float *et = sx_mallocarray(n_tr * 2, sizeof *et);
+    t0 = now();
+    c0 = cpu();
+    rc = sx_umap_transform(x, n_fit, emb, q, n_tr, dim, &p, et, NULL, &st);
+    double t_tr = now() - t0;
+    if (rc) {
+        fprintf(stderr, "transform: %s\n", st.msg);
+        return 1;
+    }
+    printf("UMAP transform %lld cells onto %lld: %.2f s (CPU %.2f s)\n", (long long)n_tr,
+           (long long)n_fit, t_tr, cpu() - c0);
+    if (scale == 1.0) printf("  vs umap-learn 26.5 s: ratio %.3f\n", t_tr / 26.5);
+    printf("peak RSS after UMAP: %.1f MiB\n", sx_peak_rss() / 1048576.0);
+    sx_free(et);
+    sx_free(emb);
+    sx_free(x);
+    sx_free(q);
+
+    /* ---- kNN graph of 1M x 10 ---- */
+    double *big = sx_mallocarray(n_knn * dim, sizeof *big);
+    gen(big, n_knn, dim, cen, nc, &r, NULL);
+    ko.method = SX_KNN_APPROX;
+    t0 = now();
+    c0 = cpu();
+    sx_knn *bk = sx_knn_self(big, n_knn, dim, 30, &ko, NULL, &st);
+    double t_big = now() - t0, c_big = cpu() - c0;
+    if (!bk) {
+        fprintf(stderr, "kNN 1M: %s\n", st.msg);
+        return 1;
+    }
+    /* recall on 1000 sampled cells against exact search */
+    int64_t ns = 1000;
+    double *qs = sx_mallocarray(ns * dim, sizeof *qs);
+    sx_knn sub = {ns, 30, sx_mallocarray(ns * 30, sizeof(int32_t)), sx_mallocarray(ns * 30, sizeof(double))};
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t j = i * (n_knn / ns);
+        for (int d = 0; d < dim; d++) qs[i * dim + d] = big[j * dim + d];
+        for (int c = 0; c < 30; c++) {
+            sub.idx[i * 30 + c] = bk->idx[j * 30 + c];
+            sub.dist[i * 30 + c] = bk->dist[j * 30 + c];
+        }
+    }
+    t0 = now();
+    sx_knn_opts_init(&ko);
+    ko.n_threads = nth;
+    sx_knn *ex = sx_knn_exact(big, n_knn, qs, ns, dim, 30, &ko, NULL, &st);
+    double t_ex = now() - t0;
+    printf("kNN graph %lld x %d (k = 30, NN-descent): %.2f s (CPU %.2f s); recall vs exact on %lld cells %.4f "
+           "(exact for those: %.2f s -> %.0f s extrapolated for all)\n",
+           (long long)n_knn, dim, t_big, c_big, (long long)ns, ex ? sx_knn_recall(&sub, ex) : -1.0, t_ex,
+           t_ex * n_knn / ns);
+    printf("peak RSS: %.1f MiB\n", sx_peak_rss() / 1048576.0);
+    sx_knn_free(ex);
+    sx_free(sub.idx);
+    sx_free(sub.dist);
+    sx_free(qs);
+    sx_knn_free(bk);
+    sx_free(big);
+    sx_free(cen);
+    return 0;
+}

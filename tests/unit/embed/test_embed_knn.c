@@ -1,0 +1,212 @@
+/* Exact kNN against scikit-learn's NearestNeighbors(30) on the golden latents; NN-descent
+ * recall against exact; threading and float32 paths; argument errors. */
+#include "embed_golden.h"
+#include "sx_embed_internal.h"
+#include "sx_knn.h"
+
+/* Share of golden neighbour sets matched; a mismatch is accepted only as a distance tie at
+ * the k-th position (sklearn leaves those unspecified). */
+static void compare_sets(const sx_knn *r, const int64_t *gi, const double *gd, int64_t n, int k,
+                         int *n_bad_out, int *n_tie_out)
+{
+    int bad = 0, ties = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int a = 0; a < k; a++) {
+            int64_t v = gi[i * k + a];
+            int found = 0;
+            for (int b = 0; b < k && !found; b++) found = r->idx[i * k + b] == v;
+            if (found) continue;
+            /* a tie: the missing neighbour is at the k-th distance of our list */
+            double dk = r->dist[i * k + k - 1];
+            if (fabs(gd[i * k + a] - dk) <= 1e-12 * (1 + dk)) ties++;
+            else bad++;
+        }
+    }
+    *n_bad_out = bad;
+    *n_tie_out = ties;
+}
+
+START_TEST(exact_matches_sklearn)
+{
+    for (int s = 0; s < EG_NSETS; s++) {
+        eg g;
+        eg_load(&g, EG_SETS[s]);
+        int64_t m;
+        int64_t *gi = eg_i64(g.f, "knn_sklearn/indices", &m);
+        double *gd = eg_f64(g.f, "knn_sklearn/distances", &m);
+        int k = (int)(m / g.n);
+        ck_assert_int_eq(k, 30);
+        sx_status st = {0};
+        sx_knn_opts o;
+        sx_knn_opts_init(&o);
+        o.n_threads = 2;
+        sx_knn *r = sx_knn_exact(g.latent, g.n, NULL, 0, g.dim, k, &o, NULL, &st);
+        ck_assert_msg(r, "%s", st.msg);
+        int bad, ties;
+        compare_sets(r, gi, gd, g.n, k, &bad, &ties);
+        double maxd = 0;
+        int self_first = 1;
+        for (int64_t i = 0; i < g.n; i++) {
+            self_first &= r->idx[i * k] == i && r->dist[i * k] == 0.0;
+            for (int j = 0; j < k; j++) {
+                double d = fabs(r->dist[i * k + j] - gd[i * k + j]);
+                if (d > maxd) maxd = d;
+            }
+        }
+        printf("[%s] exact kNN k=30: %d neighbours differ beyond ties, %d tie swaps, max |d - "
+               "sklearn| = %.2e\n",
+               g.name, bad, ties, maxd);
+        ck_assert_int_eq(bad, 0);
+        ck_assert(self_first);
+        ck_assert_double_le(maxd, 1e-12);
+        /* one thread gives the identical table */
+        o.n_threads = 1;
+        sx_knn *r1 = sx_knn_exact(g.latent, g.n, NULL, 0, g.dim, k, &o, NULL, &st);
+        ck_assert(r1);
+        ck_assert(memcmp(r1->idx, r->idx, (size_t)g.n * k * sizeof *r->idx) == 0);
+        /* float32 latent: same sets except float rounding near ties */
+        float *xf = sx_mallocarray(g.n * g.dim, sizeof *xf);
+        for (int64_t i = 0; i < g.n * g.dim; i++) xf[i] = (float)g.latent[i];
+        sx_knn *rf = sx_knn_exact_f32(xf, g.n, NULL, 0, g.dim, k, &o, NULL, &st);
+        ck_assert(rf);
+        ck_assert_double_ge(sx_knn_recall(rf, r), 0.995);
+        /* excluding self gives the next k */
+        o.exclude_self = 1;
+        sx_knn *rx = sx_knn_exact(g.latent, g.n, NULL, 0, g.dim, k - 1, &o, NULL, &st);
+        ck_assert(rx);
+        for (int64_t i = 0; i < g.n; i++)
+            for (int j = 0; j < k - 1; j++) ck_assert_int_eq(rx->idx[i * (k - 1) + j], r->idx[i * k + j + 1]);
+        sx_knn_free(rx);
+        sx_knn_free(rf);
+        sx_free(xf);
+        sx_knn_free(r1);
+        sx_knn_free(r);
+        sx_free(gi);
+        sx_free(gd);
+        eg_close(&g);
+    }
+}
+END_TEST
+
+START_TEST(query_vs_reference)
+{
+    /* the label-transfer neighbours: 5 nearest reference cells of each query cell */
+    for (int s = 0; s < EG_NSETS; s++) {
+        eg g;
+        eg_load(&g, EG_SETS[s]);
+        int64_t nr, nq, m;
+        int64_t *ri = eg_i64(g.f, "label_transfer/ref_index", &nr);
+        int64_t *qi = eg_i64(g.f, "label_transfer/query_index", &nq);
+        int64_t *gi = eg_i64(g.f, "label_transfer/neighbor_ref_rows", &m);
+        double *gd = eg_f64(g.f, "label_transfer/neighbor_distances", &m);
+        double *R = sx_mallocarray(nr * g.dim, sizeof *R), *Q = sx_mallocarray(nq * g.dim, sizeof *Q);
+        for (int64_t i = 0; i < nr; i++) memcpy(R + i * g.dim, g.latent + ri[i] * g.dim, g.dim * sizeof *R);
+        for (int64_t i = 0; i < nq; i++) memcpy(Q + i * g.dim, g.latent + qi[i] * g.dim, g.dim * sizeof *Q);
+        sx_status st = {0};
+        sx_knn *r = sx_knn_exact(R, nr, Q, nq, g.dim, 5, NULL, NULL, &st);
+        ck_assert_msg(r, "%s", st.msg);
+        int bad, ties;
+        compare_sets(r, gi, gd, nq, 5, &bad, &ties);
+        printf("[%s] query->reference 5-NN: %d differ, %d tie swaps\n", g.name, bad, ties);
+        ck_assert_int_eq(bad, 0);
+        sx_knn_free(r);
+        sx_free(R);
+        sx_free(Q);
+        sx_free(ri);
+        sx_free(qi);
+        sx_free(gi);
+        sx_free(gd);
+        eg_close(&g);
+    }
+}
+END_TEST
+
+/* Clustered Gaussian data (what the bench uses at scale). */
+static double *clustered(int64_t n, int dim, int n_clusters, uint64_t seed)
+{
+    double *x = sx_mallocarray(n * dim, sizeof *x);
+    double *cen = sx_mallocarray(n_clusters * dim, sizeof *cen);
+    sx_rng r;
+    sx_rng_seed(&r, seed, 1);
+    for (int i = 0; i < n_clusters * dim; i++) cen[i] = sx_rng_normal(&r) * 5.0;
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)sx_rng_below(&r, n_clusters);
+        for (int d = 0; d < dim; d++) x[i * dim + d] = cen[c * dim + d] + sx_rng_normal(&r);
+    }
+    sx_free(cen);
+    return x;
+}
+
+START_TEST(nndescent_recall)
+{
+    int64_t n = 20000;
+    int dim = 10, k = 30;
+    double *x = clustered(n, dim, 20, 7);
+    sx_status st = {0};
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.n_threads = 2;
+    sx_knn *ex = sx_knn_exact(x, n, NULL, 0, dim, k, &o, NULL, &st);
+    ck_assert_msg(ex, "%s", st.msg);
+    sx_knn *ap = sx_knn_nndescent(x, n, dim, k, &o, NULL, &st);
+    ck_assert_msg(ap, "%s", st.msg);
+    double rec = sx_knn_recall(ap, ex);
+    printf("NN-descent recall vs exact (20000 x 10, k=30, 20 clusters): %.4f\n", rec);
+    ck_assert_double_ge(rec, 0.95);
+    for (int64_t i = 0; i < n; i++) {
+        ck_assert_int_eq(ap->idx[i * k], i);
+        for (int j = 1; j < k; j++) ck_assert(ap->dist[i * k + j] >= ap->dist[i * k + j - 1]);
+    }
+    /* deterministic for a seed and thread count */
+    sx_knn *ap2 = sx_knn_nndescent(x, n, dim, k, &o, NULL, &st);
+    ck_assert(memcmp(ap->idx, ap2->idx, (size_t)n * k * sizeof *ap->idx) == 0);
+    sx_knn_free(ap2);
+    /* on a real latent as well */
+    eg g;
+    eg_load(&g, "pbmc_3tech");
+    sx_knn *e2 = sx_knn_exact(g.latent, g.n, NULL, 0, g.dim, k, &o, NULL, &st);
+    sx_knn *a2 = sx_knn_nndescent(g.latent, g.n, g.dim, k, &o, NULL, &st);
+    ck_assert(e2 && a2);
+    double rec2 = sx_knn_recall(a2, e2);
+    printf("NN-descent recall vs exact (pbmc_3tech latent, k=30): %.4f\n", rec2);
+    ck_assert_double_ge(rec2, 0.95);
+    sx_knn_free(e2);
+    sx_knn_free(a2);
+    eg_close(&g);
+    sx_knn_free(ex);
+    sx_knn_free(ap);
+    sx_free(x);
+}
+END_TEST
+
+START_TEST(errors_and_ties)
+{
+    double x[8] = {0, 0, 1, 0, 0, 1, 1, 1}; /* unit square: every cell has two neighbours at 1 */
+    sx_status st = {0};
+    ck_assert_ptr_null(sx_knn_exact(x, 4, NULL, 0, 2, 5, NULL, NULL, &st));
+    ck_assert_int_eq(st.code, SX_EINVAL);
+    sx_knn *r = sx_knn_exact(x, 4, NULL, 0, 2, 3, NULL, NULL, &st);
+    ck_assert(r);
+    /* ties at distance 1 resolved by lower index */
+    ck_assert_int_eq(r->idx[0], 0);
+    ck_assert_int_eq(r->idx[1], 1);
+    ck_assert_int_eq(r->idx[2], 2);
+    ck_assert_int_eq(r->idx[3 * 3], 3);
+    ck_assert_int_eq(r->idx[3 * 3 + 1], 1);
+    ck_assert_int_eq(r->idx[3 * 3 + 2], 2);
+    sx_knn_free(r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("embed_knn");
+    TCase *tc = tcase_create("knn");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, exact_matches_sklearn);
+    tcase_add_test(tc, query_vs_reference);
+    tcase_add_test(tc, nndescent_recall);
+    tcase_add_test(tc, errors_and_ties);
+    suite_add_tcase(s, tc);
+    return sx_test_run(s);
+}
