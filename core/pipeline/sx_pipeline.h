@@ -21,7 +21,11 @@
 #ifndef SX_PIPELINE_H
 #define SX_PIPELINE_H
 
+#include <stdint.h>
+
 #include "sx_error.h"
+#include "sx_frame.h"
+#include "sx_nn.h"
 #include "sx_progress.h"
 
 typedef enum sx_job_type {
@@ -42,7 +46,13 @@ typedef struct sx_popt_spec {
     const char *def;    /* default as text, NULL = none */
     const char *help;
     unsigned jobs;      /* bitmask of sx_job_type it applies to */
+    /* added: value checks shared by the CLI and the API */
+    const char *choices; /* "a|b|c": the allowed values of a STRING option (NULL = any) */
+    double lo, hi;       /* INT/FLOAT range [lo, hi], checked when lo < hi */
 } sx_popt_spec;
+
+/* The spec of one option by name (NULL when unknown). */
+const sx_popt_spec *sx_pipeline_option_spec(const char *name);
 
 /* The table of every option; *n receives its length. Static storage. */
 const sx_popt_spec *sx_pipeline_option_specs(int *n);
@@ -71,7 +81,31 @@ typedef struct sx_job_spec {
     const char *outdir;         /* created if missing; results written under temp names + renamed */
     const sx_pipeline_opts *opts;
     int threads;                /* compute threads for this job (0 = all cores) */
+    /* added: an already loaded reference (the daemon's cache); when set it is used instead
+     * of loading `reference` (borrowed, not modified) */
+    const struct sx_reference *reference_obj;
 } sx_job_spec;
+
+/* A trained reference as a daemon keeps it in memory: the model plus the reference cells'
+ * latent, UMAP layout and obs labels. Written by integrate as OUTDIR/reference.h5 (the model
+ * file of sx_nn_model_save, which sx_nn_model_load also reads, plus a group "reference":
+ * obs_names, latent (n x Z float64), umap (n x 2 float32, absent with ignore_umap),
+ * obs/<column> (strings) listed by obs_columns, attributes format="scalexd-reference",
+ * format_version, umap_a, umap_b). */
+typedef struct sx_reference {
+    sx_nn_model *model;
+    int64_t n_cells;
+    int dim;              /* latent width */
+    double *latent;       /* n_cells x dim */
+    float *umap;          /* n_cells x 2, or NULL */
+    sx_frame *obs;        /* index = cell names; categorical columns (batch, leiden, labels) */
+    double umap_a, umap_b;
+    char *path;           /* the file it was read from */
+} sx_reference;
+
+/* Load from a reference.h5, or from an integrate OUTDIR holding one. Caller frees. */
+sx_reference *sx_reference_load(const char *path, sx_status *st);
+void sx_reference_free(sx_reference *r);
 
 /* Run one job to completion. Progress stages: "read", "preprocess", "train", "encode",
  * "umap", "leiden", "transfer", "write". Returns SX_OK or an SX_E* code with st filled

@@ -1,0 +1,55 @@
+/* sx_pipeline_internal — helpers private to core/pipeline: a tiny JSON text builder, the job
+ * log (log.txt), file helpers (mkdir -p, write-then-rename) and the reference file writer. */
+#ifndef SX_PIPELINE_INTERNAL_H
+#define SX_PIPELINE_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sx_dataset.h"
+#include "sx_error.h"
+#include "sx_pipeline.h"
+
+/* ---- growable text (JSON / CSV) ---- */
+typedef struct sx_sb {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sx_sb;
+
+void sx_sb_putf(sx_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sx_sb_puts(sx_sb *b, const char *s);
+/* JSON string literal with escapes (NULL -> null). */
+void sx_sb_json_str(sx_sb *b, const char *s);
+/* JSON number; non-finite -> null. */
+void sx_sb_json_num(sx_sb *b, double v);
+/* CSV field, quoted when it holds a comma, quote or newline. */
+void sx_sb_csv(sx_sb *b, const char *s);
+void sx_sb_free(sx_sb *b);
+
+/* Write text to path via "<path>.tmp" + rename. */
+int sx_pl_write_file(const char *path, const char *text, size_t len, sx_status *st);
+/* mkdir -p. */
+int sx_pl_mkdirs(const char *path, sx_status *st);
+/* "<dir>/<name>" (caller frees). */
+char *sx_pl_join(const char *dir, const char *name);
+int sx_pl_is_dir(const char *path);
+int sx_pl_exists(const char *path);
+double sx_pl_now(void);
+
+/* ---- the job log (log.txt): "<date time,ms> - SCALEX - INFO - msg" lines, as SCALEX ---- */
+typedef struct sx_pl_log {
+    FILE *f;
+} sx_pl_log;
+void sx_pl_log_msg(sx_pl_log *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fisher-Yates permutation of 0..n-1 from a seed (the inference sampler's walk order). */
+void sx_pl_permutation(int64_t *perm, int64_t n, uint64_t seed);
+
+/* Write reference.h5: the model file plus the "reference" group (see sx_pipeline.h). obs
+ * columns written: every categorical or string column of obs. umap may be NULL. */
+int sx_pl_reference_write(const char *path, const sx_nn_model *m, const sx_frame *obs,
+                          const double *latent, int dim, const float *umap, double umap_a,
+                          double umap_b, sx_status *st);
+
+#endif
