@@ -1,0 +1,499 @@
+/* libmicrohttpd glue: request contexts, auth, CORS, body streaming, async resume, logging.
+ *
+ * Life of a request: the first call of the access handler matches the route, checks the
+ * token and the declared size (so an unauthenticated or oversized upload is refused before
+ * a byte is stored); body calls append to a bounded buffer (JSON) or stream to a spool file
+ * while hashing (uploads); the last call runs the handler. A handler that must wait
+ * (readers, jobs) suspends the connection; a pool thread fills r->resp and resumes it, and
+ * the access handler then sends what is ready. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "srv_log.h"
+#include "srv_util.h"
+#include "sx_log.h"
+
+const char *api_arg(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *api_header(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+sqlite3 *api_db(api_req *r, api_resp *o)
+{
+    sx_status st;
+    sqlite3 *db = srv_registry_get(r->srv->reg, &st);
+    if (!db) api_problem(o, 503, "unavailable", "the registry cannot be opened (%s): retry later",
+                         st.msg);
+    return db;
+}
+
+void api_db_put(api_req *r, sqlite3 *db) { srv_registry_put(r->srv->reg, db); }
+
+int api_page(api_req *r, api_resp *o, int def, int max, int *size, int64_t *offset)
+{
+    const char *ps = api_arg(r, "page_size"), *pt = api_arg(r, "page_token");
+    char *end;
+    *size = def;
+    *offset = 0;
+    if (ps) {
+        long v = strtol(ps, &end, 10);
+        if (*end || end == ps || v < 1 || v > max) {
+            api_problem(o, 400, "invalid-parameter", "page_size must be an integer from 1 to %d, "
+                        "got '%s'", max, ps);
+            return -1;
+        }
+        *size = (int)v;
+    }
+    if (pt && *pt) {
+        long long v = strtoll(pt, &end, 10);
+        if (*end || end == pt || v < 0) {
+            api_problem(o, 400, "invalid-parameter", "page_token '%s' is not one this server "
+                        "gave out: pass next_page_token from the previous page", pt);
+            return -1;
+        }
+        *offset = v;
+    }
+    return 0;
+}
+
+void api_next_token(json_t *o, int more, int64_t offset, int size)
+{
+    if (more) {
+        char t[32];
+        snprintf(t, sizeof t, "%lld", (long long)(offset + size));
+        json_object_set_new(o, "next_page_token", json_string(t));
+    } else {
+        json_object_set_new(o, "next_page_token", json_null());
+    }
+}
+
+static void add_cors(api_server *s, api_req *r, struct MHD_Response *resp)
+{
+    const char *origin = api_header(r, "Origin");
+    if (!origin) return;
+    for (int i = 0; i < s->n_cors; i++) {
+        if (strcmp(s->cors[i], origin) && strcmp(s->cors[i], "*")) continue;
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "Location, ETag, Retry-After, X-Request-Id");
+        return;
+    }
+}
+
+static enum MHD_Result send_resp(api_req *r, api_resp *o)
+{
+    struct MHD_Response *resp;
+    if (o->fd >= 0) {
+        resp = MHD_create_response_from_fd64((uint64_t)o->fd_len, o->fd);
+        o->fd = -1; /* MHD closes it */
+    } else {
+        resp = MHD_create_response_from_buffer(o->len, o->body, MHD_RESPMEM_MUST_FREE);
+        o->body = NULL;
+    }
+    if (!resp) return MHD_NO;
+    if (o->ctype) MHD_add_response_header(resp, "Content-Type", o->ctype);
+    if (o->location[0]) MHD_add_response_header(resp, "Location", o->location);
+    if (o->etag[0]) MHD_add_response_header(resp, "ETag", o->etag);
+    if (o->disposition[0]) MHD_add_response_header(resp, "Content-Disposition", o->disposition);
+    if (o->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", o->retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    if (o->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"scalexd\"");
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    add_cors(r->srv, r, resp);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)o->status, resp);
+    MHD_destroy_response(resp);
+    int cls = o->status / 100;
+    if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->srv->requests[cls], 1);
+    json_t *f = json_object();
+    json_object_set_new(f, "request_id", json_string(r->rid));
+    json_object_set_new(f, "method", json_string(r->method));
+    json_object_set_new(f, "path", json_string(r->path));
+    json_object_set_new(f, "status", json_integer(o->status));
+    json_object_set_new(f, "ms", json_real((srv_mono_s() - r->t0) * 1e3));
+    if (r->user.name[0]) json_object_set_new(f, "user", json_string(r->user.name));
+    if (r->job_id[0]) json_object_set_new(f, "job", json_string(r->job_id));
+    srv_log_event(o->status >= 500 ? SX_LOG_WARN : SX_LOG_INFO, "request", f);
+    api_resp_free(o);
+    return ret;
+}
+
+void api_async_done(api_req *r)
+{
+    r->resp_ready = 1;
+    MHD_resume_connection(r->conn);
+}
+
+static int authenticate(api_req *r, api_resp *o)
+{
+    api_server *s = r->srv;
+    if (s->cfg->no_auth) {
+        r->user = s->local_user;
+        return 0;
+    }
+    const char *h = api_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7)) {
+        api_problem(o, 401, "unauthorized", "this route needs a bearer token: send "
+                    "'Authorization: Bearer TOKEN' (create one with `scalexd token create "
+                    "--data-dir DIR --user NAME`)");
+        return -1;
+    }
+    const char *tok = h + 7;
+    while (*tok == ' ') tok++;
+    sqlite3 *db = api_db(r, o);
+    if (!db) return -1;
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = srv_token_lookup(db, tok, &r->user, &st);
+    api_db_put(r, db);
+    if (rc == SX_ENOTFOUND) {
+        api_problem(o, 401, "unauthorized", "the bearer token is not known to this server: check "
+                    "it, or create one with `scalexd token create`");
+        return -1;
+    }
+    if (rc) {
+        api_problem_sx(o, &st);
+        return -1;
+    }
+    return 0;
+}
+
+static int preflight(api_req *r, api_resp *o)
+{
+    /* CORS preflight: no auth (browsers send none); headers only for allowed origins */
+    api_resp_init(o);
+    o->status = 204;
+    const char *origin = api_header(r, "Origin");
+    for (int i = 0; origin && i < r->srv->n_cors; i++)
+        if (!strcmp(r->srv->cors[i], origin) || !strcmp(r->srv->cors[i], "*")) return 1;
+    return 0;
+}
+
+static enum MHD_Result send_preflight(api_req *r, int allowed)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    if (allowed) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", api_header(r, "Origin"));
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Accept, If-None-Match");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    enum MHD_Result ret = MHD_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    atomic_fetch_add(&r->srv->requests[2], 1);
+    return ret;
+}
+
+/* First call: route, auth, size checks, open the spool. 0 = go on, else a response is ready. */
+static int begin(api_req *r, api_resp *o)
+{
+    api_server *s = r->srv;
+    int known = 0;
+    r->route = api_route_match(r->method, r->path, r->params, &known);
+    if (!r->route) {
+        if (known)
+            return api_problem(o, 405, "method-not-allowed", "%s is not allowed on %s: see "
+                               "/v1/openapi.json for the methods of each path", r->method, r->path),
+                   1;
+        return api_problem(o, 404, "not-found", "no route %s %s: see /v1/openapi.json for the "
+                           "API", r->method, r->path), 1;
+    }
+    if (r->route->auth && authenticate(r, o)) return 1;
+    const char *cl = api_header(r, "Content-Length");
+    long long declared = cl ? strtoll(cl, NULL, 10) : -1;
+    if (r->route->body == API_BODY_JSON) {
+        if (declared > s->cfg->max_json_bytes)
+            return api_problem(o, 413, "too-large", "the JSON body is %lld bytes; the limit is %lld",
+                               declared, (long long)s->cfg->max_json_bytes), 1;
+    } else if (r->route->body == API_BODY_UPLOAD) {
+        if (atomic_load(&s->draining))
+            return api_problem(o, 503, "unavailable", "the server is shutting down: retry on "
+                               "another instance or in a minute"), (o->retry_after = 30), 1;
+        if (declared > s->cfg->max_upload_bytes) {
+            atomic_fetch_add(&s->uploads_rejected, 1);
+            return api_problem(o, 413, "too-large", "the upload is %lld bytes; this server accepts "
+                               "at most %lld (--max-upload-bytes): subset the data or ask the "
+                               "operator", declared, (long long)s->cfg->max_upload_bytes), 1;
+        }
+        const char *ct = api_header(r, "Content-Type");
+        if (ct && !strncasecmp(ct, "multipart/", 10))
+            return api_problem(o, 415, "unsupported-media-type", "multipart uploads are not "
+                               "supported yet: send the file as the raw body with Content-Type: "
+                               "application/octet-stream (curl --data-binary @FILE)"), 1;
+        if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
+            return api_problem(o, 415, "unsupported-media-type", "a form-encoded body mangles "
+                               "binary files: send the raw file with Content-Type: "
+                               "application/octet-stream (curl --data-binary @FILE -H "
+                               "'Content-Type: application/octet-stream')"), 1;
+        sx_status st;
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/spool", s->cfg->data_dir);
+        snprintf(r->spool_path, sizeof r->spool_path, "%s/%s.part", dir, r->rid);
+        r->spool_fd = open(r->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (r->spool_fd < 0 && errno == ENOENT && srv_mkdirs(dir, &st) == SX_OK)
+            r->spool_fd = open(r->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (r->spool_fd < 0) {
+            r->spool_path[0] = 0;
+            return api_problem(o, 503, "unavailable", "cannot store the upload (%s): the data "
+                               "dir may be full; retry later", strerror(errno)), 1;
+        }
+        sx_sha256_init(&r->sha);
+    }
+    return 0;
+}
+
+static void body_chunk(api_req *r, const char *data, size_t n)
+{
+    api_server *s = r->srv;
+    if (r->too_large) return; /* discard the rest; the answer is 413 */
+    if (r->route->body == API_BODY_JSON) {
+        if ((int64_t)(r->body_len + n) > s->cfg->max_json_bytes) {
+            r->too_large = 1;
+            return;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = (r->body_len + n + 1) * 2;
+            char *nb = realloc(r->body, cap);
+            if (!nb) {
+                r->too_large = 1;
+                return;
+            }
+            r->body = nb;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, data, n);
+        r->body_len += n;
+        r->body[r->body_len] = 0;
+    } else if (r->route->body == API_BODY_UPLOAD && r->spool_fd >= 0) {
+        if (r->received + (int64_t)n > s->cfg->max_upload_bytes) {
+            r->too_large = 1;
+            return;
+        }
+        sx_sha256_update(&r->sha, data, n);
+        for (size_t w = 0; w < n;) {
+            ssize_t k = write(r->spool_fd, data + w, n - w);
+            if (k < 0 && errno == EINTR) continue;
+            if (k < 0) {
+                r->too_large = 2; /* disk full or I/O error */
+                return;
+            }
+            w += (size_t)k;
+        }
+        r->received += (int64_t)n;
+        atomic_fetch_add(&s->upload_bytes, (long long)n);
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    api_server *s = cls;
+    api_req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->spool_fd = -1;
+        r->t0 = srv_mono_s();
+        api_resp_init(&r->resp);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        const char *xr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (!xr || !srv_name_ok(xr) || strlen(xr) > 36 ||
+            snprintf(r->rid, sizeof r->rid, "%s", xr) <= 0)
+            srv_random_id("r", r->rid, sizeof r->rid, NULL);
+        *con_cls = r;
+        if (!strcmp(method, "OPTIONS")) {
+            r->first_done = 1;
+            return send_preflight(r, preflight(r, &r->resp));
+        }
+        if (begin(r, &r->resp)) {
+            r->first_done = 1;
+            r->resp_ready = 2; /* sent now; body (if any) is not read */
+            return send_resp(r, &r->resp);
+        }
+        r->first_done = 1;
+        return MHD_YES;
+    }
+    if (r->resp_ready == 2) { /* already answered: drop body bytes */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (r->route) body_chunk(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->resp_ready == 1) { /* resumed after async work */
+        r->resp_ready = 2;
+        return send_resp(r, &r->resp);
+    }
+    if (r->suspended) return MHD_YES;
+    /* end of the body: run the handler */
+    if (r->spool_fd >= 0) {
+        int bad = close(r->spool_fd) != 0;
+        r->spool_fd = -1;
+        if (bad && !r->too_large) r->too_large = 2;
+    }
+    if (r->too_large == 2) {
+        api_problem(&r->resp, 503, "unavailable", "the upload could not be stored (disk full?): "
+                    "retry later");
+    } else if (r->too_large) {
+        if (r->route->body == API_BODY_UPLOAD) atomic_fetch_add(&s->uploads_rejected, 1);
+        api_problem(&r->resp, 413, "too-large", "the body exceeds this server's limit of %lld "
+                    "bytes: subset the data or ask the operator to raise --max-upload-bytes",
+                    (long long)(r->route->body == API_BODY_UPLOAD ? s->cfg->max_upload_bytes
+                                                                  : s->cfg->max_json_bytes));
+    } else {
+        /* suspend first: a pool thread may finish and resume before the handler returns */
+        if (r->route->body == API_BODY_UPLOAD) {
+            r->suspended = 1;
+            MHD_suspend_connection(conn);
+        }
+        int rc = r->route->fn(r, &r->resp);
+        if (rc == API_ASYNC) return MHD_YES;
+        if (r->suspended) {
+            /* answered synchronously after all: resume and send on the next call */
+            r->resp_ready = 1;
+            MHD_resume_connection(conn);
+            return MHD_YES;
+        }
+    }
+    r->resp_ready = 2;
+    return send_resp(r, &r->resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    api_req *r = *con_cls;
+    if (!r) return;
+    if (r->spool_fd >= 0) close(r->spool_fd);
+    if (r->spool_path[0]) unlink(r->spool_path); /* renamed away when the upload was kept */
+    api_resp_free(&r->resp);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs *jobs,
+                             srv_pool *pool, const srv_engine *eng, sx_status *st)
+{
+    api_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->reg = reg;
+    s->jobs = jobs;
+    s->pool = pool;
+    s->eng = eng;
+    s->started = srv_mono_s();
+    /* CORS allow-list */
+    char *list = strdup(cfg->cors_origins);
+    for (char *save = NULL, *tok = list ? strtok_r(list, ", ", &save) : NULL; tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        char **nc = realloc(s->cors, (size_t)(s->n_cors + 1) * sizeof *nc);
+        if (!nc) break;
+        s->cors = nc;
+        s->cors[s->n_cors++] = strdup(tok);
+    }
+    free(list);
+    if (cfg->no_auth) {
+        sqlite3 *db = srv_registry_get(reg, st);
+        int rc = db ? srv_user_ensure(db, "local", 1, &s->local_user, st) : st->code;
+        srv_registry_put(reg, db);
+        if (rc) goto fail;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    socklen_t slen;
+    if (strchr(cfg->host, ':')) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) != 1) goto badhost;
+        flags |= MHD_USE_IPv6;
+        slen = sizeof *a6;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+        const char *h = !strcmp(cfg->host, "localhost") ? "127.0.0.1" : cfg->host;
+        if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) goto badhost;
+        slen = sizeof *a4;
+    }
+    (void)slen;
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
+    s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                              MHD_OPTION_END);
+    if (!s->mhd) {
+        sx_status_set(st, SX_EIO, "cannot listen on %s:%d (%s): is the port in use?", cfg->host,
+                      cfg->port, strerror(errno));
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    return s;
+badhost:
+    sx_status_set(st, SX_EINVAL, "--listen host '%s' is not an IP address: use 127.0.0.1, ::1 or "
+                  "0.0.0.0", cfg->host);
+fail:
+    for (int i = 0; i < s->n_cors; i++) free(s->cors[i]);
+    free(s->cors);
+    free(s);
+    return NULL;
+}
+
+int api_server_port(const api_server *s) { return s->port; }
+
+void api_server_quiesce(api_server *s)
+{
+    atomic_store(&s->draining, 1);
+    /* close the listening socket: the load balancer moves on, open connections finish */
+    MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+void api_server_stop(api_server *s)
+{
+    if (!s) return;
+    if (s->mhd) MHD_stop_daemon(s->mhd);
+    for (int i = 0; i < s->n_cors; i++) free(s->cors[i]);
+    free(s->cors);
+    free(s);
+}

@@ -1,0 +1,604 @@
+/* /v1/jobs: submit (validated against the pipeline's option table), list, get, cancel,
+ * and results (labels JSON/CSV, UMAP JSON paged, files with ETag). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "srv_util.h"
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static unsigned job_bit(const char *type)
+{
+    if (!strcmp(type, "integrate")) return SX_JOB_INTEGRATE;
+    if (!strcmp(type, "project")) return SX_JOB_PROJECT;
+    if (!strcmp(type, "label_transfer")) return SX_JOB_TRANSFER;
+    return 0;
+}
+
+static int check_options(const srv_engine *e, const char *type, json_t *opts, api_resp *o)
+{
+    if (!opts) return 0;
+    if (!json_is_object(opts))
+        return api_problem(o, 400, "wrong-type", "'options' must be an object of SCALEX option "
+                           "names to values, not %s", json_type_name(opts)), -1;
+    unsigned bit = job_bit(type);
+    const char *k;
+    json_t *v;
+    json_object_foreach(opts, k, v) {
+        const sx_popt_spec *p = NULL;
+        for (int i = 0; i < e->n_specs && !p; i++)
+            if (!strcmp(e->specs[i].name, k)) p = &e->specs[i];
+        if (!strcmp(k, "data_list") || !strcmp(k, "threads"))
+            return api_problem(o, 400, "unknown-field", "option 'options.%s' is set by the server "
+                               "(inputs come from 'datasets'; threads from --threads-per-job): "
+                               "remove it", k), -1;
+        if (!p)
+            return api_problem(o, 400, "unknown-field", "unknown option 'options.%s': GET "
+                               "/v1/options lists the options with their types", k), -1;
+        if (!(p->jobs & bit))
+            return api_problem(o, 400, "unknown-field", "option 'options.%s' does not apply to %s "
+                               "jobs: GET /v1/options says which jobs take it", k, type), -1;
+        int ok;
+        const char *want;
+        switch (p->type) {
+        case SX_POPT_BOOL: ok = json_is_boolean(v); want = "a boolean"; break;
+        case SX_POPT_INT: ok = json_is_integer(v); want = "an integer"; break;
+        case SX_POPT_FLOAT: ok = json_is_number(v); want = "a number"; break;
+        case SX_POPT_STRING: ok = json_is_string(v); want = "a string"; break;
+        default: {
+            ok = json_is_array(v) || json_is_string(v);
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) if (!json_is_string(x) && !json_is_number(x)) ok = 0;
+            want = "an array of strings";
+        }
+        }
+        if (!ok)
+            return api_problem(o, 400, "wrong-type", "option 'options.%s' must be %s, not %s", k,
+                               want, json_type_name(v)), -1;
+    }
+    sx_status st;
+    sx_status_clear(&st);
+    if (e->check_options && e->check_options(e->user, opts, &st))
+        return api_problem(o, 400, "invalid-value", "options: %s", st.msg), -1;
+    return 0;
+}
+
+int api_job_validate(api_server *s, sqlite3 *db, const srv_user *u, json_t *req, api_resp *o)
+{
+    static const char *const allowed[] = {"type", "datasets", "reference", "options", "name"};
+    if (!json_is_object(req))
+        return api_problem(o, 400, "wrong-type", "the body must be a JSON object like {\"type\": "
+                           "\"integrate\", \"datasets\": [ID], \"options\": {}}, not %s",
+                           json_type_name(req)), -1;
+    const char *k;
+    json_t *v;
+    json_object_foreach(req, k, v) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) ok |= !strcmp(k, allowed[i]);
+        if (!ok)
+            return api_problem(o, 400, "unknown-field", "unknown field '%s': a job takes type, "
+                               "datasets, reference, options and name", k), -1;
+    }
+    json_t *type = json_object_get(req, "type");
+    if (!type)
+        return api_problem(o, 400, "missing-field", "'type' is required: integrate, project or "
+                           "label_transfer"), -1;
+    if (!json_is_string(type))
+        return api_problem(o, 400, "wrong-type", "'type' must be a string, not %s",
+                           json_type_name(type)), -1;
+    const char *t = json_string_value(type);
+    if (!job_bit(t))
+        return api_problem(o, 400, "invalid-value", "'type' is '%s'; use integrate, project or "
+                           "label_transfer", t), -1;
+    json_t *name = json_object_get(req, "name");
+    if (name && !json_is_string(name))
+        return api_problem(o, 400, "wrong-type", "'name' must be a string, not %s",
+                           json_type_name(name)), -1;
+    json_t *ds = json_object_get(req, "datasets");
+    if (!ds)
+        return api_problem(o, 400, "missing-field", "'datasets' is required: a list of dataset "
+                           "ids from POST /v1/datasets"), -1;
+    if (!json_is_array(ds))
+        return api_problem(o, 400, "wrong-type", "'datasets' must be an array of dataset ids, not "
+                           "%s", json_type_name(ds)), -1;
+    if (json_array_size(ds) == 0 || json_array_size(ds) > 256)
+        return api_problem(o, 400, "invalid-value", "'datasets' must list 1 to 256 dataset ids"), -1;
+    size_t i;
+    json_array_foreach(ds, i, v) {
+        if (!json_is_string(v))
+            return api_problem(o, 400, "wrong-type", "'datasets[%zu]' must be a dataset id string, "
+                               "not %s", i, json_type_name(v)), -1;
+        sx_status st;
+        sx_status_clear(&st);
+        char *p = srv_dataset_path(db, json_string_value(v), u, &st);
+        if (!p) {
+            if (st.code == SX_ENOTFOUND)
+                return api_problem(o, 404, "not-found", "no dataset '%s' here: upload it with POST "
+                                   "/v1/datasets, GET /v1/datasets lists yours",
+                                   json_string_value(v)), -1;
+            return api_problem_sx(o, &st), -1;
+        }
+        free(p);
+    }
+    json_t *ref = json_object_get(req, "reference");
+    if (ref && !json_is_string(ref))
+        return api_problem(o, 400, "wrong-type", "'reference' must be a reference name, not %s",
+                           json_type_name(ref)), -1;
+    if (!strcmp(t, "integrate") && ref)
+        return api_problem(o, 400, "invalid-value", "integrate jobs take no 'reference': use a "
+                           "project or label_transfer job to map onto one"), -1;
+    if (strcmp(t, "integrate")) {
+        if (!ref)
+            return api_problem(o, 400, "missing-field", "%s jobs need 'reference': GET "
+                               "/v1/references lists them", t), -1;
+        sx_status st;
+        sx_status_clear(&st);
+        char *p = srv_ref_path(db, json_string_value(ref), &st);
+        if (!p) {
+            if (st.code == SX_ENOTFOUND)
+                return api_problem(o, 404, "unknown-reference", "no reference named '%s': GET "
+                                   "/v1/references lists them", json_string_value(ref)), -1;
+            return api_problem_sx(o, &st), -1;
+        }
+        free(p);
+    }
+    return check_options(s->eng, t, json_object_get(req, "options"), o);
+}
+
+int api_job_submit(api_server *s, sqlite3 *db, const srv_user *u, const char *type, json_t *req,
+                   char id_out[32], api_resp *o)
+{
+    sx_status st;
+    sx_status_clear(&st);
+    if (atomic_load(&s->draining)) {
+        o->retry_after = 30;
+        return api_problem(o, 503, "unavailable", "the server is shutting down: retry in a minute"), -1;
+    }
+    if (srv_random_id("job_", id_out, 32, &st)) return api_problem_sx(o, &st), -1;
+    char *text = json_dumps(req, JSON_COMPACT);
+    if (!text) return api_problem(o, 503, "unavailable", "out of memory"), -1;
+    int rc = -1;
+    /* the quota check and the insert are one transaction, so concurrent submits cannot
+     * overshoot the limits */
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        api_problem(o, 503, "unavailable", "the registry is busy: retry");
+        o->retry_after = 1;
+        goto out;
+    }
+    int active = 0, queued = 0;
+    if (srv_job_counts(db, u->id, &active, &queued, &st)) {
+        api_problem_sx(o, &st);
+        goto rollback;
+    }
+    if (active >= s->cfg->user_max_jobs) {
+        o->retry_after = 30;
+        api_problem(o, 429, "quota", "you have %d unfinished jobs, the limit per user is %d: wait "
+                    "for one to finish (or cancel one) and retry", active, s->cfg->user_max_jobs);
+        goto rollback;
+    }
+    if (queued >= s->cfg->queue_cap) {
+        o->retry_after = 60;
+        api_problem(o, 429, "queue-full", "the queue holds %d jobs, its limit: retry later", queued);
+        goto rollback;
+    }
+    if (srv_job_insert(db, id_out, u->id, type, text, &st)) {
+        api_problem_sx(o, &st);
+        goto rollback;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        api_problem(o, 503, "unavailable", "the registry could not commit: retry");
+        goto rollback;
+    }
+    srv_jobs_notify(s->jobs); /* after the row is durable */
+    rc = 0;
+    goto out;
+rollback:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    free(text);
+    return rc;
+}
+
+static int job_not_found(api_resp *o, const char *id)
+{
+    return api_problem(o, 404, "not-found", "no job '%s' here: GET /v1/jobs lists yours", id);
+}
+
+int api_h_job_create(api_req *r, api_resp *o)
+{
+    json_error_t err;
+    json_t *req = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!req)
+        return api_problem(o, 400, "malformed-json", "the body is not valid JSON (line %d, column "
+                           "%d: %s): send {\"type\": \"integrate\", \"datasets\": [ID]}", err.line,
+                           err.column, err.text);
+    sqlite3 *db = api_db(r, o);
+    if (!db) {
+        json_decref(req);
+        return API_DONE;
+    }
+    char id[32];
+    if (!api_job_validate(r->srv, db, &r->user, req, o) &&
+        !api_job_submit(r->srv, db, &r->user, json_string_value(json_object_get(req, "type")), req,
+                        id, o)) {
+        sx_status st;
+        json_t *j = srv_job_get(db, id, &r->user, &st);
+        snprintf(r->job_id, sizeof r->job_id, "%s", id);
+        snprintf(o->location, sizeof o->location, "/v1/jobs/%s", id);
+        if (j) api_json(o, 202, j);
+        else api_problem_sx(o, &st);
+    }
+    api_db_put(r, db);
+    json_decref(req);
+    return API_DONE;
+}
+
+int api_h_job_list(api_req *r, api_resp *o)
+{
+    const char *state = api_arg(r, "state");
+    if (state && !srv_job_state_ok(state))
+        return api_problem(o, 400, "invalid-parameter", "state '%s' is not a job state: use QUEUED, "
+                           "INITIALIZING, RUNNING, COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, "
+                           "CANCELING or CANCELED", state);
+    int size, more = 0;
+    int64_t off;
+    if (api_page(r, o, 50, 1000, &size, &off)) return API_DONE;
+    sqlite3 *db = api_db(r, o);
+    if (!db) return API_DONE;
+    sx_status st;
+    json_t *a = srv_job_list(db, &r->user, state, off, size, &more, &st);
+    api_db_put(r, db);
+    if (!a) return api_problem_sx(o, &st);
+    json_t *j = json_object();
+    json_object_set_new(j, "jobs", a);
+    api_next_token(j, more, off, size);
+    return api_json(o, 200, j);
+}
+
+int api_h_job_get(api_req *r, api_resp *o)
+{
+    sqlite3 *db = api_db(r, o);
+    if (!db) return API_DONE;
+    sx_status st;
+    json_t *j = srv_job_get(db, r->params[0], &r->user, &st);
+    api_db_put(r, db);
+    if (!j) return st.code == SX_ENOTFOUND ? job_not_found(o, r->params[0]) : api_problem_sx(o, &st);
+    return api_json(o, 200, j);
+}
+
+int api_h_job_cancel(api_req *r, api_resp *o)
+{
+    sqlite3 *db = api_db(r, o);
+    if (!db) return API_DONE;
+    sx_status st;
+    sx_status_clear(&st);
+    char state[16];
+    const char *id = r->params[0];
+    if (srv_job_state(db, id, &r->user, state, NULL, &st)) {
+        api_db_put(r, db);
+        return st.code == SX_ENOTFOUND ? job_not_found(o, id) : api_problem_sx(o, &st);
+    }
+    /* QUEUED -> CANCELED at once (conditional: the runner may claim it concurrently);
+     * running -> CANCELING, then the worker sees the flag and the runner writes CANCELED */
+    if (srv_job_transition(db, id, "QUEUED", "CANCELED", &st) == 0 &&
+        (srv_job_transition(db, id, "INITIALIZING", "CANCELING", &st) == 1 ||
+         srv_job_transition(db, id, "RUNNING", "CANCELING", &st) == 1))
+        srv_jobs_cancel(r->srv->jobs, id);
+    else if (!strcmp(state, "CANCELING"))
+        srv_jobs_cancel(r->srv->jobs, id);
+    json_t *j = srv_job_get(db, id, &r->user, &st);
+    api_db_put(r, db);
+    if (!j) return api_problem_sx(o, &st);
+    const char *now = json_string_value(json_object_get(j, "state"));
+    if (now && (!strcmp(now, "COMPLETE") || !strcmp(now, "EXECUTOR_ERROR") ||
+                !strcmp(now, "SYSTEM_ERROR"))) {
+        json_decref(j);
+        return api_problem(o, 409, "conflict", "job '%s' already finished (%s): nothing to cancel",
+                           id, now);
+    }
+    return api_json(o, 202, j);
+}
+
+/* ---- results ---- */
+
+/* The job's folder when it is visible and COMPLETE (log: any state); else a problem. */
+static int job_dir(api_req *r, api_resp *o, int need_complete, char dir[4200], char type[32])
+{
+    sqlite3 *db = api_db(r, o);
+    if (!db) return -1;
+    sx_status st;
+    sx_status_clear(&st);
+    char state[16];
+    int rc = srv_job_state(db, r->params[0], &r->user, state, type, &st);
+    api_db_put(r, db);
+    if (rc) return (st.code == SX_ENOTFOUND ? job_not_found(o, r->params[0]) : api_problem_sx(o, &st)), -1;
+    snprintf(r->job_id, sizeof r->job_id, "%.31s", r->params[0]);
+    if (need_complete && strcmp(state, "COMPLETE")) {
+        if (!strcmp(state, "QUEUED") || !strcmp(state, "INITIALIZING") || !strcmp(state, "RUNNING"))
+            o->retry_after = 5;
+        return api_problem(o, 409, "not-ready", "job '%s' is %s: results exist once it is COMPLETE "
+                           "(poll GET /v1/jobs/%s)", r->params[0], state, r->params[0]), -1;
+    }
+    snprintf(dir, 4200, "%s/jobs/%s", r->srv->cfg->data_dir, r->params[0]);
+    return 0;
+}
+
+/* Serve a file; ETag for immutable results; If-None-Match -> 304. */
+static int send_file(api_req *r, api_resp *o, const char *path, const char *ctype, const char *name,
+                     int immutable)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        if (fd >= 0) close(fd);
+        return api_problem(o, 404, "not-found", "job '%s' has no %s: GET /v1/jobs/%s/results lists "
+                           "what it produced", r->params[0], name, r->params[0]);
+    }
+    if (immutable) {
+        snprintf(o->etag, sizeof o->etag, "\"%s-%s-%lld-%lld\"", r->params[0], name,
+                 (long long)sb.st_size, (long long)sb.st_mtime);
+        const char *inm = api_header(r, "If-None-Match");
+        if (inm && strstr(inm, o->etag)) {
+            close(fd);
+            o->status = 304;
+            return API_DONE;
+        }
+    }
+    o->fd = fd;
+    o->fd_len = sb.st_size;
+    o->status = 200;
+    o->ctype = ctype;
+    if (name && strchr(name, '.'))
+        snprintf(o->disposition, sizeof o->disposition, "attachment; filename=\"%s_%s\"",
+                 r->params[0], name);
+    return API_DONE;
+}
+
+static const struct {
+    const char *name, *ctype;
+} result_files[] = {
+    {"adata.h5ad", "application/x-hdf5"}, {"labels.csv", "text/csv"},
+    {"result.json", "application/json"},  {"umap.png", "image/png"},
+    {"umap.pdf", "application/pdf"},       {"umap.svg", "image/svg+xml"},
+    {"confusion.png", "image/png"},        {"confusion.csv", "text/csv"},
+    {"reference.h5", "application/x-hdf5"}, {"umap.tsv", "text/tab-separated-values"},
+};
+#define N_RESULT_FILES (sizeof result_files / sizeof result_files[0])
+
+int api_h_job_results(api_req *r, api_resp *o)
+{
+    char dir[4200], type[32], path[4400];
+    if (job_dir(r, o, 1, dir, type)) return API_DONE;
+    json_t *files = json_array();
+    for (size_t i = 0; i < N_RESULT_FILES; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, result_files[i].name);
+        struct stat sb;
+        if (stat(path, &sb) != 0) continue;
+        json_t *f = json_object();
+        char href[200];
+        snprintf(href, sizeof href, "/v1/jobs/%s/results/%s", r->params[0], result_files[i].name);
+        json_object_set_new(f, "name", json_string(result_files[i].name));
+        json_object_set_new(f, "size_bytes", json_integer(sb.st_size));
+        json_object_set_new(f, "href", json_string(href));
+        json_array_append_new(files, f);
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "files", files);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    json_t *summary = json_load_file(path, 0, NULL);
+    json_object_set_new(j, "summary", summary ? summary : json_null());
+    return api_json(o, 200, j);
+}
+
+int api_h_job_file(api_req *r, api_resp *o)
+{
+    const char *name = r->params[1];
+    for (size_t i = 0; i < N_RESULT_FILES; i++) {
+        if (strcmp(name, result_files[i].name)) continue;
+        char dir[4200], type[32], path[4400];
+        if (job_dir(r, o, 1, dir, type)) return API_DONE;
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        return send_file(r, o, path, result_files[i].ctype, name, 1);
+    }
+    return api_problem(o, 404, "not-found", "no result named '%s': GET /v1/jobs/%s/results lists "
+                       "them", name, r->params[0]);
+}
+
+int api_h_job_log(api_req *r, api_resp *o)
+{
+    char dir[4200], type[32], path[4400];
+    if (job_dir(r, o, 0, dir, type)) return API_DONE;
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    if (!srv_file_exists(path)) {
+        o->status = 200;
+        o->ctype = "text/plain; charset=utf-8";
+        o->body = strdup("");
+        return API_DONE;
+    }
+    return send_file(r, o, path, "text/plain; charset=utf-8", "log", 0);
+}
+
+/* One CSV record: fields split on commas with RFC 4180 quotes; returns the field count. */
+static int csv_fields(char *line, char **f, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        if (*p == '"') {
+            char *w = ++p;
+            f[n++] = w;
+            while (*p) {
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            *w = 0;
+            /* w <= p: the closing quote was consumed; skip to the comma */
+            while (*p && *p != ',') p++;
+        } else {
+            f[n++] = p;
+            while (*p && *p != ',') p++;
+        }
+        if (*p != ',') break;
+        *p++ = 0;
+    }
+    return n;
+}
+
+json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/jobs/%s/labels.csv", s->cfg->data_dir, job_id);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        api_problem(o, 404, "no-labels", "job '%s' wrote no labels: run a project or "
+                    "label_transfer job with a label column (?label=COLUMN on /map, or the label "
+                    "option)", job_id);
+        return NULL;
+    }
+    json_t *a = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int header = 1;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (!n) continue;
+        char *fl[4];
+        int k = csv_fields(line, fl, 4);
+        if (header) {
+            header = 0;
+            if (k >= 2 && !strcmp(fl[1], "label")) continue;
+        }
+        if (k < 2) continue;
+        json_t *x = json_object();
+        json_object_set_new(x, "cell", json_string(fl[0]));
+        json_object_set_new(x, "label", json_string(fl[1]));
+        char *end;
+        double c = k >= 3 ? strtod(fl[2], &end) : 0;
+        json_object_set_new(x, "confidence", k >= 3 && end != fl[2] ? json_real(c) : json_null());
+        json_array_append_new(a, x);
+    }
+    free(line);
+    fclose(f);
+    return a;
+}
+
+int api_h_job_labels(api_req *r, api_resp *o)
+{
+    char dir[4200], type[32], path[4400];
+    if (job_dir(r, o, 1, dir, type)) return API_DONE;
+    const char *accept = api_header(r, "Accept");
+    const char *fmt = api_arg(r, "format");
+    if ((accept && strstr(accept, "text/csv")) || (fmt && !strcmp(fmt, "csv"))) {
+        snprintf(path, sizeof path, "%s/labels.csv", dir);
+        return send_file(r, o, path, "text/csv", "labels.csv", 1);
+    }
+    json_t *a = api_job_labels_json(r->srv, r->params[0], o);
+    if (!a) return API_DONE;
+    snprintf(path, sizeof path, "%s/labels.csv", dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        snprintf(o->etag, sizeof o->etag, "\"%s-labels-%lld-%lld\"", r->params[0],
+                 (long long)sb.st_size, (long long)sb.st_mtime);
+        const char *inm = api_header(r, "If-None-Match");
+        if (inm && strstr(inm, o->etag)) {
+            json_decref(a);
+            o->status = 304;
+            return API_DONE;
+        }
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "job", json_string(r->params[0]));
+    json_object_set_new(j, "labels", a);
+    char etag[400];
+    memcpy(etag, o->etag, sizeof etag);
+    api_json(o, 200, j);
+    memcpy(o->etag, etag, sizeof etag);
+    return API_DONE;
+}
+
+/* umap.tsv (written by the engine after the job): cell, x, y, batch, label, set */
+int api_h_job_umap(api_req *r, api_resp *o)
+{
+    char dir[4200], type[32], path[4400];
+    if (job_dir(r, o, 1, dir, type)) return API_DONE;
+    int size;
+    int64_t off;
+    if (api_page(r, o, 10000, 200000, &size, &off)) return API_DONE;
+    const char *want = api_arg(r, "set"); /* query | reference | all (default) */
+    if (want && strcmp(want, "query") && strcmp(want, "reference") && strcmp(want, "all"))
+        return api_problem(o, 400, "invalid-parameter", "set must be query, reference or all");
+    if (want && !strcmp(want, "all")) want = NULL;
+    snprintf(path, sizeof path, "%s/umap.tsv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return api_problem(o, 404, "not-found", "job '%s' has no UMAP coordinates (it computed "
+                           "none, or the result table could not be written: see its log)",
+                           r->params[0]);
+    json_t *cells = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int64_t idx = 0;
+    int more = 0, header = 1;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (header) {
+            header = 0;
+            continue;
+        }
+        char *fl[6] = {0};
+        int k = 0;
+        char *cur = line, *t;
+        while (k < 6 && (t = strsep(&cur, "\t"))) fl[k++] = t;
+        if (k < 3) continue;
+        if (want && (k < 6 || strcmp(fl[5], want))) continue;
+        if (idx++ < off) continue;
+        if ((int)json_array_size(cells) == size) {
+            more = 1;
+            break;
+        }
+        json_t *x = json_object();
+        json_object_set_new(x, "cell", json_string(fl[0]));
+        json_object_set_new(x, "x", json_real(strtod(fl[1], NULL)));
+        json_object_set_new(x, "y", json_real(strtod(fl[2], NULL)));
+        json_object_set_new(x, "batch", k > 3 && *fl[3] ? json_string(fl[3]) : json_null());
+        json_object_set_new(x, "label", k > 4 && *fl[4] ? json_string(fl[4]) : json_null());
+        json_object_set_new(x, "set", k > 5 && *fl[5] ? json_string(fl[5]) : json_string("query"));
+        json_array_append_new(cells, x);
+    }
+    free(line);
+    fclose(f);
+    json_t *j = json_object();
+    json_object_set_new(j, "job", json_string(r->params[0]));
+    json_object_set_new(j, "cells", cells);
+    api_next_token(j, more, off, size);
+    return api_json(o, 200, j);
+}

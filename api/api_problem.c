@@ -1,0 +1,98 @@
+/* RFC 9457 problem details: every error the API returns is one of these, with a stable type
+ * per kind of error (clients switch on it) and a detail that says what to do. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+
+void api_resp_init(api_resp *o)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+}
+
+void api_resp_free(api_resp *o)
+{
+    free(o->body);
+    if (o->fd >= 0) close(o->fd);
+    api_resp_init(o);
+}
+
+int api_json(api_resp *o, int status, json_t *j)
+{
+    free(o->body);
+    o->body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    o->len = o->body ? strlen(o->body) : 0;
+    o->status = status;
+    o->ctype = "application/json";
+    return API_DONE;
+}
+
+const char *api_status_title(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
+{
+    char detail[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    char type[128];
+    snprintf(type, sizeof type, "urn:scalexd:problem:%s", slug);
+    json_t *j = json_object();
+    json_object_set_new(j, "type", json_string(type));
+    json_object_set_new(j, "title", json_string(api_status_title(status)));
+    json_object_set_new(j, "status", json_integer(status));
+    json_object_set_new(j, "detail", json_string(detail));
+    api_json(o, status, j);
+    o->ctype = "application/problem+json";
+    return API_DONE;
+}
+
+int api_status_of(int code)
+{
+    switch (code) {
+    case SX_EINVAL: return 400;
+    case SX_ENOMEM: return 503;
+    case SX_EFORMAT:
+    case SX_EUNSUPPORTED:
+    case SX_EGENES:
+    case SX_EDATA: return 422;
+    case SX_ENOTFOUND: return 404;
+    case SX_ESTATE: return 409;
+    case SX_ELIMIT: return 413;
+    default: return 500;
+    }
+}
+
+int api_problem_sx(api_resp *o, const sx_status *st)
+{
+    int status = api_status_of(st->code);
+    const char *what = st->msg[0] ? st->msg : sx_strerror(st->code);
+    if (status == 500)
+        return api_problem(o, 500, srv_error_type(st->code), "%s; this is a server problem: retry "
+                           "later, and report it with the request id if it persists", what);
+    return api_problem(o, status, srv_error_type(st->code), "%s", what);
+}

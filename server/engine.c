@@ -1,0 +1,280 @@
+/* engine — binds the daemon to core/: uploads are checked with the readers (sx_io), jobs run
+ * sx_pipeline_run, and after a job the UMAP table the API pages (umap.tsv) is extracted from
+ * the job's adata.h5ad. Only the scalexd binary links this file; tests inject fakes. */
+#include "engine.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "sx_io.h"
+#include "sx_log.h"
+#include "sx_pipeline.h"
+
+static const char *kind_name(sx_col_kind k)
+{
+    switch (k) {
+    case SX_COL_STRING: return "string";
+    case SX_COL_CATEGORICAL: return "categorical";
+    case SX_COL_INT: return "int";
+    case SX_COL_FLOAT: return "float";
+    default: return "bool";
+    }
+}
+
+static const char *format_ext(sx_format f)
+{
+    switch (f) {
+    case SX_FMT_H5AD: return "h5ad";
+    case SX_FMT_10X_H5: return "h5";
+    case SX_FMT_MTX: return "mtx";
+    case SX_FMT_CSV: return "csv";
+    case SX_FMT_TXT: return "txt";
+    default: return "bin";
+    }
+}
+
+/* gzip'd text: look inside to pick the extension the readers expect (.mtx.gz, .csv.gz...) */
+static const char *gz_ext(const char *path)
+{
+    gzFile g = gzopen(path, "rb");
+    char head[4096];
+    int n = g ? gzread(g, head, sizeof head - 1) : -1;
+    if (g) gzclose(g);
+    if (n <= 0) return NULL;
+    head[n] = 0;
+    if (!strncmp(head, "%%MatrixMarket", 14)) return "mtx.gz";
+    char *nl = strchr(head, '\n');
+    if (nl) *nl = 0;
+    return strchr(head, ',') ? "csv.gz" : "txt.gz";
+}
+
+static int validate(void *user, const char *path, srv_dataset_info *info, sx_status *st)
+{
+    (void)user;
+    unsigned char magic[2] = {0, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return sx_status_set(st, SX_EIO, "cannot open the upload");
+    size_t got = fread(magic, 1, 2, f);
+    fclose(f);
+    char named[4300];
+    const char *read_path = path;
+    int linked = 0;
+    if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+        const char *ext = gz_ext(path);
+        if (!ext) return sx_status_set(st, SX_EFORMAT, "gzip data that cannot be decompressed "
+                                       "(truncated or corrupt)");
+        snprintf(named, sizeof named, "%s.%s", path, ext);
+        if (link(path, named) != 0) return sx_status_set(st, SX_EIO, "cannot stage the upload");
+        linked = 1;
+        read_path = named;
+        snprintf(info->ext, sizeof info->ext, "%s", ext);
+    }
+    sx_format fmt = SX_FMT_UNKNOWN;
+    sx_dataset *d = NULL;
+    int rc = sx_io_detect(read_path, &fmt, st);
+    if (rc) goto out;
+    if (fmt == SX_FMT_MTX_DIR || fmt == SX_FMT_UNKNOWN) {
+        rc = sx_status_set(st, SX_EFORMAT, "unrecognised format");
+        goto out;
+    }
+    if (!linked) {
+        /* the readers may also look at the name: give them the right extension */
+        snprintf(info->ext, sizeof info->ext, "%s", format_ext(fmt));
+        snprintf(named, sizeof named, "%s.%s", path, info->ext);
+        if (link(path, named) == 0) {
+            linked = 1;
+            read_path = named;
+        }
+    }
+    snprintf(info->format, sizeof info->format, "%s", sx_format_name(fmt));
+    d = sx_io_read(read_path, NULL, NULL, st);
+    if (!d) {
+        rc = st->code ? st->code : SX_EFORMAT;
+        goto out;
+    }
+    info->n_obs = sx_dataset_n_obs(d);
+    info->n_vars = sx_dataset_n_vars(d);
+    if (info->n_obs < 1 || info->n_vars < 1) {
+        rc = sx_status_set(st, SX_EDATA, "the dataset has %lld cells and %lld genes",
+                           (long long)info->n_obs, (long long)info->n_vars);
+        goto out;
+    }
+    json_t *cols = json_array();
+    for (int i = 0; i < d->obs->n_cols; i++) {
+        const sx_column *c = &d->obs->cols[i];
+        json_t *x = json_object();
+        json_object_set_new(x, "name", json_string(c->name));
+        json_object_set_new(x, "kind", json_string(kind_name(c->kind)));
+        if (c->kind == SX_COL_CATEGORICAL)
+            json_object_set_new(x, "n_categories", json_integer(c->n_categories));
+        json_array_append_new(cols, x);
+    }
+    info->obs_columns = json_dumps(cols, JSON_COMPACT);
+    json_decref(cols);
+out:
+    sx_dataset_free(d);
+    if (linked) unlink(named);
+    return rc;
+}
+
+/* JSON options -> sx_pipeline_opts through the same text path the CLI uses */
+static int set_opts(sx_pipeline_opts *po, const json_t *opts, sx_status *st)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)opts, k, v) {
+        char buf[64];
+        int rc = SX_OK;
+        if (json_is_array(v)) {
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) {
+                const char *t = json_is_string(x) ? json_string_value(x) : buf;
+                if (json_is_integer(x)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(x));
+                else if (json_is_real(x)) snprintf(buf, sizeof buf, "%.17g", json_real_value(x));
+                if ((rc = sx_pipeline_opts_set(po, k, t, st))) return rc;
+            }
+            continue;
+        }
+        const char *t = buf;
+        if (json_is_string(v)) t = json_string_value(v);
+        else if (json_is_boolean(v)) t = json_is_true(v) ? "true" : "false";
+        else if (json_is_integer(v)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v)) snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+        else continue;
+        if ((rc = sx_pipeline_opts_set(po, k, t, st))) return rc;
+    }
+    return SX_OK;
+}
+
+static int check_options(void *user, const json_t *options, sx_status *st)
+{
+    (void)user;
+    sx_pipeline_opts *po = sx_pipeline_opts_new();
+    if (!po) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    int rc = set_opts(po, options, st);
+    sx_pipeline_opts_free(po);
+    return rc;
+}
+
+static const sx_column *find_col(const sx_frame *f, const char *const *names)
+{
+    for (; *names; names++) {
+        const sx_column *c = sx_frame_col(f, *names);
+        if (c) return c;
+    }
+    return NULL;
+}
+
+static void tsv_field(FILE *f, const char *s)
+{
+    for (; s && *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
+}
+
+int engine_write_umap_table(const char *outdir, const char *label, sx_status *st)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/adata.h5ad", outdir);
+    sx_dataset *d = sx_io_read(path, NULL, NULL, st);
+    if (!d) return st->code;
+    int rc = SX_OK;
+    const sx_dense *um = sx_dataset_obsm(d, "X_umap");
+    if (!um || um->n_cols < 2 || um->n_rows != sx_dataset_n_obs(d)) {
+        rc = sx_status_set(st, SX_ENOTFOUND, "%s has no 2-D obsm X_umap", path);
+        goto out;
+    }
+    char lt[200];
+    snprintf(lt, sizeof lt, "%s_transfer", label ? label : "");
+    const char *const batch_names[] = {"batch", NULL};
+    const char *const label_names[] = {label ? lt : "leiden", label ? label : "leiden", "leiden", NULL};
+    const char *const set_names[] = {"projection", NULL};
+    const sx_column *cb = find_col(d->obs, batch_names);
+    const sx_column *cl = find_col(d->obs, label_names);
+    /* reference cells carry their own label, query cells the transferred one */
+    const char *const own_names[] = {label ? label : "leiden", NULL};
+    const sx_column *co = find_col(d->obs, own_names);
+    const sx_column *cs = find_col(d->obs, set_names);
+    snprintf(tmp, sizeof tmp, "%s/umap.tsv.tmp", outdir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        rc = sx_status_set(st, SX_EIO, "cannot write %s", tmp);
+        goto out;
+    }
+    fputs("cell\tx\ty\tbatch\tlabel\tset\n", f);
+    char b1[64], b2[64], b3[64];
+    for (int64_t i = 0; i < um->n_rows; i++) {
+        tsv_field(f, d->obs->index[i]);
+        fprintf(f, "\t%.7g\t%.7g\t", um->v[i * um->n_cols], um->v[i * um->n_cols + 1]);
+        if (cb) tsv_field(f, sx_column_text(cb, i, b1, sizeof b1));
+        fputc('\t', f);
+        const char *lab = cl ? sx_column_text(cl, i, b2, sizeof b2) : NULL;
+        if ((!lab || !*lab) && co) lab = sx_column_text(co, i, b2, sizeof b2);
+        tsv_field(f, lab);
+        fputc('\t', f);
+        const char *set = cs ? sx_column_text(cs, i, b3, sizeof b3) : "query";
+        fputs(set && !strcmp(set, "reference") ? "reference" : "query", f);
+        fputc('\n', f);
+    }
+    int bad = fclose(f) != 0;
+    snprintf(path, sizeof path, "%s/umap.tsv", outdir);
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        rc = sx_status_set(st, SX_EIO, "cannot write %s", path);
+    }
+out:
+    sx_dataset_free(d);
+    return rc;
+}
+
+static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
+{
+    engine *e = user;
+    sx_pipeline_opts *po = sx_pipeline_opts_new();
+    if (!po) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    int rc = job->options ? set_opts(po, job->options, st) : SX_OK;
+    if (rc) goto out;
+    sx_job_spec spec = {.type = sx_job_type_parse(job->type), .inputs = job->inputs,
+                        .n_inputs = job->n_inputs, .reference = job->reference,
+                        .outdir = job->outdir, .opts = po, .threads = job->threads};
+    if (!spec.type) {
+        rc = sx_status_set(st, SX_EINVAL, "unknown job type '%s'", job->type);
+        goto out;
+    }
+    rc = sx_pipeline_run(&spec, prog, st);
+    if (rc) goto out;
+    const char *label = e->label_option ? sx_pipeline_opts_str(po, e->label_option) : NULL;
+    sx_status ust;
+    sx_status_clear(&ust);
+    if (engine_write_umap_table(job->outdir, label, &ust))
+        SX_WARN("job %s: no UMAP table for the API: %s", job->id, ust.msg);
+out:
+    sx_pipeline_opts_free(po);
+    return rc;
+}
+
+void engine_init(engine *e, srv_engine *out)
+{
+    memset(e, 0, sizeof *e);
+    int n = 0;
+    const sx_popt_spec *sp = sx_pipeline_option_specs(&n);
+    static const char *const label_names[] = {"label", "label_name", "label_key", "cell_type", NULL};
+    for (int k = 0; label_names[k] && !e->label_option; k++)
+        for (int i = 0; i < n; i++)
+            if (!strcmp(sp[i].name, label_names[k]) && sp[i].type == SX_POPT_STRING)
+                e->label_option = sp[i].name;
+    memset(out, 0, sizeof *out);
+    out->run = run;
+    out->user = e;
+    out->validate = validate;
+    out->check_options = check_options;
+    out->specs = sp;
+    out->n_specs = n;
+    out->label_option = e->label_option;
+    hbool_t ts = 0;
+    H5is_library_threadsafe(&ts);
+    e->hdf5_threadsafe = ts;
+}

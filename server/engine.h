@@ -1,0 +1,16 @@
+/* engine — the scalexd binary's srv_engine over core/io and core/pipeline. */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include "srv_engine.h"
+
+typedef struct engine {
+    const char *label_option; /* the pipeline option naming the label column */
+    int hdf5_threadsafe;
+} engine;
+
+void engine_init(engine *e, srv_engine *out);
+/* Write OUTDIR/umap.tsv (cell, x, y, batch, label, set) from OUTDIR/adata.h5ad. */
+int engine_write_umap_table(const char *outdir, const char *label, sx_status *st);
+
+#endif

@@ -1,0 +1,255 @@
+/* scalexd — the SCALEX daemon: `scalexd [settings]` serves in the foreground;
+ * `scalexd token create` and `scalexd reference add` manage the registry (also while a
+ * daemon runs: SQLite WAL + busy timeout).
+ *
+ * Start-up order matters for crash safety: the registry is migrated and jobs the previous
+ * process left running are reconciled before any worker or HTTP thread exists. Shutdown
+ * (SIGTERM/SIGINT) drains: stop accepting, let running jobs finish within the grace period,
+ * re-queue the rest, answer waiting clients, then exit. */
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api_server.h"
+#include "engine.h"
+#include "srv_config.h"
+#include "srv_jobs.h"
+#include "srv_log.h"
+#include "srv_pool.h"
+#include "srv_refs.h"
+#include "srv_registry.h"
+#include "srv_util.h"
+#include "sx_log.h"
+
+static int die(const sx_status *st)
+{
+    fprintf(stderr, "scalexd: %s\n", st->msg);
+    return st->code == SX_EINVAL ? 2 : 1;
+}
+
+/* tiny flag reader for the subcommands: --name VALUE */
+static const char *flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], name)) return i + 1 < argc ? argv[i + 1] : NULL;
+    return NULL;
+}
+
+static int has(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], name)) return 1;
+    return 0;
+}
+
+static int data_dir_of(int argc, char **argv, char *out, size_t n, sx_status *st)
+{
+    const char *d = flag(argc, argv, "--data-dir");
+    if (!d) d = getenv("SCALEXD_DATA_DIR");
+    if (!d) return sx_status_set(st, SX_EINVAL, "--data-dir DIR is required");
+    snprintf(out, n, "%s", d);
+    return SX_OK;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    sx_status st;
+    sx_status_clear(&st);
+    if (argc < 1 || strcmp(argv[0], "create")) {
+        fprintf(stderr, "usage: scalexd token create --data-dir DIR --user NAME [--admin]\n");
+        return 2;
+    }
+    char dir[4096];
+    const char *user = flag(argc, argv, "--user");
+    if (data_dir_of(argc, argv, dir, sizeof dir, &st)) return die(&st);
+    if (!user) {
+        fprintf(stderr, "scalexd: --user NAME is required\n");
+        return 2;
+    }
+    srv_registry *reg = srv_registry_open(dir, &st);
+    if (!reg) return die(&st);
+    sqlite3 *db = srv_registry_get(reg, &st);
+    char tok[80];
+    int rc = db ? srv_token_create(db, user, has(argc, argv, "--admin"), tok, &st) : st.code;
+    srv_registry_put(reg, db);
+    srv_registry_close(reg);
+    if (rc) return die(&st);
+    printf("%s\n", tok);
+    return 0;
+}
+
+static int cmd_reference(int argc, char **argv)
+{
+    sx_status st;
+    sx_status_clear(&st);
+    if (argc < 2 || strcmp(argv[0], "add")) {
+        fprintf(stderr, "usage: scalexd reference add DIR --name NAME --data-dir DIR "
+                        "[--description TEXT] [--species S] [--tissue T] [--labels COL,COL]\n");
+        return 2;
+    }
+    char dir[4096];
+    const char *name = flag(argc, argv, "--name");
+    if (data_dir_of(argc, argv, dir, sizeof dir, &st)) return die(&st);
+    if (!name) {
+        fprintf(stderr, "scalexd: --name NAME is required\n");
+        return 2;
+    }
+    char src[4096];
+    if (!realpath(argv[1], src)) {
+        fprintf(stderr, "scalexd: %s: no such folder\n", argv[1]);
+        return 2;
+    }
+    char *cols = NULL;
+    const char *labels = flag(argc, argv, "--labels");
+    if (labels) {
+        json_t *a = json_array();
+        char *copy = strdup(labels), *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            json_array_append_new(a, json_string(t));
+        free(copy);
+        cols = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+    }
+    srv_registry *reg = srv_registry_open(dir, &st);
+    if (!reg) return die(&st);
+    sqlite3 *db = srv_registry_get(reg, &st);
+    srv_ref_add a = {.name = name, .src_dir = src, .description = flag(argc, argv, "--description"),
+                     .species = flag(argc, argv, "--species"), .tissue = flag(argc, argv, "--tissue"),
+                     .label_columns_json = cols};
+    int rc = db ? srv_refs_add(db, dir, &a, &st) : st.code;
+    srv_registry_put(reg, db);
+    srv_registry_close(reg);
+    free(cols);
+    if (rc) return die(&st);
+    printf("%s\n", name);
+    return 0;
+}
+
+/* leftovers of uploads that were streaming when the last process died */
+static void clean_spool(const char *data_dir)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/spool", data_dir);
+    srv_rmtree(dir);
+    sx_status st;
+    srv_mkdirs(dir, &st);
+}
+
+static int serve(int argc, char **argv)
+{
+    srv_config cfg;
+    sx_status st;
+    sx_status_clear(&st);
+    srv_config_defaults(&cfg);
+    if (srv_config_load(&cfg, argc, argv, 1, &st) || srv_config_check(&cfg, &st)) return die(&st);
+    srv_log_install(cfg.log_level);
+
+    /* signals are taken by sigwait in this thread only: block them before any thread exists */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    engine eng_state;
+    srv_engine eng;
+    engine_init(&eng_state, &eng);
+    if (!eng_state.hdf5_threadsafe)
+        SX_WARN("this HDF5 is not thread-safe: concurrent jobs and uploads may crash; run with "
+                "--workers 1");
+
+    int cores = srv_ncpu();
+    if (cfg.workers <= 0) cfg.workers = cores >= 4 ? 2 : 1;
+    if (cfg.threads_per_job <= 0) cfg.threads_per_job = cores / cfg.workers;
+    if (cfg.threads_per_job < 1) cfg.threads_per_job = 1;
+    if (cfg.workers * cfg.threads_per_job > cores) {
+        int t = cores / cfg.workers;
+        SX_WARN("%d workers x %d threads exceed the %d cores: using %d thread(s) per job",
+                cfg.workers, cfg.threads_per_job, cores, t < 1 ? 1 : t);
+        cfg.threads_per_job = t < 1 ? 1 : t;
+    }
+
+    srv_registry *reg = srv_registry_open(cfg.data_dir, &st);
+    if (!reg) return die(&st);
+    srv_jobs *jobs = NULL;
+    srv_pool *pool = NULL;
+    api_server *api = NULL;
+    int rc = 1;
+    sqlite3 *db = srv_registry_get(reg, &st);
+    int nq = 0, nf = 0;
+    if (!db || srv_job_reconcile(db, cfg.max_attempts, &nq, &nf, &st) < 0) {
+        srv_registry_put(reg, db);
+        die(&st);
+        goto out;
+    }
+    srv_registry_put(reg, db);
+    if (nq || nf) SX_WARN("reconciled jobs of the previous run: %d re-queued, %d failed", nq, nf);
+    clean_spool(cfg.data_dir);
+
+    srv_jobs_config jc = {.reg = reg, .data_dir = cfg.data_dir, .workers = cfg.workers,
+                          .threads_per_job = cfg.threads_per_job, .fn = eng.run, .fn_user = eng.user};
+    jobs = srv_jobs_start(&jc, &st);
+    if (!jobs) {
+        die(&st);
+        goto out;
+    }
+    pool = srv_pool_start(2, &st);
+    if (!pool) {
+        die(&st);
+        goto out;
+    }
+    api = api_server_start(&cfg, reg, jobs, pool, &eng, &st);
+    if (!api) {
+        die(&st);
+        goto out;
+    }
+    char portfile[4200], port[16];
+    snprintf(portfile, sizeof portfile, "%s/scalexd.port", cfg.data_dir);
+    snprintf(port, sizeof port, "%d\n", api_server_port(api));
+    srv_write_file_atomic(portfile, port, strlen(port), NULL);
+    json_t *f = json_object();
+    json_object_set_new(f, "host", json_string(cfg.host));
+    json_object_set_new(f, "port", json_integer(api_server_port(api)));
+    json_object_set_new(f, "data_dir", json_string(cfg.data_dir));
+    json_object_set_new(f, "workers", json_integer(cfg.workers));
+    json_object_set_new(f, "threads_per_job", json_integer(cfg.threads_per_job));
+    json_object_set_new(f, "auth", json_boolean(!cfg.no_auth));
+    json_object_set_new(f, "version", json_string(SX_VERSION));
+    srv_log_event(SX_LOG_INFO, "listening", f);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    f = json_object();
+    json_object_set_new(f, "signal", json_integer(sig));
+    json_object_set_new(f, "grace_seconds", json_real(cfg.drain_grace_s));
+    srv_log_event(SX_LOG_INFO, "draining", f);
+    api_server_quiesce(api);
+    rc = 0;
+out:
+    srv_jobs_stop(jobs, cfg.drain_grace_s); /* answers waiters through the pool */
+    srv_pool_stop(pool);
+    api_server_stop(api);
+    srv_registry_close(reg);
+    if (rc == 0) srv_log_event(SX_LOG_INFO, "stopped", NULL);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "token")) return cmd_token(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "reference")) return cmd_reference(argc - 2, argv + 2);
+    if (has(argc, argv, "--help") || has(argc, argv, "-h")) {
+        srv_config_usage();
+        return 0;
+    }
+    if (has(argc, argv, "--version")) {
+        printf("scalexd %s\n", SX_VERSION);
+        return 0;
+    }
+    return serve(argc, argv);
+}

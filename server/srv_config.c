@@ -1,0 +1,276 @@
+#include "srv_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sx_log.h"
+
+typedef enum { K_STR, K_INT, K_I64, K_DBL, K_BOOL, K_LEVEL } kind;
+
+typedef struct key {
+    const char *name;
+    kind k;
+    size_t off;
+    size_t size; /* strings */
+    const char *help;
+} key;
+
+#define F(x) offsetof(srv_config, x)
+static const key keys[] = {
+    {"listen", K_STR, F(listen), sizeof(((srv_config *)0)->listen), "HOST:PORT to listen on (127.0.0.1:8080)"},
+    {"data_dir", K_STR, F(data_dir), sizeof(((srv_config *)0)->data_dir), "registry, uploads, jobs, references (./scalexd-data)"},
+    {"workers", K_INT, F(workers), 0, "concurrent jobs (0 = automatic)"},
+    {"threads_per_job", K_INT, F(threads_per_job), 0, "compute threads per job; workers x threads <= cores (0 = automatic)"},
+    {"http_threads", K_INT, F(http_threads), 0, "HTTP threads (4)"},
+    {"max_upload_bytes", K_I64, F(max_upload_bytes), 0, "largest accepted upload (4 GiB)"},
+    {"max_json_bytes", K_I64, F(max_json_bytes), 0, "largest JSON request body (1 MiB)"},
+    {"cors_origin", K_STR, F(cors_origins), sizeof(((srv_config *)0)->cors_origins), "allowed browser origins, comma separated"},
+    {"no_auth", K_BOOL, F(no_auth), 0, "no bearer tokens (only allowed on a loopback address)"},
+    {"max_attempts", K_INT, F(max_attempts), 0, "runs of a job across crashes before SYSTEM_ERROR (3)"},
+    {"user_max_jobs", K_INT, F(user_max_jobs), 0, "unfinished jobs per user before 429 (16)"},
+    {"queue_cap", K_INT, F(queue_cap), 0, "queued jobs of all users before 429 (256)"},
+    {"drain_grace", K_DBL, F(drain_grace_s), 0, "seconds SIGTERM lets running jobs finish (30)"},
+    {"log_level", K_LEVEL, F(log_level), 0, "debug | info | warn | error (info)"},
+    {"max_wait", K_DBL, F(max_wait_s), 0, "longest ?wait= in seconds (600)"},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+void srv_config_defaults(srv_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
+    snprintf(c->data_dir, sizeof c->data_dir, "scalexd-data");
+    c->http_threads = 4;
+    c->max_upload_bytes = (int64_t)4 << 30;
+    c->max_json_bytes = 1 << 20;
+    c->max_attempts = 3;
+    c->user_max_jobs = 16;
+    c->queue_cap = 256;
+    c->drain_grace_s = 30;
+    c->log_level = SX_LOG_INFO;
+    c->max_wait_s = 600;
+}
+
+static const key *find_key(const char *name)
+{
+    char norm[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof norm; i++) norm[i] = name[i] == '-' ? '_' : name[i];
+    norm[i] = 0;
+    if (!strcmp(norm, "cors_origins")) snprintf(norm, sizeof norm, "cors_origin");
+    for (size_t k = 0; k < N_KEYS; k++)
+        if (!strcmp(keys[k].name, norm)) return &keys[k];
+    return NULL;
+}
+
+int srv_config_set(srv_config *c, const char *name, const char *value, sx_status *st)
+{
+    const key *k = find_key(name);
+    if (!k) return sx_status_set(st, SX_EINVAL, "unknown setting '%s': scalexd --help lists them", name);
+    char *p = (char *)c + k->off;
+    char *end = NULL;
+    errno = 0;
+    switch (k->k) {
+    case K_STR:
+        if (!strcmp(k->name, "cors_origin") && *p && *value) {
+            /* repeated --cors-origin flags accumulate */
+            size_t n = strlen(p);
+            snprintf(p + n, k->size - n, ",%s", value);
+        } else if (snprintf(p, k->size, "%s", value) >= (int)k->size) {
+            return sx_status_set(st, SX_EINVAL, "%s: value too long", k->name);
+        }
+        return SX_OK;
+    case K_INT: {
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < 0 || v > 1000000)
+            return sx_status_set(st, SX_EINVAL, "%s: expected a non-negative integer, got '%s'",
+                                 k->name, value);
+        *(int *)p = (int)v;
+        return SX_OK;
+    }
+    case K_I64: {
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || v <= 0)
+            return sx_status_set(st, SX_EINVAL, "%s: expected a positive byte count, got '%s'",
+                                 k->name, value);
+        if (*end == 'k' || *end == 'K') v <<= 10, end++;
+        else if (*end == 'M') v <<= 20, end++;
+        else if (*end == 'G') v <<= 30, end++;
+        if (*end) return sx_status_set(st, SX_EINVAL, "%s: expected a byte count like 1000000 or "
+                                       "512M, got '%s'", k->name, value);
+        *(int64_t *)p = v;
+        return SX_OK;
+    }
+    case K_DBL: {
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || v < 0)
+            return sx_status_set(st, SX_EINVAL, "%s: expected a number of seconds, got '%s'",
+                                 k->name, value);
+        *(double *)p = v;
+        return SX_OK;
+    }
+    case K_BOOL:
+        if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes"))
+            *(int *)p = 1;
+        else if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no"))
+            *(int *)p = 0;
+        else
+            return sx_status_set(st, SX_EINVAL, "%s: expected true or false, got '%s'", k->name, value);
+        return SX_OK;
+    case K_LEVEL: {
+        static const char *const lv[4] = {"debug", "info", "warn", "error"};
+        for (int i = 0; i < 4; i++)
+            if (!strcasecmp(value, lv[i])) {
+                *(int *)p = i;
+                return SX_OK;
+            }
+        return sx_status_set(st, SX_EINVAL, "log_level: expected debug, info, warn or error, got '%s'",
+                             value);
+    }
+    }
+    return SX_EINVAL;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}
+
+static int load_file(srv_config *c, const char *path, sx_status *st)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return sx_status_set(st, SX_EIO, "cannot open config file %s: %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0, rc = SX_OK;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = sx_status_set(st, SX_EINVAL, "%s:%d: expected 'name = value'", path, lineno);
+            break;
+        }
+        *eq = 0;
+        char *v = trim(eq + 1);
+        size_t n = strlen(v);
+        if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+            v[n - 1] = 0;
+            v++;
+        }
+        if ((rc = srv_config_set(c, trim(s), v, st))) {
+            sx_status_prefix(st, "%s:%d: ", path, lineno);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int srv_config_load(srv_config *c, int argc, char **argv, int first, sx_status *st)
+{
+    const char *file = getenv("SCALEXD_CONFIG");
+    for (int i = first; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) file = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9)) file = argv[i] + 9;
+    }
+    int rc;
+    if (file && *file && (rc = load_file(c, file, st))) return rc;
+    for (size_t k = 0; k < N_KEYS; k++) {
+        char env[64] = "SCALEXD_";
+        for (size_t i = 0; keys[k].name[i] && i < 50; i++)
+            env[8 + i] = (char)toupper((unsigned char)keys[k].name[i]), env[9 + i] = 0;
+        const char *v = getenv(env);
+        if (v && *v && (rc = srv_config_set(c, keys[k].name, v, st)))
+            return sx_status_prefix(st, "environment %s: ", env);
+    }
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2))
+            return sx_status_set(st, SX_EINVAL, "unexpected argument '%s': settings are --name value", a);
+        a += 2;
+        if (!strcmp(a, "config")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "config=", 7)) continue;
+        char name[64];
+        const char *eq = strchr(a, '=');
+        const char *val;
+        if (eq) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", a);
+            const key *k = find_key(name);
+            if (k && k->k == K_BOOL) {
+                val = "true";
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                return sx_status_set(st, SX_EINVAL, "--%s needs a value", name);
+            }
+        }
+        if ((rc = srv_config_set(c, name, val, st))) return rc;
+    }
+    return SX_OK;
+}
+
+int srv_host_is_loopback(const char *host)
+{
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "[::1]") ||
+           !strcmp(host, "localhost");
+}
+
+int srv_config_check(srv_config *c, sx_status *st)
+{
+    const char *colon = strrchr(c->listen, ':');
+    if (!colon || colon == c->listen)
+        return sx_status_set(st, SX_EINVAL, "--listen '%s': expected HOST:PORT, e.g. 127.0.0.1:8080",
+                             c->listen);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return sx_status_set(st, SX_EINVAL, "--listen '%s': the port must be 0..65535", c->listen);
+    c->port = (int)port;
+    snprintf(c->host, sizeof c->host, "%.*s", (int)(colon - c->listen), c->listen);
+    if (c->host[0] == '[') { /* [::1]:8080 */
+        size_t n = strlen(c->host);
+        if (c->host[n - 1] == ']') {
+            memmove(c->host, c->host + 1, n - 2);
+            c->host[n - 2] = 0;
+        }
+    }
+    if (c->no_auth && !srv_host_is_loopback(c->host))
+        return sx_status_set(st, SX_EINVAL, "--no-auth is only allowed when listening on a loopback "
+                             "address (127.0.0.1 or ::1), not '%s': create tokens with `scalexd "
+                             "token create` instead", c->host);
+    if (!c->data_dir[0]) return sx_status_set(st, SX_EINVAL, "--data-dir must not be empty");
+    if (c->http_threads < 1) c->http_threads = 1;
+    return SX_OK;
+}
+
+void srv_config_usage(void)
+{
+    fprintf(stderr,
+            "usage: scalexd [--listen HOST:PORT] [--data-dir DIR] [settings...]\n"
+            "       scalexd token create --data-dir DIR --user NAME [--admin]\n"
+            "       scalexd reference add DIR --name NAME --data-dir DIR [--description TEXT]\n\n"
+            "settings (flag --name, config file `name = value` via --config FILE or\n"
+            "$SCALEXD_CONFIG, environment SCALEXD_NAME):\n");
+    for (size_t k = 0; k < N_KEYS; k++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", keys[k].name);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_') *p = '-';
+        fprintf(stderr, "  %-22s %s\n", flag, keys[k].help);
+    }
+}

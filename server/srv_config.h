@@ -1,0 +1,47 @@
+/* srv_config — scalexd settings from defaults < config file < environment < flags.
+ *
+ * Every setting has one name used in all three places: flag --max-upload-bytes, config
+ * file line `max_upload_bytes = 1000000` (or with dashes), environment
+ * SCALEXD_MAX_UPLOAD_BYTES. The config file is --config FILE or $SCALEXD_CONFIG. */
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
+
+#include <stdint.h>
+
+#include "sx_error.h"
+
+typedef struct srv_config {
+    char listen[256];        /* HOST:PORT */
+    char host[200];
+    int port;
+    char data_dir[2048];
+    int workers;             /* 0 = automatic */
+    int threads_per_job;     /* 0 = cores / workers */
+    int http_threads;
+    int64_t max_upload_bytes;
+    int64_t max_json_bytes;
+    char cors_origins[2048]; /* comma separated, "" = no CORS */
+    int no_auth;
+    int max_attempts;        /* runs of one job across restarts before SYSTEM_ERROR */
+    int user_max_jobs;       /* unfinished jobs per user */
+    int queue_cap;           /* QUEUED jobs of everyone */
+    double drain_grace_s;
+    int log_level;           /* SX_LOG_* */
+    double max_wait_s;       /* cap of ?wait= */
+} srv_config;
+
+void srv_config_defaults(srv_config *c);
+/* Apply one setting by name (dashes or underscores); SX_EINVAL for an unknown name or a
+ * bad value, with a message saying what is expected. */
+int srv_config_set(srv_config *c, const char *name, const char *value, sx_status *st);
+/* Config file, then environment, then argv[first..argc) flags (--name value, --name=value,
+ * --no-auth). Unknown flags are errors. */
+int srv_config_load(srv_config *c, int argc, char **argv, int first, sx_status *st);
+/* Split listen into host/port; check that --no-auth is used only on loopback. */
+int srv_config_check(srv_config *c, sx_status *st);
+/* Is the host a loopback address (127.0.0.0/8, ::1, localhost)? */
+int srv_host_is_loopback(const char *host);
+/* Usage text of every setting. */
+void srv_config_usage(void);
+
+#endif

@@ -1,0 +1,570 @@
+#include "srv_jobs.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "sx_log.h"
+#include "srv_util.h"
+
+enum { SLOT_IDLE = 0, SLOT_ASSIGNED, SLOT_DONE };
+
+typedef struct slot {
+    struct srv_jobs *owner;
+    pthread_t thread;
+    int started;
+    /* under mu */
+    int state;
+    char id[32];
+    char type[32];
+    char outdir[4096];
+    char **inputs;
+    int n_inputs;
+    char *reference;
+    json_t *request;
+    int attempt;
+    double t_start;
+    char stage[32];
+    double progress;   /* overall 0..1 */
+    char message[256];
+    int dirty;
+    int rc;
+    sx_status st;
+    atomic_int cancel;
+    atomic_int drain;  /* cancel was raised by a drain: re-queue instead of CANCELED */
+} slot;
+
+typedef struct waiter {
+    char id[32];
+    double deadline;
+    srv_job_wait_fn fn;
+    void *user;
+    struct waiter *next;
+} waiter;
+
+struct srv_jobs {
+    srv_jobs_config cfg;
+    char *data_dir;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t tick;
+    pthread_t loop_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* workers wait here for an assignment */
+    slot *slots;
+    waiter *pending;     /* registered by other threads, adopted by the loop (under mu) */
+    waiter *waiters;     /* loop thread only */
+    int quit;            /* under mu: workers exit, loop stops */
+    atomic_int draining;
+    atomic_int running;
+    double last_poll;
+    sqlite3 *db;         /* the loop thread's connection */
+    srv_jobs_stats stats; /* under mu */
+};
+
+const char *srv_error_type(int code)
+{
+    switch (code) {
+    case SX_EINVAL: return "invalid-options";
+    case SX_ENOMEM: return "out-of-memory";
+    case SX_EIO: return "io-error";
+    case SX_EFORMAT: return "bad-format";
+    case SX_EUNSUPPORTED: return "unsupported";
+    case SX_EGENES: return "gene-mismatch";
+    case SX_ECANCELED: return "canceled";
+    case SX_ENOTFOUND: return "not-found";
+    case SX_EDATA: return "bad-data";
+    case SX_ESTATE: return "conflict";
+    case SX_ELIMIT: return "too-large";
+    default: return "internal";
+    }
+}
+
+/* Overall progress: each pipeline stage owns a slice of 0..1 (training dominates). */
+static double overall(const char *stage, double frac, double prev)
+{
+    static const struct { const char *name; double lo, hi; } w[] = {
+        {"read", 0.00, 0.05},  {"preprocess", 0.05, 0.10}, {"train", 0.10, 0.80},
+        {"encode", 0.80, 0.85}, {"umap", 0.85, 0.93},       {"leiden", 0.93, 0.96},
+        {"transfer", 0.96, 0.98}, {"write", 0.98, 1.00}};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        if (strcmp(stage, w[i].name)) continue;
+        double f = frac < 0 ? 0 : frac > 1 ? 1 : frac;
+        double v = w[i].lo + f * (w[i].hi - w[i].lo);
+        return v > prev ? v : prev;
+    }
+    return prev;
+}
+
+static void on_progress(void *user, const char *stage, double frac, const char *msg)
+{
+    slot *s = user;
+    pthread_mutex_lock(&s->owner->mu);
+    snprintf(s->stage, sizeof s->stage, "%s", stage ? stage : "");
+    s->progress = overall(s->stage, frac, s->progress);
+    if (msg) snprintf(s->message, sizeof s->message, "%s", msg);
+    s->dirty = 1;
+    pthread_mutex_unlock(&s->owner->mu);
+}
+
+static void free_slot_inputs(slot *s)
+{
+    for (int i = 0; i < s->n_inputs; i++) free(s->inputs[i]);
+    free(s->inputs);
+    s->inputs = NULL;
+    s->n_inputs = 0;
+    free(s->reference);
+    s->reference = NULL;
+    json_decref(s->request);
+    s->request = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    slot *s = arg;
+    srv_jobs *j = s->owner;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->quit && s->state != SLOT_ASSIGNED) pthread_cond_wait(&j->cv, &j->mu);
+        if (s->state != SLOT_ASSIGNED) break;
+        srv_job_run run = {.id = s->id, .type = s->type, .outdir = s->outdir,
+                           .inputs = (const char *const *)s->inputs, .n_inputs = s->n_inputs,
+                           .reference = s->reference,
+                           .options = json_object_get(s->request, "options"),
+                           .threads = j->cfg.threads_per_job, .attempt = s->attempt};
+        pthread_mutex_unlock(&j->mu);
+        sx_progress prog = {.fn = on_progress, .user = s, .cancel = &s->cancel};
+        sx_status st;
+        sx_status_clear(&st);
+        int rc = j->cfg.fn(j->cfg.fn_user, &run, &prog, &st);
+        if (rc != SX_OK && st.code == SX_OK) sx_status_set(&st, rc, "%s", sx_strerror(rc));
+        pthread_mutex_lock(&j->mu);
+        s->rc = rc;
+        s->st = st;
+        s->state = SLOT_DONE;
+        pthread_mutex_unlock(&j->mu);
+        uv_async_send(&j->wake);
+        pthread_mutex_lock(&j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* ---- loop thread ---- */
+
+static void fire_waiters(srv_jobs *j, const char *id, const char *state, int all)
+{
+    waiter **pp = &j->waiters;
+    while (*pp) {
+        waiter *w = *pp;
+        if (all || !strcmp(w->id, id)) {
+            *pp = w->next;
+            w->fn(w->user, w->id, state ? state : "QUEUED");
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+static void current_state(srv_jobs *j, const char *id, char state[16])
+{
+    srv_user admin = {.id = 0, .admin = 1};
+    if (srv_job_state(j->db, id, &admin, state, NULL, NULL)) snprintf(state, 16, "UNKNOWN");
+}
+
+static void flush_progress(srv_jobs *j)
+{
+    int n = j->cfg.workers;
+    for (int i = 0; i < n; i++) {
+        slot *s = &j->slots[i];
+        char id[32], stage[32], msg[256];
+        double p;
+        pthread_mutex_lock(&j->mu);
+        int dirty = s->state == SLOT_ASSIGNED && s->dirty;
+        s->dirty = 0;
+        memcpy(id, s->id, sizeof id);
+        memcpy(stage, s->stage, sizeof stage);
+        memcpy(msg, s->message, sizeof msg);
+        p = s->progress;
+        pthread_mutex_unlock(&j->mu);
+        if (!dirty) continue;
+        sx_status st;
+        if (srv_job_progress(j->db, id, stage, p, msg[0] ? msg : NULL, &st))
+            SX_WARN("job %s: %s", id, st.msg);
+    }
+}
+
+static void finish_slot(srv_jobs *j, slot *s)
+{
+    const char *state;
+    const char *etype = NULL, *err = NULL;
+    int drained = atomic_load(&s->drain);
+    if (s->rc == SX_OK) {
+        state = "COMPLETE";
+    } else if (s->rc == SX_ECANCELED) {
+        state = drained ? "QUEUED" : "CANCELED";
+    } else {
+        /* input problems are the executor's (the job's) failure; resources and bugs are ours */
+        state = (s->rc == SX_ENOMEM || s->rc == SX_EIO || s->rc == SX_EINTERNAL) ? "SYSTEM_ERROR"
+                                                                                 : "EXECUTOR_ERROR";
+        etype = srv_error_type(s->rc);
+        err = s->st.msg;
+    }
+    flush_progress(j);
+    sx_status st;
+    int rc;
+    if (drained && s->rc == SX_ECANCELED) {
+        rc = srv_job_transition(j->db, s->id, NULL, "QUEUED", &st) < 0 ? -1 : 0;
+    } else {
+        rc = srv_job_finish(j->db, s->id, state, etype, err, &st);
+    }
+    if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, state, st.msg);
+    double dt = srv_mono_s() - s->t_start;
+    sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
+           "job %s %s after %.2f s%s%s", s->id, state, dt, err ? ": " : "", err ? err : "");
+    char id[32];
+    memcpy(id, s->id, sizeof id);
+    pthread_mutex_lock(&j->mu);
+    int k = !strcmp(state, "COMPLETE") ? 0 : !strcmp(state, "EXECUTOR_ERROR") ? 1
+          : !strcmp(state, "SYSTEM_ERROR") ? 2 : !strcmp(state, "CANCELED") ? 3 : -1;
+    if (k >= 0) j->stats.finished[k]++;
+    if (k == 0) {
+        static const double le[6] = {1, 10, 60, 300, 1800, 1e300};
+        j->stats.run_seconds_sum += dt;
+        j->stats.run_seconds_count++;
+        for (int b = 0; b < 6; b++)
+            if (dt <= le[b]) j->stats.run_seconds_bucket[b]++;
+    }
+    free_slot_inputs(s);
+    s->state = SLOT_IDLE;
+    s->id[0] = 0;
+    atomic_store(&s->cancel, 0);
+    atomic_store(&s->drain, 0);
+    pthread_mutex_unlock(&j->mu);
+    atomic_fetch_sub(&j->running, 1);
+    fire_waiters(j, id, state, 0);
+}
+
+/* Resolve a claimed job's request into paths on the slot; on failure the job is failed. */
+static int resolve_inputs(srv_jobs *j, slot *s, sx_status *st)
+{
+    srv_user admin = {.id = 0, .admin = 1};
+    json_t *ds = json_object_get(s->request, "datasets");
+    size_t n = json_array_size(ds);
+    s->inputs = calloc(n ? n : 1, sizeof *s->inputs);
+    if (!s->inputs) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *id = json_string_value(json_array_get(ds, i));
+        char *rel = id ? srv_dataset_path(j->db, id, &admin, st) : NULL;
+        if (!rel) return sx_status_set(st, SX_ENOTFOUND, "input dataset '%s' no longer exists: "
+                                       "upload it again and resubmit", id ? id : "?");
+        s->inputs[i] = malloc(strlen(j->data_dir) + strlen(rel) + 2);
+        if (s->inputs[i]) sprintf(s->inputs[i], "%s/%s", j->data_dir, rel);
+        free(rel);
+        if (!s->inputs[i]) return sx_status_set(st, SX_ENOMEM, "out of memory");
+        s->n_inputs++;
+    }
+    const char *ref = json_string_value(json_object_get(s->request, "reference"));
+    if (ref) {
+        char *rel = srv_ref_path(j->db, ref, st);
+        if (!rel) return st->code;
+        s->reference = malloc(strlen(j->data_dir) + strlen(rel) + 2);
+        if (s->reference) sprintf(s->reference, "%s/%s", j->data_dir, rel);
+        free(rel);
+        if (!s->reference) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    }
+    snprintf(s->outdir, sizeof s->outdir, "%s/jobs/%s", j->data_dir, s->id);
+    /* a re-run starts from an empty folder: no half-written file of the last attempt */
+    srv_rmtree(s->outdir);
+    return srv_mkdirs(s->outdir, st);
+}
+
+static void dispatch(srv_jobs *j)
+{
+    if (atomic_load(&j->draining)) return;
+    for (;;) {
+        slot *free_slot = NULL;
+        pthread_mutex_lock(&j->mu);
+        for (int i = 0; i < j->cfg.workers && !free_slot; i++)
+            if (j->slots[i].state == SLOT_IDLE) free_slot = &j->slots[i];
+        pthread_mutex_unlock(&j->mu);
+        if (!free_slot) return;
+        sx_status st;
+        char id[32];
+        int r = srv_job_next_queued(j->db, id, &st);
+        if (r <= 0) {
+            if (r < 0) SX_WARN("job queue: %s", st.msg);
+            return;
+        }
+        int attempts = 0;
+        char *req = NULL, type[32];
+        r = srv_job_claim(j->db, id, &attempts, &req, type, &st);
+        if (r < 0) {
+            SX_WARN("job %s: %s", id, st.msg);
+            return;
+        }
+        if (r == 0) continue; /* canceled between the two statements */
+        slot *s = free_slot;
+        /* the slot is IDLE and only this thread assigns, so filling it unlocked is safe */
+        snprintf(s->id, sizeof s->id, "%s", id);
+        snprintf(s->type, sizeof s->type, "%s", type);
+        s->request = json_loads(req, 0, NULL);
+        free(req);
+        s->attempt = attempts;
+        s->stage[0] = s->message[0] = 0;
+        s->progress = 0;
+        s->dirty = 0;
+        sx_status_clear(&st);
+        if (!s->request || resolve_inputs(j, s, &st)) {
+            if (!st.code) sx_status_set(&st, SX_EINTERNAL, "job %s: its stored request is not JSON", id);
+            srv_job_finish(j->db, id, "EXECUTOR_ERROR", srv_error_type(st.code), st.msg, NULL);
+            free_slot_inputs(s);
+            s->id[0] = 0;
+            fire_waiters(j, id, "EXECUTOR_ERROR", 0);
+            continue;
+        }
+        SX_INFO("job %s (%s) starts, attempt %d, %d threads", id, type, attempts,
+                j->cfg.threads_per_job);
+        s->t_start = srv_mono_s();
+        atomic_fetch_add(&j->running, 1);
+        pthread_mutex_lock(&j->mu);
+        s->state = SLOT_ASSIGNED;
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+    }
+}
+
+static void adopt_waiters(srv_jobs *j)
+{
+    pthread_mutex_lock(&j->mu);
+    waiter *w = j->pending;
+    j->pending = NULL;
+    pthread_mutex_unlock(&j->mu);
+    while (w) {
+        waiter *next = w->next;
+        char state[16];
+        current_state(j, w->id, state);
+        if (srv_job_state_terminal(state) || !strcmp(state, "UNKNOWN")) {
+            w->fn(w->user, w->id, state);
+            free(w);
+        } else {
+            w->next = j->waiters;
+            j->waiters = w;
+        }
+        w = next;
+    }
+}
+
+static void expire_waiters(srv_jobs *j)
+{
+    double now = srv_mono_s();
+    waiter **pp = &j->waiters;
+    while (*pp) {
+        waiter *w = *pp;
+        if (w->deadline <= now) {
+            *pp = w->next;
+            char state[16];
+            current_state(j, w->id, state);
+            w->fn(w->user, w->id, state);
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+static void on_wake(uv_async_t *h)
+{
+    srv_jobs *j = h->data;
+    for (int i = 0; i < j->cfg.workers; i++) {
+        pthread_mutex_lock(&j->mu);
+        int done = j->slots[i].state == SLOT_DONE;
+        pthread_mutex_unlock(&j->mu);
+        if (done) finish_slot(j, &j->slots[i]);
+    }
+    adopt_waiters(j);
+    pthread_mutex_lock(&j->mu);
+    int quit = j->quit;
+    pthread_mutex_unlock(&j->mu);
+    if (quit) {
+        flush_progress(j);
+        fire_waiters(j, NULL, NULL, 1);
+        uv_close((uv_handle_t *)&j->tick, NULL);
+        uv_close((uv_handle_t *)&j->wake, NULL);
+        return;
+    }
+    dispatch(j);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    srv_jobs *j = t->data;
+    flush_progress(j);
+    expire_waiters(j);
+    double now = srv_mono_s();
+    if (now - j->last_poll >= j->cfg.poll_s) {
+        j->last_poll = now;
+        dispatch(j); /* rows inserted by another process, or a missed wake-up */
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    srv_jobs *j = arg;
+    dispatch(j);
+    uv_run(&j->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+srv_jobs *srv_jobs_start(const srv_jobs_config *cfg, sx_status *st)
+{
+    srv_jobs *j = calloc(1, sizeof *j);
+    if (!j) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    j->cfg = *cfg;
+    if (j->cfg.workers < 1) j->cfg.workers = 1;
+    if (j->cfg.threads_per_job < 1) j->cfg.threads_per_job = 1;
+    if (j->cfg.poll_s <= 0) j->cfg.poll_s = 1;
+    j->data_dir = strdup(cfg->data_dir);
+    j->slots = calloc((size_t)j->cfg.workers, sizeof *j->slots);
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->stats.workers = j->cfg.workers;
+    if (!j->data_dir || !j->slots) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    j->db = srv_registry_get(cfg->reg, st);
+    if (!j->db) goto fail;
+    if (uv_loop_init(&j->loop)) {
+        sx_status_set(st, SX_EINTERNAL, "cannot create the job loop");
+        goto fail;
+    }
+    uv_async_init(&j->loop, &j->wake, on_wake);
+    j->wake.data = j;
+    uv_timer_init(&j->loop, &j->tick);
+    j->tick.data = j;
+    uv_timer_start(&j->tick, on_tick, 100, 100);
+    for (int i = 0; i < j->cfg.workers; i++) {
+        j->slots[i].owner = j;
+        if (pthread_create(&j->slots[i].thread, NULL, worker_main, &j->slots[i]) != 0) {
+            sx_status_set(st, SX_EINTERNAL, "cannot start worker thread %d", i);
+            goto fail;
+        }
+        j->slots[i].started = 1;
+    }
+    if (pthread_create(&j->loop_thread, NULL, loop_main, j) != 0) {
+        sx_status_set(st, SX_EINTERNAL, "cannot start the job loop thread");
+        goto fail;
+    }
+    return j;
+fail:
+    /* only reached before the loop thread exists */
+    pthread_mutex_lock(&j->mu);
+    j->quit = 1;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    for (int i = 0; j->slots && i < j->cfg.workers; i++)
+        if (j->slots[i].started) pthread_join(j->slots[i].thread, NULL);
+    if (j->db) srv_registry_put(cfg->reg, j->db);
+    free(j->slots);
+    free(j->data_dir);
+    free(j);
+    return NULL;
+}
+
+void srv_jobs_notify(srv_jobs *j) { uv_async_send(&j->wake); }
+
+int srv_jobs_cancel(srv_jobs *j, const char *id)
+{
+    int found = 0;
+    pthread_mutex_lock(&j->mu);
+    for (int i = 0; i < j->cfg.workers; i++) {
+        slot *s = &j->slots[i];
+        if (s->state == SLOT_ASSIGNED && !strcmp(s->id, id)) {
+            atomic_store(&s->cancel, 1);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return found;
+}
+
+int srv_jobs_wait(srv_jobs *j, const char *id, double timeout_s, srv_job_wait_fn fn, void *user)
+{
+    waiter *w = calloc(1, sizeof *w);
+    if (!w) return SX_ENOMEM;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->deadline = srv_mono_s() + timeout_s;
+    w->fn = fn;
+    w->user = user;
+    pthread_mutex_lock(&j->mu);
+    w->next = j->pending;
+    j->pending = w;
+    pthread_mutex_unlock(&j->mu);
+    uv_async_send(&j->wake);
+    return SX_OK;
+}
+
+void srv_jobs_get_stats(srv_jobs *j, srv_jobs_stats *s)
+{
+    pthread_mutex_lock(&j->mu);
+    *s = j->stats;
+    pthread_mutex_unlock(&j->mu);
+    s->running = atomic_load(&j->running);
+}
+
+void srv_jobs_stop(srv_jobs *j, double grace_s)
+{
+    if (!j) return;
+    atomic_store(&j->draining, 1);
+    double t0 = srv_mono_s();
+    while (atomic_load(&j->running) > 0 && srv_mono_s() - t0 < grace_s) usleep(20000);
+    int stuck = 0;
+    if (atomic_load(&j->running) > 0) {
+        SX_WARN("drain: %d job(s) still running after %.0f s: canceling them, they will be "
+                "re-queued", atomic_load(&j->running), grace_s);
+        pthread_mutex_lock(&j->mu);
+        for (int i = 0; i < j->cfg.workers; i++) {
+            if (j->slots[i].state != SLOT_ASSIGNED) continue;
+            atomic_store(&j->slots[i].drain, 1);
+            atomic_store(&j->slots[i].cancel, 1);
+        }
+        pthread_mutex_unlock(&j->mu);
+        double t1 = srv_mono_s();
+        while (atomic_load(&j->running) > 0 && srv_mono_s() - t1 < 30) usleep(20000);
+        stuck = atomic_load(&j->running) > 0;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->quit = 1;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    uv_async_send(&j->wake);
+    pthread_join(j->loop_thread, NULL);
+    uv_loop_close(&j->loop);
+    for (int i = 0; i < j->cfg.workers; i++) {
+        slot *s = &j->slots[i];
+        if (s->state == SLOT_ASSIGNED) {
+            /* a job that ignores its cancel flag: record it re-queued and leave the thread */
+            srv_job_transition(j->db, s->id, NULL, "QUEUED", NULL);
+            pthread_detach(s->thread);
+            continue;
+        }
+        pthread_join(s->thread, NULL);
+        free_slot_inputs(s);
+    }
+    srv_registry_put(j->cfg.reg, j->db);
+    if (stuck) return; /* the process is about to exit; a detached worker may still use j */
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j->slots);
+    free(j->data_dir);
+    free(j);
+}

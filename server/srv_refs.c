@@ -1,0 +1,105 @@
+#include "srv_refs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srv_util.h"
+
+/* hard link (same filesystem, free and immutable enough: results are never rewritten in
+ * place) or copy */
+static int place(const char *src, const char *dst, sx_status *st)
+{
+    if (link(src, dst) == 0) return SX_OK;
+    return srv_copy_file(src, dst, st);
+}
+
+static json_t *first_of(json_t *o, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        json_t *v = json_object_get(o, *keys);
+        if (v) return v;
+    }
+    return NULL;
+}
+
+int srv_refs_add(sqlite3 *db, const char *data_dir, const srv_ref_add *a, sx_status *st)
+{
+    if (!srv_name_ok(a->name))
+        return sx_status_set(st, SX_EINVAL, "reference name '%s' is not valid: use 1-64 letters, "
+                             "digits, '.', '_' or '-'", a->name ? a->name : "");
+    char src[4200], dir[4200], tmp[4300], dst[4400];
+    snprintf(src, sizeof src, "%s/reference.h5", a->src_dir);
+    if (!srv_file_exists(src))
+        return sx_status_set(st, SX_ENOTFOUND, "%s has no reference.h5: register the output of a "
+                             "finished integrate job", a->src_dir);
+    char *exists = srv_ref_path(db, a->name, NULL);
+    if (exists) {
+        free(exists);
+        return sx_status_set(st, SX_ESTATE, "a reference named '%s' already exists: choose another "
+                             "name", a->name);
+    }
+    snprintf(dir, sizeof dir, "%s/references", data_dir);
+    int rc = srv_mkdirs(dir, st);
+    if (rc) return rc;
+    char rnd[32];
+    if ((rc = srv_random_id("", rnd, sizeof rnd, st))) return rc;
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%s", dir, a->name, rnd);
+    if ((rc = srv_mkdirs(tmp, st))) return rc;
+    snprintf(dst, sizeof dst, "%s/reference.h5", tmp);
+    if ((rc = place(src, dst, st))) goto fail;
+    /* the model and the reference cells' table, when the job wrote them */
+    static const char *const extra[] = {"adata.h5ad", "result.json", "checkpoint/model.h5"};
+    for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
+        snprintf(src, sizeof src, "%s/%s", a->src_dir, extra[i]);
+        if (!srv_file_exists(src)) continue;
+        if (strchr(extra[i], '/')) {
+            snprintf(dst, sizeof dst, "%s/checkpoint", tmp);
+            if ((rc = srv_mkdirs(dst, st))) goto fail;
+        }
+        snprintf(dst, sizeof dst, "%s/%s", tmp, extra[i]);
+        if ((rc = place(src, dst, st))) goto fail;
+    }
+    /* catalog summary from the job's result.json (sizes and version) */
+    json_t *sum = json_object();
+    snprintf(src, sizeof src, "%s/result.json", a->src_dir);
+    json_t *res = json_load_file(src, 0, NULL);
+    static const char *const kc[] = {"n_obs", "n_cells", "cells", NULL};
+    static const char *const kg[] = {"n_vars", "n_genes", "genes", NULL};
+    static const char *const kv[] = {"model_version", "version", NULL};
+    json_t *v;
+    if (res && (v = first_of(res, kc)) && json_is_integer(v)) json_object_set(sum, "cells", v);
+    if (res && (v = first_of(res, kg)) && json_is_integer(v)) json_object_set(sum, "genes", v);
+    if (res && (v = first_of(res, kv)) && json_is_string(v)) json_object_set(sum, "model_version", v);
+    if (!json_object_get(sum, "model_version"))
+        json_object_set_new(sum, "model_version", json_string(SX_VERSION));
+    json_decref(res);
+    json_t *lc = a->label_columns_json ? json_loads(a->label_columns_json, 0, NULL) : NULL;
+    json_object_set_new(sum, "label_columns", lc ? lc : json_array());
+    char *sum_text = json_dumps(sum, JSON_COMPACT);
+    json_decref(sum);
+    snprintf(dst, sizeof dst, "%s/%s", dir, a->name);
+    if (rename(tmp, dst) != 0) {
+        free(sum_text);
+        rc = sx_status_set(st, errno == EEXIST || errno == ENOTEMPTY ? SX_ESTATE : SX_EIO,
+                           "cannot place reference '%s': %s", a->name, strerror(errno));
+        goto fail;
+    }
+    char rel[200];
+    snprintf(rel, sizeof rel, "references/%s", a->name);
+    srv_ref_rec rec = {.name = a->name, .path = rel, .job_id = a->job_id,
+                       .description = a->description, .species = a->species, .tissue = a->tissue,
+                       .summary = sum_text, .owner = a->owner};
+    rc = srv_ref_insert(db, &rec, st);
+    free(sum_text);
+    if (rc) {
+        srv_rmtree(dst);
+        return rc;
+    }
+    return SX_OK;
+fail:
+    srv_rmtree(tmp);
+    return rc;
+}
