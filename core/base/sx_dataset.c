@@ -42,6 +42,11 @@ void sx_dataset_free(sx_dataset *d)
         sx_csr_free(d->layers[i].m);
     }
     sx_free(d->layers);
+    for (int i = 0; i < d->n_obsp; i++) {
+        sx_free(d->obsp[i].name);
+        sx_csr_free(d->obsp[i].m);
+    }
+    sx_free(d->obsp);
     sx_csr_free(d->raw_X);
     sx_frame_free(d->raw_var);
     sx_uns_free(d->uns);
@@ -107,32 +112,59 @@ int sx_dataset_set_varm(sx_dataset *d, const char *name, const double *v, int64_
     return set_dense(&d->varm, &d->n_varm, name, v, n_rows, n_cols, f32, st);
 }
 
+static sx_csr *find_named(const sx_layer *a, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(a[i].name, name) == 0) return a[i].m;
+    return NULL;
+}
+
+/* Add or replace a named sparse matrix; takes ownership of m (freed on error). */
+static int set_named(sx_layer **arr, int *n, const char *name, sx_csr *m, sx_status *st)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp((*arr)[i].name, name) == 0) {
+            sx_csr_free((*arr)[i].m);
+            (*arr)[i].m = m;
+            return SX_OK;
+        }
+    char *nm = sx_strdup(name);
+    sx_layer *nl = nm ? sx_reallocarray(*arr, (size_t)*n + 1, sizeof(sx_layer)) : NULL;
+    if (!nl) {
+        sx_free(nm);
+        sx_csr_free(m);
+        return sx_status_set(st, SX_ENOMEM, "out of memory storing '%s'", name);
+    }
+    *arr = nl;
+    nl[(*n)++] = (sx_layer){nm, m};
+    return SX_OK;
+}
+
 sx_csr *sx_dataset_layer(const sx_dataset *d, const char *name)
 {
-    for (int i = 0; i < d->n_layers; i++)
-        if (strcmp(d->layers[i].name, name) == 0) return d->layers[i].m;
-    return NULL;
+    return find_named(d->layers, d->n_layers, name);
 }
 
 int sx_dataset_set_layer(sx_dataset *d, const char *name, sx_csr *m, sx_status *st)
 {
-    for (int i = 0; i < d->n_layers; i++)
-        if (strcmp(d->layers[i].name, name) == 0) {
-            sx_csr_free(d->layers[i].m);
-            d->layers[i].m = m;
-            return SX_OK;
-        }
-    char *nm = sx_strdup(name);
-    sx_layer *nl = nm ? sx_reallocarray(d->layers, (size_t)d->n_layers + 1, sizeof(sx_layer))
-                      : NULL;
-    if (!nl) {
-        sx_free(nm);
+    return set_named(&d->layers, &d->n_layers, name, m, st);
+}
+
+sx_csr *sx_dataset_obsp(const sx_dataset *d, const char *name)
+{
+    return find_named(d->obsp, d->n_obsp, name);
+}
+
+int sx_dataset_set_obsp(sx_dataset *d, const char *name, sx_csr *m, sx_status *st)
+{
+    int64_t n = d->obs->n_rows;
+    if (m->n_rows != n || m->n_cols != n) {
+        int64_t r = m->n_rows, c = m->n_cols;
         sx_csr_free(m);
-        return sx_status_set(st, SX_ENOMEM, "out of memory storing layer '%s'", name);
+        return sx_status_set(st, SX_EINVAL, "obsp '%s' is %lld x %lld, expected %lld x %lld", name,
+                             (long long)r, (long long)c, (long long)n, (long long)n);
     }
-    d->layers = nl;
-    nl[d->n_layers++] = (sx_layer){nm, m};
-    return SX_OK;
+    return set_named(&d->obsp, &d->n_obsp, name, m, st);
 }
 
 int sx_dataset_validate(const sx_dataset *d, const char *what, sx_status *st)
@@ -157,6 +189,10 @@ int sx_dataset_validate(const sx_dataset *d, const char *what, sx_status *st)
             return sx_status_set(st, SX_EFORMAT, "%s: layer %s is %lld x %lld, expected %lld x %lld",
                                  what, d->layers[i].name, (long long)d->layers[i].m->n_rows,
                                  (long long)d->layers[i].m->n_cols, (long long)n, (long long)g);
+    for (int i = 0; i < d->n_obsp; i++)
+        if (d->obsp[i].m->n_rows != n || d->obsp[i].m->n_cols != n)
+            return sx_status_set(st, SX_EFORMAT, "%s: obsp/%s is not %lld x %lld", what,
+                                 d->obsp[i].name, (long long)n, (long long)n);
     if (d->raw_X && (d->raw_X->n_rows != n || !d->raw_var ||
                      d->raw_X->n_cols != d->raw_var->n_rows))
         return sx_status_set(st, SX_EFORMAT, "%s: raw/X shape does not match obs and raw/var",
@@ -177,6 +213,44 @@ static int take_dense_rows(sx_dense *a, const int64_t *rows, int64_t n, sx_statu
     return SX_OK;
 }
 
+/* Subset every obsp graph to rows x rows; drop them all when a row repeats. */
+static int take_obsp(sx_dataset *d, const int64_t *rows, int64_t n, sx_status *st)
+{
+    int64_t old = d->obs->n_rows;
+    int64_t *map = sx_mallocarray((size_t)(old ? old : 1), sizeof(int64_t));
+    if (!map) return sx_status_set(st, SX_ENOMEM, "out of memory subsetting obsp");
+    for (int64_t j = 0; j < old; j++) map[j] = -1;
+    int repeats = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (map[rows[k]] >= 0) repeats = 1;
+        map[rows[k]] = k;
+    }
+    int rc = SX_OK;
+    for (int i = 0; i < d->n_obsp && rc == SX_OK; i++) {
+        if (repeats) break;
+        sx_csr *r = sx_csr_take_rows(d->obsp[i].m, rows, n, st);
+        sx_csr *c = r ? sx_csr_remap_cols(r, map, n, st) : NULL;
+        sx_csr_free(r);
+        if (!c) {
+            rc = st ? st->code : SX_ENOMEM;
+            break;
+        }
+        sx_csr_free(d->obsp[i].m);
+        d->obsp[i].m = c;
+    }
+    if (repeats) {
+        for (int i = 0; i < d->n_obsp; i++) {
+            sx_free(d->obsp[i].name);
+            sx_csr_free(d->obsp[i].m);
+        }
+        sx_free(d->obsp);
+        d->obsp = NULL;
+        d->n_obsp = 0;
+    }
+    sx_free(map);
+    return rc;
+}
+
 int sx_dataset_take_obs(sx_dataset *d, const int64_t *rows, int64_t n, sx_status *st)
 {
     sx_frame *obs = sx_frame_take_rows(d->obs, rows, n, st);
@@ -192,6 +266,7 @@ int sx_dataset_take_obs(sx_dataset *d, const int64_t *rows, int64_t n, sx_status
     }
     for (int i = 0; i < d->n_obsm; i++)
         if (take_dense_rows(&d->obsm[i], rows, n, st) != SX_OK) goto fail;
+    if (d->n_obsp && take_obsp(d, rows, n, st) != SX_OK) goto fail;
     sx_frame_free(d->obs);
     d->obs = obs;
     if (d->X) {

@@ -37,6 +37,8 @@ typedef struct sx_dataset {
     sx_dense *varm;
     int n_layers;
     sx_layer *layers;
+    int n_obsp;         /* pairwise cell graphs (n_obs x n_obs), e.g. connectivities, distances */
+    sx_layer *obsp;
     sx_csr *raw_X;      /* optional raw: n_obs x raw_var->n_rows */
     sx_frame *raw_var;
     sx_uns *uns;        /* root dict, never NULL */
@@ -59,10 +61,16 @@ int sx_dataset_set_varm(sx_dataset *d, const char *name, const double *v, int64_
 sx_csr *sx_dataset_layer(const sx_dataset *d, const char *name);
 int sx_dataset_set_layer(sx_dataset *d, const char *name, sx_csr *m, sx_status *st);
 
+/* obsp: find by name, or add (takes ownership of m, which must be n_obs x n_obs). */
+sx_csr *sx_dataset_obsp(const sx_dataset *d, const char *name);
+int sx_dataset_set_obsp(sx_dataset *d, const char *name, sx_csr *m, sx_status *st);
+
 /* Consistency: X shape vs obs/var, obsm rows, layer shapes, raw rows. */
 int sx_dataset_validate(const sx_dataset *d, const char *what, sx_status *st);
 
-/* Keep the rows (cells) rows[0..n) in that order: X, obs, obsm, layers, raw. */
+/* Keep the rows (cells) rows[0..n) in that order: X, obs, obsm, layers, raw, and obsp
+ * (rows and columns; obsp is dropped when rows repeat a cell, since a graph cannot hold
+ * two copies of a node). */
 int sx_dataset_take_obs(sx_dataset *d, const int64_t *rows, int64_t n, sx_status *st);
 /* Keep the columns (features) cols[0..n) in that order: X, var, varm, layers (raw kept). */
 int sx_dataset_take_vars(sx_dataset *d, const int64_t *cols, int64_t n, sx_status *st);

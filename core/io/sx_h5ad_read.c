@@ -317,10 +317,13 @@ static int read_mdict(h5x_ctx *c, sx_dataset *d, const char *key, int is_obs, sx
     return rc;
 }
 
-static int read_layers(h5x_ctx *c, sx_dataset *d, const char *skip, int check_vals, sx_status *st)
+/* Read every CSR/CSC/dense child of `group` (layers: n_obs x n_vars; obsp: n_obs x n_obs). */
+static int read_csr_dict(h5x_ctx *c, sx_dataset *d, const char *group, const char *skip,
+                         int check_vals, sx_status *st)
 {
-    if (h5x_objtype(c->f, "layers") != H5O_TYPE_GROUP) return SX_OK;
-    hid_t g = H5Gopen2(c->f, "layers", H5P_DEFAULT);
+    if (h5x_objtype(c->f, group) != H5O_TYPE_GROUP) return SX_OK;
+    int is_obsp = strcmp(group, "obsp") == 0;
+    hid_t g = H5Gopen2(c->f, group, H5P_DEFAULT);
     H5G_info_t info;
     H5Gget_info(g, &info);
     int rc = SX_OK;
@@ -329,15 +332,34 @@ static int read_layers(h5x_ctx *c, sx_dataset *d, const char *skip, int check_va
         if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
                                H5P_DEFAULT) < 0)
             continue;
-        snprintf(path, sizeof path, "layers/%s", name);
+        snprintf(path, sizeof path, "%s/%s", group, name);
         if (skip && strcmp(skip, path) == 0) continue;
-        sx_csr *m = read_matrix(c, path, path, d->obs->n_rows, d->var->n_rows, "obs", "var",
-                                check_vals, NULL, st);
+        sx_csr *m = read_matrix(c, path, path, d->obs->n_rows,
+                                is_obsp ? d->obs->n_rows : d->var->n_rows, "obs",
+                                is_obsp ? "obs" : "var", check_vals, NULL, st);
         if (!m) rc = st->code;
+        else if (is_obsp) rc = sx_dataset_set_obsp(d, name, m, st);
         else rc = sx_dataset_set_layer(d, name, m, st);
     }
     H5Gclose(g);
     return rc;
+}
+
+/* anndata < 0.7 kept the neighbour graphs in uns/neighbors/{connectivities,distances};
+ * anndata moves them to obsp on reading, and so do we (when obsp does not have them). */
+static int read_legacy_graphs(h5x_ctx *c, sx_dataset *d, int check_vals, sx_status *st)
+{
+    static const char *const names[] = {"connectivities", "distances"};
+    for (int i = 0; i < 2; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "uns/neighbors/%s", names[i]);
+        if (sx_dataset_obsp(d, names[i]) || h5x_objtype(c->f, path) != H5O_TYPE_GROUP) continue;
+        sx_csr *m = read_matrix(c, path, path, d->obs->n_rows, d->obs->n_rows, "obs", "obs",
+                                check_vals, NULL, st);
+        if (!m) return st->code;
+        if (sx_dataset_set_obsp(d, names[i], m, st) != SX_OK) return st->code;
+    }
+    return SX_OK;
 }
 
 sx_dataset *sx_h5ad_read(const char *path, const sx_read_opts *opts, const sx_progress *prog,
@@ -402,7 +424,9 @@ sx_dataset *sx_h5ad_read(const char *path, const sx_read_opts *opts, const sx_pr
     if (read_mdict(&c, d, "obsm", 1, st) != SX_OK) goto fail;
     if (!use_raw && read_mdict(&c, d, "varm", 0, st) != SX_OK) goto fail;
     /* layers share X's genes; with raw as X they no longer fit and are left out */
-    if (!use_raw && read_layers(&c, d, strcmp(ul, "X") ? ul : NULL, check_vals, st) != SX_OK)
+    if (read_csr_dict(&c, d, "obsp", NULL, check_vals, st) != SX_OK) goto fail;
+    if (read_legacy_graphs(&c, d, check_vals, st) != SX_OK) goto fail;
+    if (!use_raw && read_csr_dict(&c, d, "layers", strcmp(ul, "X") ? ul : NULL, check_vals, st) != SX_OK)
         goto fail;
     if (sx_dataset_validate(d, path, st) != SX_OK) goto fail;
     h5x_close(&c);

@@ -361,6 +361,25 @@ static int put_dense_dict(const wctx *w, hid_t root, const char *name, const sx_
     return rc;
 }
 
+/* A dict group of named CSR matrices (layers, obsp). */
+static int put_csr_dict(const wctx *w, hid_t f, const char *group, const sx_layer *a, int n,
+                        sx_status *st)
+{
+    hid_t g = new_group(f, group, "dict", "0.1.0");
+    if (g < 0) return werr(w, group, st);
+    for (int i = 0; i < n; i++) {
+        if (!valid_key(a[i].name)) continue;
+        if (put_csr(w, g, a[i].name, a[i].m, 0) < 0) {
+            H5Gclose(g);
+            char e[600];
+            snprintf(e, sizeof e, "%s/%s", group, a[i].name);
+            return werr(w, e, st);
+        }
+    }
+    H5Gclose(g);
+    return SX_OK;
+}
+
 static int write_all(const wctx *w, hid_t f, const sx_dataset *d, sx_status *st)
 {
     if (set_enc(f, "anndata", "0.1.0") < 0) return werr(w, "/", st);
@@ -369,24 +388,12 @@ static int write_all(const wctx *w, hid_t f, const sx_dataset *d, sx_status *st)
     if (put_frame(w, f, "var", d->var, st) != SX_OK) return st ? st->code : SX_EIO;
     if (put_dense_dict(w, f, "obsm", d->obsm, d->n_obsm, st) != SX_OK) return st->code;
     if (put_dense_dict(w, f, "varm", d->varm, d->n_varm, st) != SX_OK) return st->code;
-    const char *empty[] = {"obsp", "varp"};
-    for (int i = 0; i < 2; i++) {
-        hid_t g = new_group(f, empty[i], "dict", "0.1.0");
-        if (g < 0) return werr(w, empty[i], st);
-        H5Gclose(g);
-    }
-    hid_t lg = new_group(f, "layers", "dict", "0.1.0");
-    if (lg < 0) return werr(w, "layers", st);
-    for (int i = 0; i < d->n_layers; i++) {
-        if (!valid_key(d->layers[i].name)) continue;
-        if (put_csr(w, lg, d->layers[i].name, d->layers[i].m, 0) < 0) {
-            H5Gclose(lg);
-            char e[600];
-            snprintf(e, sizeof e, "layers/%s", d->layers[i].name);
-            return werr(w, e, st);
-        }
-    }
-    H5Gclose(lg);
+    hid_t vp = new_group(f, "varp", "dict", "0.1.0");
+    if (vp < 0) return werr(w, "varp", st);
+    H5Gclose(vp);
+    if (put_csr_dict(w, f, "obsp", d->obsp, d->n_obsp, st) != SX_OK) return st ? st->code : SX_EIO;
+    if (put_csr_dict(w, f, "layers", d->layers, d->n_layers, st) != SX_OK)
+        return st ? st->code : SX_EIO;
     if (d->raw_X && d->raw_var) {
         hid_t rg = new_group(f, "raw", "raw", "0.1.0");
         if (rg < 0) return werr(w, "raw", st);

@@ -1,6 +1,6 @@
 """An .h5ad written by `scalex convert` must open in python3-anndata 0.8 and hold the same
 data as the original: X values and sparsity, obs/var (index, columns, values, dtype kind,
-category order), obsm.
+category order), obsm, obsp.
 
 usage: check_roundtrip.py ORIGINAL.h5ad CONVERTED.h5ad [ORIGINAL CONVERTED ...]
 Exact dtype widths may change (int32 columns are written as int64, float32 columns as
@@ -104,6 +104,11 @@ def check(path_a, path_b):
         kinds_ok = va.dtype.kind == vb.dtype.kind or (va.dtype.kind in "iu" and vb.dtype.kind == "f")
         if va.shape != vb.shape or not kinds_ok or not np.array_equal(va.astype(np.float64), vb.astype(np.float64)):
             errs.append(f"obsm/{k}: differs ({vb.shape} {vb.dtype} vs {va.shape} {va.dtype})")
+    for k in a.obsp.keys():
+        if k not in b.obsp:
+            errs.append(f"obsp/{k}: missing")
+            continue
+        same_matrix(a.obsp[k], b.obsp[k], f"obsp/{k}", errs)
     if a.raw is not None:
         if b.raw is None:
             errs.append("raw: missing")
