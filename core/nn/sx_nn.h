@@ -14,8 +14,12 @@
  * "decoder.net.0.norm.bns.2.running_var". Values cross the API as double (exact for both
  * precisions) so callers never depend on the internal layout.
  *
- * Threads: the BLAS calls use OpenBLAS's own pool; the sparse first layer splits the hidden
- * units over `threads` pthreads. Results are deterministic for a given seed and thread count.
+ * Threads: with the sparse first layer (default) a pool of `threads` pthreads splits every
+ * large piece of a step by features (hidden units for the first layer, BN1 and the fused
+ * gradient + Adam pass over W1; genes for DSBN, sigmoid and the BCE gradient; rows for the
+ * loss), and OpenBLAS is set to one thread for the small GEMMs left (its spinning threads
+ * would compete with the pool). With the dense first layer OpenBLAS gets `threads`. Each
+ * per-feature sum keeps its order, so results are identical for any thread count.
  */
 #ifndef SX_NN_H
 #define SX_NN_H
@@ -117,7 +121,7 @@ typedef struct sx_nn_train_opts {
     double beta1, beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
     int patience;          /* 10 epochs without strict improvement stop training */
     uint64_t seed;         /* minibatch order and reparameterization noise */
-    int threads;           /* 0 = all cores (OpenBLAS default); else BLAS + sparse threads */
+    int threads;           /* 0 = all cores; else the training pool's threads (see top) */
     int adam_mode;         /* SX_NN_ADAM_TORCH2 (default): a DSBN unit absent from a step is
                               skipped; SX_NN_ADAM_TORCH113: once it had a gradient it keeps
                               receiving a zero one (decay, moments, step count) */

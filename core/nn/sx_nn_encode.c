@@ -110,6 +110,7 @@ static int infer(sx_nn_model *m, const sx_csr *x, const int32_t *domain, int64_t
     sx_nn_ws w;
     memset(&w, 0, sizeof w);
     sx_nn_pool *pool = NULL;
+    int blas_prev = 0; /* 0: nothing to restore */
     int rc;
     /* Cells of the query may carry domains the model does not know (projection): the sampler
      * needs in-range codes only, so the encoder path accepts any non-negative code. */
@@ -122,7 +123,8 @@ static int infer(sx_nn_model *m, const sx_csr *x, const int32_t *domain, int64_t
     }
     rc = sx_nn_domain_chunks(domain, x->n_rows, nd, o.perm, o.batch_size, &idx, &off, &nc, st);
     if (rc) return rc;
-    sx_nn_set_threads(o.threads);
+    blas_prev = sx_nn_blas_threads();
+    sx_nn_set_threads(1); /* the pool splits the sparse layer; BLAS calls left are small */
     pool = sx_nn_pool_new(o.threads, st);
     if (!pool) {
         rc = st ? st->code : SX_ENOMEM;
@@ -156,6 +158,7 @@ static int infer(sx_nn_model *m, const sx_csr *x, const int32_t *domain, int64_t
     }
     rc = SX_OK;
 fail:
+    sx_nn_set_threads(blas_prev); /* the caller's OpenBLAS setting back */
     sx_nn_pool_free(pool);
     sx_nn_ws_free(&w);
     sx_free(idx);

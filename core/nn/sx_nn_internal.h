@@ -1,8 +1,12 @@
 /* sx_nn_internal — structures shared by the nn .c files (not part of the public API).
  *
  * Internal layout (why it differs from PyTorch's): the first-layer weight is stored
- * transposed, G x H, so that one input gene's weights are one contiguous row — the sparse
- * forward adds whole rows, and the fused gradient + Adam update walks it row by row.
+ * transposed and in column tiles: hidden units [t, t + SX_NN_W1_TILE) form one tile, a
+ * row-major G x width block, and the tiles follow each other. One input gene's weights for a
+ * tile are one contiguous short row, so the sparse forward adds rows of a block that is
+ * contiguous (512 KiB for G = 2000 in float32: it stays in L2, and a plain G x H layout's
+ * 4 KiB row stride would alias to a few cache sets and thrash), and the fused gradient +
+ * Adam update streams each tile front to back. Use sx_nn_w1_index for element (g, h).
  * Everything else is stored exactly as the state_dict (out x in, row-major).
  */
 #ifndef SX_NN_INTERNAL_H
@@ -23,7 +27,7 @@ typedef struct sx_nn_tensor {
     int64_t dims[2]; /* PyTorch shape */
     int64_t numel;
     int64_t off;     /* element offset in param[] / buf[], or index in nbt[] */
-    int transposed;  /* stored as dims[1] x dims[0] */
+    int transposed;  /* W1 only: stored transposed in tiles (sx_nn_w1_index) */
     int pidx;        /* parameter index for SX_TK_PARAM, else -1 */
 } sx_nn_tensor;
 
@@ -64,6 +68,25 @@ struct sx_nn_model {
     uint64_t log_seed;
 };
 
+/* First-layer weight tiles (see the layout note at the top). Tile j starts at element
+ * j * SX_NN_W1_TILE * G of the W1 block (all earlier tiles are full); only the last tile of
+ * an H that is not a multiple of SX_NN_W1_TILE is narrower. */
+#define SX_NN_W1_TILE 64
+/* Input genes per block of the sparse forward: 128 x 64 float weights = 32 KiB, reused by
+ * every row of the minibatch from L1/L2 (32 was slower: short row loops; 512 no faster). */
+#define SX_NN_KB 128
+static inline int64_t sx_nn_w1_width(int64_t H, int64_t h)
+{
+    int64_t t0 = h - h % SX_NN_W1_TILE;
+    return H - t0 < SX_NN_W1_TILE ? H - t0 : SX_NN_W1_TILE;
+}
+/* Element (input gene g, hidden unit h) of W1 inside its block. */
+static inline int64_t sx_nn_w1_index(int64_t G, int64_t H, int64_t g, int64_t h)
+{
+    int64_t t0 = h - h % SX_NN_W1_TILE;
+    return t0 * G + g * sx_nn_w1_width(H, h) + (h - t0);
+}
+
 /* Offsets of the parameters inside param[] (elements). */
 static inline int64_t sx_nn_poff(const struct sx_nn_model *m, int p) { return m->param_off[p]; }
 /* Buffer offsets. */
@@ -94,6 +117,10 @@ double sx_nn_rng_uniform(sx_nn_rng *r);  /* [0, 1) with 53 bits */
 double sx_nn_rng_normal(sx_nn_rng *r);   /* standard normal (Box-Muller, both values used) */
 uint64_t sx_nn_rng_below(sx_nn_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
+/* OpenBLAS's current thread count (training and encoding set 1 for the sparse path and put
+ * the caller's value back when they finish). */
+int sx_nn_blas_threads(void);
+
 /* ---- worker pool for the sparse first layer: splits [0, H) into per-thread ranges ---- */
 typedef struct sx_nn_pool sx_nn_pool;
 typedef void (*sx_nn_task)(void *arg, int64_t h0, int64_t h1);
@@ -112,10 +139,13 @@ typedef struct sx_nn_ws {
     void *mu, *s, *var, *sig, *z, *eps; /* B x Z */
     void *a2, *xhat2, *y2, *p;   /* B x G */
     void *da2, *dh, *da1;   /* B x G, B x H, B x H */
+    void *da1p;             /* da1 packed per W1 tile (sparse gradient kernels) */
+    void *a1p;              /* first-layer partial sums packed per W1 tile (sparse forward) */
     void *dz, *dmu, *ds;    /* B x Z */
     void *mean1, *invstd1;  /* H */
     void *mean2, *invstd2;  /* D x G */
     double *scratch;        /* 2 * max(G, H) */
+    double *rowacc;         /* B: per-row loss sums */
     int64_t *dom_cnt;       /* D */
     int64_t *dom_rows;      /* B: rows grouped by domain */
     int64_t *dom_start;     /* D + 1 */
@@ -123,6 +153,8 @@ typedef struct sx_nn_ws {
     /* minibatch as CSR (rows b) and CSC (columns k) */
     int64_t nnz_cap;
     int64_t *rptr;          /* B + 1 */
+    int64_t nblk;           /* gene blocks of SX_NN_KB columns */
+    int64_t *bptr;          /* B x (nblk + 1): first nonzero of row b in gene block j */
     int32_t *ridx;          /* nnz */
     void *rval;             /* nnz (dtype) */
     int64_t *cptr;          /* G + 1 */
@@ -151,6 +183,7 @@ struct sx_nn_trainer {
     uint8_t *gstate;        /* SX_NN_GRAD_* of the last forward_backward */
     int w1_grad_ready;      /* grad[] holds the first-layer weight gradient */
     int have_fb;            /* a forward_backward ran since the last Adam step */
+    int blas_prev;          /* OpenBLAS thread count to restore when the trainer is freed */
 };
 
 /* Precision-specific kernels (sx_nn_kernels.inc compiled as _f32 and _f64).
@@ -162,7 +195,8 @@ enum { SX_FWD_EPS = 1, SX_FWD_ENC_ONLY = 2 };
 #define SX_NN_DECLARE(sfx)                                                                     \
     void sx_nn_fwd_##sfx(struct sx_nn_model *m, sx_nn_ws *w, sx_nn_pool *pool, int eval,      \
                          int update, int flags, int dense);                                    \
-    void sx_nn_loss_##sfx(const struct sx_nn_model *m, const sx_nn_ws *w, sx_nn_losses *l);   \
+    void sx_nn_loss_##sfx(const struct sx_nn_model *m, const sx_nn_ws *w, sx_nn_pool *pool,   \
+                          sx_nn_losses *l);                                                    \
     void sx_nn_bwd_##sfx(struct sx_nn_trainer *t);                                            \
     void sx_nn_adam_##sfx(struct sx_nn_trainer *t);                                           \
     void sx_nn_init_##sfx(struct sx_nn_model *m, sx_nn_rng *r);

@@ -286,8 +286,8 @@ static inline void st_(void *a, int64_t i, int dtype, double v)
 static inline int64_t storage_index(const sx_nn_tensor *t, int64_t j)
 {
     if (!t->transposed) return t->off + j;
-    int64_t r = j / t->dims[1], c = j % t->dims[1];
-    return t->off + c * t->dims[0] + r;
+    int64_t r = j / t->dims[1], c = j % t->dims[1]; /* PyTorch (H x G): r = h, c = g */
+    return t->off + sx_nn_w1_index(t->dims[1], t->dims[0], c, r);
 }
 
 int sx_nn_model_get(const sx_nn_model *m, const char *name, double *out, int64_t n,

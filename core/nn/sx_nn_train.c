@@ -58,7 +58,10 @@ sx_nn_trainer *sx_nn_trainer_new(sx_nn_model *m, const sx_nn_train_opts *o, sx_s
     else
         sx_nn_train_opts_default(&t->o);
     if (check_opts(&t->o, st)) goto fail;
-    sx_nn_set_threads(t->o.threads);
+    /* Sparse first layer: our pool splits all the large work, the GEMMs left are small, and
+     * OpenBLAS threads would spin against the pool's; the dense first layer is one big GEMM. */
+    t->blas_prev = sx_nn_blas_threads();
+    sx_nn_set_threads(t->o.first_layer == SX_NN_FIRST_DENSE ? t->o.threads : 1);
     t->pool = sx_nn_pool_new(t->o.threads, st);
     if (!t->pool) goto fail;
     sx_nn_rng_seed(&t->rng, t->o.seed);
@@ -82,6 +85,7 @@ fail:
 void sx_nn_trainer_free(sx_nn_trainer *t)
 {
     if (!t) return;
+    sx_nn_set_threads(t->blas_prev); /* 0 (never set): left as is */
     sx_nn_pool_free(t->pool);
     sx_nn_ws_free(&t->w);
     sx_free(t->grad);
@@ -133,10 +137,10 @@ static void run_fwd(sx_nn_trainer *t, int eval, int update, sx_nn_losses *loss)
     int dense = t->o.first_layer == SX_NN_FIRST_DENSE;
     if (t->m->dtype == SX_NN_F32) {
         sx_nn_fwd_f32(t->m, &t->w, t->pool, eval, update, SX_FWD_EPS, dense);
-        sx_nn_loss_f32(t->m, &t->w, loss);
+        sx_nn_loss_f32(t->m, &t->w, t->pool, loss);
     } else {
         sx_nn_fwd_f64(t->m, &t->w, t->pool, eval, update, SX_FWD_EPS, dense);
-        sx_nn_loss_f64(t->m, &t->w, loss);
+        sx_nn_loss_f64(t->m, &t->w, t->pool, loss);
     }
 }
 
@@ -247,7 +251,7 @@ int sx_nn_trainer_get(const sx_nn_trainer *t, int what, const char *param, doubl
         int64_t idx = tn->off + j;
         if (tn->transposed) {
             int64_t r = j / tn->dims[1], c = j % tn->dims[1];
-            idx = tn->off + c * tn->dims[0] + r;
+            idx = tn->off + sx_nn_w1_index(tn->dims[1], tn->dims[0], c, r);
         }
         out[j] = m->dtype == SX_NN_F32 ? ((const float *)base)[idx]
                                        : ((const double *)base)[idx];

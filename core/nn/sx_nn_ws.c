@@ -147,6 +147,8 @@ void sx_nn_set_threads(int threads)
     if (threads > 0) openblas_set_num_threads(threads);
 }
 
+int sx_nn_blas_threads(void) { return openblas_get_num_threads(); }
+
 /* ---------------- workspace ---------------- */
 
 static int grow(void **p, size_t n, size_t es)
@@ -178,7 +180,7 @@ int sx_nn_ws_reserve(sx_nn_ws *w, const sx_nn_model *m, int64_t rows, int64_t nn
     }
     if (rows > w->cap) {
         size_t r = (size_t)rows;
-        void **bh[] = {&w->a1, &w->xhat1, &w->hbn, &w->h, &w->dh, &w->da1};
+        void **bh[] = {&w->a1, &w->xhat1, &w->hbn, &w->h, &w->dh, &w->da1, &w->da1p, &w->a1p};
         void **bz[] = {&w->mu, &w->s, &w->var, &w->sig, &w->z, &w->eps, &w->dz, &w->dmu, &w->ds};
         void **bg[] = {&w->xd, &w->a2, &w->xhat2, &w->y2, &w->p, &w->da2};
         for (size_t i = 0; i < sizeof bh / sizeof bh[0]; i++)
@@ -187,7 +189,10 @@ int sx_nn_ws_reserve(sx_nn_ws *w, const sx_nn_model *m, int64_t rows, int64_t nn
             if (grow(bz[i], r * (size_t)Z, es)) goto oom;
         for (size_t i = 0; i < sizeof bg / sizeof bg[0]; i++)
             if (grow(bg[i], r * (size_t)G, es)) goto oom;
+        w->nblk = (G + SX_NN_KB - 1) / SX_NN_KB;
         if (grow((void **)&w->dom_rows, r, sizeof(int64_t)) ||
+            grow((void **)&w->bptr, r * (size_t)(w->nblk + 1), sizeof(int64_t)) ||
+            grow((void **)&w->rowacc, r, sizeof(double)) ||
             grow((void **)&w->dom, r, sizeof(int32_t)) ||
             grow((void **)&w->rptr, r + 1, sizeof(int64_t)))
             goto oom;
@@ -209,12 +214,37 @@ oom:
 void sx_nn_ws_free(sx_nn_ws *w)
 {
     void *all[] = {w->xd, w->a1, w->xhat1, w->hbn, w->h, w->mu, w->s, w->var, w->sig, w->z,
-                   w->eps, w->a2, w->xhat2, w->y2, w->p, w->da2, w->dh, w->da1, w->dz, w->dmu,
+                   w->eps, w->a2, w->xhat2, w->y2, w->p, w->da2, w->dh, w->da1, w->da1p, w->dz,
+                   w->dmu,
                    w->ds, w->mean1, w->invstd1, w->mean2, w->invstd2, w->scratch, w->dom_cnt,
                    w->dom_rows, w->dom_start, w->dom, w->rptr, w->ridx, w->rval, w->cptr,
-                   w->cidx, w->cval};
+                   w->cidx, w->cval, w->rowacc, w->a1p, w->bptr};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sx_free(all[i]);
     memset(w, 0, sizeof *w);
+}
+
+/* Column indices of a minibatch row in increasing order (canonical CSR input already is;
+ * anything else is insertion-sorted here) so the sparse kernels add in column order. */
+static void sort_row(sx_nn_ws *w, int64_t e0, int64_t e1, int f32)
+{
+    int32_t *ix = w->ridx;
+    int sorted = 1;
+    for (int64_t k = e0 + 1; k < e1 && sorted; k++) sorted = ix[k - 1] <= ix[k];
+    if (sorted) return;
+    for (int64_t k = e0 + 1; k < e1; k++) {
+        int32_t c = ix[k];
+        int64_t j = k;
+        if (f32) {
+            float *v = w->rval, vk = v[k];
+            for (; j > e0 && ix[j - 1] > c; j--) ix[j] = ix[j - 1], v[j] = v[j - 1];
+            v[j] = vk;
+        } else {
+            double *v = w->rval, vk = v[k];
+            for (; j > e0 && ix[j - 1] > c; j--) ix[j] = ix[j - 1], v[j] = v[j - 1];
+            v[j] = vk;
+        }
+        ix[j] = c;
+    }
 }
 
 int sx_nn_ws_load(sx_nn_ws *w, const sx_nn_model *m, const sx_csr *x, const int64_t *rows,
@@ -250,6 +280,13 @@ int sx_nn_ws_load(sx_nn_ws *w, const sx_nn_model *m, const sx_csr *x, const int6
             w->cptr[c + 1]++;
         }
         w->rptr[b + 1] = e;
+        sort_row(w, w->rptr[b], e, f32);
+        /* gene-block starts of the row (blocks of SX_NN_KB columns) for the sparse forward */
+        int64_t *bp = w->bptr + b * (w->nblk + 1), q = w->rptr[b];
+        for (int64_t j = 0; j <= w->nblk; j++) {
+            while (q < e && w->ridx[q] < j * SX_NN_KB) q++;
+            bp[j] = q;
+        }
     }
     for (int64_t g = 0; g < G; g++) w->cptr[g + 1] += w->cptr[g];
     /* CSC fill: rows visited in increasing order keep each column sorted by row */
