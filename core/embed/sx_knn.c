@@ -352,6 +352,9 @@ typedef struct nnd_worker {
     /* apply input */
     struct nnd_worker *all;
     long long pushed;
+    /* candidate sampling */
+    float *np, *op;
+    uint64_t hseed;
     /* rp-tree leaves for init */
     const int32_t *leaf_perm;
     const int64_t *leaf_off;
@@ -559,6 +562,63 @@ static void cand_add(int32_t *list, float *prio, int *cnt, int mc, int32_t v, fl
     }
 }
 
+/* Sampling priority in [0, 1) of the heap entry u -> v in one iteration. */
+static inline float cand_prio(uint64_t hseed, int64_t u, int32_t v)
+{
+    uint64_t z = hseed ^ ((uint64_t)u * 0xbf58476d1ce4e5b9ULL) ^ ((uint64_t)(uint32_t)v * 0x94d049bb133111ebULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (float)(z >> 40) * 0x1.0p-24f;
+}
+
+/* Candidate lists of the vertices [a, b) this worker owns: forward entries of its own heaps,
+ * and reverse entries found by scanning every heap (read-only). */
+static void *cand_run(void *arg)
+{
+    nnd_worker *w = arg;
+    nnd *N = w->N;
+    int K = N->K, mc = N->mc;
+    int64_t a = w->a, b = w->b;
+    for (int64_t u = a; u < b; u++) N->nn[u] = N->on[u] = 0;
+    for (int64_t u = 0; u < N->n; u++) {
+        int own_u = u >= a && u < b;
+        for (int j = 0; j < K; j++) {
+            int32_t v = N->hi[u * K + j];
+            if (v < 0) continue;
+            int own_v = v >= a && v < b;
+            if (!own_u && !own_v) continue;
+            float pr = cand_prio(w->hseed, u, v);
+            int32_t *lst = N->hf[u * K + j] ? N->nc : N->oc;
+            float *pri = N->hf[u * K + j] ? w->np : w->op;
+            int *cnt = N->hf[u * K + j] ? N->nn : N->on;
+            if (own_u) cand_add(lst + u * mc, pri + u * mc, &cnt[u], mc, v, pr);
+            if (own_v)
+                cand_add(lst + (int64_t)v * mc, pri + (int64_t)v * mc, &cnt[v], mc, (int32_t)u, pr);
+        }
+    }
+    return NULL;
+}
+
+/* After every worker's cand_run (the flags are read there): sampled new entries become old. */
+static void *mark_run(void *arg)
+{
+    nnd_worker *w = arg;
+    nnd *N = w->N;
+    int K = N->K, mc = N->mc;
+    for (int64_t u = w->a; u < w->b; u++)
+        for (int j = 0; j < K; j++) {
+            if (!N->hf[u * K + j]) continue;
+            int32_t v = N->hi[u * K + j];
+            for (int c = 0; c < N->nn[u]; c++)
+                if (N->nc[u * mc + c] == v) {
+                    N->hf[u * K + j] = 0;
+                    break;
+                }
+        }
+    return NULL;
+}
+
 sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_knn_opts *opts,
                          const sx_progress *prog, sx_status *st)
 {
@@ -640,35 +700,18 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
     if (n_iters < 5) n_iters = 5;
     const int64_t block = 16384;
     for (int it = 0; it < n_iters; it++) {
-        /* candidates: sampled new/old forward and reverse neighbours */
-        for (int64_t u = 0; u < n; u++) N.nn[u] = N.on[u] = 0;
-        for (int64_t u = 0; u < n; u++) {
-            for (int j = 0; j < N.K; j++) {
-                int32_t v = N.hi[u * N.K + j];
-                if (v < 0) continue;
-                float pr = (float)sx_rng_unif(&rng);
-                if (N.hf[u * N.K + j]) {
-                    cand_add(N.nc + u * N.mc, np + u * N.mc, &N.nn[u], N.mc, v, pr);
-                    cand_add(N.nc + (int64_t)v * N.mc, np + (int64_t)v * N.mc, &N.nn[v], N.mc,
-                             (int32_t)u, pr);
-                } else {
-                    cand_add(N.oc + u * N.mc, op + u * N.mc, &N.on[u], N.mc, v, pr);
-                    cand_add(N.oc + (int64_t)v * N.mc, op + (int64_t)v * N.mc, &N.on[v], N.mc,
-                             (int32_t)u, pr);
-                }
-            }
+        /* candidates: sampled new/old forward and reverse neighbours. Each worker fills the
+         * lists of the vertices it owns; the sampling priority of heap entry (u, j) is a hash
+         * of (seed, iteration, u, v), so the lists do not depend on the thread count. */
+        for (int t = 0; t < N.nth; t++) {
+            ws[t].a = n * t / N.nth;
+            ws[t].b = n * (t + 1) / N.nth;
+            ws[t].np = np;
+            ws[t].op = op;
+            ws[t].hseed = opts->seed * 0x9e3779b97f4a7c15ULL + (uint64_t)it * 0xd1b54a32d192ed03ULL;
         }
-        /* sampled new candidates become old */
-        for (int64_t u = 0; u < n; u++)
-            for (int j = 0; j < N.K; j++) {
-                if (!N.hf[u * N.K + j]) continue;
-                int32_t v = N.hi[u * N.K + j];
-                for (int c = 0; c < N.nn[u]; c++)
-                    if (N.nc[u * N.mc + c] == v) {
-                        N.hf[u * N.K + j] = 0;
-                        break;
-                    }
-            }
+        run_workers(ws, N.nth, cand_run);
+        run_workers(ws, N.nth, mark_run);
         long long changed = 0;
         for (int64_t b0 = 0; b0 < n; b0 += block) {
             int64_t b1 = b0 + block < n ? b0 + block : n;

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
@@ -15,6 +16,22 @@
 #define SMOOTH_K_TOLERANCE 1e-5
 #define MIN_K_DIST_SCALE 1e-3
 #define SGD_CHUNK 4096
+#define SGD_MAX_THREADS 64
+
+/* Monotonic and calling-thread CPU seconds for the stage times in sx_umap_info. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 void sx_umap_params_init(sx_umap_params *p)
 {
@@ -448,7 +465,9 @@ static int sgraph_spectral(const sgraph *g, double *out)
     o.nev = 3;
     o.tol = 1e-4;
     int ncv = (int)floor(sqrt((double)m));
-    if (ncv > 128) ncv = 128; /* umap uses sqrt(N); the cap bounds memory/time at 1e5+ cells */
+    /* umap uses sqrt(N); the cap bounds the O(n ncv^2) work per restart (1e5 connected
+     * cells: init 1.3 s CPU at 32 vs 2.5 s at 128, both converging to tol) */
+    if (ncv > 32) ncv = 32;
     if (ncv < 7) ncv = 7;
     if (ncv > m) ncv = (int)m;
     o.ncv = ncv;
@@ -661,16 +680,32 @@ out:
 
 /* ----------------------------------------------------------------- SGD ---- */
 
+/* The epoch loop, umap-learn's optimize_layout_euclidean (epochs_per_sample schedule,
+ * negative sampling, gradients clipped to +-4) in float32.
+ *
+ * Threads and determinism. Edges are stored by head vertex; the fit gives each thread a
+ * contiguous range of head vertices ("owned") and their edges. Inside an epoch a thread
+ * reads and moves only its own vertices live; the position of a vertex owned by another
+ * thread is read from a snapshot taken at the start of the epoch, and the move of such a
+ * tail (umap's move_other) is added to the thread's own deferred buffer, applied in thread
+ * order after the epoch. No memory is shared between running threads, so a fit depends only
+ * on (seed, thread count); with one thread it is umap's sequential algorithm. Random numbers
+ * come from one stream per (epoch, chunk of edges), chunks never straddling threads.
+ * The transform moves only the queries (the reference is fixed), so its threads never
+ * share anything and its result is the same at any thread count. */
 typedef struct sgd_job {
-    float *head;
-    const float *tail;
-    int64_t n_tail;
+    float *head;       /* moving layout, n_head x 2 */
+    const float *tail; /* sampled layout: head itself (fit) or the fixed reference */
+    float *snap;       /* fit with > 1 thread: head at the start of the epoch; else NULL */
+    float *defer;      /* fit with > 1 thread: nth x n_head x 2 deferred tail moves */
+    int64_t n_head, n_tail;
     const int32_t *eh, *et;
-    const double *eps;
-    double *next, *next_neg;
-    int64_t n_edges;
-    const int64_t *chunk; /* chunk boundaries, n_chunks + 1 */
+    const float *eps;       /* epochs per sample */
+    float *next, *next_neg; /* epoch of the next (negative) sample */
+    const int64_t *chunk;   /* chunk boundaries, n_chunks + 1 */
     int64_t n_chunks;
+    const int64_t *tchunk; /* chunks of thread t: [tchunk[t], tchunk[t + 1]) */
+    const int64_t *vown;   /* fit: vertices owned by thread t: [vown[t], vown[t + 1]) */
     int n_epochs, move_other, nth, neg_rate;
     float a, b, gamma;
     double alpha0;
@@ -686,56 +721,81 @@ typedef struct sgd_worker {
 
 static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
 
-static void sgd_chunk(sgd_job *J, int64_t c, int epoch, float alpha)
+/* Uniform index below n (< 2^31) from the upper 32 bits of one draw. */
+static inline int64_t rng_index(sx_rng *r, int64_t n)
+{
+    return (int64_t)(((sx_rng_next(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+static void sgd_chunk(sgd_job *J, int id, int64_t c, int epoch, float alpha)
 {
     sx_rng rng;
     sx_rng_seed(&rng, J->seed, (uint64_t)epoch * (uint64_t)J->n_chunks + (uint64_t)c + 1);
     const float a = J->a, b = J->b, two_gb = 2.0f * J->gamma * b, m2ab = -2.0f * a * b;
-    const double n = epoch;
+    const float n = (float)epoch, inv_neg = 1.0f / (float)J->neg_rate;
     float *head = J->head;
     const float *tail = J->tail;
+    /* vertices [lo, lo + span) are read live; others from the snapshot */
+    int64_t lo = 0;
+    uint64_t span = (uint64_t)J->n_tail;
+    const float *other = tail;
+    float *defer = NULL;
+    if (J->snap) {
+        lo = J->vown[id];
+        span = (uint64_t)(J->vown[id + 1] - lo);
+        other = J->snap;
+        defer = J->defer + (size_t)id * 2 * (size_t)J->n_head;
+    }
+    const int move_other = J->move_other;
+    const int32_t *eh = J->eh, *et = J->et;
+    const float *eps = J->eps;
+    float *next = J->next, *next_neg = J->next_neg;
+    const int64_t n_tail = J->n_tail;
     for (int64_t e = J->chunk[c]; e < J->chunk[c + 1]; e++) {
-        if (J->next[e] > n) continue;
-        int32_t j = J->eh[e], k = J->et[e];
+        if (next[e] > n) continue;
+        int32_t j = eh[e], k = et[e];
         float *cur = head + 2 * (int64_t)j;
-        float *oth = (float *)(J->move_other ? head : tail) + 2 * (int64_t)k;
-        float dx = cur[0] - oth[0], dy = cur[1] - oth[1];
+        int own = (uint64_t)(k - lo) < span;
+        const float *oth = (own ? tail : other) + 2 * (int64_t)k;
+        float c0 = cur[0], c1 = cur[1];
+        float dx = c0 - oth[0], dy = c1 - oth[1];
         float d2 = dx * dx + dy * dy;
         float gc = 0;
         if (d2 > 0) {
             float pb = expf(b * logf(d2));
-            gc = m2ab * (pb / d2) / (a * pb + 1.0f);
+            gc = m2ab * pb / (d2 * (a * pb + 1.0f));
         }
-        float g0 = clip4(gc * dx), g1 = clip4(gc * dy);
-        cur[0] += g0 * alpha;
-        cur[1] += g1 * alpha;
-        if (J->move_other) {
-            oth[0] -= g0 * alpha;
-            oth[1] -= g1 * alpha;
+        float g0 = clip4(gc * dx) * alpha, g1 = clip4(gc * dy) * alpha;
+        if (move_other) {
+            float *mv = own ? head + 2 * (int64_t)k : defer + 2 * (int64_t)k;
+            mv[0] -= g0;
+            mv[1] -= g1;
         }
-        J->next[e] += J->eps[e];
-        double epn = J->eps[e] / J->neg_rate;
-        int n_neg = (int)((n - J->next_neg[e]) / epn);
+        next[e] += eps[e];
+        float epn = eps[e] * inv_neg;
+        int n_neg = (int)((n - next_neg[e]) / epn);
+        /* The attractive move and the negative samples all see the vertex as it was before
+         * this sample (umap moves it after each one): independent computations the CPU
+         * overlaps, where the sequential chain through pow and divisions was latency-bound. */
+        float s0 = 0, s1 = 0;
         for (int p = 0; p < n_neg; p++) {
-            int64_t m = sx_rng_below(&rng, J->n_tail);
-            const float *o = tail + 2 * m;
-            float ex = cur[0] - o[0], ey = cur[1] - o[1];
+            int64_t m = rng_index(&rng, n_tail);
+            const float *o = ((uint64_t)(m - lo) < span ? tail : other) + 2 * m;
+            float ex = c0 - o[0], ey = c1 - o[1];
             float q2 = ex * ex + ey * ey;
-            float h0, h1;
             if (q2 > 0) {
                 float pb = expf(b * logf(q2));
                 float c2 = two_gb / ((0.001f + q2) * (a * pb + 1.0f));
-                h0 = clip4(c2 * ex);
-                h1 = clip4(c2 * ey);
-            } else if (j == m) {
-                continue;
-            } else {
-                h0 = h1 = 4.0f; /* umap's quirk for coincident points */
+                s0 += clip4(c2 * ex);
+                s1 += clip4(c2 * ey);
+            } else if (j != m) {
+                s0 += 4.0f; /* umap's quirk for coincident points */
+                s1 += 4.0f;
             }
-            cur[0] += h0 * alpha;
-            cur[1] += h1 * alpha;
         }
-        if (n_neg > 0) J->next_neg[e] += n_neg * epn;
+        cur[0] = c0 + g0 + s0 * alpha;
+        cur[1] = c1 + g1 + s1 * alpha;
+        if (n_neg > 0) next_neg[e] += (float)n_neg * epn;
     }
 }
 
@@ -743,31 +803,44 @@ static void *sgd_run(void *arg)
 {
     sgd_worker *w = arg;
     sgd_job *J = w->J;
-    /* contiguous chunk ranges per worker keep each thread on its own vertices */
-    int64_t c0 = J->n_chunks * w->id / J->nth, c1 = J->n_chunks * (w->id + 1) / J->nth;
-    for (int64_t c = c0; c < c1; c++) sgd_chunk(J, c, w->epoch, w->alpha);
+    for (int64_t c = J->tchunk[w->id]; c < J->tchunk[w->id + 1]; c++)
+        sgd_chunk(J, w->id, c, w->epoch, w->alpha);
     return NULL;
 }
 
+/* After an epoch of a multi-threaded fit: apply the deferred tail moves (thread order, so
+ * the float sums are reproducible) and refresh the snapshot. */
+static void sgd_merge(sgd_job *J)
+{
+    int64_t n2 = 2 * J->n_head;
+    for (int t = 0; t < J->nth; t++) {
+        float *d = J->defer + (size_t)t * (size_t)n2;
+        for (int64_t i = 0; i < n2; i++) {
+            J->head[i] += d[i];
+            d[i] = 0;
+        }
+    }
+    memcpy(J->snap, J->head, (size_t)n2 * sizeof *J->snap);
+}
+
 /* Epoch loop; threads are started per epoch (a few hundred epochs: negligible cost) so a
- * failed pthread_create just runs that worker's share on this thread. */
+ * failed pthread_create just runs that worker's share on this thread (same result). */
 static int sgd_optimize(sgd_job *J, sx_status *st)
 {
-    if (J->nth > J->n_chunks) J->nth = (int)(J->n_chunks > 0 ? J->n_chunks : 1);
-    if (J->nth < 1) J->nth = 1;
-    if (J->nth > 256) J->nth = 256;
-    sgd_worker ws[256];
-    pthread_t th[256];
+    sgd_worker ws[SGD_MAX_THREADS];
+    pthread_t th[SGD_MAX_THREADS];
+    if (J->snap) memcpy(J->snap, J->head, (size_t)J->n_head * 2 * sizeof *J->snap);
     for (int ep = 0; ep < J->n_epochs; ep++) {
         float alpha = (float)(J->alpha0 * (1.0 - (double)ep / J->n_epochs));
         for (int t = 0; t < J->nth; t++) ws[t] = (sgd_worker){J, t, ep, alpha};
-        int ok[256] = {0};
+        int ok[SGD_MAX_THREADS] = {0};
         for (int t = 1; t < J->nth; t++) ok[t] = pthread_create(&th[t], NULL, sgd_run, &ws[t]) == 0;
         sgd_run(&ws[0]);
         for (int t = 1; t < J->nth; t++) {
             if (ok[t]) pthread_join(th[t], NULL);
             else sgd_run(&ws[t]);
         }
+        if (J->snap) sgd_merge(J);
         if (sx_progress_cancelled(J->prog))
             return sx_status_set(st, SX_ECANCELED, "UMAP optimization cancelled");
         if ((ep + 1) % 10 == 0 || ep + 1 == J->n_epochs) {
@@ -800,9 +873,10 @@ int sx_umap_fit(const sx_csr *G, const double *data, int dim, const sx_umap_para
     int64_t n = G->n_rows;
     int rc = SX_OK;
     int32_t *comp = NULL, *eh = NULL, *et = NULL;
-    double *init = NULL, *eps = NULL, *next = NULL, *nneg = NULL;
-    int64_t *chunk = NULL;
-    double a, b;
+    double *init = NULL;
+    float *eps = NULL, *next = NULL, *nneg = NULL, *snap = NULL, *defer = NULL;
+    int64_t *chunk = NULL, *vstart = NULL, vown[SGD_MAX_THREADS + 1], tchunk[SGD_MAX_THREADS + 1];
+    double a, b, t_start = now_s(), c_start = thread_cpu_s(), t_sgd0 = 0, c_sgd0 = 0;
     if (G->n_cols != n || n < 2)
         return sx_status_set(st, SX_EINVAL, "UMAP fit: graph must be square with >= 2 cells (%lld x %lld)",
                              (long long)G->n_rows, (long long)G->n_cols);
@@ -819,6 +893,12 @@ int sx_umap_fit(const sx_csr *G, const double *data, int dim, const sx_umap_para
     double thr = wmax / (double)n_epochs;
     int64_t m = 0;
     for (int64_t e = 0; e < sx_csr_nnz(G); e++) m += (double)G->data[e] >= thr;
+    int nth = sx_embed_threads(p.n_threads);
+    if (nth > SGD_MAX_THREADS) nth = SGD_MAX_THREADS;
+    if (nth > n) nth = (int)n;
+    /* the deferred-move buffers are nth x n x 2 floats: keep them under 256 MiB (many cores on
+     * millions of cells); the thread count used is reported in info */
+    while (nth > 1 && (double)nth * (double)n * 2.0 * sizeof(float) > 256.0 * 1048576.0) nth--;
     comp = sx_mallocarray(n, sizeof *comp);
     init = sx_mallocarray((size_t)n * 2, sizeof *init);
     eh = sx_mallocarray(m, sizeof *eh);
@@ -826,24 +906,47 @@ int sx_umap_fit(const sx_csr *G, const double *data, int dim, const sx_umap_para
     eps = sx_mallocarray(m, sizeof *eps);
     next = sx_mallocarray(m, sizeof *next);
     nneg = sx_mallocarray(m, sizeof *nneg);
-    int64_t n_chunks = (m + SGD_CHUNK - 1) / SGD_CHUNK;
-    chunk = sx_mallocarray(n_chunks + 1, sizeof *chunk);
-    if (!comp || !init || !eh || !et || !eps || !next || !nneg || !chunk) {
+    vstart = sx_mallocarray(n + 1, sizeof *vstart);
+    /* chunks of each thread's edge range: at most m / SGD_CHUNK + nth */
+    chunk = sx_mallocarray(m / SGD_CHUNK + nth + 2, sizeof *chunk);
+    if (nth > 1) {
+        snap = sx_mallocarray((size_t)n * 2, sizeof *snap);
+        defer = sx_calloc((size_t)nth * (size_t)n * 2, sizeof *defer);
+    }
+    if (!comp || !init || !eh || !et || !eps || !next || !nneg || !vstart || !chunk ||
+        (nth > 1 && (!snap || !defer))) {
         rc = sx_status_set(st, SX_ENOMEM, "UMAP fit: out of memory for %lld edges", (long long)m);
         goto out;
     }
     int64_t w = 0;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) {
+        vstart[i] = w;
         for (int64_t e = G->indptr[i]; e < G->indptr[i + 1]; e++) {
             if ((double)G->data[e] < thr) continue;
             eh[w] = (int32_t)i;
             et[w] = G->indices[e];
-            eps[w] = (double)n_epochs / ((double)n_epochs * ((double)G->data[e] / wmax));
+            eps[w] = (float)((double)n_epochs / ((double)n_epochs * ((double)G->data[e] / wmax)));
             next[w] = eps[w];
-            nneg[w] = eps[w] / p.negative_sample_rate;
+            nneg[w] = eps[w] / (float)p.negative_sample_rate;
             w++;
         }
-    for (int64_t c = 0; c <= n_chunks; c++) chunk[c] = c * SGD_CHUNK < m ? c * SGD_CHUNK : m;
+    }
+    vstart[n] = w;
+    /* thread t owns the head vertices whose edges start at or after t * m / nth */
+    vown[0] = 0;
+    for (int t = 1; t < nth; t++) {
+        int64_t v = vown[t - 1], target = m * t / nth;
+        while (v < n && vstart[v] < target) v++;
+        vown[t] = v;
+    }
+    vown[nth] = n;
+    int64_t n_chunks = 0;
+    for (int t = 0; t < nth; t++) {
+        tchunk[t] = n_chunks;
+        for (int64_t e = vstart[vown[t]]; e < vstart[vown[t + 1]]; e += SGD_CHUNK) chunk[n_chunks++] = e;
+    }
+    tchunk[nth] = n_chunks;
+    chunk[n_chunks] = m;
     sx_rng rng;
     sx_rng_seed(&rng, p.seed, 0x5eed);
     int nc = components(G, thr, comp);
@@ -892,12 +995,14 @@ int sx_umap_fit(const sx_csr *G, const double *data, int dim, const sx_umap_para
         rc = sx_status_set(st, SX_ECANCELED, "UMAP cancelled");
         goto out;
     }
-    sgd_job J = {.head = out, .tail = out, .n_tail = n, .eh = eh, .et = et, .eps = eps,
-                 .next = next, .next_neg = nneg, .n_edges = m, .chunk = chunk,
-                 .n_chunks = n_chunks, .n_epochs = n_epochs, .move_other = 1,
-                 .nth = sx_embed_threads(p.n_threads), .neg_rate = p.negative_sample_rate,
-                 .a = (float)a, .b = (float)b, .gamma = (float)p.gamma,
-                 .alpha0 = p.learning_rate, .seed = p.seed, .prog = prog};
+    t_sgd0 = now_s();
+    c_sgd0 = thread_cpu_s();
+    sgd_job J = {.head = out, .tail = out, .snap = snap, .defer = defer, .n_head = n, .n_tail = n,
+                 .eh = eh, .et = et, .eps = eps, .next = next, .next_neg = nneg, .chunk = chunk,
+                 .n_chunks = n_chunks, .tchunk = tchunk, .vown = vown, .n_epochs = n_epochs,
+                 .move_other = 1, .nth = nth, .neg_rate = p.negative_sample_rate, .a = (float)a,
+                 .b = (float)b, .gamma = (float)p.gamma, .alpha0 = p.learning_rate,
+                 .seed = p.seed, .prog = prog};
     rc = sgd_optimize(&J, st);
     if (info) {
         info->a = a;
@@ -906,8 +1011,15 @@ int sx_umap_fit(const sx_csr *G, const double *data, int dim, const sx_umap_para
         info->n_edges = m;
         info->n_components = nc;
         info->init_used = used;
+        info->n_threads = nth;
+        info->init_seconds = t_sgd0 - t_start;
+        info->init_cpu_seconds = c_sgd0 - c_start;
+        info->sgd_seconds = now_s() - t_sgd0;
     }
 out:
+    sx_free(vstart);
+    sx_free(snap);
+    sx_free(defer);
     sx_free(comp);
     sx_free(init);
     sx_free(eh);
@@ -960,8 +1072,9 @@ int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,
     sx_knn *knn = NULL;
     float *sig = NULL, *rho = NULL, *wv = NULL;
     int32_t *eh = NULL, *et = NULL;
-    double *eps = NULL, *next = NULL, *nneg = NULL, a, b;
-    int64_t *chunk = NULL;
+    float *eps = NULL, *next = NULL, *nneg = NULL;
+    double a, b;
+    int64_t *chunk = NULL, tchunk[SGD_MAX_THREADS + 1];
     if (n_query == 0) return SX_OK;
     int k = p.n_neighbors;
     if (k > n_ref) k = (int)n_ref;
@@ -1021,19 +1134,25 @@ int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,
             if (v < thr || v <= 0) continue;
             eh[w] = (int32_t)i;
             et[w] = knn->idx[i * k + j];
-            eps[w] = (double)n_epochs / ((double)n_epochs * (v / wmax));
+            eps[w] = (float)((double)n_epochs / ((double)n_epochs * (v / wmax)));
             next[w] = eps[w];
-            nneg[w] = eps[w] / p.negative_sample_rate;
+            nneg[w] = eps[w] / (float)p.negative_sample_rate;
             w++;
         }
     }
     chunk[n_chunks] = w;
-    sgd_job J = {.head = out, .tail = ref_emb, .n_tail = n_ref, .eh = eh, .et = et, .eps = eps,
-                 .next = next, .next_neg = nneg, .n_edges = w, .chunk = chunk,
-                 .n_chunks = n_chunks, .n_epochs = n_epochs, .move_other = 0,
-                 .nth = sx_embed_threads(p.n_threads), .neg_rate = p.negative_sample_rate,
-                 .a = (float)a, .b = (float)b, .gamma = (float)p.gamma,
-                 .alpha0 = p.learning_rate / 4.0, .seed = p.seed, .prog = prog};
+    /* chunks start at a query row and threads take contiguous chunk ranges: queries never
+     * share a moving vertex, and the streams follow the chunks, not the threads */
+    int nth = sx_embed_threads(p.n_threads);
+    if (nth > SGD_MAX_THREADS) nth = SGD_MAX_THREADS;
+    if (nth > n_chunks) nth = n_chunks > 0 ? (int)n_chunks : 1;
+    for (int t = 0; t <= nth; t++) tchunk[t] = n_chunks * t / nth;
+    sgd_job J = {.head = out, .tail = ref_emb, .n_head = n_query, .n_tail = n_ref, .eh = eh,
+                 .et = et, .eps = eps, .next = next, .next_neg = nneg, .chunk = chunk,
+                 .n_chunks = n_chunks, .tchunk = tchunk, .n_epochs = n_epochs, .move_other = 0,
+                 .nth = nth, .neg_rate = p.negative_sample_rate, .a = (float)a, .b = (float)b,
+                 .gamma = (float)p.gamma, .alpha0 = p.learning_rate / 4.0, .seed = p.seed,
+                 .prog = prog};
     rc = sgd_optimize(&J, st);
 out:
     sx_knn_free(knn);
