@@ -1,0 +1,645 @@
+/* srv_exec — executor-neutral parts: configuration, the job function the worker threads
+ * call (submit / re-attach / poll / cancel loop), job.json, the job directory's status and
+ * progress files, the registry rows that keep executor handles, and running commands. */
+#include "srv_exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sx_log.h"
+#include "srv_exec_internal.h"
+#include "srv_jobs.h"
+#include "srv_registry.h"
+#include "srv_util.h"
+
+void srv_exec_config_defaults(srv_exec_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->executor, sizeof c->executor, "local");
+    snprintf(c->sbatch, sizeof c->sbatch, "sbatch");
+    snprintf(c->squeue, sizeof c->squeue, "squeue");
+    snprintf(c->sacct, sizeof c->sacct, "sacct");
+    snprintf(c->scancel, sizeof c->scancel, "scancel");
+    snprintf(c->worker, sizeof c->worker, "scalex");
+    c->poll_s = 5;
+}
+
+const char *srv_xstate_name(srv_xstate s)
+{
+    static const char *const n[] = {"UNKNOWN", "QUEUED", "RUNNING", "COMPLETE", "EXECUTOR_ERROR",
+                                    "SYSTEM_ERROR", "CANCELED"};
+    return (unsigned)s < sizeof n / sizeof n[0] ? n[s] : "UNKNOWN";
+}
+
+int srv_xstate_terminal(srv_xstate s)
+{
+    return s == SRV_X_COMPLETE || s == SRV_X_EXECUTOR_ERROR || s == SRV_X_SYSTEM_ERROR ||
+           s == SRV_X_CANCELED;
+}
+
+srv_exec *srv_exec_new(const srv_exec_config *cfg, struct srv_registry *reg, srv_exec_fn local_fn,
+                       void *local_user, srv_exec_fn after, void *after_user, sx_status *st)
+{
+    const srv_exec_ops *ops = NULL;
+    if (!strcmp(cfg->executor, "local")) ops = &srv_exec_local_ops;
+    else if (!strcmp(cfg->executor, "slurm")) ops = &srv_exec_slurm_ops;
+    if (!ops) {
+        sx_status_set(st, SX_EINVAL, "executor: expected local or slurm, got '%s'", cfg->executor);
+        return NULL;
+    }
+    if (!ops->run && !reg) {
+        sx_status_set(st, SX_EINVAL, "executor %s needs the registry to keep its job ids", ops->name);
+        return NULL;
+    }
+    srv_exec_res r;
+    const char *specs[3] = {cfg->res_integrate, cfg->res_project, cfg->res_label_transfer};
+    for (int i = 0; i < 3; i++)
+        if (srv_exec_parse_res(specs[i], &r, st)) return NULL;
+    srv_exec *x = calloc(1, sizeof *x);
+    if (!x) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    x->cfg = *cfg;
+    if (x->cfg.poll_s <= 0) x->cfg.poll_s = 5;
+    x->ops = ops;
+    x->reg = reg;
+    x->local_fn = local_fn;
+    x->local_user = local_user;
+    x->after = after;
+    x->after_user = after_user;
+    return x;
+}
+
+void srv_exec_free(srv_exec *x) { free(x); }
+const char *srv_exec_name(const srv_exec *x) { return x->ops->name; }
+int srv_exec_is_local(const srv_exec *x) { return x->ops->run != NULL; }
+
+/* ---- resources ---- */
+
+int srv_exec_parse_res(const char *spec, srv_exec_res *res, sx_status *st)
+{
+    memset(res, 0, sizeof *res);
+    if (!spec || !*spec) return SX_OK;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t || !eq[1]) goto bad;
+        *eq = 0;
+        const char *v = eq + 1;
+        /* values go to sbatch as separate argv words: no shell, but keep them plain */
+        for (const char *p = v; *p; p++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.+", *p))
+                goto bad;
+        if (!strcmp(t, "cpus")) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 4096) goto bad;
+            res->cpus = (int)n;
+        } else if (!strcmp(t, "mem") && strlen(v) < sizeof res->mem) {
+            snprintf(res->mem, sizeof res->mem, "%s", v);
+        } else if (!strcmp(t, "time") && strlen(v) < sizeof res->time) {
+            snprintf(res->time, sizeof res->time, "%s", v);
+        } else if (!strcmp(t, "partition") && strlen(v) < sizeof res->partition) {
+            snprintf(res->partition, sizeof res->partition, "%s", v);
+        } else {
+            goto bad;
+        }
+    }
+    return SX_OK;
+bad:
+    return sx_status_set(st, SX_EINVAL, "Slurm resources '%s': expected comma-separated cpus=N, "
+                         "mem=SIZE (e.g. 16G), time=LIMIT (e.g. 04:00:00), partition=NAME", spec);
+}
+
+static const char *res_spec(const srv_exec_config *c, const char *type)
+{
+    if (!strcmp(type, "integrate")) return c->res_integrate;
+    if (!strcmp(type, "project")) return c->res_project;
+    if (!strcmp(type, "label_transfer")) return c->res_label_transfer;
+    return "";
+}
+
+/* ---- job directory files ---- */
+
+/* Option values as `scalex run-job` reads them: strings, or arrays of strings. */
+static json_t *opt_text(const json_t *v)
+{
+    char buf[64];
+    if (json_is_string(v)) return json_string(json_string_value(v));
+    if (json_is_true(v)) return json_string("true");
+    if (json_is_false(v)) return json_string("false");
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        return json_string(buf);
+    }
+    if (json_is_real(v)) {
+        /* the same text the in-process engine hands the option parser */
+        snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+        return json_string(buf);
+    }
+    return NULL;
+}
+
+char *srv_exec_job_json(const srv_job_run *run, int threads)
+{
+    json_t *o = json_object(), *in = json_array(), *opts = json_object();
+    json_object_set_new(o, "type", json_string(run->type));
+    for (int i = 0; i < run->n_inputs; i++) json_array_append_new(in, json_string(run->inputs[i]));
+    json_object_set_new(o, "inputs", in);
+    json_object_set_new(o, "reference", run->reference ? json_string(run->reference) : json_null());
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)run->options, k, v) {
+        if (json_is_array(v)) {
+            json_t *a = json_array();
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e) {
+                json_t *t = opt_text(e);
+                if (t) json_array_append_new(a, t);
+            }
+            json_object_set_new(opts, k, a);
+        } else {
+            json_t *t = opt_text(v);
+            if (t) json_object_set_new(opts, k, t);
+        }
+    }
+    json_object_set_new(o, "options", opts);
+    json_object_set_new(o, "threads", json_integer(threads));
+    char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+int srv_exec_read_progress(const char *jobdir, char stage[32], double *frac, char msg[256])
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/progress.json", jobdir);
+    json_t *o = json_load_file(path, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -1;
+    }
+    const char *s = json_string_value(json_object_get(o, "stage"));
+    const char *m = json_string_value(json_object_get(o, "message"));
+    snprintf(stage, 32, "%s", s ? s : "");
+    snprintf(msg, 256, "%s", m ? m : "");
+    *frac = json_number_value(json_object_get(o, "fraction"));
+    json_decref(o);
+    return 0;
+}
+
+static int code_of_name(const char *name)
+{
+    for (int c = SX_EINTERNAL; c <= SX_EINVAL; c++)
+        if (!strcmp(sx_errname(c), name)) return c;
+    return SX_EINTERNAL;
+}
+
+int srv_exec_read_status(const char *jobdir, char state[16], int *code, char msg[512])
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/status.json", jobdir);
+    json_t *o = json_load_file(path, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -1;
+    }
+    const char *s = json_string_value(json_object_get(o, "state"));
+    snprintf(state, 16, "%s", s ? s : "");
+    json_t *e = json_object_get(o, "error");
+    *code = SX_OK;
+    msg[0] = 0;
+    if (json_is_object(e)) {
+        const char *c = json_string_value(json_object_get(e, "code"));
+        const char *m = json_string_value(json_object_get(e, "message"));
+        *code = c ? code_of_name(c) : SX_EINTERNAL;
+        snprintf(msg, 512, "%s", m ? m : "");
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* ---- registry rows (schema/0002_executor.sql) ---- */
+
+int srv_exec_handle_set(sqlite3 *db, const char *job_id, const char *executor, const char *handle,
+                        const char *raw_state, sx_status *st)
+{
+    sqlite3_stmt *s = NULL;
+    const char *sql = "INSERT INTO job_executor (job_id, executor, handle, raw_state, done, "
+                      "submitted_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5) "
+                      "ON CONFLICT (job_id) DO UPDATE SET executor = ?2, handle = ?3, "
+                      "raw_state = ?4, done = 0, submitted_ms = CASE WHEN job_executor.handle = ?3 "
+                      "THEN job_executor.submitted_ms ELSE ?5 END, updated_ms = ?5";
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
+    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, executor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, handle, -1, SQLITE_TRANSIENT);
+    if (raw_state) sqlite3_bind_text(s, 4, raw_state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 5, srv_now_ms());
+    if (sqlite3_step(s) != SQLITE_DONE) goto fail;
+    sqlite3_finalize(s);
+    return SX_OK;
+fail:
+    sx_status_set(st, SX_EIO, "registry: keeping the %s id of job %s: %s", executor, job_id,
+                  sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return SX_EIO;
+}
+
+/* raw_state of a kept handle (without ending it), or the final state (ending it) */
+static int handle_update(sqlite3 *db, const char *job_id, const char *raw_state, int done)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "UPDATE job_executor SET raw_state = ?2, done = ?3, updated_ms = ?4 "
+                           "WHERE job_id = ?1", -1, &s, NULL) != SQLITE_OK)
+        return SX_EIO;
+    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, raw_state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 3, done);
+    sqlite3_bind_int64(s, 4, srv_now_ms());
+    int rc = sqlite3_step(s) == SQLITE_DONE ? SX_OK : SX_EIO;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int srv_exec_handle_get(sqlite3 *db, const char *job_id, char executor[16], char handle[64],
+                        sx_status *st)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT executor, handle FROM job_executor WHERE job_id = ?1 AND "
+                           "done = 0", -1, &s, NULL) != SQLITE_OK) {
+        sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        if (executor) snprintf(executor, 16, "%s", (const char *)sqlite3_column_text(s, 0));
+        snprintf(handle, 64, "%s", (const char *)sqlite3_column_text(s, 1));
+        rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
+        rc = -1;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int srv_exec_handle_clear(sqlite3 *db, const char *job_id, sx_status *st)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "DELETE FROM job_executor WHERE job_id = ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? SX_OK
+                                           : sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int srv_exec_keep_jobdir(sqlite3 *db, const char *job_id)
+{
+    char h[64];
+    return srv_exec_handle_get(db, job_id, NULL, h, NULL) == 1;
+}
+
+int srv_exec_prepare_reattach(srv_exec *x, sqlite3 *db, sx_status *st)
+{
+    if (!x || x->ops->run) return 0;
+    /* canceled while no daemon watched (CANCELING, or a drained QUEUED job canceled
+     * before this start): stop the unit; srv_job_reconcile records CANCELING as CANCELED */
+    sqlite3_stmt *s = NULL;
+    int n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT e.handle FROM job_executor e JOIN jobs j ON j.id = e.job_id "
+                           "WHERE e.done = 0 AND j.state IN ('CANCELING','CANCELED','COMPLETE',"
+                           "'EXECUTOR_ERROR','SYSTEM_ERROR')", -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        sx_status cst;
+        if (x->ops->cancel(x, (const char *)sqlite3_column_text(s, 0), &cst))
+            SX_WARN("executor %s: %s", x->ops->name, cst.msg);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (sqlite3_exec(db, "UPDATE job_executor SET done = 1 WHERE done = 0 AND job_id IN (SELECT id "
+                     "FROM jobs WHERE state IN ('CANCELING','CANCELED','COMPLETE','EXECUTOR_ERROR',"
+                     "'SYSTEM_ERROR'))", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    /* running at the executor: back to the queue without consuming an attempt; the next
+     * claim finds the kept handle and re-attaches */
+    if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = 'QUEUED', attempts = max(attempts - 1, 0), "
+                           "message = 're-attaching to ' || (SELECT executor || ' job ' || handle "
+                           "FROM job_executor e WHERE e.job_id = jobs.id) WHERE state IN "
+                           "('INITIALIZING','RUNNING') AND id IN (SELECT job_id FROM job_executor "
+                           "WHERE done = 0)", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_DONE)
+        goto fail;
+    n = sqlite3_changes(db);
+    sqlite3_finalize(s);
+    return n;
+fail:
+    sx_status_set(st, SX_EIO, "registry: re-attaching executor jobs: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return -1;
+}
+
+/* ---- commands ---- */
+
+int srv_exec_command(char *const argv[], char *out, size_t cap, char *err, size_t errcap)
+{
+    int po[2], pe[2];
+    if (out && cap) out[0] = 0;
+    if (err && errcap) err[0] = 0;
+    if (pipe(po)) return -1;
+    if (pipe(pe)) {
+        close(po[0]);
+        close(po[1]);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* a forked child of a threaded process: only async-signal-safe calls until exec */
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0) dup2(nul, 0);
+        for (int fd = 3; fd < 1024; fd++) close(fd);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    size_t n = 0, ne = 0;
+    char sink[512];
+    /* read both pipes (stderr is small: a diagnostic) */
+    int open_o = 1, open_e = 1;
+    while (open_o || open_e) {
+        if (open_o) {
+            ssize_t r = n + 1 < cap ? read(po[0], out + n, cap - 1 - n) : read(po[0], sink, sizeof sink);
+            if (r <= 0) open_o = 0;
+            else if (n + 1 < cap) n += (size_t)r;
+        } else if (open_e) {
+            ssize_t r = ne + 1 < errcap ? read(pe[0], err + ne, errcap - 1 - ne)
+                                        : read(pe[0], sink, sizeof sink);
+            if (r <= 0) open_e = 0;
+            else if (ne + 1 < errcap) ne += (size_t)r;
+        }
+    }
+    if (out && cap) out[n] = 0;
+    if (err && errcap) {
+        err[ne] = 0;
+        char *nl = strchr(err, '\n');
+        if (nl) *nl = 0;
+    }
+    close(po[0]);
+    close(pe[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(status)) return WEXITSTATUS(status) == 127 ? -1 : WEXITSTATUS(status);
+    return -1;
+}
+
+/* ---- the job function ---- */
+
+static int sleep_or_cancel(double s, const sx_progress *prog)
+{
+    for (double t = 0; t < s; t += 0.05) {
+        if (prog && sx_progress_cancelled(prog)) return 1;
+        usleep(50000);
+    }
+    return prog && sx_progress_cancelled(prog);
+}
+
+/* A unit the executor finished: its outcome from the Slurm state and status.json. */
+static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
+                   const srv_exec_status *es, int cancel_sent, sx_status *st)
+{
+    char sstate[16] = "", smsg[512] = "";
+    int scode = SX_OK;
+    int have_status = srv_exec_read_status(run->outdir, sstate, &scode, smsg) == 0;
+    switch (es->state) {
+    case SRV_X_COMPLETE:
+        if (!have_status || strcmp(sstate, "succeeded"))
+            return sx_status_set(st, SX_EIO, "%s job %s completed but %s/status.json %s: is the "
+                                 "data dir on a filesystem the compute nodes share?", x->ops->name,
+                                 handle, run->outdir, have_status ? "does not say succeeded" : "is missing");
+        if (x->after) {
+            sx_status ast;
+            sx_status_clear(&ast);
+            if (x->after(x->after_user, run, NULL, &ast))
+                SX_WARN("job %s: after the %s job: %s", run->id, x->ops->name, ast.msg);
+        }
+        return SX_OK;
+    case SRV_X_CANCELED:
+        return sx_status_set(st, SX_ECANCELED, "%s", cancel_sent ? "canceled"
+                             : "canceled at the cluster (scancel by an administrator?)");
+    case SRV_X_SYSTEM_ERROR:
+        return sx_status_set(st, SX_EIO, "%s job %s ended %s%s%s: the cluster failed, not the job; "
+                             "submit it again", x->ops->name, handle, es->raw, es->reason[0] ? " " : "",
+                             es->reason);
+    default:
+        break;
+    }
+    /* EXECUTOR_ERROR: the job's own failure. The worker's status.json names the cause; the
+     * Slurm word explains kills the worker never saw (time limit, memory). */
+    if (!strcmp(es->raw, "TIMEOUT"))
+        return sx_status_set(st, SX_ELIMIT, "the job ran past its Slurm time limit (job %s): raise "
+                             "time= in slurm_%s, or make the job smaller", handle, run->type);
+    if (!strcmp(es->raw, "OUT_OF_MEMORY"))
+        return sx_status_set(st, SX_ELIMIT, "the job ran out of its Slurm memory (job %s): raise "
+                             "mem= in slurm_%s, or make the job smaller", handle, run->type);
+    if (have_status && scode != SX_OK) {
+        /* kept as the worker classified it, except codes the runner would call ours:
+         * Slurm says the job failed, so it is an executor error */
+        int c = (scode == SX_ENOMEM || scode == SX_EIO || scode == SX_EINTERNAL) ? SX_EDATA : scode;
+        if (c == SX_ECANCELED) return sx_status_set(st, SX_ECANCELED, "canceled");
+        return sx_status_set(st, c, "%s", smsg);
+    }
+    return sx_status_set(st, SX_EDATA, "%s job %s ended %s%s%s before the worker wrote its status; "
+                         "see %s/slurm-%s.out", x->ops->name, handle, es->raw, es->reason[0] ? ", exit " : "",
+                         es->reason, run->outdir, handle);
+}
+
+static int write_unit(srv_exec *x, const srv_job_run *run, const srv_exec_res *res, sx_status *st)
+{
+    char path[4200];
+    int threads = res->cpus > 0 ? res->cpus : run->threads;
+    char *js = srv_exec_job_json(run, threads);
+    if (!js) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    snprintf(path, sizeof path, "%s/job.json", run->outdir);
+    int rc = srv_write_file_atomic(path, js, strlen(js), st);
+    free(js);
+    (void)x;
+    return rc;
+}
+
+static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *prog, sx_status *st)
+{
+    sqlite3 *db = srv_registry_get(x->reg, st);
+    if (!db) return st->code;
+    int rc = SX_OK;
+    char handle[64] = "", exe[16] = "";
+    srv_exec_status es;
+    memset(&es, 0, sizeof es);
+    srv_exec_res res;
+    if ((rc = srv_exec_parse_res(res_spec(&x->cfg, run->type), &res, st))) goto out;
+    if (res.cpus <= 0) res.cpus = run->threads > 0 ? run->threads : 1;
+    int have = srv_exec_handle_get(db, run->id, exe, handle, st);
+    if (have < 0) {
+        rc = st->code;
+        goto out;
+    }
+    int attached = 0;
+    if (have == 1 && !strcmp(exe, x->ops->name)) {
+        sx_status pst;
+        if (x->ops->poll(x, handle, &es, &pst) == SX_OK && es.state != SRV_X_UNKNOWN) {
+            attached = 1;
+            SX_INFO("job %s: re-attached to %s job %s (%s)", run->id, x->ops->name, handle, es.raw);
+        } else {
+            char s16[16], m[512];
+            int c;
+            if (srv_exec_read_status(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
+                /* the cluster forgot the job but its worker finished: take its word */
+                attached = 1;
+                es.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
+                           : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
+                snprintf(es.raw, sizeof es.raw, "%s", s16);
+            }
+        }
+    }
+    if (!attached) {
+        /* a fresh unit: no leftover status, progress or cancel of a lost one */
+        const char *stale[] = {"status.json", "progress.json", "cancel"};
+        for (int i = 0; i < 3; i++) {
+            char p[4200];
+            snprintf(p, sizeof p, "%s/%s", run->outdir, stale[i]);
+            unlink(p);
+        }
+        if ((rc = write_unit(x, run, &res, st))) goto out;
+        if ((rc = x->ops->submit(x, run->outdir, run->id, &res, handle, st))) goto out;
+        if ((rc = srv_exec_handle_set(db, run->id, x->ops->name, handle, "SUBMITTED", st))) {
+            sx_status cst;
+            x->ops->cancel(x, handle, &cst); /* a unit nobody could find again */
+            goto out;
+        }
+        SX_INFO("job %s: submitted as %s job %s", run->id, x->ops->name, handle);
+    }
+    int cancel_sent = 0, reported = 0, unknown = 0, failures = 0;
+    double cancel_t = 0;
+    char last_raw[48] = "", last_stage[32] = "";
+    double last_frac = -1;
+    for (;;) {
+        if (!srv_xstate_terminal(es.state) && sx_progress_cancelled(prog)) {
+            if (run->drain && atomic_load(run->drain)) {
+                /* the daemon stops: leave the unit running, re-attach at the next start */
+                rc = sx_status_set(st, SX_ECANCELED, "left running as %s job %s while the daemon "
+                                   "restarts", x->ops->name, handle);
+                goto out;
+            }
+            if (!cancel_sent) {
+                char p[4200];
+                snprintf(p, sizeof p, "%s/cancel", run->outdir);
+                srv_write_file_atomic(p, "", 0, NULL); /* the worker stops cleanly */
+                sx_status cst;
+                if (x->ops->cancel(x, handle, &cst))
+                    SX_WARN("job %s: %s", run->id, cst.msg);
+                cancel_sent = 1;
+                cancel_t = srv_mono_s();
+            } else if (srv_mono_s() - cancel_t > 120) {
+                rc = sx_status_set(st, SX_ECANCELED, "canceled (the %s job %s did not confirm "
+                                   "within 2 minutes)", x->ops->name, handle);
+                goto out;
+            }
+        }
+        if (srv_xstate_terminal(es.state)) break;
+        if (es.state == SRV_X_RUNNING || es.state == SRV_X_QUEUED || es.state == SRV_X_UNKNOWN) {
+            char stage[32], msg[256];
+            double frac;
+            if (es.state == SRV_X_RUNNING &&
+                srv_exec_read_progress(run->outdir, stage, &frac, msg) == 0 &&
+                (strcmp(stage, last_stage) || frac != last_frac)) {
+                if (prog && prog->fn) prog->fn(prog->user, stage, frac, msg);
+                snprintf(last_stage, sizeof last_stage, "%s", stage);
+                last_frac = frac;
+                reported = 1;
+            } else if (es.state == SRV_X_RUNNING && !reported) {
+                char m[128];
+                snprintf(m, sizeof m, "running as %s job %s", x->ops->name, handle);
+                if (prog && prog->fn) prog->fn(prog->user, "read", 0, m); /* INITIALIZING -> RUNNING */
+                reported = 1;
+            }
+        }
+        if (es.raw[0] && strcmp(es.raw, last_raw)) {
+            handle_update(db, run->id, es.raw, 0);
+            snprintf(last_raw, sizeof last_raw, "%s", es.raw);
+        }
+        /* a cancel is confirmed quickly: poll fast while waiting for it */
+        if (sleep_or_cancel(cancel_sent ? 0.5 : x->cfg.poll_s, prog) && !cancel_sent) continue;
+        sx_status pst;
+        sx_status_clear(&pst);
+        srv_exec_status ns;
+        if (x->ops->poll(x, handle, &ns, &pst) != SX_OK) {
+            if (++failures % 12 == 1) SX_WARN("job %s: cannot ask %s: %s", run->id, x->ops->name, pst.msg);
+            continue;
+        }
+        failures = 0;
+        if (ns.state == SRV_X_UNKNOWN) {
+            /* between squeue forgetting and sacct knowing, or no accounting: the worker's
+             * status.json is the last word */
+            char s16[16], m[512];
+            int c;
+            if (srv_exec_read_status(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
+                ns.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
+                           : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
+                snprintf(ns.raw, sizeof ns.raw, "%s", s16);
+            } else if (++unknown >= 10) {
+                rc = sx_status_set(st, SX_EIO, "%s lost job %s: neither squeue nor sacct knows it "
+                                   "and it wrote no final status", x->ops->name, handle);
+                goto out;
+            } else {
+                ns = es; /* keep the last known state */
+            }
+        } else {
+            unknown = 0;
+        }
+        es = ns;
+    }
+    if (es.state == SRV_X_COMPLETE || es.state == SRV_X_RUNNING) {
+        char stage[32], msg[256];
+        double frac;
+        if (prog && prog->fn && srv_exec_read_progress(run->outdir, stage, &frac, msg) == 0)
+            prog->fn(prog->user, stage, frac, msg);
+    }
+    rc = outcome(x, run, handle, &es, cancel_sent, st);
+    handle_update(db, run->id, es.raw[0] ? es.raw : srv_xstate_name(es.state), 1);
+out:
+    srv_registry_put(x->reg, db);
+    return rc;
+}
+
+int srv_exec_job_fn(void *user, const srv_job_run *run, const sx_progress *prog, sx_status *st)
+{
+    srv_exec *x = user;
+    if (x->ops->run) return x->ops->run(x, run, prog, st);
+    return run_remote(x, run, prog, st);
+}
