@@ -83,6 +83,17 @@ struct api_req {
     int suspended;
     int resp_ready;
     api_resp resp;
+    /* multipart/form-data: each file part streams to spool/<rid>.d/<its file name> */
+    struct MHD_PostProcessor *pp;
+    char spool_dir[4300];
+    int n_parts;
+    char parts[3][128];       /* stored file names, in arrival order */
+    char part_key[64], part_file[256];
+    int part_fd;
+    int64_t part_written, part_bytes;
+    char form_name[201];      /* a "name" form field */
+    char mp_err[256];         /* why the multipart body was refused ("" = fine) */
+    int is_dir;               /* the upload is an mtx folder (spool_path is a folder) */
     /* map?wait= */
     char job_id[32];
     char ref_name[160];
@@ -138,12 +149,14 @@ int api_h_job_cancel(api_req *r, api_resp *o);
 int api_h_job_results(api_req *r, api_resp *o);
 int api_h_job_labels(api_req *r, api_resp *o);
 int api_h_job_umap(api_req *r, api_resp *o);
+int api_h_job_latent(api_req *r, api_resp *o);
 int api_h_job_file(api_req *r, api_resp *o);
 int api_h_job_log(api_req *r, api_resp *o);
 int api_h_ref_create(api_req *r, api_resp *o);
 int api_h_ref_list(api_req *r, api_resp *o);
 int api_h_ref_get(api_req *r, api_resp *o);
 int api_h_ref_map(api_req *r, api_resp *o);
+int api_h_static(api_req *r, api_resp *o); /* api_static.c: the web page */
 
 /* jobs shared with map: validate a request object (type, datasets, reference, options) for
  * user u; 0 or a 4xx problem written. */

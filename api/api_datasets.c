@@ -56,7 +56,8 @@ static void upload_task(void *arg)
         api_problem_sx(o, &st);
         goto done;
     }
-    snprintf(rel, sizeof rel, "datasets/%s.%s", id, info.ext[0] ? info.ext : "bin");
+    if (r->is_dir) snprintf(rel, sizeof rel, "datasets/%s", id); /* an mtx folder */
+    else snprintf(rel, sizeof rel, "datasets/%s.%s", id, info.ext[0] ? info.ext : "bin");
     snprintf(abs, sizeof abs, "%s/datasets", s->cfg->data_dir);
     if (srv_mkdirs(abs, &st)) {
         api_problem_sx(o, &st);
@@ -69,6 +70,7 @@ static void upload_task(void *arg)
     }
     r->spool_path[0] = 0; /* kept: on_completed must not unlink it */
     const char *name = api_arg(r, "name");
+    if ((!name || !*name) && r->form_name[0]) name = r->form_name; /* multipart field */
     char defname[64];
     if (!name || !*name) {
         snprintf(defname, sizeof defname, "upload-%s", id + 3);
@@ -80,11 +82,11 @@ static void upload_task(void *arg)
     snprintf(rec.id, sizeof rec.id, "%s", id);
     db = api_db(r, o);
     if (!db) {
-        unlink(abs);
+        srv_rmtree(abs);
         goto done;
     }
     if (srv_dataset_insert(db, &rec, &st)) {
-        unlink(abs);
+        srv_rmtree(abs);
         api_problem_sx(o, &st);
         goto done;
     }
@@ -120,6 +122,7 @@ done:
 int api_upload_start(api_req *r, api_resp *o)
 {
     const char *name = api_arg(r, "name");
+    if ((!name || !*name) && r->form_name[0]) name = r->form_name;
     if (name && strlen(name) > 200)
         return api_problem(o, 400, "invalid-parameter", "name is longer than 200 characters");
     for (const char *p = name; p && *p; p++)
@@ -184,7 +187,7 @@ int api_h_dataset_delete(api_req *r, api_resp *o)
     if (rc) return api_problem_sx(o, &st);
     char abs[4300];
     snprintf(abs, sizeof abs, "%s/%s", r->srv->cfg->data_dir, rel);
-    unlink(abs);
+    srv_rmtree(abs); /* a file, or an mtx folder */
     free(rel);
     o->status = 204;
     return API_DONE;

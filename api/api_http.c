@@ -204,6 +204,168 @@ static enum MHD_Result send_preflight(api_req *r, int allowed)
     return ret;
 }
 
+/* ---- multipart/form-data ----
+ * libmicrohttpd's post processor splits the body; every file part is written to
+ * spool/<rid>.d/<its base name> as it arrives (never whole in memory) and hashed in arrival
+ * order, so the sha256 of a one-file upload is that file's. One file becomes a plain upload;
+ * three files must be an mtx folder (matrix.mtx, features.tsv or genes.tsv, barcodes.tsv,
+ * each optionally .gz) and are validated and stored as a folder. */
+static void mp_fail(api_req *r, const char *msg)
+{
+    if (!r->mp_err[0]) snprintf(r->mp_err, sizeof r->mp_err, "%s", msg);
+}
+
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *filename, const char *content_type,
+                                 const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size)
+{
+    api_req *r = cls;
+    (void)kind;
+    (void)content_type;
+    (void)transfer_encoding;
+    if (r->mp_err[0] || r->too_large) return MHD_NO;
+    if (!filename) { /* a plain field: only "name" means something */
+        if (key && !strcmp(key, "name")) {
+            size_t have = strlen(r->form_name);
+            if (have + size >= sizeof r->form_name) {
+                mp_fail(r, "the name field is longer than 200 characters");
+                return MHD_NO;
+            }
+            memcpy(r->form_name + have, data, size);
+            r->form_name[have + size] = 0;
+        }
+        return MHD_YES;
+    }
+    const char *k = key ? key : "";
+    int new_part = r->part_fd < 0 || strcmp(r->part_file, filename) || strcmp(r->part_key, k) ||
+                   (off == 0 && r->part_written > 0);
+    if (new_part) {
+        if (r->part_fd >= 0 && close(r->part_fd) != 0) r->too_large = 2;
+        r->part_fd = -1;
+        /* the base name only: a browser may send a path */
+        const char *base = filename;
+        for (const char *p = filename; *p; p++)
+            if (*p == '/' || *p == '\\') base = p + 1;
+        if (!srv_name_ok(base) || base[0] == '.' || strlen(base) >= sizeof r->parts[0]) {
+            mp_fail(r, "a file part's name must be 1-64 letters, digits, '.', '_' or '-' "
+                       "(like matrix.mtx.gz)");
+            return MHD_NO;
+        }
+        if (r->n_parts == 3) {
+            mp_fail(r, "at most 3 files per upload (an mtx folder's matrix.mtx, features.tsv and "
+                       "barcodes.tsv)");
+            return MHD_NO;
+        }
+        for (int i = 0; i < r->n_parts; i++)
+            if (!strcmp(r->parts[i], base)) {
+                mp_fail(r, "two file parts have the same name");
+                return MHD_NO;
+            }
+        char path[4500];
+        snprintf(path, sizeof path, "%s/%s", r->spool_dir, base);
+        r->part_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (r->part_fd < 0) {
+            r->too_large = 2;
+            return MHD_NO;
+        }
+        snprintf(r->parts[r->n_parts++], sizeof r->parts[0], "%s", base);
+        snprintf(r->part_file, sizeof r->part_file, "%s", filename);
+        snprintf(r->part_key, sizeof r->part_key, "%s", k);
+        r->part_written = 0;
+    }
+    sx_sha256_update(&r->sha, data, size);
+    for (size_t w = 0; w < size;) {
+        ssize_t n = write(r->part_fd, data + w, size - w);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            r->too_large = 2;
+            return MHD_NO;
+        }
+        w += (size_t)n;
+    }
+    r->part_written += (int64_t)size;
+    r->part_bytes += (int64_t)size;
+    return MHD_YES;
+}
+
+static int begin_multipart(api_req *r, api_resp *o)
+{
+    sx_status st;
+    snprintf(r->spool_dir, sizeof r->spool_dir, "%s/spool/%s.d", r->srv->cfg->data_dir, r->rid);
+    if (srv_mkdirs(r->spool_dir, &st) != SX_OK) {
+        r->spool_dir[0] = 0;
+        return api_problem(o, 503, "unavailable", "cannot store the upload (%s): the data dir may "
+                           "be full; retry later", st.msg), 1;
+    }
+    r->pp = MHD_create_post_processor(r->conn, 64 * 1024, post_iter, r);
+    if (!r->pp)
+        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body has no boundary "
+                           "in its Content-Type: let the client build it (curl -F file=@FILE)"), 1;
+    sx_sha256_init(&r->sha);
+    return 0;
+}
+
+/* an mtx folder's file name: which of the three it is (0 matrix, 1 features, 2 barcodes) */
+static int mtx_role(const char *name)
+{
+    static const char *const names[][4] = {{"matrix.mtx", "matrix.mtx.gz", NULL, NULL},
+                                           {"features.tsv", "features.tsv.gz", "genes.tsv",
+                                            "genes.tsv.gz"},
+                                           {"barcodes.tsv", "barcodes.tsv.gz", NULL, NULL}};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 4 && names[k][i]; i++)
+            if (!strcmp(name, names[k][i])) return k;
+    return -1;
+}
+
+/* End of a multipart body: 0 and spool_path set to the file or folder, or a 4xx problem. */
+static int end_multipart(api_req *r, api_resp *o)
+{
+    MHD_destroy_post_processor(r->pp);
+    r->pp = NULL;
+    if (r->part_fd >= 0 && close(r->part_fd) != 0 && !r->too_large) r->too_large = 2;
+    r->part_fd = -1;
+    if (r->too_large) return 0; /* 413 / 503 below */
+    if (r->mp_err[0])
+        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body was refused: "
+                           "%s", r->mp_err), -1;
+    if (r->n_parts == 0)
+        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body holds no file "
+                           "part (or is malformed): send curl -F file=@FILE, or an mtx folder as "
+                           "-F m=@matrix.mtx.gz -F f=@features.tsv.gz -F b=@barcodes.tsv.gz"), -1;
+    r->received = r->part_bytes; /* what is stored, not the multipart framing */
+    if (r->n_parts == 1) {
+        char from[4500];
+        snprintf(from, sizeof from, "%s/%s", r->spool_dir, r->parts[0]);
+        snprintf(r->spool_path, sizeof r->spool_path, "%s/spool/%s.part", r->srv->cfg->data_dir,
+                 r->rid);
+        if (rename(from, r->spool_path) != 0) {
+            r->spool_path[0] = 0;
+            return api_problem(o, 503, "unavailable", "cannot store the upload: retry later"), -1;
+        }
+        srv_rmtree(r->spool_dir);
+        r->spool_dir[0] = 0;
+        return 0;
+    }
+    int seen[3] = {0, 0, 0};
+    for (int i = 0; i < r->n_parts; i++) {
+        int k = mtx_role(r->parts[i]);
+        if (k >= 0) seen[k]++;
+    }
+    if (r->n_parts != 3 || seen[0] != 1 || seen[1] != 1 || seen[2] != 1)
+        return api_problem(o, 400, "bad-multipart", "%d files were sent (%s%s%s%s%s): several "
+                           "files must be one mtx folder's matrix.mtx, features.tsv (or "
+                           "genes.tsv) and barcodes.tsv, each optionally .gz; send any other "
+                           "dataset as one file", r->n_parts, r->parts[0],
+                           r->n_parts > 1 ? ", " : "", r->n_parts > 1 ? r->parts[1] : "",
+                           r->n_parts > 2 ? ", " : "", r->n_parts > 2 ? r->parts[2] : ""), -1;
+    snprintf(r->spool_path, sizeof r->spool_path, "%s", r->spool_dir);
+    r->spool_dir[0] = 0;
+    r->is_dir = 1;
+    return 0;
+}
+
 /* First call: route, auth, size checks, open the spool. 0 = go on, else a response is ready. */
 static int begin(api_req *r, api_resp *o)
 {
@@ -236,10 +398,11 @@ static int begin(api_req *r, api_resp *o)
                                "operator", declared, (long long)s->cfg->max_upload_bytes), 1;
         }
         const char *ct = api_header(r, "Content-Type");
+        if (ct && !strncasecmp(ct, "multipart/form-data", 19)) return begin_multipart(r, o);
         if (ct && !strncasecmp(ct, "multipart/", 10))
-            return api_problem(o, 415, "unsupported-media-type", "multipart uploads are not "
-                               "supported yet: send the file as the raw body with Content-Type: "
-                               "application/octet-stream (curl --data-binary @FILE)"), 1;
+            return api_problem(o, 415, "unsupported-media-type", "only multipart/form-data is "
+                               "accepted among multipart bodies (curl -F file=@FILE), or the "
+                               "raw file with Content-Type: application/octet-stream"), 1;
         if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
             return api_problem(o, 415, "unsupported-media-type", "a form-encoded body mangles "
                                "binary files: send the raw file with Content-Type: "
@@ -284,6 +447,15 @@ static void body_chunk(api_req *r, const char *data, size_t n)
         memcpy(r->body + r->body_len, data, n);
         r->body_len += n;
         r->body[r->body_len] = 0;
+    } else if (r->route->body == API_BODY_UPLOAD && r->pp) {
+        if (r->received + (int64_t)n > s->cfg->max_upload_bytes) {
+            r->too_large = 1;
+            return;
+        }
+        r->received += (int64_t)n;
+        atomic_fetch_add(&s->upload_bytes, (long long)n);
+        if (MHD_post_process(r->pp, data, n) != MHD_YES && !r->too_large)
+            mp_fail(r, "the body is not valid multipart/form-data");
     } else if (r->route->body == API_BODY_UPLOAD && r->spool_fd >= 0) {
         if (r->received + (int64_t)n > s->cfg->max_upload_bytes) {
             r->too_large = 1;
@@ -317,6 +489,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->spool_fd = -1;
+        r->part_fd = -1;
         r->t0 = srv_mono_s();
         api_resp_init(&r->resp);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -358,7 +531,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->spool_fd = -1;
         if (bad && !r->too_large) r->too_large = 2;
     }
-    if (r->too_large == 2) {
+    int mp_bad = r->pp ? end_multipart(r, &r->resp) : 0;
+    if (mp_bad) {
+        /* the problem is written */
+    } else if (r->too_large == 2) {
         api_problem(&r->resp, 503, "unavailable", "the upload could not be stored (disk full?): "
                     "retry later");
     } else if (r->too_large) {
@@ -395,7 +571,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_req *r = *con_cls;
     if (!r) return;
     if (r->spool_fd >= 0) close(r->spool_fd);
-    if (r->spool_path[0]) unlink(r->spool_path); /* renamed away when the upload was kept */
+    if (r->pp) MHD_destroy_post_processor(r->pp);
+    if (r->part_fd >= 0) close(r->part_fd);
+    /* renamed away when the upload was kept; a folder for an mtx upload */
+    if (r->spool_path[0]) srv_rmtree(r->spool_path);
+    if (r->spool_dir[0]) srv_rmtree(r->spool_dir);
     api_resp_free(&r->resp);
     free(r->body);
     free(r);

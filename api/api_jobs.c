@@ -382,6 +382,7 @@ static const struct {
     {"umap.pdf", "application/pdf"},       {"umap.svg", "image/svg+xml"},
     {"confusion.png", "image/png"},        {"confusion.csv", "text/csv"},
     {"reference.h5", "application/x-hdf5"}, {"umap.tsv", "text/tab-separated-values"},
+    {"latent.csv", "text/csv"},            {"log.txt", "text/plain; charset=utf-8"},
 };
 #define N_RESULT_FILES (sizeof result_files / sizeof result_files[0])
 
@@ -598,6 +599,67 @@ int api_h_job_umap(api_req *r, api_resp *o)
     fclose(f);
     json_t *j = json_object();
     json_object_set_new(j, "job", json_string(r->params[0]));
+    json_object_set_new(j, "cells", cells);
+    api_next_token(j, more, off, size);
+    return api_json(o, 200, j);
+}
+
+/* latent.csv (written by the engine after the job): cell,latent_0,...; JSON pages of
+ * {cell, latent: [...]}, or the whole file as CSV */
+int api_h_job_latent(api_req *r, api_resp *o)
+{
+    char dir[4200], type[32], path[4400];
+    if (job_dir(r, o, 1, dir, type)) return API_DONE;
+    snprintf(path, sizeof path, "%s/latent.csv", dir);
+    const char *accept = api_header(r, "Accept");
+    const char *fmt = api_arg(r, "format");
+    if (fmt && strcmp(fmt, "csv") && strcmp(fmt, "json"))
+        return api_problem(o, 400, "invalid-parameter", "format must be json or csv, got '%s'", fmt);
+    if ((fmt && !strcmp(fmt, "csv")) || (!fmt && accept && strstr(accept, "text/csv")))
+        return send_file(r, o, path, "text/csv", "latent.csv", 1);
+    int size;
+    int64_t off;
+    if (api_page(r, o, 1000, 100000, &size, &off)) return API_DONE;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return api_problem(o, 404, "not-found", "job '%s' has no latent coordinates (its output "
+                           "has no obsm latent, or the table could not be written: see its log)",
+                           r->params[0]);
+    enum { MAXF = 1025 };
+    char **fl = malloc(MAXF * sizeof *fl);
+    json_t *cells = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int64_t idx = 0;
+    int more = 0, header = 1, dim = 0;
+    while (fl && (n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        int k = csv_fields(line, fl, MAXF);
+        if (header) {
+            header = 0;
+            dim = k - 1;
+            continue;
+        }
+        if (k < 2) continue;
+        if (idx++ < off) continue;
+        if ((int)json_array_size(cells) == size) {
+            more = 1;
+            break;
+        }
+        json_t *x = json_object();
+        json_t *v = json_array();
+        for (int i = 1; i < k; i++) json_array_append_new(v, json_real(strtod(fl[i], NULL)));
+        json_object_set_new(x, "cell", json_string(fl[0]));
+        json_object_set_new(x, "latent", v);
+        json_array_append_new(cells, x);
+    }
+    free(line);
+    free(fl);
+    fclose(f);
+    json_t *j = json_object();
+    json_object_set_new(j, "job", json_string(r->params[0]));
+    json_object_set_new(j, "dim", json_integer(dim));
     json_object_set_new(j, "cells", cells);
     api_next_token(j, more, off, size);
     return api_json(o, 200, j);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "srv_refcache.h"
 #include "srv_embedded.h"
 #include "srv_util.h"
 #include "sx_alloc.h"
@@ -107,6 +108,19 @@ int api_h_metrics(api_req *r, api_resp *o)
             (long long)atomic_load(&s->uploads_rejected));
     bprintf(&b, "# HELP scalexd_references Registered references.\n# TYPE scalexd_references gauge\n"
                 "scalexd_references %d\n", nref);
+    {
+        int nl = 0;
+        int64_t lb = 0, budget = 0;
+        srv_refcache_stats(srv_jobs_refcache(s->jobs), &nl, &lb, &budget);
+        bprintf(&b, "# HELP scalexd_references_loaded References kept in memory.\n"
+                    "# TYPE scalexd_references_loaded gauge\nscalexd_references_loaded %d\n"
+                    "# HELP scalexd_references_loaded_bytes Memory of the loaded references.\n"
+                    "# TYPE scalexd_references_loaded_bytes gauge\n"
+                    "scalexd_references_loaded_bytes %lld\n"
+                    "# HELP scalexd_memory_budget_bytes Budget of loaded references (--memory-budget).\n"
+                    "# TYPE scalexd_memory_budget_bytes gauge\nscalexd_memory_budget_bytes %lld\n",
+                nl, (long long)lb, (long long)budget);
+    }
     bprintf(&b, "# HELP scalexd_resident_memory_bytes Resident set size.\n"
                 "# TYPE scalexd_resident_memory_bytes gauge\nscalexd_resident_memory_bytes %lld\n",
             (long long)sx_current_rss());

@@ -52,6 +52,27 @@ const char *api_status_title(int status)
     }
 }
 
+/* Details quote readers' messages, which may hold bytes of a corrupt upload (or a sequence cut
+ * by truncation): replace what is not UTF-8 with '?' so that the detail is never dropped. */
+static void utf8_fix(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+              : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int ok = n >= 0 && !(n == 1 && *p < 0xC2) && !(n == 3 && *p > 0xF4);
+        for (int k = 1; ok && k <= n; k++) ok = (p[k] & 0xC0) == 0x80;
+        if (ok && n == 2) ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
+        if (ok && n == 3) ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        if (n == 0 && *p < 0x20 && *p != '\t') *p = ' ';
+        p += n + 1;
+    }
+}
+
 int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
 {
     char detail[2048];
@@ -59,6 +80,7 @@ int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    utf8_fix(detail);
     char type[128];
     snprintf(type, sizeof type, "urn:scalexd:problem:%s", slug);
     json_t *j = json_object();

@@ -6,8 +6,19 @@
 #include <string.h>
 
 #include "api.h"
+#include "srv_refcache.h"
 #include "srv_refs.h"
 #include "srv_util.h"
+
+/* whether the reference is in memory now (srv_refcache), and its footprint */
+static void add_loaded(api_server *s, json_t *ref)
+{
+    int64_t bytes = 0;
+    const char *name = json_string_value(json_object_get(ref, "name"));
+    int loaded = name && srv_refcache_is_loaded(srv_jobs_refcache(s->jobs), name, &bytes);
+    json_object_set_new(ref, "loaded", json_boolean(loaded));
+    json_object_set_new(ref, "memory_bytes", loaded ? json_integer(bytes) : json_null());
+}
 
 int api_h_ref_list(api_req *r, api_resp *o)
 {
@@ -17,6 +28,9 @@ int api_h_ref_list(api_req *r, api_resp *o)
     json_t *a = srv_ref_list(db, &st);
     api_db_put(r, db);
     if (!a) return api_problem_sx(o, &st);
+    size_t i;
+    json_t *x;
+    json_array_foreach(a, i, x) add_loaded(r->srv, x);
     json_t *j = json_object();
     json_object_set_new(j, "references", a);
     return api_json(o, 200, j);
@@ -35,6 +49,7 @@ int api_h_ref_get(api_req *r, api_resp *o)
                                "/v1/references lists them", r->params[0]);
         return api_problem_sx(o, &st);
     }
+    add_loaded(r->srv, j);
     return api_json(o, 200, j);
 }
 

@@ -6,6 +6,8 @@
 #include "api.h"
 
 static const api_route routes[] = {
+    {"GET", "/", api_h_static, API_BODY_NONE, 0, "the web page (web/index.html)"},
+    {"GET", "/web/{file}", api_h_static, API_BODY_NONE, 0, "the web page's scripts and styles"},
     {"GET", "/healthz", api_h_healthz, API_BODY_NONE, 0, "liveness"},
     {"GET", "/readyz", api_h_readyz, API_BODY_NONE, 0, "readiness (503 while draining)"},
     {"GET", "/metrics", api_h_metrics, API_BODY_NONE, 0, "Prometheus metrics"},
@@ -24,6 +26,7 @@ static const api_route routes[] = {
     {"GET", "/v1/jobs/{id}/results", api_h_job_results, API_BODY_NONE, 1, "result files"},
     {"GET", "/v1/jobs/{id}/results/labels", api_h_job_labels, API_BODY_NONE, 1, "transferred labels"},
     {"GET", "/v1/jobs/{id}/results/umap", api_h_job_umap, API_BODY_NONE, 1, "UMAP coordinates"},
+    {"GET", "/v1/jobs/{id}/results/latent", api_h_job_latent, API_BODY_NONE, 1, "latent coordinates"},
     {"GET", "/v1/jobs/{id}/results/{file}", api_h_job_file, API_BODY_NONE, 1, "a result file"},
     {"POST", "/v1/references", api_h_ref_create, API_BODY_JSON, 1, "register a reference"},
     {"GET", "/v1/references", api_h_ref_list, API_BODY_NONE, 1, "reference catalog"},

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian (bookworm) packages scalexd needs to build and test.
+# Install the Debian (bookworm) packages scalexd needs to build and test
+# (with --bench also those of the benchmarks: wrk for bench/bench_daemon.sh).
 # Idempotent: apt-get skips what is already installed. Needs root (or sudo).
 set -eu
 SUDO=""
@@ -11,11 +12,21 @@ BUILD_PKGS="build-essential cmake pkg-config
  libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev
  libigraph-dev libcairo2-dev check"
 TEST_PKGS="python3 python3-anndata python3-h5py python3-scipy python3-numpy python3-pandas
- curl sqlite3"
+ curl sqlite3
+ chromium systemd jq"
+# Benchmarks only (bench/bench_daemon.sh): installed with --bench, so CI does not need them.
+BENCH_PKGS="wrk"
+WANT="$BUILD_PKGS $TEST_PKGS"
+for arg in "$@"; do
+  case "$arg" in
+    --bench) WANT="$WANT $BENCH_PKGS" ;;
+    *) echo "usage: scripts/install-deps.sh [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 # Only touch apt when something is missing, so re-runs are fast and offline-safe.
 missing=""
-for p in $BUILD_PKGS $TEST_PKGS; do
+for p in $WANT; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

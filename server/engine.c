@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "sx_io.h"
 #include "sx_log.h"
+#include "sx_nn.h"
 #include "sx_pipeline.h"
 
 static const char *kind_name(sx_col_kind k)
@@ -52,9 +54,23 @@ static const char *gz_ext(const char *path)
     return strchr(head, ',') ? "csv.gz" : "txt.gz";
 }
 
+static int summarise(const char *read_path, srv_dataset_info *info, sx_status *st);
+
 static int validate(void *user, const char *path, srv_dataset_info *info, sx_status *st)
 {
     (void)user;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        /* a multipart mtx upload: matrix.mtx, features/genes.tsv, barcodes.tsv (.gz) */
+        sx_format df = SX_FMT_UNKNOWN;
+        int drc = sx_io_detect(path, &df, st);
+        if (drc) return drc;
+        if (df != SX_FMT_MTX_DIR)
+            return sx_status_set(st, SX_EFORMAT, "the files do not form an mtx folder");
+        snprintf(info->format, sizeof info->format, "%s", sx_format_name(df));
+        info->ext[0] = 0;
+        return summarise(path, info, st);
+    }
     unsigned char magic[2] = {0, 0};
     FILE *f = fopen(path, "rb");
     if (!f) return sx_status_set(st, SX_EIO, "cannot open the upload");
@@ -74,7 +90,6 @@ static int validate(void *user, const char *path, srv_dataset_info *info, sx_sta
         snprintf(info->ext, sizeof info->ext, "%s", ext);
     }
     sx_format fmt = SX_FMT_UNKNOWN;
-    sx_dataset *d = NULL;
     int rc = sx_io_detect(read_path, &fmt, st);
     if (rc) goto out;
     if (fmt == SX_FMT_MTX_DIR || fmt == SX_FMT_UNKNOWN) {
@@ -91,7 +106,17 @@ static int validate(void *user, const char *path, srv_dataset_info *info, sx_sta
         }
     }
     snprintf(info->format, sizeof info->format, "%s", sx_format_name(fmt));
-    d = sx_io_read(read_path, NULL, NULL, st);
+    rc = summarise(read_path, info, st);
+out:
+    if (linked) unlink(named);
+    return rc;
+}
+
+/* read the whole dataset (the real check) and summarise it: sizes, obs columns */
+static int summarise(const char *read_path, srv_dataset_info *info, sx_status *st)
+{
+    int rc = SX_OK;
+    sx_dataset *d = sx_io_read(read_path, NULL, NULL, st);
     if (!d) {
         rc = st->code ? st->code : SX_EFORMAT;
         goto out;
@@ -117,7 +142,6 @@ static int validate(void *user, const char *path, srv_dataset_info *info, sx_sta
     json_decref(cols);
 out:
     sx_dataset_free(d);
-    if (linked) unlink(named);
     return rc;
 }
 
@@ -175,13 +199,47 @@ static void tsv_field(FILE *f, const char *s)
     for (; s && *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
 }
 
+/* OUTDIR/latent.csv: cell,latent_0..latent_{Z-1} from obsm "latent" (what the API pages and
+ * serves as CSV); written under a temporary name and renamed. No latent: nothing written. */
+static int write_latent(const sx_dataset *d, const char *outdir, sx_status *st)
+{
+    const sx_dense *z = sx_dataset_obsm(d, "latent");
+    if (!z || z->n_rows != sx_dataset_n_obs(d) || z->n_cols < 1) return SX_OK;
+    char path[4200], tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s/latent.csv.tmp", outdir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return sx_status_set(st, SX_EIO, "cannot write %s", tmp);
+    fputs("cell", f);
+    for (int64_t k = 0; k < z->n_cols; k++) fprintf(f, ",latent_%lld", (long long)k);
+    fputc('\n', f);
+    for (int64_t i = 0; i < z->n_rows; i++) {
+        /* RFC 4180: quote every name, double its quotes */
+        fputc('"', f);
+        for (const char *c = d->obs->index[i]; *c; c++) {
+            if (*c == '"') fputc('"', f);
+            fputc(*c == '\n' || *c == '\r' ? ' ' : *c, f);
+        }
+        fputc('"', f);
+        for (int64_t k = 0; k < z->n_cols; k++) fprintf(f, ",%.9g", z->v[i * z->n_cols + k]);
+        fputc('\n', f);
+    }
+    int bad = fclose(f) != 0;
+    snprintf(path, sizeof path, "%s/latent.csv", outdir);
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return sx_status_set(st, SX_EIO, "cannot write %s", path);
+    }
+    return SX_OK;
+}
+
 int engine_write_umap_table(const char *outdir, const char *label, sx_status *st)
 {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/adata.h5ad", outdir);
     sx_dataset *d = sx_io_read(path, NULL, NULL, st);
     if (!d) return st->code;
-    int rc = SX_OK;
+    int rc = write_latent(d, outdir, st);
+    if (rc) goto out;
     const sx_dense *um = sx_dataset_obsm(d, "X_umap");
     if (!um || um->n_cols < 2 || um->n_rows != sx_dataset_n_obs(d)) {
         rc = sx_status_set(st, SX_ENOTFOUND, "%s has no 2-D obsm X_umap", path);
@@ -239,7 +297,8 @@ static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_s
     if (rc) goto out;
     sx_job_spec spec = {.type = sx_job_type_parse(job->type), .inputs = job->inputs,
                         .n_inputs = job->n_inputs, .reference = job->reference,
-                        .outdir = job->outdir, .opts = po, .threads = job->threads};
+                        .outdir = job->outdir, .opts = po, .threads = job->threads,
+                        .reference_obj = job->reference_obj};
     if (!spec.type) {
         rc = sx_status_set(st, SX_EINVAL, "unknown job type '%s'", job->type);
         goto out;
@@ -254,6 +313,38 @@ static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_s
 out:
     sx_pipeline_opts_free(po);
     return rc;
+}
+
+/* srv_refcache loader: the pipeline's in-memory reference. The footprint is counted from
+ * what it holds (model tensors in float64, gene names, cells' latent/UMAP/obs). */
+static void *ref_load(void *user, const char *path, int64_t *bytes, sx_status *st)
+{
+    (void)user;
+    sx_reference *r = sx_reference_load(path, st);
+    if (!r) return NULL;
+    int64_t b = (int64_t)sizeof *r;
+    int nt = sx_nn_model_n_tensors(r->model);
+    for (int i = 0; i < nt; i++) {
+        int nd = 0;
+        int64_t dims[2] = {0, 0};
+        sx_status ts;
+        if (sx_nn_model_tensor_shape(r->model, sx_nn_model_tensor_name(r->model, i), &nd, dims,
+                                     &ts) == SX_OK)
+            b += 8 * dims[0] * (nd > 1 ? dims[1] : 1);
+    }
+    int64_t ng = 0;
+    sx_nn_model_genes(r->model, &ng);
+    b += ng * 24;
+    b += r->n_cells * ((int64_t)r->dim * 8 + (r->umap ? 8 : 0) + 64 +
+                       (r->obs ? (int64_t)r->obs->n_cols * 8 : 0));
+    *bytes = b;
+    return r;
+}
+
+static void ref_free(void *user, void *obj)
+{
+    (void)user;
+    sx_reference_free(obj);
 }
 
 void engine_init(engine *e, srv_engine *out)
@@ -274,6 +365,8 @@ void engine_init(engine *e, srv_engine *out)
     out->specs = sp;
     out->n_specs = n;
     out->label_option = e->label_option;
+    out->ref_load = ref_load;
+    out->ref_free = ref_free;
     hbool_t ts = 0;
     H5is_library_threadsafe(&ts);
     e->hdf5_threadsafe = ts;

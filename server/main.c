@@ -17,10 +17,12 @@
 #include "api_server.h"
 #include "engine.h"
 #include "srv_config.h"
+#include "srv_exec.h"
 #include "srv_jobs.h"
 #include "srv_log.h"
 #include "srv_pool.h"
 #include "srv_refs.h"
+#include "srv_refcache.h"
 #include "srv_registry.h"
 #include "srv_util.h"
 #include "sx_log.h"
@@ -139,6 +141,18 @@ static void clean_spool(const char *data_dir)
     srv_mkdirs(dir, &st);
 }
 
+/* after a job a remote executor ran: the UMAP table the API pages, as engine.c's run does */
+static int after_remote_job(void *user, const srv_job_run *run, const sx_progress *prog,
+                            sx_status *st)
+{
+    const engine *e = user;
+    (void)prog;
+    const char *label = e->label_option && run->options
+                            ? json_string_value(json_object_get(run->options, e->label_option))
+                            : NULL;
+    return engine_write_umap_table(run->outdir, label, st);
+}
+
 static int serve(int argc, char **argv)
 {
     srv_config cfg;
@@ -164,10 +178,12 @@ static int serve(int argc, char **argv)
                 "--workers 1");
 
     int cores = srv_ncpu();
-    if (cfg.workers <= 0) cfg.workers = cores >= 4 ? 2 : 1;
+    /* a remote executor's worker thread only waits on the cluster: many, and no core cap */
+    int remote = strcmp(cfg.exec.executor, "local") != 0;
+    if (cfg.workers <= 0) cfg.workers = remote ? 32 : cores >= 4 ? 2 : 1;
     if (cfg.threads_per_job <= 0) cfg.threads_per_job = cores / cfg.workers;
     if (cfg.threads_per_job < 1) cfg.threads_per_job = 1;
-    if (cfg.workers * cfg.threads_per_job > cores) {
+    if (!remote && cfg.workers * cfg.threads_per_job > cores) {
         int t = cores / cfg.workers;
         SX_WARN("%d workers x %d threads exceed the %d cores: using %d thread(s) per job",
                 cfg.workers, cfg.threads_per_job, cores, t < 1 ? 1 : t);
@@ -179,20 +195,41 @@ static int serve(int argc, char **argv)
     srv_jobs *jobs = NULL;
     srv_pool *pool = NULL;
     api_server *api = NULL;
+    srv_refcache *refs = NULL;
     int rc = 1;
     sqlite3 *db = srv_registry_get(reg, &st);
     int nq = 0, nf = 0;
-    if (!db || srv_job_reconcile(db, cfg.max_attempts, &nq, &nf, &st) < 0) {
+    /* jobs still at a remote executor are re-attached, not re-run: before reconciling */
+    srv_exec *exec = db ? srv_exec_new(&cfg.exec, reg, eng.run, eng.user, after_remote_job,
+                                       &eng_state, &st) : NULL;
+    int nr = exec ? srv_exec_prepare_reattach(exec, db, &st) : -1;
+    if (nr > 0) SX_WARN("%d job(s) still at %s: re-attaching", nr, srv_exec_name(exec));
+    if (!db || nr < 0 || srv_job_reconcile(db, cfg.max_attempts, &nq, &nf, &st) < 0) {
         srv_registry_put(reg, db);
         die(&st);
         goto out;
+    }
+    /* references the jobs will want, loaded before the first request (within the budget) */
+    if (eng.ref_load && !remote) {
+        refs = srv_refcache_new(cfg.memory_budget, eng.ref_load, eng.ref_free, eng.user);
+        int nl = refs ? srv_refcache_preload(refs, db, cfg.data_dir) : 0;
+        int nloaded = 0;
+        int64_t bytes = 0;
+        srv_refcache_stats(refs, &nloaded, &bytes, NULL);
+        json_t *f = json_object();
+        json_object_set_new(f, "loaded", json_integer(nl));
+        json_object_set_new(f, "bytes", json_integer(bytes));
+        json_object_set_new(f, "budget", json_integer(cfg.memory_budget));
+        srv_log_event(SX_LOG_INFO, "references preloaded", f);
     }
     srv_registry_put(reg, db);
     if (nq || nf) SX_WARN("reconciled jobs of the previous run: %d re-queued, %d failed", nq, nf);
     clean_spool(cfg.data_dir);
 
     srv_jobs_config jc = {.reg = reg, .data_dir = cfg.data_dir, .workers = cfg.workers,
-                          .threads_per_job = cfg.threads_per_job, .fn = eng.run, .fn_user = eng.user};
+                          .threads_per_job = cfg.threads_per_job,
+                          .fn = srv_exec_job_fn, .fn_user = exec, /* local or remote */
+                          .refs = refs};
     jobs = srv_jobs_start(&jc, &st);
     if (!jobs) {
         die(&st);
@@ -217,6 +254,7 @@ static int serve(int argc, char **argv)
     json_object_set_new(f, "port", json_integer(api_server_port(api)));
     json_object_set_new(f, "data_dir", json_string(cfg.data_dir));
     json_object_set_new(f, "workers", json_integer(cfg.workers));
+    json_object_set_new(f, "executor", json_string(cfg.exec.executor));
     json_object_set_new(f, "threads_per_job", json_integer(cfg.threads_per_job));
     json_object_set_new(f, "auth", json_boolean(!cfg.no_auth));
     json_object_set_new(f, "version", json_string(SX_VERSION));
@@ -232,8 +270,10 @@ static int serve(int argc, char **argv)
     rc = 0;
 out:
     srv_jobs_stop(jobs, cfg.drain_grace_s); /* answers waiters through the pool */
+    srv_exec_free(exec);
     srv_pool_stop(pool);
     api_server_stop(api);
+    srv_refcache_free(refs); /* after the workers: nothing holds a reference now */
     srv_registry_close(reg);
     if (rc == 0) srv_log_event(SX_LOG_INFO, "stopped", NULL);
     return rc;

@@ -37,6 +37,22 @@ static const key keys[] = {
     {"drain_grace", K_DBL, F(drain_grace_s), 0, "seconds SIGTERM lets running jobs finish (30)"},
     {"log_level", K_LEVEL, F(log_level), 0, "debug | info | warn | error (info)"},
     {"max_wait", K_DBL, F(max_wait_s), 0, "longest ?wait= in seconds (600)"},
+    {"memory_budget", K_I64, F(memory_budget), 0, "memory for references kept loaded; least recently used unloaded first (2G)"},
+    {"web_dir", K_STR, F(web_dir), sizeof(((srv_config *)0)->web_dir), "folder of the web page served at / (automatic: <prefix>/share/scalexd/web or the source tree)"},
+#define X_STR(n, f, h) {n, K_STR, F(exec.f), sizeof(((srv_config *)0)->exec.f), h}
+    X_STR("executor", executor, "where jobs run: local (in-process worker pool) | slurm"),
+    X_STR("slurm_sbatch", sbatch, "sbatch command (sbatch, found on PATH)"),
+    X_STR("slurm_squeue", squeue, "squeue command (squeue)"),
+    X_STR("slurm_sacct", sacct, "sacct command (sacct)"),
+    X_STR("slurm_scancel", scancel, "scancel command (scancel)"),
+    X_STR("slurm_worker", worker, "the scalex binary on the compute nodes (scalex)"),
+    X_STR("slurm_partition", partition, "Slurm partition (the cluster's default)"),
+    X_STR("slurm_account", account, "Slurm account to charge (none)"),
+    {"slurm_poll", K_DBL, F(exec.poll_s), 0, "seconds between squeue/sacct polls (5)"},
+    X_STR("slurm_integrate", res_integrate, "integrate jobs: cpus=N,mem=16G,time=04:00:00[,partition=P]"),
+    X_STR("slurm_project", res_project, "project jobs: cpus=N,mem=SIZE,time=LIMIT[,partition=P]"),
+    X_STR("slurm_label_transfer", res_label_transfer, "label_transfer jobs: cpus=N,mem=SIZE,time=LIMIT"),
+#undef X_STR
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -54,6 +70,8 @@ void srv_config_defaults(srv_config *c)
     c->drain_grace_s = 30;
     c->log_level = SX_LOG_INFO;
     c->max_wait_s = 600;
+    srv_exec_config_defaults(&c->exec);
+    c->memory_budget = (int64_t)2 << 30;
 }
 
 static const key *find_key(const char *name)

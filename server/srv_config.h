@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sx_error.h"
+#include "srv_exec.h"
 
 typedef struct srv_config {
     char listen[256];        /* HOST:PORT */
@@ -28,6 +29,9 @@ typedef struct srv_config {
     double drain_grace_s;
     int log_level;           /* SX_LOG_* */
     double max_wait_s;       /* cap of ?wait= */
+    int64_t memory_budget;   /* bytes of loaded references (srv_refcache) */
+    char web_dir[2048];      /* folder of the web page served at / ("" = automatic) */
+    srv_exec_config exec;    /* executor: local | slurm, slurm_* settings (srv_exec.h) */
 } srv_config;
 
 void srv_config_defaults(srv_config *c);

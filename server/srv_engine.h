@@ -33,6 +33,9 @@ typedef struct srv_engine {
     int n_specs;
     /* name of the option that holds the label column for transfer ("label" in ?label=) */
     const char *label_option;
+    /* load / free a reference kept in memory (srv_refcache); may be NULL: no cache */
+    void *(*ref_load)(void *user, const char *path, int64_t *bytes, sx_status *st);
+    void (*ref_free)(void *user, void *obj);
 } srv_engine;
 
 #endif

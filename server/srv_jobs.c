@@ -10,6 +10,8 @@
 
 #include "sx_log.h"
 #include "srv_util.h"
+#include "srv_refcache.h"
+#include "srv_exec.h"
 
 enum { SLOT_IDLE = 0, SLOT_ASSIGNED, SLOT_DONE };
 
@@ -25,6 +27,7 @@ typedef struct slot {
     char **inputs;
     int n_inputs;
     char *reference;
+    char *ref_name;    /* catalog name of reference (srv_refcache key) */
     json_t *request;
     int attempt;
     double t_start;
@@ -119,6 +122,8 @@ static void free_slot_inputs(slot *s)
     s->n_inputs = 0;
     free(s->reference);
     s->reference = NULL;
+    free(s->ref_name);
+    s->ref_name = NULL;
     json_decref(s->request);
     s->request = NULL;
 }
@@ -135,12 +140,24 @@ static void *worker_main(void *arg)
                            .inputs = (const char *const *)s->inputs, .n_inputs = s->n_inputs,
                            .reference = s->reference,
                            .options = json_object_get(s->request, "options"),
-                           .threads = j->cfg.threads_per_job, .attempt = s->attempt};
+                           .threads = j->cfg.threads_per_job, .attempt = s->attempt,
+                           .drain = &s->drain};
+        const char *ref_name = s->ref_name;
         pthread_mutex_unlock(&j->mu);
         sx_progress prog = {.fn = on_progress, .user = s, .cancel = &s->cancel};
         sx_status st;
         sx_status_clear(&st);
-        int rc = j->cfg.fn(j->cfg.fn_user, &run, &prog, &st);
+        /* the loaded reference is borrowed here, on the worker: a first load of a large
+         * reference must not stall the loop thread */
+        void *ref_obj = NULL;
+        int rc = SX_OK;
+        if (j->cfg.refs && ref_name && s->reference) {
+            ref_obj = srv_refcache_acquire(j->cfg.refs, ref_name, s->reference, &st);
+            if (!ref_obj) rc = st.code ? st.code : SX_EIO;
+        }
+        run.reference_obj = ref_obj;
+        if (rc == SX_OK) rc = j->cfg.fn(j->cfg.fn_user, &run, &prog, &st);
+        srv_refcache_release(j->cfg.refs, ref_obj);
         if (rc != SX_OK && st.code == SX_OK) sx_status_set(&st, rc, "%s", sx_strerror(rc));
         pthread_mutex_lock(&j->mu);
         s->rc = rc;
@@ -277,10 +294,13 @@ static int resolve_inputs(srv_jobs *j, slot *s, sx_status *st)
         if (s->reference) sprintf(s->reference, "%s/%s", j->data_dir, rel);
         free(rel);
         if (!s->reference) return sx_status_set(st, SX_ENOMEM, "out of memory");
+        s->ref_name = strdup(ref);
+        if (!s->ref_name) return sx_status_set(st, SX_ENOMEM, "out of memory");
     }
     snprintf(s->outdir, sizeof s->outdir, "%s/jobs/%s", j->data_dir, s->id);
-    /* a re-run starts from an empty folder: no half-written file of the last attempt */
-    srv_rmtree(s->outdir);
+    /* a re-run starts from an empty folder: no half-written file of the last attempt;
+     * but a unit still at a remote executor (re-attached after a restart) keeps its own */
+    if (!srv_exec_keep_jobdir(j->db, s->id)) srv_rmtree(s->outdir);
     return srv_mkdirs(s->outdir, st);
 }
 
@@ -512,6 +532,8 @@ int srv_jobs_wait(srv_jobs *j, const char *id, double timeout_s, srv_job_wait_fn
     uv_async_send(&j->wake);
     return SX_OK;
 }
+
+struct srv_refcache *srv_jobs_refcache(srv_jobs *j) { return j ? j->cfg.refs : NULL; }
 
 void srv_jobs_get_stats(srv_jobs *j, srv_jobs_stats *s)
 {

@@ -15,6 +15,7 @@
 #define SRV_JOBS_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "sx_error.h"
@@ -31,6 +32,12 @@ typedef struct srv_job_run {
     const json_t *options;          /* the request's "options" object (validated) */
     int threads;                    /* compute threads budgeted to this job */
     int attempt;                    /* 1 for the first run */
+    /* the reference already in memory (srv_refcache; the pipeline's sx_reference), borrowed
+     * for the run; NULL when the job has none or no cache is configured */
+    const void *reference_obj;
+    /* raised with the cancel flag when a daemon drain (not a user) stops the job: an
+     * executor whose unit outlives the daemon (Slurm) leaves it running (srv_exec.h) */
+    const atomic_int *drain;
 } srv_job_run;
 
 /* Runs one job on a worker thread; returns SX_OK or an SX_E* code with st filled. */
@@ -45,6 +52,7 @@ typedef struct srv_jobs_config {
     srv_job_fn fn;
     void *fn_user;
     double poll_s;        /* how often the loop re-reads the queue without a wake-up (default 1) */
+    struct srv_refcache *refs; /* loaded references (borrowed; may be NULL) */
 } srv_jobs_config;
 
 typedef struct srv_jobs srv_jobs;
@@ -72,6 +80,8 @@ int srv_jobs_cancel(srv_jobs *j, const char *id);
 typedef void (*srv_job_wait_fn)(void *user, const char *id, const char *state);
 int srv_jobs_wait(srv_jobs *j, const char *id, double timeout_s, srv_job_wait_fn fn, void *user);
 void srv_jobs_get_stats(srv_jobs *j, srv_jobs_stats *s);
+/* The reference cache the runner was configured with (NULL when none, or j is NULL). */
+struct srv_refcache *srv_jobs_refcache(srv_jobs *j);
 /* Drain and stop: dispatch no more jobs, let running ones finish for up to grace_s, then
  * cancel them and record them QUEUED again (they rerun at the next start); stop the loop,
  * join the threads, free. */

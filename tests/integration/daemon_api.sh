@@ -69,7 +69,7 @@ expect_problem 400 empty-body "$(upload "$ALICE" /v1/datasets "$WORK/empty")" "e
 head -c 3500000 /dev/zero >"$WORK/big.bin"
 expect_problem 413 too-large "$(upload "$ALICE" /v1/datasets "$WORK/big.bin")" "upload over the limit"
 expect_problem 413 too-large "$(upload "$ALICE" /v1/datasets "$WORK/big.bin" -H 'Transfer-Encoding: chunked')" "chunked upload over the limit"
-expect_problem 415 unsupported-media-type "$(req "$ALICE" POST /v1/datasets -F "file=@$Q")" "multipart"
+expect_problem 415 unsupported-media-type "$(req "$ALICE" POST /v1/datasets -H 'Content-Type: multipart/mixed; boundary=x' --data-binary "@$Q")" "multipart/mixed"
 expect_problem 400 invalid-parameter "$(req "$ALICE" GET '/v1/jobs?state=DONE')" "bad state filter"
 expect_problem 400 invalid-parameter "$(req "$ALICE" GET '/v1/jobs?page_size=0')" "bad page size"
 ls "$D/spool" | grep -q . && fail "spool files left behind: $(ls "$D/spool")"

@@ -38,7 +38,8 @@ START_TEST(routing)
     for (int i = 0; i < n; i++) {
         int open_route = !strncmp(rt[i].pattern, "/healthz", 8) || !strncmp(rt[i].pattern, "/readyz", 7) ||
                          !strcmp(rt[i].pattern, "/metrics") || !strcmp(rt[i].pattern, "/v1/openapi.json") ||
-                         !strcmp(rt[i].pattern, "/v1/options");
+                         !strcmp(rt[i].pattern, "/v1/options") || !strcmp(rt[i].pattern, "/") ||
+                         !strncmp(rt[i].pattern, "/web/", 5); /* the static page */
         ck_assert_msg(rt[i].auth == !open_route, "%s %s auth=%d", rt[i].method, rt[i].pattern, rt[i].auth);
     }
 }
@@ -114,6 +115,15 @@ START_TEST(problem_shape)
     ck_assert_int_eq(api_status_of(SX_ELIMIT), 413);
     ck_assert_int_eq(api_status_of(SX_EINTERNAL), 500);
     ck_assert_str_ne(srv_error_type(SX_EFORMAT), srv_error_type(SX_EGENES));
+    /* a reader's message quoting bytes of a corrupt upload: the detail survives, as UTF-8 */
+    api_resp_init(&o);
+    api_problem(&o, 422, "bad-format", "bad magic '%s' in %s", "\xff\xfe\x89H", "caf\xc3\xa9 \xe2\x82");
+    j = json_loadb(o.body, o.len, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "detail")),
+                     "bad magic '???H' in caf\xc3\xa9 ??");
+    json_decref(j);
+    api_resp_free(&o);
 }
 END_TEST
 
