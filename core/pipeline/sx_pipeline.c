@@ -171,8 +171,12 @@ static void log_prep(pl *c, const sx_prep_result *pr, const sx_dataset *d)
     if (pr->n_cells_subsampled_out)
         sx_pl_log_msg(&c->log, "Subsampling: %lld cells left out",
                       (long long)pr->n_cells_subsampled_out);
-    sx_pl_log_msg(&c->log, "Normalizing total per cell (target_sum %g), log1p",
-                  pr->target_sum_used);
+    if (isnan(pr->target_sum_used)) /* ATAC as SCALEX v1.0.0: binarized, no normalization */
+        sx_pl_log_msg(&c->log, "No total normalization or log1p (ATAC profile or processed "
+                      "input)");
+    else
+        sx_pl_log_msg(&c->log, "Normalizing total per cell (target_sum %g), log1p",
+                      pr->target_sum_used);
     if (pr->n_hvg) sx_pl_log_msg(&c->log, "Finding variable features: %lld", (long long)pr->n_hvg);
     int64_t *cnt = sx_calloc((size_t)pr->n_domains + 1, sizeof *cnt);
     if (cnt) {
@@ -339,6 +343,47 @@ static int write_adata(pl *c, const sx_dataset *d, sx_status *st)
 
 static const char *const label_like[] = {"celltype", "cell_type", NULL};
 
+/* Category codes of a label column: categorical columns as they are; string, integer and
+ * boolean columns (e.g. Seurat's integer seurat_clusters) encoded by sorted distinct text.
+ * Float columns are not labels (NULL). *own_codes / *own_cats are set when new memory was
+ * made (free with sx_free / sx_labels_free); NULL return with st clear = not a label column. */
+static const int32_t *label_codes(const sx_column *col, int64_t n, int32_t **own_codes,
+                                  char ***own_cats, int *n_cats, const char *const **cats,
+                                  sx_status *st)
+{
+    *own_codes = NULL;
+    *own_cats = NULL;
+    if (col->kind == SX_COL_CATEGORICAL) {
+        *n_cats = col->n_categories;
+        *cats = (const char *const *)col->categories;
+        return col->codes;
+    }
+    if (col->kind == SX_COL_FLOAT) return NULL;
+    const char **t = sx_calloc((size_t)n + 1, sizeof *t);
+    char **own = sx_calloc((size_t)n + 1, sizeof *own);
+    int32_t *codes = sx_mallocarray((size_t)n + 1, sizeof *codes);
+    int ok = t && own && codes;
+    for (int64_t i = 0; ok && i < n; i++) {
+        char buf[64];
+        const char *x = sx_column_text(col, i, buf, sizeof buf);
+        if (x == buf) x = own[i] = sx_strdup(buf);
+        t[i] = x ? x : "";
+        ok = x != NULL;
+    }
+    if (!ok) sx_status_set(st, SX_ENOMEM, "out of memory");
+    else if (sx_labels_encode(t, n, codes, own_cats, n_cats, st) != SX_OK) ok = 0;
+    for (int64_t i = 0; own && i < n; i++) sx_free(own[i]);
+    sx_free(own);
+    sx_free(t);
+    if (!ok) {
+        sx_free(codes);
+        return NULL;
+    }
+    *own_codes = codes;
+    *cats = (const char *const *)*own_cats;
+    return codes;
+}
+
 /* UMAP figure in PNG and PDF: one panel per named categorical column present in obs. */
 static int plot_umap(pl *c, const sx_dataset *d, const float *umap32, const char *const *cols,
                      int n_cols, const uint8_t *highlight, const char *title, sx_status *st)
@@ -346,6 +391,9 @@ static int plot_umap(pl *c, const sx_dataset *d, const float *umap32, const char
     int64_t n = sx_dataset_n_obs(d);
     double *xy = sx_mallocarray((size_t)n * 2, sizeof *xy);
     sx_plot_panel pn[8];
+    int32_t *own_codes[8] = {0};
+    char **own_cats[8] = {0};
+    int own_n[8] = {0};
     int np = 0;
     int rc = SX_OK;
     if (!xy) return sx_status_set(st, SX_ENOMEM, "out of memory");
@@ -355,12 +403,19 @@ static int plot_umap(pl *c, const sx_dataset *d, const float *umap32, const char
         int dup = 0;
         for (int j = 0; j < np; j++) dup |= strcmp(pn[j].title, cols[k]) == 0;
         sx_column *col = sx_frame_col(d->obs, cols[k]);
-        if (dup || !col || col->kind != SX_COL_CATEGORICAL) continue;
+        if (dup || !col) continue;
         memset(&pn[np], 0, sizeof pn[np]);
+        pn[np].codes = label_codes(col, n, &own_codes[np], &own_cats[np], &own_n[np],
+                                   &pn[np].categories, st);
+        if (!pn[np].codes) {
+            if (st->code) {
+                rc = st->code;
+                goto out;
+            }
+            continue;
+        }
         pn[np].title = col->name;
-        pn[np].codes = col->codes;
-        pn[np].categories = (const char *const *)col->categories;
-        pn[np].n_categories = col->n_categories;
+        pn[np].n_categories = col->kind == SX_COL_CATEGORICAL ? col->n_categories : own_n[np];
         if (highlight && strcmp(cols[k], "projection") != 0) {
             pn[np].highlight = highlight;
             pn[np].grey_label = "reference";
@@ -381,6 +436,10 @@ static int plot_umap(pl *c, const sx_dataset *d, const float *umap32, const char
         if (rc == SX_OK) file_out(c, names[f]);
     }
 out:
+    for (int k = 0; k < 8; k++) {
+        sx_free(own_codes[k]);
+        if (own_cats[k]) sx_labels_free(own_cats[k], own_n[k]);
+    }
     sx_free(xy);
     return rc;
 }
@@ -600,6 +659,69 @@ out:
     return rc;
 }
 
+/* --assess (ALGORITHM.md §10): SCALEX's batch_entropy_mixing_score (max ln 2) and the
+ * cell-type silhouette, on the latent (how quality.json and the paper's latent comparisons
+ * score an integration) and on the UMAP (what SCALEX's assess=True prints). Metrics that
+ * cannot be computed (one label, too many cells) are skipped with a log line, never fatal. */
+static void assess(pl *c, sx_dataset *d, const double *latent, int dim, const float *umap)
+{
+    int64_t N = sx_dataset_n_obs(d);
+    sx_status st;
+    sx_status_clear(&st);
+    sx_column *bc = sx_frame_col(d->obs, "batch");
+    const char *lab = sx_pipeline_opts_is_set(c->o, "label") ? sx_pipeline_opts_str(c->o, "label")
+                                                             : NULL;
+    sx_column *lc = lab ? sx_frame_col(d->obs, lab) : NULL;
+    for (int k = 0; !lab && !lc && label_like[k]; k++) lc = sx_frame_col(d->obs, label_like[k]);
+    int32_t *own_codes = NULL;
+    char **own_cats = NULL;
+    int n_lab = 0;
+    const char *const *lab_cats = NULL;
+    const int32_t *lab_codes =
+        lc ? label_codes(lc, N, &own_codes, &own_cats, &n_lab, &lab_cats, &st) : NULL;
+    sx_status_clear(&st);
+    if (lab && !lab_codes)
+        sx_pl_log_msg(&c->log, "assess: no label obs column '%s': silhouette skipped", lab);
+    double *xy = umap ? sx_mallocarray((size_t)N * 2, sizeof *xy) : NULL;
+    if (xy)
+        for (int64_t i = 0; i < 2 * N; i++) xy[i] = umap[i];
+    struct {
+        const char *suffix;
+        const double *x;
+        int dim;
+    } reps[2] = {{"latent", latent, dim}, {"umap", xy, 2}};
+    for (int r = 0; r < 2; r++) {
+        if (!reps[r].x) continue;
+        char name[64];
+        double s = NAN, sn = NAN;
+        if (bc && bc->kind == SX_COL_CATEGORICAL && bc->n_categories >= 2 &&
+            sx_metrics_bems(reps[r].x, N, reps[r].dim, bc->codes, bc->n_categories, 100, 100, 100,
+                            NULL, 0, c->threads, &s, &sn, c->prog, &st) == SX_OK) {
+            /* the UMAP figure keeps its first name (result.json readers rely on it) */
+            snprintf(name, sizeof name, r ? "batch_entropy_mixing_score" : "mixing_latent");
+            metric(c, name, s);
+            sx_pl_log_msg(&c->log, "batch_entropy_mixing_score on the %s: %.4f", reps[r].suffix, s);
+        } else if (st.code) {
+            sx_pl_log_msg(&c->log, "assess: mixing on the %s skipped: %s", reps[r].suffix, st.msg);
+        }
+        sx_status_clear(&st);
+        if (lab_codes && N <= 50000 &&
+            sx_metrics_silhouette(reps[r].x, N, reps[r].dim, lab_codes, n_lab, &s, &st) ==
+                SX_OK) {
+            snprintf(name, sizeof name, r ? "silhouette_score" : "silhouette_latent");
+            metric(c, name, s);
+            sx_pl_log_msg(&c->log, "silhouette (%s) on the %s: %.4f", lc->name, reps[r].suffix, s);
+        } else if (st.code) {
+            sx_pl_log_msg(&c->log, "assess: silhouette on the %s skipped: %s", reps[r].suffix,
+                          st.msg);
+        }
+        sx_status_clear(&st);
+    }
+    sx_free(xy);
+    sx_free(own_codes);
+    if (own_cats) sx_labels_free(own_cats, n_lab);
+}
+
 /* ---- integrate ---- */
 
 static int run_integrate(pl *c, sx_status *st)
@@ -646,6 +768,7 @@ static int run_integrate(pl *c, sx_status *st)
     to.batch_size = sx_pipeline_opts_int(c->o, "batch_size");
     to.max_iteration = sx_pipeline_opts_int(c->o, "max_iteration");
     to.lr = sx_pipeline_opts_float(c->o, "lr");
+    to.patience = (int)sx_pipeline_opts_int(c->o, "patience");
     to.seed = c->seed;
     to.threads = c->threads;
     if (N < to.batch_size) {
@@ -751,32 +874,9 @@ static int run_integrate(pl *c, sx_status *st)
         sx_free(u);
         if (rc != SX_OK) goto fail;
         if ((rc = add_leiden(d->obs, leiden, n_clusters, st)) != SX_OK) goto fail;
-        if (sx_pipeline_opts_bool(c->o, "assess") && pr.n_domains >= 2) {
-            double *xy = sx_mallocarray((size_t)N * 2, sizeof *xy);
-            sx_column *bc = sx_frame_col(d->obs, "batch");
-            if (xy && bc && bc->kind == SX_COL_CATEGORICAL) {
-                for (int64_t i = 0; i < 2 * N; i++) xy[i] = umap[i];
-                double s = NAN, sn = NAN;
-                if (sx_metrics_bems(xy, N, 2, bc->codes, bc->n_categories, 100, 100, 100, NULL, 0,
-                                    c->threads, &s, &sn, c->prog, st) == SX_OK) {
-                    metric(c, "batch_entropy_mixing_score", s);
-                    sx_pl_log_msg(&c->log, "batch_entropy_mixing_score: %.3f", s);
-                }
-                for (int k = 0; label_like[k]; k++) {
-                    sx_column *lc = sx_frame_col(d->obs, label_like[k]);
-                    if (lc && lc->kind == SX_COL_CATEGORICAL && N <= 50000 &&
-                        sx_metrics_silhouette(xy, N, 2, lc->codes, lc->n_categories, &s, st) ==
-                            SX_OK) {
-                        metric(c, "silhouette_score", s);
-                        sx_pl_log_msg(&c->log, "silhouette_score: %.3f", s);
-                        break;
-                    }
-                }
-                sx_status_clear(st);
-            }
-            sx_free(xy);
-        }
     }
+    if (sx_pipeline_opts_bool(c->o, "assess"))
+        assess(c, d, latent, (int)cfg.n_latent, ignore_umap ? NULL : umap);
 
     if ((rc = stage(c, "write")) != SX_OK) goto canceled;
     uns_provenance(c, d->uns, a, b, !ignore_umap);

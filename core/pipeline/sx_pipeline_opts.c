@@ -55,6 +55,10 @@ static const sx_popt_spec specs[] = {
     {"max_iteration", SX_POPT_INT, "30000",
      "training steps (whole epochs are run: ceil(max_iteration / (N / batch_size)))", I, NULL, 1,
      1e9},
+    {"patience", SX_POPT_INT, "10",
+     "early stopping: epochs without a lower epoch loss before training stops and the best "
+     "epoch is kept (SCALEX: 10; a small set has few steps per epoch, so a noisy loss can stop "
+     "it early: raise this to train all max_iteration steps)", I, NULL, 1, 1e9},
     {"seed", SX_POPT_INT, "124", "random seed (training order, noise, inference order)", I | P,
      NULL, 0, 4294967295.0},
     {"chunk_size", SX_POPT_INT, "20000", "rows per processing chunk (progress and cancel points)",
@@ -72,10 +76,12 @@ static const sx_popt_spec specs[] = {
     {"repeat", SX_POPT_BOOL, "false", "projection: keep only the query cells in the output", P,
      NULL, 0, 0},
     {"assess", SX_POPT_BOOL, "false",
-     "compute batch-mixing entropy and silhouette on the UMAP", I | P, NULL, 0, 0},
+     "compute batch-mixing entropy and cell-type silhouette on the latent and on the UMAP",
+     I | P, NULL, 0, 0},
     {"label", SX_POPT_STRING, "celltype",
-     "reference obs column whose labels are transferred (project: only when given)", P | T, NULL,
-     0, 0},
+     "cell-type obs column: transferred from the reference (project: only when given); "
+     "integrate: coloured in the plots and scored by --assess (celltype or cell_type when "
+     "not given)", I | P | T, NULL, 0, 0},
     {"k", SX_POPT_INT, "5", "neighbours voting in label transfer", P | T, NULL, 1, 10000},
     {"rep", SX_POPT_STRING, "latent", "obsm representation label transfer searches in", T, NULL,
      0, 0},

@@ -25,6 +25,7 @@ START_TEST(defaults_are_scalex)
     ck_assert(fabs(sx_pipeline_opts_float(o, "lr") - 2e-4) < 1e-15);
     ck_assert_int_eq(sx_pipeline_opts_int(o, "max_iteration"), 30000);
     ck_assert_int_eq(sx_pipeline_opts_int(o, "seed"), 124);
+    ck_assert_int_eq(sx_pipeline_opts_int(o, "patience"), 10); /* §6.5 */
     ck_assert_int_eq(sx_pipeline_opts_int(o, "chunk_size"), 20000);
     ck_assert_int_eq(sx_pipeline_opts_int(o, "k"), 5);
     ck_assert_str_eq(sx_pipeline_opts_str(o, "label"), "celltype");
@@ -54,7 +55,7 @@ START_TEST(table_is_complete_and_consistent)
                           "min_features", "min_cells", "n_top_features", "target_sum", "join",
                           "batch_size", "lr", "max_iteration", "seed", "impute", "chunk_size",
                           "ignore_umap", "assess", "processed", "use_layer", "eval", "threads",
-                          "label", "k", "repeat", "joint_umap", "rep", NULL};
+                          "label", "k", "repeat", "joint_umap", "rep", "patience", NULL};
     for (int k = 0; need[k]; k++) ck_assert_msg(sx_pipeline_option_spec(need[k]) != NULL,
                                                 "option %s missing", need[k]);
     for (int i = 0; i < n; i++) {
@@ -72,6 +73,10 @@ START_TEST(table_is_complete_and_consistent)
         }
     }
     ck_assert_ptr_null(sx_pipeline_option_spec("no_such_option"));
+    /* integrate scores and plots the cell-type column (--assess, umap.png); only a
+     * training job has early stopping */
+    ck_assert(sx_pipeline_option_spec("label")->jobs & SX_JOB_INTEGRATE);
+    ck_assert_uint_eq(sx_pipeline_option_spec("patience")->jobs, SX_JOB_INTEGRATE);
 }
 END_TEST
 
@@ -110,6 +115,7 @@ START_TEST(set_get_and_errors)
     ck_assert_ptr_nonnull(strstr(st.msg, "RNA|ATAC"));
     ck_assert_int_eq(sx_pipeline_opts_set(o, "join", "left", &st), SX_EINVAL);
     ck_assert_int_eq(sx_pipeline_opts_set(o, "k", "0", &st), SX_EINVAL);
+    ck_assert_int_eq(sx_pipeline_opts_set(o, "patience", "0", &st), SX_EINVAL); /* nn needs >= 1 */
     ck_assert_int_eq(sx_pipeline_opts_set(o, "batch_size", "-5", &st), SX_EINVAL);
     ck_assert_int_eq(sx_pipeline_opts_set(o, "lr", "nan", &st), SX_EINVAL);
     /* a rejected value leaves the previous one in force */
