@@ -158,7 +158,11 @@ static int put_csr(const wctx *w, hid_t loc, const char *name, const sx_csr *m, 
     ok = ok && put(w, g, "data", as_int ? H5T_STD_I32LE : H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, m->data,
                    1, nnz, 0, NULL) == 0;
     ok = ok && put(w, g, "indices", H5T_STD_I32LE, H5T_NATIVE_INT32, m->indices, 1, nnz, 0, NULL) == 0;
-    ok = ok && put(w, g, "indptr", H5T_STD_I64LE, H5T_NATIVE_INT64, m->indptr, 1, m->n_rows + 1, 0,
+    /* int32 offsets while they fit, as scipy does: scipy (1.10) cannot row-subset a matrix
+     * whose indptr is int64 but indices int32 ("Output dtype not compatible"), so adata[mask]
+     * would fail on our files. HDF5 narrows the int64 offsets on write. */
+    hid_t ptr_t = nnz <= INT32_MAX ? H5T_STD_I32LE : H5T_STD_I64LE;
+    ok = ok && put(w, g, "indptr", ptr_t, H5T_NATIVE_INT64, m->indptr, 1, m->n_rows + 1, 0,
                    NULL) == 0;
     H5Gclose(g);
     return ok ? 0 : -1;

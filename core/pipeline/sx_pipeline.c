@@ -225,7 +225,7 @@ static int embed_graph(pl *c, const double *latent, int64_t n, int dim, float *u
     if (!graph) return st->code;
     sx_umap_params up;
     sx_umap_params_init(&up);
-    up.n_threads = 1;
+    up.n_threads = c->threads; /* deterministic for a given seed and thread count */
     sx_umap_info info = {0};
     if ((rc = sx_umap_fit(graph, latent, dim, &up, umap, &info, c->prog, st)) != SX_OK) goto out;
     *a = info.a;

@@ -87,6 +87,13 @@ def check(path_a, path_b):
         same_matrix(a.X, b.X, "X", errs)
         if not sp.isspmatrix_csr(b.X):
             errs.append(f"X: converted X is {type(b.X).__name__}, expected csr_matrix")
+        # what a user does next: subset cells; scipy refuses mixed int32/int64 index arrays
+        try:
+            mask = np.arange(b.n_obs) % 2 == 0
+            sub = b[mask].copy()
+            same_matrix(as_csr(a.X)[mask], sub.X, "X[mask]", errs)
+        except Exception as e:  # noqa: BLE001 - report any failure of the subset
+            errs.append(f"X: subsetting cells of the converted file fails: {e}")
     same_frame(a.obs, b.obs, "obs", errs)
     same_frame(a.var, b.var, "var", errs)
     for k in a.obsm.keys():
