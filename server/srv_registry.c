@@ -369,6 +369,30 @@ json_t *srv_dataset_get(sqlite3 *db, const char *id, const srv_user *u, sx_statu
     return o;
 }
 
+/* Step a prepared list query (bound with LIMIT limit + 1) into a JSON array of at most
+ * `limit` rows; *more tells whether another page exists. Finalizes s. NULL on error. */
+static json_t *page_rows(sqlite3 *db, sqlite3_stmt *s, int limit, int *more,
+                         json_t *(*row)(sqlite3_stmt *), const char *what, sx_status *st)
+{
+    json_t *a = json_array();
+    int rc, n = 0;
+    *more = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n++ == limit) {
+            *more = 1;
+            break;
+        }
+        json_array_append_new(a, row(s));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_err(db, st, what);
+        json_decref(a);
+        a = NULL;
+    }
+    sqlite3_finalize(s);
+    return a;
+}
+
 json_t *srv_dataset_list(sqlite3 *db, const srv_user *u, int64_t offset, int limit, int *more,
                          sx_status *st)
 {
@@ -380,23 +404,7 @@ json_t *srv_dataset_list(sqlite3 *db, const srv_user *u, int64_t offset, int lim
     bind_user(s, u);
     sqlite3_bind_int(s, 4, limit + 1);
     sqlite3_bind_int64(s, 5, offset);
-    json_t *a = json_array();
-    int rc, n = 0;
-    *more = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            *more = 1;
-            break;
-        }
-        json_array_append_new(a, dataset_json(s));
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        db_err(db, st, "listing datasets");
-        json_decref(a);
-        a = NULL;
-    }
-    sqlite3_finalize(s);
-    return a;
+    return page_rows(db, s, limit, more, dataset_json, "listing datasets", st);
 }
 
 char *srv_dataset_path(sqlite3 *db, const char *id, const srv_user *u, sx_status *st)
@@ -638,23 +646,7 @@ json_t *srv_job_list(sqlite3 *db, const srv_user *u, const char *state, int64_t 
     bind_user(s, u);
     sqlite3_bind_int(s, 4, limit + 1);
     sqlite3_bind_int64(s, 5, offset);
-    json_t *a = json_array();
-    int rc, n = 0;
-    *more = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            *more = 1;
-            break;
-        }
-        json_array_append_new(a, job_json(s));
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        db_err(db, st, "listing jobs");
-        json_decref(a);
-        a = NULL;
-    }
-    sqlite3_finalize(s);
-    return a;
+    return page_rows(db, s, limit, more, job_json, "listing jobs", st);
 }
 
 int srv_job_state(sqlite3 *db, const char *id, const srv_user *u, char state[16], char type[32],
