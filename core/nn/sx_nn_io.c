@@ -10,13 +10,15 @@
 
 #define FORMAT_NAME "scalexd-model"
 
-static int attr_i64(hid_t obj, const char *name, int64_t v, sx_status *st)
+/* Scalar attribute of file type ft from one value of memory type mt. */
+static int attr_scalar(hid_t obj, const char *name, hid_t ft, hid_t mt, const void *v,
+                       sx_status *st)
 {
     hid_t sp = H5Screate(H5S_SCALAR), a = -1;
     int rc = SX_OK;
     if (sp < 0) goto bad;
-    a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &v) < 0) goto bad;
+    a = H5Acreate2(obj, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, mt, v) < 0) goto bad;
     goto done;
 bad:
     rc = sx_status_set(st, SX_EIO, "cannot write attribute '%s' of the model file", name);
@@ -26,20 +28,14 @@ done:
     return rc;
 }
 
+static int attr_i64(hid_t obj, const char *name, int64_t v, sx_status *st)
+{
+    return attr_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, st);
+}
+
 static int attr_f64(hid_t obj, const char *name, double v, sx_status *st)
 {
-    hid_t sp = H5Screate(H5S_SCALAR), a = -1;
-    int rc = SX_OK;
-    if (sp < 0) goto bad;
-    a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &v) < 0) goto bad;
-    goto done;
-bad:
-    rc = sx_status_set(st, SX_EIO, "cannot write attribute '%s' of the model file", name);
-done:
-    if (a >= 0) H5Aclose(a);
-    if (sp >= 0) H5Sclose(sp);
-    return rc;
+    return attr_scalar(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, st);
 }
 
 /* 0-d int64 dataset, as h5py writes a PyTorch 0-d tensor. */
