@@ -347,6 +347,20 @@ static json_t *dataset_json(sqlite3_stmt *s)
     return o;
 }
 
+/* Step a prepared single-row query into JSON: the row, or NULL with SX_ENOTFOUND (message
+ * `missing` with `key`) or a database error. Finalizes s. */
+static json_t *one_row(sqlite3 *db, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),
+                       const char *what, sx_status *st, const char *missing, const char *key)
+{
+    json_t *o = NULL;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) o = row(s);
+    else if (rc == SQLITE_DONE) sx_status_set(st, SX_ENOTFOUND, missing, key);
+    else db_err(db, st, what);
+    sqlite3_finalize(s);
+    return o;
+}
+
 static void bind_user(sqlite3_stmt *s, const srv_user *u)
 {
     sqlite3_bind_int64(s, 2, u->id);
@@ -360,13 +374,7 @@ json_t *srv_dataset_get(sqlite3 *db, const char *id, const srv_user *u, sx_statu
     if (!s) return NULL;
     bind_text(s, 1, id);
     bind_user(s, u);
-    json_t *o = NULL;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) o = dataset_json(s);
-    else if (rc == SQLITE_DONE) sx_status_set(st, SX_ENOTFOUND, "no dataset '%s'", id);
-    else db_err(db, st, "reading a dataset");
-    sqlite3_finalize(s);
-    return o;
+    return one_row(db, s, dataset_json, "reading a dataset", st, "no dataset '%s'", id);
 }
 
 /* Step a prepared list query (bound with LIMIT limit + 1) into a JSON array of at most
@@ -500,15 +508,8 @@ json_t *srv_ref_get(sqlite3 *db, const char *name, sx_status *st)
     sqlite3_stmt *s = prep(db, "SELECT " REF_COLS " FROM refs r WHERE r.name = ?1", st);
     if (!s) return NULL;
     bind_text(s, 1, name);
-    json_t *o = NULL;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) o = ref_json(s);
-    else if (rc == SQLITE_DONE)
-        sx_status_set(st, SX_ENOTFOUND, "no reference named '%s': GET /v1/references lists them",
-                      name);
-    else db_err(db, st, "reading a reference");
-    sqlite3_finalize(s);
-    return o;
+    return one_row(db, s, ref_json, "reading a reference", st,
+                   "no reference named '%s': GET /v1/references lists them", name);
 }
 
 char *srv_ref_path(sqlite3 *db, const char *name, sx_status *st)
@@ -626,13 +627,7 @@ json_t *srv_job_get(sqlite3 *db, const char *id, const srv_user *u, sx_status *s
     if (!s) return NULL;
     bind_text(s, 1, id);
     bind_user(s, u);
-    json_t *o = NULL;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) o = job_json(s);
-    else if (rc == SQLITE_DONE) sx_status_set(st, SX_ENOTFOUND, "no job '%s'", id);
-    else db_err(db, st, "reading a job");
-    sqlite3_finalize(s);
-    return o;
+    return one_row(db, s, job_json, "reading a job", st, "no job '%s'", id);
 }
 
 json_t *srv_job_list(sqlite3 *db, const srv_user *u, const char *state, int64_t offset, int limit,
