@@ -233,19 +233,8 @@ static void finish_slot(srv_jobs *j, slot *s)
         err = s->st.msg;
     }
     flush_progress(j);
-    sx_status st;
-    int rc;
-    if (drained && s->rc == SX_ECANCELED) {
-        rc = srv_job_transition(j->db, s->id, NULL, "QUEUED", &st) < 0 ? -1 : 0;
-    } else {
-        rc = srv_job_finish(j->db, s->id, state, etype, err, &st);
-    }
-    if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, state, st.msg);
+    /* count before the row changes: whoever sees the terminal state sees it counted too */
     double dt = srv_mono_s() - s->t_start;
-    sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
-           "job %s %s after %.2f s%s%s", s->id, state, dt, err ? ": " : "", err ? err : "");
-    char id[32];
-    memcpy(id, s->id, sizeof id);
     pthread_mutex_lock(&j->mu);
     int k = !strcmp(state, "COMPLETE") ? 0 : !strcmp(state, "EXECUTOR_ERROR") ? 1
           : !strcmp(state, "SYSTEM_ERROR") ? 2 : !strcmp(state, "CANCELED") ? 3 : -1;
@@ -257,6 +246,20 @@ static void finish_slot(srv_jobs *j, slot *s)
         for (int b = 0; b < 6; b++)
             if (dt <= le[b]) j->stats.run_seconds_bucket[b]++;
     }
+    pthread_mutex_unlock(&j->mu);
+    sx_status st;
+    int rc;
+    if (drained && s->rc == SX_ECANCELED) {
+        rc = srv_job_transition(j->db, s->id, NULL, "QUEUED", &st) < 0 ? -1 : 0;
+    } else {
+        rc = srv_job_finish(j->db, s->id, state, etype, err, &st);
+    }
+    if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, state, st.msg);
+    sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
+           "job %s %s after %.2f s%s%s", s->id, state, dt, err ? ": " : "", err ? err : "");
+    char id[32];
+    memcpy(id, s->id, sizeof id);
+    pthread_mutex_lock(&j->mu);
     free_slot_inputs(s);
     s->state = SLOT_IDLE;
     s->id[0] = 0;
