@@ -3,6 +3,9 @@
  * exact). Prints wall times, peak RSS and the ratio to umap-learn 0.5.3's times on the
  * project's 2-core machine (golden/quality.json: fit 73.3 s, transform 26.5 s).
  *
+ * With both f and t it also prints how consistently the transform places cells of the fitted
+ * map (see the loop after the transform).
+ *
  * Wall time misleads on the shared machine, so every stage also prints process CPU time (all
  * threads) and the CPU-based ratio; the wall ratio is what the target is stated in.
  *
@@ -154,6 +157,33 @@ transform:
     printf("UMAP transform %lld cells onto %lld: %.2f s (CPU %.2f s)\n", (long long)n_tr,
            (long long)n_fit, t_tr, cpu() - c0);
     if (scale == 1.0) printf("  vs umap-learn 26.5 s: ratio %.3f\n", t_tr / 26.5);
+    if (strchr(parts, 'f')) {
+        /* placement consistency at this size (the unit test's readings on the golden
+         * latents): the first nh fitted cells transformed (a) onto the map fitted with them,
+         * as umap-learn's transform of training cells, and (b) onto the other cells' fitted
+         * positions only; share of their 15 nearest other cells in 2-D that agree with those
+         * at their fitted positions */
+        int64_t nh = n_tr < n_fit / 2 ? n_tr : n_fit / 2, no = n_fit - nh;
+        const float *rest = emb + 2 * nh;
+        float *ea = sx_mallocarray(nh * 2, sizeof *ea), *eb = sx_mallocarray(nh * 2, sizeof *eb);
+        sx_knn *fk = NULL, *ak = NULL, *bk = NULL;
+        if (sx_umap_transform(x, n_fit, emb, x, nh, dim, &p, ea, NULL, &st) == SX_OK &&
+            sx_umap_transform(x + nh * dim, no, rest, x, nh, dim, &p, eb, NULL, &st) == SX_OK &&
+            (fk = sx_knn_exact_f32(rest, no, emb, nh, 2, 15, NULL, NULL, &st)) &&
+            (ak = sx_knn_exact_f32(rest, no, ea, nh, 2, 15, NULL, NULL, &st)) &&
+            (bk = sx_knn_exact_f32(rest, no, eb, nh, 2, 15, NULL, NULL, &st)))
+            printf("  placement of %lld fitted cells, 15 nearest other cells in 2-D as at their fitted "
+                   "positions: transformed with the map's own cells %.3f, onto the map without "
+                   "them %.3f\n",
+                   (long long)nh, sx_knn_recall(ak, fk), sx_knn_recall(bk, fk));
+        else
+            fprintf(stderr, "placement check: %s\n", st.msg);
+        sx_knn_free(fk);
+        sx_knn_free(ak);
+        sx_knn_free(bk);
+        sx_free(ea);
+        sx_free(eb);
+    }
     printf("peak RSS after UMAP: %.1f MiB\n", sx_peak_rss() / 1048576.0);
     sx_free(et);
 big:

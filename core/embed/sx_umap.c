@@ -831,7 +831,10 @@ static int sgd_optimize(sgd_job *J, sx_status *st)
     pthread_t th[SGD_MAX_THREADS];
     if (J->snap) memcpy(J->snap, J->head, (size_t)J->n_head * 2 * sizeof *J->snap);
     for (int ep = 0; ep < J->n_epochs; ep++) {
-        float alpha = (float)(J->alpha0 * (1.0 - (double)ep / J->n_epochs));
+        /* umap lowers alpha after each epoch to alpha0 (1 - n / n_epochs) for the epoch
+         * just run, so epochs 0 and 1 both run at alpha0 and epoch ep >= 1 at
+         * alpha0 (1 - (ep - 1) / n_epochs) */
+        float alpha = (float)(J->alpha0 * (1.0 - (double)(ep > 0 ? ep - 1 : 0) / J->n_epochs));
         for (int t = 0; t < J->nth; t++) ws[t] = (sgd_worker){J, t, ep, alpha};
         int ok[SGD_MAX_THREADS] = {0};
         for (int t = 1; t < J->nth; t++) ok[t] = pthread_create(&th[t], NULL, sgd_run, &ws[t]) == 0;
@@ -1112,13 +1115,26 @@ int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,
             s += v;
             if (v > wmax) wmax = v;
         }
-        /* start at the l1-normalized weighted mean of the neighbours' positions */
-        double x0 = 0, x1 = 0;
+        /* start at the l1-normalized weighted mean of the neighbours' positions, or, as
+         * umap's init_graph_transform, exactly at a neighbour of weight 1 (a copy of a
+         * reference cell; the lowest reference row where several are): a cell that is in
+         * the reference starts where the map has it */
+        int32_t snap = -1;
         for (int j = 0; j < k; j++) {
-            double ww = s > 0 ? wv[i * k + j] / s : 1.0 / k;
             int32_t r = knn->idx[i * k + j];
-            x0 += ww * ref_emb[2 * (int64_t)r];
-            x1 += ww * ref_emb[2 * (int64_t)r + 1];
+            if (wv[i * k + j] == 1.0f && (snap < 0 || r < snap)) snap = r;
+        }
+        double x0 = 0, x1 = 0;
+        if (snap >= 0) {
+            x0 = ref_emb[2 * (int64_t)snap];
+            x1 = ref_emb[2 * (int64_t)snap + 1];
+        } else {
+            for (int j = 0; j < k; j++) {
+                double ww = s > 0 ? wv[i * k + j] / s : 1.0 / k;
+                int32_t r = knn->idx[i * k + j];
+                x0 += ww * ref_emb[2 * (int64_t)r];
+                x1 += ww * ref_emb[2 * (int64_t)r + 1];
+            }
         }
         out[2 * i] = (float)x0;
         out[2 * i + 1] = (float)x1;

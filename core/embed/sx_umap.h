@@ -98,9 +98,13 @@ int sx_umap_fit_data(const double *x, int64_t n, int dim, const sx_umap_params *
                      sx_umap_info *info, const sx_progress *prog, sx_status *st);
 
 /* Place n_query new cells (query, n_query x dim) onto the fixed layout ref_emb (n_ref x 2) of
- * the reference cells ref (n_ref x dim): p->n_neighbors nearest reference cells, fuzzy
- * weights with local_connectivity 0, weighted-mean start, SGD with the reference fixed
- * (alpha = learning_rate / 4, n_epochs 100 for <= 10000 queries else 30, or p->n_epochs / 3).
+ * the reference cells ref (n_ref x dim), as umap-learn 0.5.3's UMAP.transform: the
+ * p->n_neighbors nearest reference cells (exact; umap-learn is exact below 4096 reference
+ * cells), fuzzy weights with local_connectivity 0, start at the weighted mean of their
+ * positions or exactly on a neighbour of weight 1 (a copy of a reference cell:
+ * init_graph_transform), weights below max / n_epochs dropped, SGD with the reference fixed
+ * (alpha = learning_rate / 4, n_epochs 100 for <= 10000 queries else 30, or p->n_epochs / 3;
+ * p->n_epochs 3 gives one epoch in which no edge is due: the start itself).
  * Deterministic for a seed at any thread count (queries never share a moving vertex).
  * out: n_query x 2 floats. */
 int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,

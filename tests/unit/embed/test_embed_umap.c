@@ -1,6 +1,7 @@
 /* UMAP fit and transform against umap-learn 0.5.3 (golden umap/): spectral initialization,
- * trustworthiness(k=15) of our layout vs umap-learn's on the same latent, and held-out cells
- * placed by sx_umap_transform. */
+ * trustworthiness(k=15) of our layout vs umap-learn's on the same latent, the transform's
+ * start vs umap-learn's, and held-out cells placed by sx_umap_transform vs umap-learn's
+ * agreement figures on the same latents. */
 #include "embed_golden.h"
 #include "sx_knn.h"
 #include "sx_metrics.h"
@@ -106,88 +107,187 @@ START_TEST(fit_trustworthiness)
 }
 END_TEST
 
-/* share of a's k-sets found in b's (n x k each) */
-static double overlap(const sx_knn *a, const sx_knn *b)
+/* the rows rows[0..n) of a matrix of dim doubles per row */
+static double *take_f64(const double *x, int dim, const int64_t *rows, int64_t n)
 {
-    return sx_knn_recall(a, b);
+    double *o = sx_mallocarray(n * dim, sizeof *o);
+    for (int64_t i = 0; i < n; i++) memcpy(o + i * dim, x + rows[i] * dim, dim * sizeof *o);
+    return o;
 }
+
+/* the same for a 2-D layout (2 floats per row) */
+static float *take_2d(const float *e, const int64_t *rows, int64_t n)
+{
+    float *o = sx_mallocarray(n * 2, sizeof *o);
+    for (int64_t i = 0; i < n; i++) memcpy(o + 2 * i, e + 2 * rows[i], 2 * sizeof *o);
+    return o;
+}
+
+/* umap-learn 0.5.3 (Debian umap-learn 0.5.3+dfsg-2): UMAP(n_neighbors=30, min_dist=0.1,
+ * n_epochs=3).fit(latent[ref_index]), embedding_ replaced by golden umap/X_umap[ref_index],
+ * then transform(latent[query_index[:4]]). n_epochs 3 gives one transform epoch in which no
+ * edge is due yet, so this is init_graph_transform's start: the membership-weighted mean of
+ * the 30 nearest reference cells' positions (sigma from smooth_knn_dist, local_connectivity
+ * 0). Printed by tools/umap-learn/init.py. */
+static const double UL_START[EG_NSETS][8] = {
+    {-1.577419, 3.444415, 9.775619, 17.129185, 13.409685, -0.408889, -2.858816, 5.107915},
+    {4.688281, 14.924026, -2.519461, 0.845388, -1.197854, 0.271955, -1.406609, 0.539596},
+    {14.085697, 12.425779, 14.095597, 11.990593, 14.039237, 12.887503, 14.081820, 11.556932},
+};
+
+START_TEST(transform_start_matches_umap_learn)
+{
+    for (int s = 0; s < EG_NSETS; s++) {
+        eg g;
+        eg_load(&g, EG_SETS[s]);
+        int64_t nr, nq, m;
+        int64_t *ri = eg_i64(g.f, "label_transfer/ref_index", &nr);
+        int64_t *qi = eg_i64(g.f, "label_transfer/query_index", &nq);
+        double *gx = eg_f64(g.f, "umap/X_umap", &m);
+        float *E = sx_mallocarray(m, sizeof *E);
+        for (int64_t i = 0; i < m; i++) E[i] = (float)gx[i];
+        double *R = take_f64(g.latent, g.dim, ri, nr), *Q = take_f64(g.latent, g.dim, qi, 4);
+        float *er = take_2d(E, ri, nr), out[8];
+        sx_umap_params p;
+        sx_umap_params_init(&p);
+        p.n_threads = 1;
+        p.n_epochs = 3;
+        sx_status st = {0};
+        ck_assert_msg(sx_umap_transform(R, nr, er, Q, 4, g.dim, &p, out, NULL, &st) == SX_OK, "%s", st.msg);
+        double worst = 0;
+        for (int i = 0; i < 8; i++) worst = fmax(worst, fabs(out[i] - UL_START[s][i]));
+        printf("[%s] transform start vs umap-learn's init_graph_transform: max |diff| %.2e\n", g.name,
+               worst);
+        ck_assert_double_le(worst, 1e-3);
+        /* cells of the reference itself start exactly where the map has them (weight-1
+         * neighbour, umap's init_graph_transform) */
+        float *self = sx_mallocarray(nr * 2, sizeof *self);
+        ck_assert(sx_umap_transform(R, nr, er, R, nr, g.dim, &p, self, NULL, &st) == SX_OK);
+        ck_assert(memcmp(self, er, nr * 2 * sizeof *self) == 0);
+        sx_free(self);
+        sx_free(er);
+        sx_free(R);
+        sx_free(Q);
+        sx_free(E);
+        sx_free(gx);
+        sx_free(ri);
+        sx_free(qi);
+        eg_close(&g);
+    }
+}
+END_TEST
+
+/* share of the 15 nearest reference cells in 2-D that two placements of the queries agree on */
+static double agree2d(const float *ra, const float *qa, const float *rb, const float *qb, int64_t nr,
+                      int64_t nq)
+{
+    sx_status st = {0};
+    sx_knn *a = sx_knn_exact_f32(ra, nr, qa, nq, 2, 15, NULL, NULL, &st);
+    sx_knn *b = sx_knn_exact_f32(rb, nr, qb, nq, 2, 15, NULL, NULL, &st);
+    ck_assert_msg(a && b, "%s", st.msg);
+    double o = sx_knn_recall(a, b);
+    sx_knn_free(a);
+    sx_knn_free(b);
+    return o;
+}
+
+/* umap-learn 0.5.3 (Debian umap-learn 0.5.3+dfsg-2) on the same latents, with
+ * UMAP(n_neighbors=30, min_dist=0.1, random_state=seed), seeds 0-2, sklearn NearestNeighbors
+ * for the 2-D 15-NN among the reference cells; means of:
+ * {fit(ref).transform(query) vs each joint fit(all) (9 pairs), joint vs joint (3 pairs),
+ *  fit(ref) with embedding_ set to joint fit s's reference positions, transform(query), vs
+ *  joint fit s, fit(all).transform(query) vs the same fit's query positions}; printed by
+ * tools/umap-learn/ref.py. */
+static const double UL_AGREE[EG_NSETS][4] = {
+    {0.487, 0.668, 0.625, 0.720},
+    {0.647, 0.847, 0.752, 0.859},
+    {0.474, 0.766, 0.488, 0.770},
+};
+
+#define NSEED 3
 
 START_TEST(transform_places_held_out_cells)
 {
     for (int s = 0; s < EG_NSETS; s++) {
         eg g;
         eg_load(&g, EG_SETS[s]);
-        int64_t nr, nq;
+        int64_t nr, nq, n = g.n;
         int64_t *ri = eg_i64(g.f, "label_transfer/ref_index", &nr);
         int64_t *qi = eg_i64(g.f, "label_transfer/query_index", &nq);
-        double *R = sx_mallocarray(nr * g.dim, sizeof *R), *Q = sx_mallocarray(nq * g.dim, sizeof *Q);
-        for (int64_t i = 0; i < nr; i++) memcpy(R + i * g.dim, g.latent + ri[i] * g.dim, g.dim * sizeof *R);
-        for (int64_t i = 0; i < nq; i++) memcpy(Q + i * g.dim, g.latent + qi[i] * g.dim, g.dim * sizeof *Q);
+        double *R = take_f64(g.latent, g.dim, ri, nr), *Q = take_f64(g.latent, g.dim, qi, nq);
         sx_umap_params p;
         sx_umap_params_init(&p);
         p.n_threads = 1; /* deterministic fits */
         sx_status st = {0};
         float *er = sx_mallocarray(nr * 2, sizeof *er), *eq = sx_mallocarray(nq * 2, sizeof *eq);
-        float *ej = sx_mallocarray(g.n * 2, sizeof *ej);
+        float *eq1 = sx_mallocarray(nq * 2, sizeof *eq1);
+        float *ej[NSEED], *jr[NSEED], *jq[NSEED];
+        /* 1. a map of the reference alone, the queries transformed onto it */
         ck_assert_msg(sx_umap_fit_data(R, nr, g.dim, &p, NULL, er, NULL, NULL, NULL, &st) == SX_OK, "%s", st.msg);
         ck_assert_msg(sx_umap_transform(R, nr, er, Q, nq, g.dim, &p, eq, NULL, &st) == SX_OK, "%s", st.msg);
         /* the same with two threads is identical (queries never share a moving vertex) */
-        float *eq1 = sx_mallocarray(nq * 2, sizeof *eq1);
         p.n_threads = 2;
         ck_assert(sx_umap_transform(R, nr, er, Q, nq, g.dim, &p, eq1, NULL, &st) == SX_OK);
         ck_assert(memcmp(eq, eq1, nq * 2 * sizeof *eq) == 0);
         p.n_threads = 1;
-        /* joint fit of all cells */
-        ck_assert(sx_umap_fit_data(g.latent, g.n, g.dim, &p, NULL, ej, NULL, NULL, NULL, &st) == SX_OK);
-        float *jr = sx_mallocarray(nr * 2, sizeof *jr), *jq = sx_mallocarray(nq * 2, sizeof *jq);
-        for (int64_t i = 0; i < nr; i++) memcpy(jr + 2 * i, ej + 2 * ri[i], 2 * sizeof *jr);
-        for (int64_t i = 0; i < nq; i++) memcpy(jq + 2 * i, ej + 2 * qi[i], 2 * sizeof *jq);
-        int k = 15;
-        sx_knn *t2d = sx_knn_exact_f32(er, nr, eq, nq, 2, k, NULL, NULL, &st);
-        sx_knn *j2d = sx_knn_exact_f32(jr, nr, jq, nq, 2, k, NULL, NULL, &st);
-        sx_knn *lat = sx_knn_exact(R, nr, Q, nq, g.dim, k, NULL, NULL, &st);
-        ck_assert(t2d && j2d && lat);
-        /* run-to-run agreement of two joint fits (another seed): the ceiling for any
-         * comparison between two UMAP layouts */
-        p.seed = 1;
-        ck_assert(sx_umap_fit_data(g.latent, g.n, g.dim, &p, NULL, ej, NULL, NULL, NULL, &st) == SX_OK);
-        p.seed = 0;
-        for (int64_t i = 0; i < nr; i++) memcpy(jr + 2 * i, ej + 2 * ri[i], 2 * sizeof *jr);
-        for (int64_t i = 0; i < nq; i++) memcpy(jq + 2 * i, ej + 2 * qi[i], 2 * sizeof *jq);
-        sx_knn *j2b = sx_knn_exact_f32(jr, nr, jq, nq, 2, k, NULL, NULL, &st);
-        ck_assert(j2b);
-        double o_jj = overlap(j2b, j2d);
-        double o_tj = overlap(t2d, j2d), o_tl = overlap(t2d, lat), o_jl = overlap(j2d, lat);
-        /* where the held-out cell lands: its 15 nearest reference cells in 2-D, vs the 15
-         * nearest in 2-D when fitted together, vs its latent neighbours */
-        double m_t = 0, m_j = 0;
-        for (int64_t i = 0; i < nq; i++) {
-            m_t += t2d->dist[i * k + k - 1];
-            m_j += j2d->dist[i * k + k - 1];
+        /* 2. joint fits of all cells, seeds 0..NSEED-1 */
+        for (int k = 0; k < NSEED; k++) {
+            ej[k] = sx_mallocarray(n * 2, sizeof *ej[k]);
+            p.seed = (uint64_t)k;
+            ck_assert(sx_umap_fit_data(g.latent, n, g.dim, &p, NULL, ej[k], NULL, NULL, NULL, &st) == SX_OK);
+            jr[k] = take_2d(ej[k], ri, nr);
+            jq[k] = take_2d(ej[k], qi, nq);
         }
-        printf("[%s] transform (%lld ref, %lld query), shares of the 15 nearest reference cells "
-               "in 2-D: transform vs joint fit %.3f (joint seed 0 vs joint seed 1: %.3f, ratio "
-               "%.3f); vs latent 15-NN: transform %.3f, joint %.3f (ratio %.3f)\n",
-               g.name, (long long)nr, (long long)nq, o_tj, o_jj, o_tj / o_jj, o_tl, o_jl,
-               o_tl / o_jl);
-        /* The brief's ">= 90% of the 15 nearest reference cells agree with the joint fit" is
-         * not reachable by umap-learn's transform semantics: two joint fits with different
-         * seeds agree on only 66-83% (printed above). What is asserted instead: the placed
-         * cells keep their latent reference neighbourhoods nearly as well as fitting them
-         * together does (measured 0.86-0.98), and they agree with the joint layout at
-         * least half as well as a second joint fit does (measured 0.57-0.78). */
+        p.seed = 0;
+        double tj = 0, jj = 0;
+        for (int k = 0; k < NSEED; k++) {
+            tj += agree2d(er, eq, jr[k], jq[k], nr, nq) / NSEED;
+            for (int l = k + 1; l < NSEED; l++) jj += agree2d(jr[k], jq[k], jr[l], jq[l], nr, nq) / 3.0;
+        }
+        /* 3. the fairer reading: the queries transformed onto a joint map (reference = the
+         * reference cells at their joint positions) vs where that joint fit put them;
+         * 4. umap-learn's own consistency reading: transform(training cells) of a map fitted
+         * with them (reference = all cells, the queries among them) vs their fitted positions */
+        double onto = 0, self = 0;
+        for (int k = 0; k < NSEED; k++) {
+            ck_assert(sx_umap_transform(R, nr, jr[k], Q, nq, g.dim, &p, eq1, NULL, &st) == SX_OK);
+            onto += agree2d(jr[k], eq1, jr[k], jq[k], nr, nq) / NSEED;
+            ck_assert(sx_umap_transform(g.latent, n, ej[k], Q, nq, g.dim, &p, eq1, NULL, &st) == SX_OK);
+            self += agree2d(jr[k], eq1, jr[k], jq[k], nr, nq) / NSEED;
+        }
+        /* latent 15-NN among the reference cells: how much of it each placement keeps */
+        sx_knn *lat = sx_knn_exact(R, nr, Q, nq, g.dim, 15, NULL, NULL, &st);
+        sx_knn *t2d = sx_knn_exact_f32(er, nr, eq, nq, 2, 15, NULL, NULL, &st);
+        sx_knn *j2d = sx_knn_exact_f32(jr[0], nr, jq[0], nq, 2, 15, NULL, NULL, &st);
+        ck_assert(lat && t2d && j2d);
+        double o_tl = sx_knn_recall(t2d, lat), o_jl = sx_knn_recall(j2d, lat);
+        const double *u = UL_AGREE[s];
+        printf("[%s] transform (%lld ref, %lld query): shares of the 15 nearest reference cells in "
+               "2-D, ours | umap-learn 0.5.3: transform vs joint fit %.3f | %.3f; joint vs joint "
+               "(seeds) %.3f | %.3f; onto the joint map vs fitted %.3f | %.3f; training cells vs "
+               "fitted %.3f | %.3f; kept latent 15-NN: transform %.3f, joint %.3f\n",
+               g.name, (long long)nr, (long long)nq, tj, u[0], jj, u[1], onto, u[2], self, u[3], o_tl,
+               o_jl);
+        /* The acceptance text's ">= 90% of the 15 nearest reference cells agree with the joint
+         * fit" is not met by umap-learn's own transform either (column above): two joint fits
+         * with different seeds agree on less than that. Asserted: ours is within 0.05 of
+         * umap-learn on every reading (deterministic: fixed seeds, one thread). */
+        ck_assert_double_ge(tj, u[0] - 0.05);
+        ck_assert_double_ge(jj, u[1] - 0.05);
+        ck_assert_double_ge(onto, u[2] - 0.05);
+        ck_assert_double_ge(self, u[3] - 0.05);
         ck_assert_double_ge(o_tl / o_jl, 0.80);
-        ck_assert_double_ge(o_tj / o_jj, 0.50);
-        sx_knn_free(j2b);
+        sx_knn_free(lat);
         sx_knn_free(t2d);
         sx_knn_free(j2d);
-        sx_knn_free(lat);
-        sx_free(jr);
-        sx_free(jq);
+        for (int k = 0; k < NSEED; k++) {
+            sx_free(ej[k]);
+            sx_free(jr[k]);
+            sx_free(jq[k]);
+        }
         sx_free(eq1);
         sx_free(er);
         sx_free(eq);
-        sx_free(ej);
         sx_free(R);
         sx_free(Q);
         sx_free(ri);
@@ -204,6 +304,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, spectral_init_matches);
     tcase_add_test(tc, fit_trustworthiness);
+    tcase_add_test(tc, transform_start_matches_umap_learn);
     tcase_add_test(tc, transform_places_held_out_cells);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
