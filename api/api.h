@@ -48,6 +48,8 @@ struct api_server {
     int port;
     atomic_int draining;
     srv_user local_user;      /* the identity of every request under --no-auth */
+    struct srv_auth *auth;    /* bearer tokens -> users, cached (srv_auth.h; owned) */
+    struct srv_respcache *views; /* recent GET /v1/jobs/{id} bodies (srv_respcache.h; owned) */
     char **cors;              /* allowed origins */
     int n_cors;
     double started;
@@ -123,8 +125,8 @@ const api_route *api_route_match(const char *method, const char *path,
 /* ---- request helpers ---- */
 const char *api_arg(api_req *r, const char *name);
 const char *api_header(api_req *r, const char *name);
-sqlite3 *api_db(api_req *r, api_resp *o); /* borrow; NULL after writing a 503 problem */
-void api_db_put(api_req *r, sqlite3 *db);
+srv_db *api_db(api_req *r, api_resp *o); /* borrow; NULL after writing a 503 problem */
+void api_db_put(api_req *r, srv_db *db);
 /* Parse page_size / page_token; 0 or a 400 problem written. */
 int api_page(api_req *r, api_resp *o, int def, int max, int *size, int64_t *offset);
 void api_next_token(json_t *o, int more, int64_t offset, int size);
@@ -160,15 +162,15 @@ int api_h_static(api_req *r, api_resp *o); /* api_static.c: the web page */
 
 /* jobs shared with map: validate a request object (type, datasets, reference, options) for
  * user u; 0 or a 4xx problem written. */
-int api_job_validate(api_server *s, sqlite3 *db, const srv_user *u, json_t *req, api_resp *o);
+int api_job_validate(api_server *s, srv_db *db, const srv_user *u, json_t *req, api_resp *o);
 /* Insert a QUEUED job (quota checked: 429) and wake the runner; id_out[32]. */
-int api_job_submit(api_server *s, sqlite3 *db, const srv_user *u, const char *type, json_t *req,
+int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *type, json_t *req,
                    char id_out[32], api_resp *o);
 /* Check an upload body and queue its validation (API_ASYNC). */
 int api_upload_start(api_req *r, api_resp *o);
 /* map: after the upload was stored as dataset ds_id, create the job and answer or wait.
  * Pool thread; returns API_ASYNC when a waiter will finish the request. */
-int api_map_after_upload(api_req *r, sqlite3 *db, const char *ds_id);
+int api_map_after_upload(api_req *r, srv_db *db, const char *ds_id);
 /* The labels of a finished job as a JSON array, or NULL + problem. */
 json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o);
 

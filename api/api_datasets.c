@@ -35,7 +35,7 @@ static void upload_task(void *arg)
     sx_status st;
     sx_status_clear(&st);
     char sha[65], id[32], rel[128], abs[4300];
-    sqlite3 *db = NULL;
+    srv_db *db = NULL;
     sx_sha256_final_hex(&r->sha, sha);
     int rc = s->eng->validate(s->eng->user, r->spool_path, &info, &st);
     if (rc) {
@@ -144,7 +144,7 @@ int api_h_dataset_list(api_req *r, api_resp *o)
     int size, more = 0;
     int64_t off;
     if (api_page(r, o, 100, 1000, &size, &off)) return API_DONE;
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     json_t *a = srv_dataset_list(db, &r->user, off, size, &more, &st);
@@ -158,7 +158,7 @@ int api_h_dataset_list(api_req *r, api_resp *o)
 
 int api_h_dataset_get(api_req *r, api_resp *o)
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     json_t *j = srv_dataset_get(db, r->params[0], &r->user, &st);
@@ -174,7 +174,7 @@ int api_h_dataset_get(api_req *r, api_resp *o)
 
 int api_h_dataset_delete(api_req *r, api_resp *o)
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     sx_status_clear(&st);

@@ -83,7 +83,7 @@ static int check_options(const srv_engine *e, const char *type, json_t *opts, ap
     return 0;
 }
 
-int api_job_validate(api_server *s, sqlite3 *db, const srv_user *u, json_t *req, api_resp *o)
+int api_job_validate(api_server *s, srv_db *db, const srv_user *u, json_t *req, api_resp *o)
 {
     static const char *const allowed[] = {"type", "datasets", "reference", "options", "name"};
     if (!json_is_object(req))
@@ -165,7 +165,7 @@ int api_job_validate(api_server *s, sqlite3 *db, const srv_user *u, json_t *req,
     return check_options(s->eng, t, json_object_get(req, "options"), o);
 }
 
-int api_job_submit(api_server *s, sqlite3 *db, const srv_user *u, const char *type, json_t *req,
+int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *type, json_t *req,
                    char id_out[32], api_resp *o)
 {
     sx_status st;
@@ -180,7 +180,7 @@ int api_job_submit(api_server *s, sqlite3 *db, const srv_user *u, const char *ty
     int rc = -1;
     /* the quota check and the insert are one transaction, so concurrent submits cannot
      * overshoot the limits */
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    if (srv_db_begin(db, NULL)) {
         api_problem(o, 503, "unavailable", "the registry is busy: retry");
         o->retry_after = 1;
         goto out;
@@ -205,7 +205,7 @@ int api_job_submit(api_server *s, sqlite3 *db, const srv_user *u, const char *ty
         api_problem_sx(o, &st);
         goto rollback;
     }
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (srv_db_commit(db, NULL)) {
         api_problem(o, 503, "unavailable", "the registry could not commit: retry");
         goto rollback;
     }
@@ -213,7 +213,7 @@ int api_job_submit(api_server *s, sqlite3 *db, const srv_user *u, const char *ty
     rc = 0;
     goto out;
 rollback:
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    srv_db_rollback(db);
 out:
     free(text);
     return rc;
@@ -232,7 +232,7 @@ int api_h_job_create(api_req *r, api_resp *o)
         return api_problem(o, 400, "malformed-json", "the body is not valid JSON (line %d, column "
                            "%d: %s): send {\"type\": \"integrate\", \"datasets\": [ID]}", err.line,
                            err.column, err.text);
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) {
         json_decref(req);
         return API_DONE;
@@ -263,7 +263,7 @@ int api_h_job_list(api_req *r, api_resp *o)
     int size, more = 0;
     int64_t off;
     if (api_page(r, o, 50, 1000, &size, &off)) return API_DONE;
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     json_t *a = srv_job_list(db, &r->user, state, off, size, &more, &st);
@@ -277,7 +277,7 @@ int api_h_job_list(api_req *r, api_resp *o)
 
 int api_h_job_get(api_req *r, api_resp *o)
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     json_t *j = srv_job_get(db, r->params[0], &r->user, &st);
@@ -288,7 +288,7 @@ int api_h_job_get(api_req *r, api_resp *o)
 
 int api_h_job_cancel(api_req *r, api_resp *o)
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     sx_status_clear(&st);
@@ -312,9 +312,11 @@ int api_h_job_cancel(api_req *r, api_resp *o)
     const char *now = json_string_value(json_object_get(j, "state"));
     if (now && (!strcmp(now, "COMPLETE") || !strcmp(now, "EXECUTOR_ERROR") ||
                 !strcmp(now, "SYSTEM_ERROR"))) {
+        /* `now` points into j: answer first, then let go of j */
+        int rc = api_problem(o, 409, "conflict", "job '%s' already finished (%s): nothing to cancel",
+                             id, now);
         json_decref(j);
-        return api_problem(o, 409, "conflict", "job '%s' already finished (%s): nothing to cancel",
-                           id, now);
+        return rc;
     }
     return api_json(o, 202, j);
 }
@@ -324,7 +326,7 @@ int api_h_job_cancel(api_req *r, api_resp *o)
 /* The job's folder when it is visible and COMPLETE (log: any state); else a problem. */
 static int job_dir(api_req *r, api_resp *o, int need_complete, char dir[4200], char type[32])
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return -1;
     sx_status st;
     sx_status_clear(&st);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "srv_auth.h"
 #include "srv_refcache.h"
 #include "srv_embedded.h"
 #include "srv_util.h"
@@ -22,7 +23,7 @@ int api_h_readyz(api_req *r, api_resp *o)
 {
     if (atomic_load(&r->srv->draining))
         return api_problem(o, 503, "unavailable", "the server is draining for shutdown");
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     int ver = srv_registry_version(db);
     api_db_put(r, db);
@@ -60,7 +61,7 @@ __attribute__((format(printf, 2, 3))) static void bprintf(buf *b, const char *fm
 int api_h_metrics(api_req *r, api_resp *o)
 {
     api_server *s = r->srv;
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     int64_t counts[8];
     sx_status st;
@@ -106,6 +107,14 @@ int api_h_metrics(api_req *r, api_resp *o)
     bprintf(&b, "# HELP scalexd_uploads_rejected_total Uploads refused (size, format).\n"
                 "# TYPE scalexd_uploads_rejected_total counter\nscalexd_uploads_rejected_total %lld\n",
             (long long)atomic_load(&s->uploads_rejected));
+    if (s->auth) {
+        srv_auth_stats as;
+        srv_auth_stats_get(s->auth, &as);
+        bprintf(&b, "# HELP scalexd_auth_cache_total Bearer token checks by cache result "
+                    "(auth_cache_ttl).\n# TYPE scalexd_auth_cache_total counter\n"
+                    "scalexd_auth_cache_total{result=\"hit\"} %lld\n"
+                    "scalexd_auth_cache_total{result=\"miss\"} %lld\n", as.hits, as.misses);
+    }
     bprintf(&b, "# HELP scalexd_references Registered references.\n# TYPE scalexd_references gauge\n"
                 "scalexd_references %d\n", nref);
     {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "srv_refcache.h"
@@ -22,7 +23,7 @@ static void add_loaded(api_server *s, json_t *ref)
 
 int api_h_ref_list(api_req *r, api_resp *o)
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     json_t *a = srv_ref_list(db, &st);
@@ -38,7 +39,7 @@ int api_h_ref_list(api_req *r, api_resp *o)
 
 int api_h_ref_get(api_req *r, api_resp *o)
 {
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     json_t *j = srv_ref_get(db, r->params[0], &st);
@@ -53,23 +54,44 @@ int api_h_ref_get(api_req *r, api_resp *o)
     return api_json(o, 200, j);
 }
 
-/* label columns of the job's input datasets: categorical/string obs columns */
-static char *label_columns(sqlite3 *db, const srv_user *u, json_t *job)
+/* Label columns of the job's input datasets: the obs columns a user would transfer as
+ * cell labels (GET /v1/references lists them, /map?label= takes one). Kept: categorical
+ * columns, other than the job's batch column (its batch_name option, "batch" by default;
+ * compared ignoring case, as "Batch" next to "batch" is common), with at least 2 categories
+ * (one category labels nothing) and at most half as many categories as the dataset has
+ * cells (nearly one category per cell is an identifier, not a label). String columns are
+ * free text or identifiers: anndata stores label-like strings as categoricals. A column
+ * plausible in any one input is kept. */
+static int plausible_label(json_t *c, const char *batch, int64_t n_obs)
+{
+    const char *kind = json_string_value(json_object_get(c, "kind"));
+    const char *name = json_string_value(json_object_get(c, "name"));
+    json_t *nc = json_object_get(c, "n_categories");
+    if (!name || !kind || strcmp(kind, "categorical") || !json_is_integer(nc)) return 0;
+    if (!strcasecmp(name, batch)) return 0;
+    int64_t k = json_integer_value(nc);
+    return k >= 2 && (n_obs <= 0 || 2 * k <= n_obs);
+}
+
+static char *label_columns(srv_db *db, const srv_user *u, json_t *job)
 {
     json_t *cols = json_array();
     json_t *ds = json_object_get(job, "datasets");
+    const char *batch = json_string_value(json_object_get(json_object_get(job, "options"),
+                                                          "batch_name"));
+    if (!batch || !*batch) batch = "batch";
     size_t i;
     json_t *v;
     json_array_foreach(ds, i, v) {
         sx_status st;
         json_t *d = srv_dataset_get(db, json_string_value(v), u, &st);
         json_t *oc = json_object_get(d, "obs_columns");
+        int64_t n_obs = json_integer_value(json_object_get(d, "n_obs"));
         size_t k;
         json_t *c;
         json_array_foreach(oc, k, c) {
-            const char *kind = json_string_value(json_object_get(c, "kind"));
+            if (!plausible_label(c, batch, n_obs)) continue;
             const char *name = json_string_value(json_object_get(c, "name"));
-            if (!name || !kind || (strcmp(kind, "categorical") && strcmp(kind, "string"))) continue;
             int dup = 0;
             size_t m;
             json_t *x;
@@ -92,7 +114,7 @@ int api_h_ref_create(api_req *r, api_resp *o)
         return api_problem(o, 400, "malformed-json", "the body is not valid JSON (line %d, column "
                            "%d: %s): send {\"name\": NAME, \"job\": JOB_ID}", err.line, err.column,
                            err.text);
-    sqlite3 *db = NULL;
+    srv_db *db = NULL;
     json_t *job = NULL;
     char *cols = NULL;
     if (!json_is_object(req)) {
@@ -181,7 +203,7 @@ int api_h_ref_map(api_req *r, api_resp *o)
     if (label && (!*label || strlen(label) > 128))
         return api_problem(o, 400, "invalid-parameter", "label must name an obs column of the "
                            "reference (1-128 characters)");
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     sx_status st;
     sx_status_clear(&st);
@@ -204,7 +226,7 @@ static void map_finish(void *arg)
 {
     api_req *r = arg;
     api_resp *o = &r->resp;
-    sqlite3 *db = api_db(r, o);
+    srv_db *db = api_db(r, o);
     if (!db) goto done;
     sx_status st;
     json_t *job = srv_job_get(db, r->job_id, &r->user, &st);
@@ -263,7 +285,7 @@ static void map_waited(void *user, const char *id, const char *state)
     if (srv_pool_submit(r->srv->pool, map_finish, r)) map_finish(r);
 }
 
-int api_map_after_upload(api_req *r, sqlite3 *db, const char *ds_id)
+int api_map_after_upload(api_req *r, srv_db *db, const char *ds_id)
 {
     api_server *s = r->srv;
     api_resp *o = &r->resp;

@@ -3,25 +3,30 @@
 #  1. GET /v1/jobs/{id} while a training job runs, 64 concurrent connections (wrk, Debian
 #     package; scripts/install-deps.sh --bench installs it): requests/s, p50/p99 latency
 #     (target p99 < 10 ms). Without wrk a curl-based load is used and says so.
-#  2. Upload throughput (MB/s) of a ~1 GB h5ad (a real one, generated with python3-h5py: a
-#     CSR matrix of random counts) as a raw body and as multipart/form-data, with the daemon's
-#     RSS before, its peak during the request, and after. The peak includes the validation
-#     that follows the upload (the readers read the matrix), which is why 3. is there too.
-#  3. The same with 1 GB of random bytes (streamed, hashed, then refused by the readers):
-#     the pure streaming path.
+#     The same without a job. Each run also prints the daemon's CPU time per request (what
+#     the load of a shared machine does not change) and the load average at the time.
+#  2. Upload throughput (MB/s) of a ~1 GB h5ad (a real one, generated with python3-h5py under
+#     the temp dir and deleted after: a CSR matrix of random counts) as a raw body and as
+#     multipart/form-data, with the daemon's RSS before, its peak during the request, and
+#     after. The peak includes the validation that follows the upload, which streams the
+#     matrix in bounded slabs (server/engine.c -> sx_inspect_stream): it should stay flat.
+#  3. The same with 1 GB of random bytes (streamed, hashed, then refused): the pure
+#     streaming path.
 # Usage: bench/bench_daemon.sh [BUILD_DIR] [UPLOAD_MB]   (defaults: build-srv, 1024)
+# JOB_NICE=N passes --job-nice N (default: the daemon's, 10) to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-srv}
 MB=${2:-1024}
 BIN=$BUILD/scalexd
 PY=${SX_PYTHON:-/usr/bin/python3}
-W=$(mktemp -d)
+W=$(mktemp -d "${TMPDIR:-/tmp}/bench_daemon.XXXXXX")
 PID=""
-trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$W"' EXIT
+trap '[ -n "$PID" ] && { kill -9 $PID 2>/dev/null; wait $PID 2>/dev/null || true; }; rm -rf "$W"' EXIT
 TOK=$("$BIN" token create --data-dir "$W/d" --user bench)
 "$BIN" --listen 127.0.0.1:0 --data-dir "$W/d" --max-upload-bytes $(((MB + 256) << 20)) \
-    --user-max-jobs 100 --workers 1 --threads-per-job 1 --log-level warn 2>"$W/log" &
+    --user-max-jobs 100 --workers 1 --threads-per-job 1 --log-level warn \
+    ${JOB_NICE:+--job-nice "$JOB_NICE"} 2>"$W/log" &
 PID=$!
 for _ in $(seq 200); do [ -s "$W/d/scalexd.port" ] && break; sleep 0.05; done
 URL=http://127.0.0.1:$(cat "$W/d/scalexd.port")
@@ -41,12 +46,14 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 echo "== GET /v1/jobs/$JOB, 64 connections, 10 s, job $(curl -s -H "$H" "$URL/v1/jobs/$JOB" | json '["state"]')"
+echo "  daemon threads by nice value (count nice): $(awk '{print $19}' /proc/$PID/task/*/stat | sort -n | uniq -c | xargs)"
 # run_wrk SECONDS: wrk figures, then the daemon's CPU time per request (load-independent)
 run_wrk() {
     local c0 c1 n
     c0=$(cpu)
     wrk -t2 -c64 -d"$1"s --latency -s "$W/auth.lua" "$URL/v1/jobs/$JOB" >"$W/wrk.txt"
     c1=$(cpu)
+    echo "  load average during the run: $(cut -d' ' -f1 /proc/loadavg)"
     grep -E 'Requests/sec|Non-2xx|Socket errors' "$W/wrk.txt" || true
     awk '/Latency Distribution/ {on = 1; next} on && /%/ {print "  p" $1 " " $2} /requests in/ {on = 0}' "$W/wrk.txt"
     n=$(awk '/requests in/ {print $1}' "$W/wrk.txt")
@@ -135,7 +142,7 @@ with h5py.File(path, "w") as f:
         f.create_group(k)
 print("generated h5ad: %d cells x %d genes, %d non-zeros" % (n_obs, n_vars, n_obs * per_cell))
 PY
-upload "h5ad, raw body (then read whole by the readers to validate)" "$W/big.h5ad" \
+upload "h5ad, raw body (then validated by streaming X in slabs)" "$W/big.h5ad" \
     -H 'Content-Type: application/octet-stream' -X POST -T "$W/big.h5ad"
 head -c 300 "$W/resp" | grep -o '"n_obs":[0-9]*' || echo "  reply: $(head -c 300 "$W/resp")"
 upload "h5ad, multipart/form-data" "$W/big.h5ad" -F "file=@$W/big.h5ad"

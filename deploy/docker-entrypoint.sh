@@ -11,7 +11,7 @@ if [ -f "$DEMO/reference.h5" ] && [ ! -e "$DATA/references/pancreas" ]; then
     mkdir -p "$DATA"
     "$SCALEXD" reference add "$DEMO" --data-dir "$DATA" --name pancreas \
         --description "demo: Baron et al. 2016 human pancreas (175 cells, 4 donors)" \
-        --species human --tissue pancreas --labels Group,Sample,batch >/dev/null
+        --species human --tissue pancreas --labels Group,initial_cluster >/dev/null
     echo "docker-entrypoint: registered the demo reference 'pancreas' in $DATA" >&2
 fi
 exec "$SCALEXD" "$@"

@@ -36,7 +36,7 @@ if [ ! -f "$DEMO_DIR/references/pancreas/reference.h5" ]; then
         { tail -20 "$DEMO_DIR/demo-train.log" >&2; echo "demo: training failed" >&2; exit 1; }
     "$SCALEXD" reference add "$DEMO_DIR/demo-train" --data-dir "$DEMO_DIR" --name pancreas \
         --description "Baron et al. 2016 human pancreas (inDrop, 175 cells, 4 donors; demo subset)" \
-        --species human --tissue pancreas --labels Group,Sample,batch >/dev/null
+        --species human --tissue pancreas --labels Group,initial_cluster >/dev/null
     rm -rf "$DEMO_DIR/demo-train"
     echo "demo: reference trained in $(( $(date +%s) - T0 )) s" >&2
 fi

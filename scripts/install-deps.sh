@@ -9,11 +9,12 @@ export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS="build-essential cmake pkg-config
  libhdf5-dev libopenblas-dev zlib1g-dev
- libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev
+ libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev libpq-dev
  libigraph-dev libcairo2-dev check"
 TEST_PKGS="python3 python3-anndata python3-h5py python3-scipy python3-numpy python3-pandas
  curl sqlite3
- chromium systemd jq"
+ chromium systemd jq
+ postgresql"
 # Benchmarks only (bench/bench_daemon.sh): installed with --bench, so CI does not need them.
 BENCH_PKGS="wrk"
 WANT="$BUILD_PKGS $TEST_PKGS"

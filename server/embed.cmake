@@ -1,4 +1,5 @@
-# Writes OUT: a C file with every schema/NNNN_*.sql migration (in order) and
+# Writes OUT: a C file with every schema/NNNN_*.sql migration (in order), the PostgreSQL
+# variants in schema/postgres/ and
 # schema/openapi.json as NUL-terminated byte arrays.
 file(GLOB migs ${SCHEMA_DIR}/[0-9][0-9][0-9][0-9]_*.sql)
 list(SORT migs)
@@ -14,6 +15,20 @@ foreach(f ${migs})
   math(EXPR i "${i}+1")
 endforeach()
 string(APPEND c "\nconst srv_migration srv_migrations[] = {\n${table}    {0, 0}\n};\nconst int srv_n_migrations = ${i};\n")
+# schema/postgres/NNNN_*.sql: PostgreSQL spellings of the migrations of the same name
+file(GLOB pgmigs ${SCHEMA_DIR}/postgres/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT pgmigs)
+set(table "")
+set(k 0)
+foreach(f ${pgmigs})
+  get_filename_component(n ${f} NAME)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND c "static const char pgmig${k}[] = {${hex}0x00};\n")
+  string(APPEND table "    {\"${n}\", pgmig${k}},\n")
+  math(EXPR k "${k}+1")
+endforeach()
+string(APPEND c "\nconst srv_migration srv_migrations_pg[] = {\n${table}    {0, 0}\n};\nconst int srv_n_migrations_pg = ${k};\n")
 file(READ ${SCHEMA_DIR}/openapi.json hex HEX)
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
 string(APPEND c "\nstatic const char openapi[] = {${hex}0x00};\nconst char *const srv_openapi_json = openapi;\n")

@@ -11,21 +11,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "sx_inspect.h"
 #include "sx_io.h"
 #include "sx_log.h"
 #include "sx_nn.h"
 #include "sx_pipeline.h"
-
-static const char *kind_name(sx_col_kind k)
-{
-    switch (k) {
-    case SX_COL_STRING: return "string";
-    case SX_COL_CATEGORICAL: return "categorical";
-    case SX_COL_INT: return "int";
-    case SX_COL_FLOAT: return "float";
-    default: return "bool";
-    }
-}
 
 static const char *format_ext(sx_format f)
 {
@@ -112,36 +102,57 @@ out:
     return rc;
 }
 
-/* read the whole dataset (the real check) and summarise it: sizes, obs columns */
+/* Check the dataset and summarise it: sizes, obs columns. h5ad and 10x h5 are checked by
+ * streaming the matrix in bounded slabs (sx_inspect_stream: shapes against dataset lengths,
+ * offsets monotone and ending at nnz, every index in range, every value finite), so a
+ * multi-GB upload is validated without holding its matrix: the daemon's memory stays flat.
+ * Text formats and mtx folders are read whole by the readers (they must be parsed anyway). */
 static int summarise(const char *read_path, srv_dataset_info *info, sx_status *st)
 {
     int rc = SX_OK;
-    sx_dataset *d = sx_io_read(read_path, NULL, NULL, st);
-    if (!d) {
-        rc = st->code ? st->code : SX_EFORMAT;
+    sx_inspect *d = sx_inspect_stream(read_path, NULL, st);
+    if (!d) return st->code ? st->code : SX_EFORMAT;
+    if (!d->has_x) {
+        rc = sx_status_set(st, SX_EFORMAT, "the file has no X matrix: store the counts in X");
         goto out;
     }
-    info->n_obs = sx_dataset_n_obs(d);
-    info->n_vars = sx_dataset_n_vars(d);
+    info->n_obs = d->n_obs;
+    info->n_vars = d->n_vars;
     if (info->n_obs < 1 || info->n_vars < 1) {
         rc = sx_status_set(st, SX_EDATA, "the dataset has %lld cells and %lld genes",
                            (long long)info->n_obs, (long long)info->n_vars);
         goto out;
     }
+    /* the reader refuses an obsm/layers element whose rows disagree with obs: so do we */
+    for (int k = 0; k < d->n_obsm + d->n_layers; k++) {
+        const sx_inspect_shape *e = k < d->n_obsm ? &d->obsm[k] : &d->layers[k - d->n_obsm];
+        if (e->n_rows >= 0 && e->n_rows != d->n_obs) {
+            rc = sx_status_set(st, SX_EFORMAT, "element '%s/%s' has %lld rows but obs has %lld; "
+                               "the file is inconsistent", k < d->n_obsm ? "obsm" : "layers",
+                               e->name, (long long)e->n_rows, (long long)d->n_obs);
+            goto out;
+        }
+    }
+    if (d->n_negative > 0) /* the readers' policy: allowed (processed data), worth a word */
+        SX_WARN("uploaded %s: %lld negative values in X; SCALEX expects raw counts >= 0 (use "
+                "the processed option for processed data)", sx_format_name(d->format),
+                (long long)d->n_negative);
     json_t *cols = json_array();
-    for (int i = 0; i < d->obs->n_cols; i++) {
-        const sx_column *c = &d->obs->cols[i];
+    for (int i = 0; i < d->n_obs_cols; i++) {
+        const sx_inspect_col *c = &d->obs[i];
+        /* the kinds the readers' frames use (nullable int/bool are int/bool with a mask) */
+        const char *kind = !strncmp(c->type, "nullable-", 9) ? c->type + 9 : c->type;
         json_t *x = json_object();
         json_object_set_new(x, "name", json_string(c->name));
-        json_object_set_new(x, "kind", json_string(kind_name(c->kind)));
-        if (c->kind == SX_COL_CATEGORICAL)
+        json_object_set_new(x, "kind", json_string(kind));
+        if (!strcmp(kind, "categorical"))
             json_object_set_new(x, "n_categories", json_integer(c->n_categories));
         json_array_append_new(cols, x);
     }
     info->obs_columns = json_dumps(cols, JSON_COMPACT);
     json_decref(cols);
 out:
-    sx_dataset_free(d);
+    sx_inspect_free(d);
     return rc;
 }
 

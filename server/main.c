@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api_server.h"
@@ -57,12 +59,20 @@ static int data_dir_of(int argc, char **argv, char *out, size_t n, sx_status *st
     return SX_OK;
 }
 
+/* --registry URL or $SCALEXD_REGISTRY: the PostgreSQL registry ("" = SQLite in the data dir) */
+static const char *registry_of(int argc, char **argv)
+{
+    const char *u = flag(argc, argv, "--registry");
+    return u ? u : getenv("SCALEXD_REGISTRY");
+}
+
 static int cmd_token(int argc, char **argv)
 {
     sx_status st;
     sx_status_clear(&st);
     if (argc < 1 || strcmp(argv[0], "create")) {
-        fprintf(stderr, "usage: scalexd token create --data-dir DIR --user NAME [--admin]\n");
+        fprintf(stderr, "usage: scalexd token create --data-dir DIR [--registry URL] --user NAME "
+                        "[--admin]\n");
         return 2;
     }
     char dir[4096];
@@ -72,9 +82,9 @@ static int cmd_token(int argc, char **argv)
         fprintf(stderr, "scalexd: --user NAME is required\n");
         return 2;
     }
-    srv_registry *reg = srv_registry_open(dir, &st);
+    srv_registry *reg = srv_registry_open_url(dir, registry_of(argc, argv), &st);
     if (!reg) return die(&st);
-    sqlite3 *db = srv_registry_get(reg, &st);
+    srv_db *db = srv_registry_get(reg, &st);
     char tok[80];
     int rc = db ? srv_token_create(db, user, has(argc, argv, "--admin"), tok, &st) : st.code;
     srv_registry_put(reg, db);
@@ -90,7 +100,8 @@ static int cmd_reference(int argc, char **argv)
     sx_status_clear(&st);
     if (argc < 2 || strcmp(argv[0], "add")) {
         fprintf(stderr, "usage: scalexd reference add DIR --name NAME --data-dir DIR "
-                        "[--description TEXT] [--species S] [--tissue T] [--labels COL,COL]\n");
+                        "[--registry URL] [--description TEXT] [--species S] [--tissue T] "
+                        "[--labels COL,COL]\n");
         return 2;
     }
     char dir[4096];
@@ -116,9 +127,9 @@ static int cmd_reference(int argc, char **argv)
         cols = json_dumps(a, JSON_COMPACT);
         json_decref(a);
     }
-    srv_registry *reg = srv_registry_open(dir, &st);
+    srv_registry *reg = srv_registry_open_url(dir, registry_of(argc, argv), &st);
     if (!reg) return die(&st);
-    sqlite3 *db = srv_registry_get(reg, &st);
+    srv_db *db = srv_registry_get(reg, &st);
     srv_ref_add a = {.name = name, .src_dir = src, .description = flag(argc, argv, "--description"),
                      .species = flag(argc, argv, "--species"), .tissue = flag(argc, argv, "--tissue"),
                      .label_columns_json = cols};
@@ -131,12 +142,28 @@ static int cmd_reference(int argc, char **argv)
     return 0;
 }
 
-/* leftovers of uploads that were streaming when the last process died */
-static void clean_spool(const char *data_dir)
+/* leftovers of uploads that were streaming when the last process died. With a shared
+ * (PostgreSQL) registry other instances may be streaming into the same spool right now:
+ * only entries untouched for a day are leftovers then. */
+static void clean_spool(const char *data_dir, int shared)
 {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/spool", data_dir);
-    srv_rmtree(dir);
+    if (!shared) {
+        srv_rmtree(dir);
+    } else {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        time_t old = time(NULL) - 24 * 3600;
+        while (d && (e = readdir(d))) {
+            char p[4500];
+            struct stat sb;
+            if (e->d_name[0] == '.') continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (!lstat(p, &sb) && sb.st_mtime < old) srv_rmtree(p); /* files too */
+        }
+        if (d) closedir(d);
+    }
     sx_status st;
     srv_mkdirs(dir, &st);
 }
@@ -190,14 +217,23 @@ static int serve(int argc, char **argv)
         cfg.threads_per_job = t < 1 ? 1 : t;
     }
 
-    srv_registry *reg = srv_registry_open(cfg.data_dir, &st);
+    srv_registry *reg = srv_registry_open_url(cfg.data_dir, cfg.registry, &st);
     if (!reg) return die(&st);
+    int shared = srv_registry_kind(reg) == SRV_DB_POSTGRES;
+    if (cfg.instance[0]) {
+        srv_registry_set_instance(reg, cfg.instance);
+    } else { /* HOST:PORT: stable across restarts, distinct for instances on one host */
+        char host[100] = "scalexd", inst[128];
+        gethostname(host, sizeof host - 1);
+        snprintf(inst, sizeof inst, "%s:%d", host, cfg.port);
+        srv_registry_set_instance(reg, inst);
+    }
     srv_jobs *jobs = NULL;
     srv_pool *pool = NULL;
     api_server *api = NULL;
     srv_refcache *refs = NULL;
     int rc = 1;
-    sqlite3 *db = srv_registry_get(reg, &st);
+    srv_db *db = srv_registry_get(reg, &st);
     int nq = 0, nf = 0;
     /* jobs still at a remote executor are re-attached, not re-run: before reconciling */
     srv_exec *exec = db ? srv_exec_new(&cfg.exec, reg, eng.run, eng.user, after_remote_job,
@@ -224,12 +260,12 @@ static int serve(int argc, char **argv)
     }
     srv_registry_put(reg, db);
     if (nq || nf) SX_WARN("reconciled jobs of the previous run: %d re-queued, %d failed", nq, nf);
-    clean_spool(cfg.data_dir);
+    clean_spool(cfg.data_dir, shared);
 
     srv_jobs_config jc = {.reg = reg, .data_dir = cfg.data_dir, .workers = cfg.workers,
                           .threads_per_job = cfg.threads_per_job,
                           .fn = srv_exec_job_fn, .fn_user = exec, /* local or remote */
-                          .refs = refs};
+                          .refs = refs, .nice = cfg.job_nice};
     jobs = srv_jobs_start(&jc, &st);
     if (!jobs) {
         die(&st);
@@ -255,6 +291,8 @@ static int serve(int argc, char **argv)
     json_object_set_new(f, "data_dir", json_string(cfg.data_dir));
     json_object_set_new(f, "workers", json_integer(cfg.workers));
     json_object_set_new(f, "executor", json_string(cfg.exec.executor));
+    json_object_set_new(f, "registry", json_string(shared ? "postgresql" : "sqlite"));
+    json_object_set_new(f, "instance", json_string(srv_registry_instance(reg)));
     json_object_set_new(f, "threads_per_job", json_integer(cfg.threads_per_job));
     json_object_set_new(f, "auth", json_boolean(!cfg.no_auth));
     json_object_set_new(f, "version", json_string(SX_VERSION));

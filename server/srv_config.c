@@ -24,9 +24,14 @@ typedef struct key {
 static const key keys[] = {
     {"listen", K_STR, F(listen), sizeof(((srv_config *)0)->listen), "HOST:PORT to listen on (127.0.0.1:8080)"},
     {"data_dir", K_STR, F(data_dir), sizeof(((srv_config *)0)->data_dir), "registry, uploads, jobs, references (./scalexd-data)"},
+    {"registry", K_STR, F(registry), sizeof(((srv_config *)0)->registry), "PostgreSQL URL postgresql://USER@HOST:PORT/DB for several instances sharing one data dir (none: SQLite in the data dir)"},
+    {"instance", K_STR, F(instance), sizeof(((srv_config *)0)->instance), "this instance's name on a shared registry, stable across restarts (host:port)"},
     {"workers", K_INT, F(workers), 0, "concurrent jobs (0 = automatic)"},
     {"threads_per_job", K_INT, F(threads_per_job), 0, "compute threads per job; workers x threads <= cores (0 = automatic)"},
-    {"http_threads", K_INT, F(http_threads), 0, "HTTP threads (4)"},
+    {"http_threads", K_INT, F(http_threads), 0, "HTTP event-loop threads (4)"},
+    {"auth_cache_ttl", K_DBL, F(auth_cache_ttl_s), 0, "seconds a bearer token stays trusted without re-reading the registry: a token revoked by another process is refused within this time (10; 0 = no cache)"},
+    {"job_cache_ttl", K_DBL, F(job_cache_ttl_s), 0, "seconds a job's status may be answered from memory; changes made through this daemon show at once, others (a second daemon on a shared registry) within this time (1; 0 = off)"},
+    {"job_nice", K_INT, F(job_nice), 0, "nice value added to job threads so training never starves the HTTP threads (10; 0..19)"},
     {"max_upload_bytes", K_I64, F(max_upload_bytes), 0, "largest accepted upload (4 GiB)"},
     {"max_json_bytes", K_I64, F(max_json_bytes), 0, "largest JSON request body (1 MiB)"},
     {"cors_origin", K_STR, F(cors_origins), sizeof(((srv_config *)0)->cors_origins), "allowed browser origins, comma separated"},
@@ -61,7 +66,13 @@ void srv_config_defaults(srv_config *c)
     memset(c, 0, sizeof *c);
     snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
     snprintf(c->data_dir, sizeof c->data_dir, "scalexd-data");
+    /* event-loop threads (epoll), each serving many keep-alive connections; 2 and 4 measure
+     * the same on 2 cores (bench/bench_daemon.sh), and handlers block on the registry (a
+     * network round trip with PostgreSQL), so a few more than one per core */
     c->http_threads = 4;
+    c->auth_cache_ttl_s = 10;
+    c->job_cache_ttl_s = 1;
+    c->job_nice = 10;
     c->max_upload_bytes = (int64_t)4 << 30;
     c->max_json_bytes = 1 << 20;
     c->max_attempts = 3;
@@ -273,6 +284,9 @@ int srv_config_check(srv_config *c, sx_status *st)
                              "token create` instead", c->host);
     if (!c->data_dir[0]) return sx_status_set(st, SX_EINVAL, "--data-dir must not be empty");
     if (c->http_threads < 1) c->http_threads = 1;
+    if (c->job_nice > 19)
+        return sx_status_set(st, SX_EINVAL, "job_nice is %d; nice values go up to 19 (10 is the "
+                             "default, 0 runs jobs at the daemon's own priority)", c->job_nice);
     return SX_OK;
 }
 

@@ -16,9 +16,14 @@ typedef struct srv_config {
     char host[200];
     int port;
     char data_dir[2048];
+    char registry[1024];     /* "" = SQLite in the data dir, else a PostgreSQL URL */
+    char instance[128];      /* name among instances sharing a registry ("" = HOST:PORT) */
     int workers;             /* 0 = automatic */
     int threads_per_job;     /* 0 = cores / workers */
     int http_threads;
+    double auth_cache_ttl_s; /* seconds a resolved bearer token is trusted (srv_auth); 0 = off */
+    double job_cache_ttl_s;  /* seconds a GET /v1/jobs/{id} body may be reused (srv_respcache) */
+    int job_nice;            /* added to job worker threads' nice value (srv_jobs); 0 = none */
     int64_t max_upload_bytes;
     int64_t max_json_bytes;
     char cors_origins[2048]; /* comma separated, "" = no CORS */

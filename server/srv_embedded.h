@@ -10,6 +10,10 @@ typedef struct srv_migration {
 /* Migrations in version order, terminated by {0, 0}. Constant tables. */
 extern const srv_migration srv_migrations[];
 extern const int srv_n_migrations;
+/* PostgreSQL spellings (schema/postgres/NNNN_*.sql) of the migrations with the same name;
+ * a version without one uses the portable file above. */
+extern const srv_migration srv_migrations_pg[];
+extern const int srv_n_migrations_pg;
 /* schema/openapi.json, NUL-terminated. */
 extern const char *const srv_openapi_json;
 

@@ -231,128 +231,137 @@ int srv_exec_read_status(const char *jobdir, char state[16], int *code, char msg
 
 /* ---- registry rows (schema/0002_executor.sql) ---- */
 
-int srv_exec_handle_set(sqlite3 *db, const char *job_id, const char *executor, const char *handle,
+int srv_exec_handle_set(srv_db *db, const char *job_id, const char *executor, const char *handle,
                         const char *raw_state, sx_status *st)
 {
-    sqlite3_stmt *s = NULL;
     const char *sql = "INSERT INTO job_executor (job_id, executor, handle, raw_state, done, "
                       "submitted_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5) "
                       "ON CONFLICT (job_id) DO UPDATE SET executor = ?2, handle = ?3, "
                       "raw_state = ?4, done = 0, submitted_ms = CASE WHEN job_executor.handle = ?3 "
                       "THEN job_executor.submitted_ms ELSE ?5 END, updated_ms = ?5";
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
-    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, executor, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, handle, -1, SQLITE_TRANSIENT);
-    if (raw_state) sqlite3_bind_text(s, 4, raw_state, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 5, srv_now_ms());
-    if (sqlite3_step(s) != SQLITE_DONE) goto fail;
-    sqlite3_finalize(s);
+    srv_stmt *s = srv_db_prepare(db, sql, NULL);
+    if (!s) goto fail;
+    srv_stmt_bind_text(s, 1, job_id);
+    srv_stmt_bind_text(s, 2, executor);
+    srv_stmt_bind_text(s, 3, handle);
+    srv_stmt_bind_text(s, 4, raw_state);
+    srv_stmt_bind_int64(s, 5, srv_now_ms());
+    if (srv_stmt_step(s) != SRV_DB_DONE) goto fail;
+    srv_stmt_done(s);
     return SX_OK;
 fail:
     sx_status_set(st, SX_EIO, "registry: keeping the %s id of job %s: %s", executor, job_id,
-                  sqlite3_errmsg(db));
-    sqlite3_finalize(s);
+                  srv_db_errmsg(db));
+    srv_stmt_done(s);
     return SX_EIO;
 }
 
 /* raw_state of a kept handle (without ending it), or the final state (ending it) */
-static int handle_update(sqlite3 *db, const char *job_id, const char *raw_state, int done)
+static int handle_update(srv_db *db, const char *job_id, const char *raw_state, int done)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "UPDATE job_executor SET raw_state = ?2, done = ?3, updated_ms = ?4 "
-                           "WHERE job_id = ?1", -1, &s, NULL) != SQLITE_OK)
-        return SX_EIO;
-    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, raw_state, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(s, 3, done);
-    sqlite3_bind_int64(s, 4, srv_now_ms());
-    int rc = sqlite3_step(s) == SQLITE_DONE ? SX_OK : SX_EIO;
-    sqlite3_finalize(s);
+    srv_stmt *s = srv_db_prepare(db, "UPDATE job_executor SET raw_state = ?2, done = ?3, "
+                                     "updated_ms = ?4 WHERE job_id = ?1", NULL);
+    if (!s) return SX_EIO;
+    srv_stmt_bind_text(s, 1, job_id);
+    srv_stmt_bind_text(s, 2, raw_state);
+    srv_stmt_bind_int64(s, 3, done);
+    srv_stmt_bind_int64(s, 4, srv_now_ms());
+    int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : SX_EIO;
+    srv_stmt_done(s);
     return rc;
 }
 
-int srv_exec_handle_get(sqlite3 *db, const char *job_id, char executor[16], char handle[64],
+int srv_exec_handle_get(srv_db *db, const char *job_id, char executor[16], char handle[64],
                         sx_status *st)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT executor, handle FROM job_executor WHERE job_id = ?1 AND "
-                           "done = 0", -1, &s, NULL) != SQLITE_OK) {
-        sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
-        return -1;
-    }
-    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        if (executor) snprintf(executor, 16, "%s", (const char *)sqlite3_column_text(s, 0));
-        snprintf(handle, 64, "%s", (const char *)sqlite3_column_text(s, 1));
+    srv_stmt *s = srv_db_prepare(db, "SELECT executor, handle FROM job_executor WHERE job_id = ?1 "
+                                     "AND done = 0", st);
+    if (!s) return -1;
+    srv_stmt_bind_text(s, 1, job_id);
+    int rc = srv_stmt_step(s);
+    if (rc == SRV_DB_ROW) {
+        if (executor) snprintf(executor, 16, "%s", srv_stmt_column_text(s, 0));
+        snprintf(handle, 64, "%s", srv_stmt_column_text(s, 1));
         rc = 1;
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == SRV_DB_DONE) {
         rc = 0;
     } else {
-        sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
+        sx_status_set(st, SX_EIO, "registry: %s", srv_db_errmsg(db));
         rc = -1;
     }
-    sqlite3_finalize(s);
+    srv_stmt_done(s);
     return rc;
 }
 
-int srv_exec_handle_clear(sqlite3 *db, const char *job_id, sx_status *st)
+int srv_exec_handle_clear(srv_db *db, const char *job_id, sx_status *st)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM job_executor WHERE job_id = ?1", -1, &s, NULL) !=
-        SQLITE_OK)
-        return sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, job_id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s) == SQLITE_DONE ? SX_OK
-                                           : sx_status_set(st, SX_EIO, "registry: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
+    srv_stmt *s = srv_db_prepare(db, "DELETE FROM job_executor WHERE job_id = ?1", st);
+    if (!s) return st ? st->code : SX_EIO;
+    srv_stmt_bind_text(s, 1, job_id);
+    int rc = srv_stmt_step(s) == SRV_DB_DONE
+                 ? SX_OK : sx_status_set(st, SX_EIO, "registry: %s", srv_db_errmsg(db));
+    srv_stmt_done(s);
     return rc;
 }
 
-int srv_exec_keep_jobdir(sqlite3 *db, const char *job_id)
+int srv_exec_keep_jobdir(srv_db *db, const char *job_id)
 {
     char h[64];
     return srv_exec_handle_get(db, job_id, NULL, h, NULL) == 1;
 }
 
-int srv_exec_prepare_reattach(srv_exec *x, sqlite3 *db, sx_status *st)
+/* jobs of this instance (see srv_job_reconcile): on a shared PostgreSQL registry another
+ * instance's running jobs are not ours to re-queue */
+#define MINE_J "(?9 = 0 OR j.runner = ?8 OR j.runner IS NULL)"
+
+static void bind_mine(srv_stmt *s, srv_db *db)
+{
+    srv_stmt_bind_text(s, 8, srv_db_tag(db));
+    srv_stmt_bind_int64(s, 9, srv_db_kind_of(db) == SRV_DB_POSTGRES);
+}
+
+int srv_exec_prepare_reattach(srv_exec *x, srv_db *db, sx_status *st)
 {
     if (!x || x->ops->run) return 0;
     /* canceled while no daemon watched (CANCELING, or a drained QUEUED job canceled
      * before this start): stop the unit; srv_job_reconcile records CANCELING as CANCELED */
-    sqlite3_stmt *s = NULL;
     int n = 0;
-    if (sqlite3_prepare_v2(db, "SELECT e.handle FROM job_executor e JOIN jobs j ON j.id = e.job_id "
-                           "WHERE e.done = 0 AND j.state IN ('CANCELING','CANCELED','COMPLETE',"
-                           "'EXECUTOR_ERROR','SYSTEM_ERROR')", -1, &s, NULL) != SQLITE_OK)
-        goto fail;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    srv_stmt *s = srv_db_prepare(db, "SELECT e.handle FROM job_executor e JOIN jobs j ON "
+                                     "j.id = e.job_id WHERE e.done = 0 AND j.state IN ("
+                                     "'CANCELING','CANCELED','COMPLETE','EXECUTOR_ERROR',"
+                                     "'SYSTEM_ERROR') AND " MINE_J, NULL);
+    if (!s) goto fail;
+    bind_mine(s, db);
+    while (srv_stmt_step(s) == SRV_DB_ROW) {
         sx_status cst;
-        if (x->ops->cancel(x, (const char *)sqlite3_column_text(s, 0), &cst))
+        if (x->ops->cancel(x, srv_stmt_column_text(s, 0), &cst))
             SX_WARN("executor %s: %s", x->ops->name, cst.msg);
     }
-    sqlite3_finalize(s);
-    s = NULL;
-    if (sqlite3_exec(db, "UPDATE job_executor SET done = 1 WHERE done = 0 AND job_id IN (SELECT id "
-                     "FROM jobs WHERE state IN ('CANCELING','CANCELED','COMPLETE','EXECUTOR_ERROR',"
-                     "'SYSTEM_ERROR'))", NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
+    srv_stmt_done(s);
+    s = srv_db_prepare(db, "UPDATE job_executor SET done = 1 WHERE done = 0 AND job_id IN (SELECT "
+                           "j.id FROM jobs j WHERE j.state IN ('CANCELING','CANCELED','COMPLETE',"
+                           "'EXECUTOR_ERROR','SYSTEM_ERROR') AND " MINE_J ")", NULL);
+    if (!s) goto fail;
+    bind_mine(s, db);
+    if (srv_stmt_step(s) != SRV_DB_DONE) goto fail;
+    srv_stmt_done(s);
     /* running at the executor: back to the queue without consuming an attempt; the next
      * claim finds the kept handle and re-attaches */
-    if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = 'QUEUED', attempts = max(attempts - 1, 0), "
-                           "message = 're-attaching to ' || (SELECT executor || ' job ' || handle "
-                           "FROM job_executor e WHERE e.job_id = jobs.id) WHERE state IN "
-                           "('INITIALIZING','RUNNING') AND id IN (SELECT job_id FROM job_executor "
-                           "WHERE done = 0)", -1, &s, NULL) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_DONE)
-        goto fail;
-    n = sqlite3_changes(db);
-    sqlite3_finalize(s);
+    s = srv_db_prepare(db, "UPDATE jobs SET state = 'QUEUED', attempts = CASE WHEN attempts > 0 "
+                           "THEN attempts - 1 ELSE 0 END, message = 're-attaching to ' || (SELECT "
+                           "executor || ' job ' || handle FROM job_executor e WHERE e.job_id = "
+                           "jobs.id) WHERE state IN ('INITIALIZING','RUNNING') AND id IN (SELECT "
+                           "job_id FROM job_executor WHERE done = 0) AND id IN (SELECT j.id FROM "
+                           "jobs j WHERE " MINE_J ")", NULL);
+    if (!s) goto fail;
+    bind_mine(s, db);
+    if (srv_stmt_step(s) != SRV_DB_DONE) goto fail;
+    n = (int)srv_db_changes(db);
+    srv_stmt_done(s);
     return n;
 fail:
-    sx_status_set(st, SX_EIO, "registry: re-attaching executor jobs: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
+    sx_status_set(st, SX_EIO, "registry: re-attaching executor jobs: %s", srv_db_errmsg(db));
+    srv_stmt_done(s);
     return -1;
 }
 
@@ -495,7 +504,7 @@ static int write_unit(srv_exec *x, const srv_job_run *run, const srv_exec_res *r
 
 static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *prog, sx_status *st)
 {
-    sqlite3 *db = srv_registry_get(x->reg, st);
+    srv_db *db = srv_registry_get(x->reg, st);
     if (!db) return st->code;
     int rc = SX_OK;
     char handle[64] = "", exe[16] = "";

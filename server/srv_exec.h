@@ -20,11 +20,11 @@
 #define SRV_EXEC_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 #include "sx_error.h"
 #include "sx_progress.h"
+#include "srv_db.h"
 
 struct srv_registry;
 struct srv_job_run;
@@ -113,18 +113,18 @@ int srv_exec_job_fn(void *user, const struct srv_job_run *run, const sx_progress
  * that have a unit at a remote executor are put back to QUEUED without consuming an
  * attempt (they will be re-attached, not re-run); CANCELING ones are canceled at the
  * executor. Returns the number of jobs re-attached (>= 0) or < 0 on error. */
-int srv_exec_prepare_reattach(srv_exec *x, sqlite3 *db, sx_status *st);
+int srv_exec_prepare_reattach(srv_exec *x, srv_db *db, sx_status *st);
 /* Should the runner keep the job directory of a claimed job (a unit to re-attach to lives
  * in it)? 1 = keep, 0 = empty it as usual. */
-int srv_exec_keep_jobdir(sqlite3 *db, const char *job_id);
+int srv_exec_keep_jobdir(srv_db *db, const char *job_id);
 
 /* ---- registry rows of schema/0002_executor.sql ---- */
-int srv_exec_handle_set(sqlite3 *db, const char *job_id, const char *executor, const char *handle,
+int srv_exec_handle_set(srv_db *db, const char *job_id, const char *executor, const char *handle,
                         const char *raw_state, sx_status *st);
 /* 1 with handle[64] filled when the job has a kept handle, 0 when none, < 0 on error. */
-int srv_exec_handle_get(sqlite3 *db, const char *job_id, char executor[16], char handle[64],
+int srv_exec_handle_get(srv_db *db, const char *job_id, char executor[16], char handle[64],
                         sx_status *st);
-int srv_exec_handle_clear(sqlite3 *db, const char *job_id, sx_status *st);
+int srv_exec_handle_clear(srv_db *db, const char *job_id, sx_status *st);
 
 /* ---- pieces exposed for unit tests ---- */
 /* Slurm state word (squeue %T / sacct State, e.g. "CANCELLED by 0", "OUT_OF_MEMORY") ->

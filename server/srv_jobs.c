@@ -1,10 +1,13 @@
 #include "srv_jobs.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -65,9 +68,13 @@ struct srv_jobs {
     atomic_int draining;
     atomic_int running;
     double last_poll;
-    sqlite3 *db;         /* the loop thread's connection */
+    srv_db *db;         /* the loop thread's connection */
     srv_jobs_stats stats; /* under mu */
+    atomic_ullong gen;    /* bumped after every job row change this process makes */
 };
+
+/* After a job row was written (committed): cached views of jobs are stale now. */
+static void changed(srv_jobs *j) { atomic_fetch_add(&j->gen, 1); }
 
 const char *srv_error_type(int code)
 {
@@ -128,10 +135,29 @@ static void free_slot_inputs(slot *s)
     s->request = NULL;
 }
 
+/* Lower this worker thread's priority by `nice` (Linux: nice is per thread, and threads
+ * the job starts — the training pool, UMAP, kNN — inherit it). A job keeps every core
+ * busy for minutes; at the same priority the HTTP threads wait behind it for whole
+ * scheduler slices and status polls see tens of ms. At nice 10 a job still gets all the
+ * CPU nobody else wants, but a woken HTTP thread preempts it at once. Unprivileged
+ * processes may raise their nice value, never lower it back: done once per worker. */
+static void lower_priority(int nice)
+{
+    if (nice <= 0) return;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (cur == -1 && errno) return;
+    int want = cur + nice > 19 ? 19 : cur + nice;
+    if (setpriority(PRIO_PROCESS, (id_t)tid, want) != 0)
+        SX_WARN("cannot lower the priority of a job worker (nice %d): %s", want, strerror(errno));
+}
+
 static void *worker_main(void *arg)
 {
     slot *s = arg;
     srv_jobs *j = s->owner;
+    lower_priority(j->cfg.nice);
     pthread_mutex_lock(&j->mu);
     for (;;) {
         while (!j->quit && s->state != SLOT_ASSIGNED) pthread_cond_wait(&j->cv, &j->mu);
@@ -213,6 +239,7 @@ static void flush_progress(srv_jobs *j)
         sx_status st;
         if (srv_job_progress(j->db, id, stage, p, msg[0] ? msg : NULL, &st))
             SX_WARN("job %s: %s", id, st.msg);
+        changed(j);
     }
 }
 
@@ -254,6 +281,7 @@ static void finish_slot(srv_jobs *j, slot *s)
     } else {
         rc = srv_job_finish(j->db, s->id, state, etype, err, &st);
     }
+    changed(j);
     if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, state, st.msg);
     sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
            "job %s %s after %.2f s%s%s", s->id, state, dt, err ? ": " : "", err ? err : "");
@@ -327,6 +355,7 @@ static void dispatch(srv_jobs *j)
         int attempts = 0;
         char *req = NULL, type[32];
         r = srv_job_claim(j->db, id, &attempts, &req, type, &st);
+        changed(j);
         if (r < 0) {
             SX_WARN("job %s: %s", id, st.msg);
             return;
@@ -346,6 +375,7 @@ static void dispatch(srv_jobs *j)
         if (!s->request || resolve_inputs(j, s, &st)) {
             if (!st.code) sx_status_set(&st, SX_EINTERNAL, "job %s: its stored request is not JSON", id);
             srv_job_finish(j->db, id, "EXECUTOR_ERROR", srv_error_type(st.code), st.msg, NULL);
+            changed(j);
             free_slot_inputs(s);
             s->id[0] = 0;
             fire_waiters(j, id, "EXECUTOR_ERROR", 0);
@@ -424,6 +454,37 @@ static void on_wake(uv_async_t *h)
     dispatch(j);
 }
 
+/* A registry shared with other instances (PostgreSQL): a job another instance runs ends
+ * there, and a cancel of one of ours may be recorded there. Once per poll: waiters of jobs
+ * that ended are answered, and our jobs whose row turned CANCELING are stopped. */
+static void poll_shared(srv_jobs *j)
+{
+    if (srv_registry_kind(j->cfg.reg) != SRV_DB_POSTGRES) return;
+    char state[16];
+    waiter **pp = &j->waiters;
+    while (*pp) {
+        waiter *w = *pp;
+        current_state(j, w->id, state);
+        if (srv_job_state_terminal(state) || !strcmp(state, "UNKNOWN")) {
+            *pp = w->next;
+            w->fn(w->user, w->id, state);
+            free(w);
+        } else {
+            pp = &w->next;
+        }
+    }
+    for (int i = 0; i < j->cfg.workers; i++) {
+        char id[32] = "";
+        pthread_mutex_lock(&j->mu);
+        if (j->slots[i].state == SLOT_ASSIGNED && !atomic_load(&j->slots[i].cancel))
+            snprintf(id, sizeof id, "%s", j->slots[i].id);
+        pthread_mutex_unlock(&j->mu);
+        if (!id[0]) continue;
+        current_state(j, id, state);
+        if (!strcmp(state, "CANCELING")) srv_jobs_cancel(j, id);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     srv_jobs *j = t->data;
@@ -433,6 +494,7 @@ static void on_tick(uv_timer_t *t)
     if (now - j->last_poll >= j->cfg.poll_s) {
         j->last_poll = now;
         dispatch(j); /* rows inserted by another process, or a missed wake-up */
+        poll_shared(j);
     }
 }
 
@@ -504,6 +566,13 @@ fail:
 }
 
 void srv_jobs_notify(srv_jobs *j) { uv_async_send(&j->wake); }
+
+uint64_t srv_jobs_generation(srv_jobs *j) { return j ? atomic_load(&j->gen) : 0; }
+
+void srv_jobs_touch(srv_jobs *j)
+{
+    if (j) changed(j);
+}
 
 int srv_jobs_cancel(srv_jobs *j, const char *id)
 {
@@ -579,6 +648,7 @@ void srv_jobs_stop(srv_jobs *j, double grace_s)
         if (s->state == SLOT_ASSIGNED) {
             /* a job that ignores its cancel flag: record it re-queued and leave the thread */
             srv_job_transition(j->db, s->id, NULL, "QUEUED", NULL);
+            changed(j);
             pthread_detach(s->thread);
             continue;
         }

@@ -171,7 +171,7 @@ void srv_refcache_release(srv_refcache *c, void *obj)
     pthread_mutex_unlock(&c->mu);
 }
 
-int srv_refcache_preload(srv_refcache *c, sqlite3 *db, const char *data_dir)
+int srv_refcache_preload(srv_refcache *c, srv_db *db, const char *data_dir)
 {
     sx_status st;
     sx_status_clear(&st);

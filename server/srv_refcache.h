@@ -37,7 +37,7 @@ void *srv_refcache_acquire(srv_refcache *c, const char *name, const char *path, 
 void srv_refcache_release(srv_refcache *c, void *obj);
 /* Load the catalog's references (name order) while they fit in the budget; returns how many
  * were loaded. Errors are logged, not fatal (the reference loads again when a job needs it). */
-int srv_refcache_preload(srv_refcache *c, sqlite3 *db, const char *data_dir);
+int srv_refcache_preload(srv_refcache *c, srv_db *db, const char *data_dir);
 /* Is `name` loaded now? *bytes (may be NULL) gets its footprint. */
 int srv_refcache_is_loaded(srv_refcache *c, const char *name, int64_t *bytes);
 /* Loaded entries and their total bytes (metrics). */

@@ -25,7 +25,7 @@ static json_t *first_of(json_t *o, const char *const *keys)
     return NULL;
 }
 
-int srv_refs_add(sqlite3 *db, const char *data_dir, const srv_ref_add *a, sx_status *st)
+int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_status *st)
 {
     if (!srv_name_ok(a->name))
         return sx_status_set(st, SX_EINVAL, "reference name '%s' is not valid: use 1-64 letters, "

@@ -16,6 +16,6 @@ typedef struct srv_ref_add {
 } srv_ref_add;
 
 /* SX_ESTATE when the name is taken, SX_ENOTFOUND when src_dir has no reference.h5. */
-int srv_refs_add(sqlite3 *db, const char *data_dir, const srv_ref_add *a, sx_status *st);
+int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_status *st);
 
 #endif

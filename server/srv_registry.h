@@ -1,13 +1,20 @@
-/* srv_registry — the SQLite registry: users + tokens, datasets, references, jobs.
+/* srv_registry — the registry: users + tokens, datasets, references, jobs.
  *
- * The registry is the truth of the daemon (the job queue is rows in `jobs`). It lives in
- * DATA_DIR/registry.sqlite in WAL mode with a busy timeout, so the daemon's threads and a
- * concurrent `scalexd token create` can share it. Each thread borrows its own connection
- * from a small pool (srv_registry_get / srv_registry_put); a connection is used by one
- * thread at a time. Migrations (schema/NNNN_*.sql, embedded at build time) are applied
- * forward-only at open, each in its own transaction, with PRAGMA user_version = NNNN.
+ * The registry is the truth of the daemon (the job queue is rows in `jobs`). By default it
+ * lives in DATA_DIR/registry.sqlite in WAL mode with a busy timeout, so the daemon's threads
+ * and a concurrent `scalexd token create` can share it. With a PostgreSQL URL (setting
+ * `registry`) it lives in that database instead, and several scalexd instances sharing one
+ * data dir can serve it together: each claims jobs with row locks (SKIP LOCKED) and records
+ * itself as the job's runner, so a job runs once, and a restarted instance reconciles only
+ * the jobs it ran (srv_registry_set_instance). Database access goes through srv_db.h.
  *
- * Row accessors take a borrowed sqlite3 connection. "Visible" means: the caller's own row,
+ * Each thread borrows its own connection from a small pool (srv_registry_get /
+ * srv_registry_put); a connection is used by one thread at a time. Migrations
+ * (schema/NNNN_*.sql, with PostgreSQL variants in schema/postgres/, embedded at build time)
+ * are applied forward-only at open, each in its own writer transaction, recording the
+ * version in PRAGMA user_version (SQLite) or the schema_version table (PostgreSQL).
+ *
+ * Row accessors take a borrowed connection. "Visible" means: the caller's own row,
  * or any row for an admin; invisible rows read as SX_ENOTFOUND so a user never learns that
  * another user's id exists. JSON objects returned are new references (json_decref).
  */
@@ -15,10 +22,10 @@
 #define SRV_REGISTRY_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdint.h>
 
 #include "sx_error.h"
+#include "srv_db.h"
 
 typedef struct srv_registry srv_registry;
 
@@ -28,24 +35,32 @@ typedef struct srv_user {
     int admin;
 } srv_user;
 
-/* Open (creating DATA_DIR and the database when missing) and migrate. NULL + st on error. */
+/* Open (creating DATA_DIR and the database when missing) and migrate. NULL + st on error.
+ * srv_registry_open_url: url NULL or "" = SQLite in the data dir, else a PostgreSQL URL. */
 srv_registry *srv_registry_open(const char *data_dir, sx_status *st);
+srv_registry *srv_registry_open_url(const char *data_dir, const char *url, sx_status *st);
 void srv_registry_close(srv_registry *r);
 const char *srv_registry_data_dir(const srv_registry *r);
+srv_db_kind srv_registry_kind(const srv_registry *r);
+/* This process's name among the instances sharing a PostgreSQL registry (default: the host
+ * name); it must stay the same across restarts of one instance and differ between
+ * instances. Call before the first srv_registry_get of the job runner. */
+void srv_registry_set_instance(srv_registry *r, const char *name);
+const char *srv_registry_instance(const srv_registry *r);
 /* Borrow a connection (opened on demand); give it back with srv_registry_put. */
-sqlite3 *srv_registry_get(srv_registry *r, sx_status *st);
-void srv_registry_put(srv_registry *r, sqlite3 *db);
-/* Schema version (PRAGMA user_version). */
-int srv_registry_version(sqlite3 *db);
+srv_db *srv_registry_get(srv_registry *r, sx_status *st);
+void srv_registry_put(srv_registry *r, srv_db *db);
+/* Schema version (PRAGMA user_version, or the schema_version table). */
+int srv_registry_version(srv_db *db);
 
 /* ---- users and tokens ---- */
 /* Create the user if missing (admin flag raised, never lowered). */
-int srv_user_ensure(sqlite3 *db, const char *name, int admin, srv_user *u, sx_status *st);
+int srv_user_ensure(srv_db *db, const char *name, int admin, srv_user *u, sx_status *st);
 /* New random bearer token for user NAME (created if missing); the clear token is written to
  * token[80] and only its sha256 is stored. */
-int srv_token_create(sqlite3 *db, const char *name, int admin, char token[80], sx_status *st);
+int srv_token_create(srv_db *db, const char *name, int admin, char token[80], sx_status *st);
 /* Resolve a clear token; SX_ENOTFOUND when unknown. */
-int srv_token_lookup(sqlite3 *db, const char *token, srv_user *u, sx_status *st);
+int srv_token_lookup(srv_db *db, const char *token, srv_user *u, sx_status *st);
 
 /* ---- datasets ---- */
 typedef struct srv_dataset_rec {
@@ -55,27 +70,27 @@ typedef struct srv_dataset_rec {
     int64_t size_bytes, n_obs, n_vars;
     const char *obs_columns; /* JSON array text */
 } srv_dataset_rec;
-int srv_dataset_insert(sqlite3 *db, const srv_dataset_rec *d, sx_status *st);
-json_t *srv_dataset_get(sqlite3 *db, const char *id, const srv_user *u, sx_status *st);
+int srv_dataset_insert(srv_db *db, const srv_dataset_rec *d, sx_status *st);
+json_t *srv_dataset_get(srv_db *db, const char *id, const srv_user *u, sx_status *st);
 /* Page of visible datasets, newest first; *more set when another page exists. */
-json_t *srv_dataset_list(sqlite3 *db, const srv_user *u, int64_t offset, int limit, int *more,
+json_t *srv_dataset_list(srv_db *db, const srv_user *u, int64_t offset, int limit, int *more,
                          sx_status *st);
 /* Path (relative to the data dir) of a visible dataset; caller frees with free(). */
-char *srv_dataset_path(sqlite3 *db, const char *id, const srv_user *u, sx_status *st);
+char *srv_dataset_path(srv_db *db, const char *id, const srv_user *u, sx_status *st);
 /* Delete a visible dataset row; its relative path is returned in *path (free()).
  * SX_ESTATE when an unfinished job uses it. */
-int srv_dataset_delete(sqlite3 *db, const char *id, const srv_user *u, char **path, sx_status *st);
+int srv_dataset_delete(srv_db *db, const char *id, const srv_user *u, char **path, sx_status *st);
 
 /* ---- references ---- */
 typedef struct srv_ref_rec {
     const char *name, *path, *job_id, *description, *species, *tissue, *summary;
     int64_t owner; /* 0 = none (added by the CLI) */
 } srv_ref_rec;
-int srv_ref_insert(sqlite3 *db, const srv_ref_rec *r, sx_status *st); /* SX_ESTATE if the name exists */
-json_t *srv_ref_get(sqlite3 *db, const char *name, sx_status *st);
-char *srv_ref_path(sqlite3 *db, const char *name, sx_status *st);
-json_t *srv_ref_list(sqlite3 *db, sx_status *st);
-int srv_ref_count(sqlite3 *db);
+int srv_ref_insert(srv_db *db, const srv_ref_rec *r, sx_status *st); /* SX_ESTATE if the name exists */
+json_t *srv_ref_get(srv_db *db, const char *name, sx_status *st);
+char *srv_ref_path(srv_db *db, const char *name, sx_status *st);
+json_t *srv_ref_list(srv_db *db, sx_status *st);
+int srv_ref_count(srv_db *db);
 
 /* ---- jobs ---- */
 /* The GA4GH TES state names. */
@@ -83,36 +98,39 @@ extern const char *const srv_job_states[8];
 int srv_job_state_ok(const char *s);
 int srv_job_state_terminal(const char *s);
 
-int srv_job_insert(sqlite3 *db, const char *id, int64_t owner, const char *type,
+int srv_job_insert(srv_db *db, const char *id, int64_t owner, const char *type,
                    const char *request_json, sx_status *st);
-json_t *srv_job_get(sqlite3 *db, const char *id, const srv_user *u, sx_status *st);
-json_t *srv_job_list(sqlite3 *db, const srv_user *u, const char *state, int64_t offset, int limit,
+json_t *srv_job_get(srv_db *db, const char *id, const srv_user *u, sx_status *st);
+json_t *srv_job_list(srv_db *db, const srv_user *u, const char *state, int64_t offset, int limit,
                      int *more, sx_status *st);
 /* State of a visible job into state[16] (and type[32] when not NULL). */
-int srv_job_state(sqlite3 *db, const char *id, const srv_user *u, char state[16], char type[32],
+int srv_job_state(srv_db *db, const char *id, const srv_user *u, char state[16], char type[32],
                   sx_status *st);
 /* Active (not terminal) jobs of one owner, and QUEUED jobs of everyone. */
-int srv_job_counts(sqlite3 *db, int64_t owner, int *n_active_user, int *n_queued, sx_status *st);
+int srv_job_counts(srv_db *db, int64_t owner, int *n_active_user, int *n_queued, sx_status *st);
 /* Counts by state into counts[8] (srv_job_states order). */
-int srv_job_state_counts(sqlite3 *db, int64_t counts[8], sx_status *st);
+int srv_job_state_counts(srv_db *db, int64_t counts[8], sx_status *st);
 /* Conditional state change: only when the current state is `from` (NULL = any non-terminal).
  * Returns 1 when a row changed, 0 when not, < 0 on error. */
-int srv_job_transition(sqlite3 *db, const char *id, const char *from, const char *to,
+int srv_job_transition(srv_db *db, const char *id, const char *from, const char *to,
                        sx_status *st);
 /* Oldest QUEUED job into id[32]; returns 1 when one was found, 0 when none. */
-int srv_job_next_queued(sqlite3 *db, char id[32], sx_status *st);
-/* Claim: QUEUED -> INITIALIZING, attempts + 1, started_ms set. 1 when claimed. */
-int srv_job_claim(sqlite3 *db, const char *id, int *attempts, char **request_json, char type[32],
+int srv_job_next_queued(srv_db *db, char id[32], sx_status *st);
+/* Claim: QUEUED -> INITIALIZING, attempts + 1, started_ms set, runner = the connection's
+ * instance. 1 when claimed, 0 when the job is no longer QUEUED or another instance is
+ * claiming it right now. */
+int srv_job_claim(srv_db *db, const char *id, int *attempts, char **request_json, char type[32],
                   sx_status *st);
-int srv_job_progress(sqlite3 *db, const char *id, const char *stage, double progress,
+int srv_job_progress(srv_db *db, const char *id, const char *stage, double progress,
                      const char *message, sx_status *st);
 /* Terminal write: state, finished_ms, error (NULL for success). */
-int srv_job_finish(sqlite3 *db, const char *id, const char *state, const char *error_type,
+int srv_job_finish(srv_db *db, const char *id, const char *state, const char *error_type,
                    const char *error, sx_status *st);
-/* Start-up reconciliation of jobs the previous process left INITIALIZING/RUNNING/CANCELING:
+/* Start-up reconciliation of jobs the previous process (on PostgreSQL: of this instance)
+ * left INITIALIZING/RUNNING/CANCELING:
  * re-queued while attempts < max_attempts, else SYSTEM_ERROR with the reason. Returns the
  * number of jobs touched. */
-int srv_job_reconcile(sqlite3 *db, int max_attempts, int *n_requeued, int *n_failed,
+int srv_job_reconcile(srv_db *db, int max_attempts, int *n_requeued, int *n_failed,
                       sx_status *st);
 
 #endif

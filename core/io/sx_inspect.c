@@ -7,6 +7,7 @@
 #include "sx_alloc.h"
 #include "sx_h5.h"
 #include "sx_h5x.h"
+#include "sx_io_internal.h"
 
 static void free_cols(sx_inspect_col *c, int n)
 {
@@ -160,32 +161,12 @@ static int stream_x(h5x_ctx *c, const char *xpath, const char *elem, int64_t row
         goto done;
     }
     int64_t step = h5x_mat_chunk_rows(c, &m);
-    if (m.kind == H5X_CSR) {
-        /* largest chunk of entries */
-        int64_t cap = 1;
-        for (int64_t r0 = 0; r0 < m.n_rows; r0 += step) {
-            int64_t r1 = r0 + step < m.n_rows ? r0 + step : m.n_rows;
-            if (m.ptr[r1] - m.ptr[r0] > cap) cap = m.ptr[r1] - m.ptr[r0];
-        }
-        ind = sx_mallocarray((size_t)cap, sizeof(int32_t));
-        val = sx_mallocarray((size_t)cap, sizeof(float));
-        if (!ind || !val) {
-            rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory for a chunk of %lld entries",
-                               c->path, (long long)cap);
-            goto done;
-        }
-        for (int64_t r0 = 0; r0 < m.n_rows; r0 += step) {
-            int64_t r1 = r0 + step < m.n_rows ? r0 + step : m.n_rows;
-            if ((rc = h5x_mat_csr_rows(c, &m, r0, r1, ind, val, st))) goto done;
-            h5x_vstats_add(&vs, val, m.ptr[r1] - m.ptr[r0]);
-            sx_progress_report(c->prog, "inspect", (double)r1 / (double)m.n_rows, NULL);
-            if (sx_progress_cancelled(c->prog)) {
-                rc = sx_status_set(st, SX_ECANCELED, "canceled");
-                goto done;
-            }
-        }
-        r->nnz = m.nnz;
-    } else if (m.kind == H5X_CSC) {
+    if (m.kind == H5X_CSR || m.kind == H5X_CSC) {
+        /* stored entries in fixed slabs, whatever the rows: memory stays bounded even when a
+         * few rows hold most entries. h5x_mat_open checked the offsets (monotone, ending at
+         * nnz); here each index is checked against the other dimension. */
+        int csr = m.kind == H5X_CSR;
+        int64_t bound = csr ? m.n_cols : m.n_rows;
         int64_t cap = 4194304;
         ind = sx_mallocarray((size_t)cap, sizeof(int32_t));
         val = sx_mallocarray((size_t)cap, sizeof(float));
@@ -197,18 +178,25 @@ static int stream_x(h5x_ctx *c, const char *xpath, const char *elem, int64_t row
             int64_t b = a + cap < m.nnz ? a + cap : m.nnz;
             if (h5x_read_slab1(m.indices, H5T_NATIVE_INT32, a, b - a, ind) < 0 ||
                 h5x_read_slab1(m.data, H5T_NATIVE_FLOAT, a, b - a, val) < 0) {
-                rc = sx_status_set(st, SX_EFORMAT, "%s: element '%s': read failed (truncated or "
-                                   "corrupt file)", c->path, elem);
+                rc = sx_status_set(st, SX_EFORMAT, "%s: element '%s': cannot read entries "
+                                   "%lld..%lld (truncated or corrupt file)", c->path, elem,
+                                   (long long)a, (long long)b);
                 goto done;
             }
             for (int64_t k = 0; k < b - a; k++)
-                if (ind[k] < 0 || ind[k] >= m.n_rows) {
-                    rc = sx_status_set(st, SX_EFORMAT, "%s: element '%s': row index %d at entry "
+                if (ind[k] < 0 || ind[k] >= bound) {
+                    rc = sx_status_set(st, SX_EFORMAT, "%s: element '%s': %s index %d at entry "
                                        "%lld is outside 0..%lld; the file is corrupt", c->path,
-                                       elem, ind[k], (long long)(a + k), (long long)m.n_rows - 1);
+                                       elem, csr ? "column" : "row", ind[k], (long long)(a + k),
+                                       (long long)bound - 1);
                     goto done;
                 }
             h5x_vstats_add(&vs, val, b - a);
+            sx_progress_report(c->prog, "inspect", (double)b / (double)m.nnz, NULL);
+            if (sx_progress_cancelled(c->prog)) {
+                rc = sx_status_set(st, SX_ECANCELED, "canceled");
+                goto done;
+            }
         }
         r->nnz = m.nnz;
     } else {
@@ -239,6 +227,7 @@ static int stream_x(h5x_ctx *c, const char *xpath, const char *elem, int64_t row
         goto done;
     }
     r->x_sum = vs.sum;
+    r->n_negative = vs.n_neg;
     r->has_x = 1;
 done:
     sx_free(ind);
@@ -332,6 +321,7 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
         r->has_x = 1;
         r->nnz = sx_csr_nnz(d->X);
         r->x_sum = sx_csr_sum(d->X);
+        for (int64_t k = 0; k < r->nnz; k++) r->n_negative += d->X->data[k] < 0;
     }
     int rc = summarise_frame(d->obs, &r->obs, &r->n_obs_cols, st);
     if (!rc) rc = summarise_frame(d->var, &r->var, &r->n_var_cols, st);
@@ -348,4 +338,25 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
         return NULL;
     }
     return r;
+}
+
+sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st)
+{
+    sx_format fmt;
+    sx_status_clear(st);
+    if (sx_io_detect(path, &fmt, st) != SX_OK) return NULL;
+    if (fmt != SX_FMT_10X_H5) return sx_inspect_path(path, NULL, prog, st);
+    sx_inspect *r = sx_calloc(1, sizeof *r);
+    if (!r) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->format = fmt;
+    if (sx_tenx_h5_check(path, prog, &r->n_obs, &r->n_vars, &r->nnz, &r->x_sum, &r->n_negative,
+                         st) != SX_OK) {
+        sx_inspect_free(r);
+        return NULL;
+    }
+    r->has_x = 1;
+    return r; /* a 10x file's obs is its barcodes: no columns */
 }

@@ -33,6 +33,7 @@ typedef struct sx_inspect {
     int has_x;
     int64_t nnz;                /* stored entries of sparse X, nonzeros of dense X */
     double x_sum;               /* sum of X (double accumulation) */
+    int64_t n_negative;         /* negative values in X */
     int n_obs_cols, n_var_cols;
     sx_inspect_col *obs, *var;
     int n_obsm, n_layers;
@@ -42,6 +43,11 @@ typedef struct sx_inspect {
 /* Summarise one input. opts may be NULL (use_layer selects the matrix summarised). */
 sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx_progress *prog,
                             sx_status *st);
+/* The same, validating the matrix with bounded memory for .h5ad and 10x .h5 (every stored
+ * index and value is read, in slabs, with the readers' structural and NaN/Inf checks); other
+ * formats are read whole. For a 10x file only the sizes, nnz, x_sum and n_negative are
+ * filled (its obs has no columns). Used by scalexd to check uploads. */
+sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st);
 void sx_inspect_free(sx_inspect *r);
 
 #endif

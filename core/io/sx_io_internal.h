@@ -59,4 +59,11 @@ int sx_io_check_values(const struct sx_csr *m, const char *path, int skip, sx_st
 struct sx_dataset;
 int sx_io_unique_var_names(struct sx_dataset *d, const char *path, sx_status *st);
 
+/* A 10x h5 checked as sx_tenx_h5_read would read it (no genome chosen), streaming indices
+ * and data in slabs: sizes, stored entries, their sum and negative count, or the reader's
+ * error. Memory stays bounded by the names and indptr, never the matrix. */
+struct sx_progress;
+int sx_tenx_h5_check(const char *path, const struct sx_progress *prog, int64_t *n_obs,
+                     int64_t *n_vars, int64_t *nnz, double *sum, int64_t *n_neg, sx_status *st);
+
 #endif

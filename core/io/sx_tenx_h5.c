@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "sx_alloc.h"
 #include "sx_h5.h"
+#include "sx_h5x.h"
 #include "sx_io.h"
 #include "sx_io_internal.h"
 #include "sx_log.h"
@@ -113,9 +116,92 @@ static int read_nums(hid_t g, const char *name, int64_t **out, int64_t *n, const
     return SX_OK;
 }
 
-/* Read the matrix of group grp (v3 "matrix", v2 "<genome>"). */
+/* What sx_tenx_h5_check gathers instead of a matrix. */
+typedef struct {
+    const sx_progress *prog;
+    int64_t nnz, n_neg;
+    double sum;
+} tenx_check;
+
+static int64_t extent(hid_t g, const char *name)
+{
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0) return -1;
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return (int64_t)n;
+}
+
+/* The checks read_part makes on indices and data, on slabs of 1M entries: the matrix is
+ * never in memory (an upload is validated with flat memory whatever its size). */
+static int stream_part(hid_t g, const char *grp, const char *path, int64_t nf, int64_t nb,
+                       const int64_t *indptr, tenx_check *chk, sx_status *st)
+{
+    int rc;
+    if (!sx_h5_exists(g, "indices") || !sx_h5_exists(g, "data"))
+        return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
+                             "incomplete", path, grp, sx_h5_exists(g, "data") ? "indices" : "data");
+    if ((rc = check_filters(g, "indices", path, st)) != SX_OK) return rc;
+    if ((rc = check_filters(g, "data", path, st)) != SX_OK) return rc;
+    int64_t n_ind = extent(g, "indices"), n_dat = extent(g, "data");
+    if (n_ind < 0 || n_ind != n_dat || indptr[0] != 0 || indptr[nb] != n_dat)
+        return sx_status_set(st, SX_EFORMAT,
+                             "%s: %s: indices (%lld), data (%lld) and indptr (starts at %lld, ends "
+                             "at %lld) disagree; the file is corrupt", path, grp, (long long)n_ind,
+                             (long long)n_dat, (long long)indptr[0], (long long)indptr[nb]);
+    for (int64_t i = 0; i < nb; i++)
+        if (indptr[i + 1] < indptr[i])
+            return sx_status_set(st, SX_EFORMAT, "%s: %s/indptr decreases at barcode %lld; the "
+                                 "file is corrupt", path, grp, (long long)i);
+    enum { SLAB = 1 << 20 };
+    int64_t *ix = sx_mallocarray(SLAB, sizeof(int64_t));
+    float *v = sx_mallocarray(SLAB, sizeof(float));
+    hid_t di = H5Dopen2(g, "indices", H5P_DEFAULT), dd = H5Dopen2(g, "data", H5P_DEFAULT);
+    if (!ix || !v) rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+    for (int64_t a = 0; rc == SX_OK && a < n_dat; a += SLAB) {
+        int64_t n = n_dat - a < SLAB ? n_dat - a : SLAB;
+        if (h5x_read_slab1(di, H5T_NATIVE_INT64, a, n, ix) < 0 ||
+            h5x_read_slab1(dd, H5T_NATIVE_FLOAT, a, n, v) < 0) {
+            rc = sx_status_set(st, SX_EFORMAT, "%s: %s: cannot read entries %lld..%lld "
+                               "(truncated or corrupt file)", path, grp, (long long)a,
+                               (long long)(a + n));
+            break;
+        }
+        for (int64_t k = 0; k < n; k++) {
+            if (ix[k] < 0 || ix[k] >= nf) {
+                rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indices[%lld] = %lld is outside "
+                                   "0..%lld (features); the file is corrupt", path, grp,
+                                   (long long)(a + k), (long long)ix[k], (long long)nf - 1);
+                break;
+            }
+            float x = v[k];
+            if (!isfinite(x)) {
+                int64_t b = 0;
+                while (indptr[b + 1] <= a + k) b++;
+                rc = sx_status_set(st, SX_EDATA, "%s: value of cell %lld, gene %lld is %s; "
+                                   "remove or replace non-finite values before loading", path,
+                                   (long long)b, (long long)ix[k], isnan(x) ? "NaN" : "infinite");
+                break;
+            }
+            chk->n_neg += x < 0;
+            chk->sum += x;
+        }
+        sx_progress_report(chk->prog, "inspect", (double)(a + n) / (double)n_dat, NULL);
+    }
+    chk->nnz += n_dat;
+    if (di >= 0) H5Dclose(di);
+    if (dd >= 0) H5Dclose(dd);
+    sx_free(ix);
+    sx_free(v);
+    return rc;
+}
+
+/* Read the matrix of group grp (v3 "matrix", v2 "<genome>"); with chk, check it by
+ * streaming instead (p->m stays NULL). */
 static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_part *p,
-                     sx_status *st)
+                     tenx_check *chk, sx_status *st)
 {
     hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
     int64_t *shape = NULL, *indptr = NULL, *indices = NULL;
@@ -170,6 +256,10 @@ static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_pa
     if (n_ptr != nb + 1) {
         rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indptr has %lld entries, expected %lld "
                            "(barcodes + 1)", path, grp, (long long)n_ptr, (long long)nb + 1);
+        goto out;
+    }
+    if (chk) {
+        rc = stream_part(g, grp, path, nf, nb, indptr, chk, st);
         goto out;
     }
     if ((rc = read_nums(g, "indices", &indices, &n_ind, path, grp, st)) != SX_OK) goto out;
@@ -383,7 +473,7 @@ sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
     if (sx_h5_exists(f, "matrix")) {
         if (!(parts = sx_calloc(1, sizeof *parts))) goto oom;
         n_parts = 1;
-        if (read_part(f, "matrix", 1, path, &parts[0], st) != SX_OK) goto fail;
+        if (read_part(f, "matrix", 1, path, &parts[0], NULL, st) != SX_OK) goto fail;
         if (!(d = assemble(parts, 1, NULL, path, st))) goto fail;
         if (genome && filter_genome(d, genome, path, st) != SX_OK) goto fail;
     } else {
@@ -414,7 +504,8 @@ sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
         if (!(parts = sx_calloc((size_t)count, sizeof *parts))) goto oom;
         n_parts = count;
         for (int i = 0; i < count; i++)
-            if (read_part(f, groups.v[first + i], 0, path, &parts[i], st) != SX_OK) goto fail;
+            if (read_part(f, groups.v[first + i], 0, path, &parts[i], NULL, st) != SX_OK)
+                goto fail;
         if (count > 1)
             SX_INFO("%s: %d genomes read side by side; var 'genome' says which gene is whose",
                     path, count);
@@ -436,4 +527,60 @@ done:
     sx_free(groups.v);
     H5Fclose(f);
     return d;
+}
+
+int sx_tenx_h5_check(const char *path, const sx_progress *prog, int64_t *n_obs, int64_t *n_vars,
+                     int64_t *nnz, double *sum, int64_t *n_neg, sx_status *st)
+{
+    hid_t f = sx_h5_open_ro(path, st);
+    if (f < 0) return st->code ? st->code : SX_EFORMAT;
+    namevec groups = {0};
+    tenx_part *parts = NULL;
+    int n_parts = 0, rc = SX_OK;
+    tenx_check chk = {.prog = prog};
+    if (sx_h5_exists(f, "matrix")) {
+        if (!(parts = sx_calloc(1, sizeof *parts))) goto oom;
+        n_parts = 1;
+        rc = read_part(f, "matrix", 1, path, &parts[0], &chk, st);
+    } else {
+        if (list_groups(f, &groups) != 0) goto oom;
+        if (groups.n == 0) {
+            rc = sx_status_set(st, SX_EFORMAT, "%s: an HDF5 file but not a 10x matrix: no "
+                               "/matrix group (Cell Ranger >= 3) and no genome groups (Cell "
+                               "Ranger <= 2)", path);
+            goto done;
+        }
+        if (!(parts = sx_calloc((size_t)groups.n, sizeof *parts))) goto oom;
+        n_parts = groups.n;
+        for (int i = 0; rc == SX_OK && i < groups.n; i++)
+            rc = read_part(f, groups.v[i], 0, path, &parts[i], &chk, st);
+    }
+    *n_vars = 0;
+    for (int i = 0; rc == SX_OK && i < n_parts; i++) {
+        /* genomes side by side need the same barcodes (assemble) */
+        if (parts[i].n_bc != parts[0].n_bc)
+            rc = sx_status_set(st, SX_EFORMAT, "%s: the genome groups have different barcodes, "
+                               "so they cannot be read together; choose one genome (genome "
+                               "option)", path);
+        for (int64_t b = 0; rc == SX_OK && b < parts[0].n_bc; b++)
+            if (strcmp(parts[i].barcodes[b], parts[0].barcodes[b]) != 0)
+                rc = sx_status_set(st, SX_EFORMAT, "%s: the genome groups have different "
+                                   "barcodes, so they cannot be read together; choose one "
+                                   "genome (genome option)", path);
+        *n_vars += parts[i].n_feat;
+    }
+    *n_obs = n_parts ? parts[0].n_bc : 0;
+    *nnz = chk.nnz;
+    *sum = chk.sum;
+    *n_neg = chk.n_neg;
+    goto done;
+oom:
+    rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+done:
+    for (int i = 0; i < n_parts; i++) part_free(&parts[i]);
+    sx_free(parts);
+    for (int i = 0; i < groups.n; i++) sx_free(groups.v[i]);
+    sx_free(groups.v);
+    H5Fclose(f);
+    return rc;
 }

@@ -24,6 +24,17 @@ expect_problem 409 conflict "$(req "$ALICE" POST /v1/references -d "{\"name\":\"
 expect 200 "$(req "$BOB" GET /v1/references)" "bob sees the shared catalog"
 [ "$(jq_ 'd["references"][0]["name"]')" = pancreas ] || fail "catalog"
 [ "$(jq_ '"Group" in d["references"][0]["label_columns"]')" = True ] || fail "label columns"
+# plausible label columns only, against anndata's reading of the same file: categorical,
+# not the batch column (Sample), 2..n_obs/2 categories (Batch and batch have one)
+"$PY" - "$WORK/body" "$P/reference_human.h5ad" <<'PY' || fail "label columns: $(cat "$WORK/body")"
+import json, sys, anndata, pandas as pd
+got = json.load(open(sys.argv[1]))["references"][0]["label_columns"]
+a = anndata.read_h5ad(sys.argv[2])
+want = [c for c in a.obs.columns if isinstance(a.obs[c].dtype, pd.CategoricalDtype)
+        and c.lower() != "sample" and 2 <= len(a.obs[c].cat.categories) <= a.n_obs / 2]
+assert got == want, (got, want)
+assert "Group" in got and not {"Sample", "batch", "Batch"} & set(got), got
+PY
 
 # ---- project + transfer as a job ----
 expect 201 "$(upload "$ALICE" '/v1/datasets?name=mouse' "$P/query_mouse.h5ad")" "upload query"

@@ -198,7 +198,7 @@ static void rec_fn(void *user, const char *stage, double frac, const char *msg)
 typedef struct env {
     char dir[512], fake[512];
     srv_registry *reg;
-    sqlite3 *db;
+    srv_db *db;
     srv_exec *x;
     int after_calls;
 } env;
@@ -224,7 +224,7 @@ static void env_open(env *e)
     e->reg = srv_registry_open(e->dir, &st);
     ck_assert_msg(e->reg != NULL, "%s", st.msg);
     e->db = srv_registry_get(e->reg, &st);
-    ck_assert_int_eq(srv_registry_version(e->db), 2);
+    ck_assert_int_ge(srv_registry_version(e->db), 2); /* job_executor exists */
     srv_exec_config c;
     srv_exec_config_defaults(&c);
     snprintf(c.executor, sizeof c.executor, "slurm");
@@ -405,7 +405,7 @@ START_TEST(slurm_drain_then_reattach)
 
     /* the start-up pass: a RUNNING row with a live unit goes back to QUEUED, attempt kept */
     ck_assert_int_eq(srv_job_transition(e.db, "jre", NULL, "RUNNING", &st), 1);
-    sqlite3_exec(e.db, "UPDATE jobs SET attempts = 1 WHERE id = 'jre'", NULL, NULL, NULL);
+    srv_db_exec(e.db, "UPDATE jobs SET attempts = 1 WHERE id = 'jre'", NULL);
     ck_assert_int_eq(srv_exec_prepare_reattach(e.x, e.db, &st), 1);
     srv_user admin = {.id = 0, .admin = 1};
     char state[16];

@@ -48,7 +48,7 @@ static int fake_run(void *user, const srv_job_run *run, const sx_progress *prog,
 
 typedef struct env {
     srv_registry *reg;
-    sqlite3 *db;
+    srv_db *db;
     srv_jobs *jobs;
     fake f;
     srv_user u;
@@ -205,7 +205,7 @@ START_TEST(worker_bound_and_drain)
     ck_assert_int_eq(atomic_load(&e.f.max_running), 2);
     /* drain with a short grace: running jobs are canceled and recorded QUEUED again */
     srv_registry *reg = e.reg;
-    sqlite3 *db = e.db;
+    srv_db *db = e.db;
     srv_jobs_stop(e.jobs, 0.2);
     srv_user u = e.u;
     ck_assert_int_eq(srv_job_state(db, "job_1", &u, s, NULL, NULL), SX_OK);

@@ -185,7 +185,7 @@ START_TEST(preload_stops_at_budget)
     sx_status st;
     srv_registry *reg = srv_registry_open(dir, &st);
     ck_assert_msg(reg, "%s", st.msg);
-    sqlite3 *db = srv_registry_get(reg, &st);
+    srv_db *db = srv_registry_get(reg, &st);
     const char *names[] = {"alpha", "beta", "gamma"};
     for (int i = 0; i < 3; i++) {
         make_ref(dir, names[i], 100);
@@ -233,7 +233,7 @@ START_TEST(runner_passes_the_loaded_reference)
     sx_status st;
     srv_registry *reg = srv_registry_open(dir, &st);
     ck_assert_msg(reg, "%s", st.msg);
-    sqlite3 *db = srv_registry_get(reg, &st);
+    srv_db *db = srv_registry_get(reg, &st);
     srv_user u;
     ck_assert_int_eq(srv_user_ensure(db, "u", 0, &u, &st), SX_OK);
     srv_dataset_rec d = {.owner = u.id, .name = "q", .format = "h5ad", .path = "datasets/q",

@@ -1,0 +1,47 @@
+/* srv_auth — bearer tokens resolved through a small in-memory cache.
+ *
+ * Every authenticated request used to cost a sha256 and a registry transaction; under
+ * status polling (GET /v1/jobs/{id} from many clients) that was most of the request's CPU.
+ * The cache maps sha256(token) -> user for at most `ttl_s` seconds, in a fixed number of
+ * entries (least-soon-to-expire entry replaced when a bucket is full), so:
+ *  - the clear token is never kept, only its hash (like the registry);
+ *  - a token revoked or a user changed by another process (`scalexd token ...` on the same
+ *    data dir, another daemon) is honoured within ttl_s: the bound is documented as the
+ *    `auth_cache_ttl` setting (docs/guide);
+ *  - a revocation made through this process calls srv_auth_forget / srv_auth_forget_user
+ *    and takes effect at once;
+ *  - unknown tokens are not cached: a token created a moment ago works on its first use,
+ *    and random guesses cannot evict real entries.
+ * ttl_s <= 0 disables the cache (every request reads the registry).
+ * Thread-safe (one mutex, held only to copy an entry). Functions taking `a` accept NULL
+ * except srv_auth_check. */
+#ifndef SRV_AUTH_H
+#define SRV_AUTH_H
+
+#include "sx_error.h"
+#include "srv_registry.h"
+
+typedef struct srv_auth srv_auth;
+
+typedef struct srv_auth_stats {
+    long long hits, misses, entries;
+} srv_auth_stats;
+
+/* capacity: entries kept (rounded up to a power of two, at least 16). NULL when out of
+ * memory. The registry is borrowed and must outlive the cache. */
+srv_auth *srv_auth_new(srv_registry *reg, int capacity, double ttl_s);
+void srv_auth_free(srv_auth *a);
+
+/* Resolve a clear bearer token: SX_OK and *u, SX_ENOTFOUND for an unknown token, another
+ * SX_E* with st when the registry cannot be read. Hashes the token once; reads the registry
+ * only on a miss or an expired entry. */
+int srv_auth_check(srv_auth *a, const char *token, srv_user *u, sx_status *st);
+
+/* Drop one token (by its clear text) / every token of a user now: call after revoking. */
+void srv_auth_forget(srv_auth *a, const char *token);
+void srv_auth_forget_user(srv_auth *a, int64_t user_id);
+void srv_auth_clear(srv_auth *a);
+
+void srv_auth_stats_get(srv_auth *a, srv_auth_stats *out);
+
+#endif
