@@ -120,7 +120,9 @@ typedef struct sx_nn_train_opts {
     double weight_decay;   /* 5e-4, classic L2 added to the gradient */
     double beta1, beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
     int patience;          /* 10 epochs without strict improvement stop training */
-    uint64_t seed;         /* minibatch order and reparameterization noise */
+    uint64_t seed;         /* minibatch order and reparameterization noise: the stream of
+                              sx_nn_model_new's seed jumped 2^128 draws on, so the same
+                              seed never re-uses the init's draws */
     int threads;           /* 0 = all cores; else the training pool's threads (see top) */
     int adam_mode;         /* SX_NN_ADAM_TORCH2 (default): a DSBN unit absent from a step is
                               skipped; SX_NN_ADAM_TORCH113: once it had a gradient it keeps

@@ -113,8 +113,11 @@ typedef struct sx_nn_rng {
 } sx_nn_rng;
 void sx_nn_rng_seed(sx_nn_rng *r, uint64_t seed);
 uint64_t sx_nn_rng_next(sx_nn_rng *r);
+/* Advance by 2^128 draws (xoshiro256**'s published jump): a stream seeded alike, then jumped,
+ * never meets the unjumped one's draws. */
+void sx_nn_rng_jump(sx_nn_rng *r);
 double sx_nn_rng_uniform(sx_nn_rng *r);  /* [0, 1) with 53 bits */
-double sx_nn_rng_normal(sx_nn_rng *r);   /* standard normal (Box-Muller, both values used) */
+double sx_nn_rng_normal(sx_nn_rng *r);   /* standard normal (Box-Muller, cosine value only) */
 uint64_t sx_nn_rng_below(sx_nn_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
 /* OpenBLAS's current thread count (training and encoding set 1 for the sparse path and put

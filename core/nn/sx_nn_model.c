@@ -37,6 +37,20 @@ uint64_t sx_nn_rng_next(sx_nn_rng *r)
     return res;
 }
 
+void sx_nn_rng_jump(sx_nn_rng *r)
+{
+    static const uint64_t J[] = {0x180ec6d33cfd0abaULL, 0xd5a61266f0c9392cULL,
+                                 0xa9582618e03fc9aaULL, 0x39abdc4529b1661cULL};
+    uint64_t a[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++)
+        for (int b = 0; b < 64; b++) {
+            if (J[i] & ((uint64_t)1 << b))
+                for (int k = 0; k < 4; k++) a[k] ^= r->s[k];
+            sx_nn_rng_next(r);
+        }
+    memcpy(r->s, a, sizeof a);
+}
+
 double sx_nn_rng_uniform(sx_nn_rng *r) { return (sx_nn_rng_next(r) >> 11) * 0x1.0p-53; }
 
 double sx_nn_rng_normal(sx_nn_rng *r)

@@ -64,7 +64,12 @@ sx_nn_trainer *sx_nn_trainer_new(sx_nn_model *m, const sx_nn_train_opts *o, sx_s
     sx_nn_set_threads(t->o.first_layer == SX_NN_FIRST_DENSE ? t->o.threads : 1);
     t->pool = sx_nn_pool_new(t->o.threads, st);
     if (!t->pool) goto fail;
+    /* The model's initial weights were drawn from this seed's stream; PyTorch draws the
+     * shuffles and the reparameterization noise from where the init left off, never from the
+     * same numbers again. Jump past them: without it, the permutations and noise of the first
+     * epochs (as many draws as there are weights) re-used the initial weights' own uniforms. */
     sx_nn_rng_seed(&t->rng, t->o.seed);
+    sx_nn_rng_jump(&t->rng);
     t->grad = sx_calloc((size_t)m->n_param_el, m->esz);
     t->m1 = sx_calloc((size_t)m->n_param_el, m->esz);
     t->m2 = sx_calloc((size_t)m->n_param_el, m->esz);
