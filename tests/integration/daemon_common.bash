@@ -17,11 +17,12 @@ start_daemon() {
     rm -f "$dir/scalexd.port"
     "$BIN" --listen 127.0.0.1:0 --data-dir "$dir" --drain-grace 1 "$@" >>"$WORK/daemon.log" 2>&1 &
     DPID=$!
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 1200); do # 60 s: a loaded machine under ASan starts slowly
         [ -s "$dir/scalexd.port" ] && break
         kill -0 "$DPID" 2>/dev/null || fail "scalexd exited at start"
         sleep 0.05
     done
+    [ -s "$dir/scalexd.port" ] || fail "scalexd wrote no port file within 60 s"
     URL="http://127.0.0.1:$(cat "$dir/scalexd.port")"
 }
 stop_daemon() { kill -TERM "$DPID"; wait "$DPID" || fail "scalexd exit status $?"; DPID=""; }

@@ -10,11 +10,14 @@ SRC=${SX_SOURCE_DIR:?run through ctest}
 cd "$SRC"
 DEMO=$WORK/demo
 start_demo() {
+    # the last start's output must not be read as this one's (the background shell truncates
+    # it only when it gets to run)
+    rm -f "$WORK/demo.out"
     SX_DEMO_NO_BUILD=1 BUILD=$(dirname "$BIN") DEMO_DIR=$DEMO LISTEN=127.0.0.1:0 DEMO_ITER=150 \
         scripts/demo.sh >"$WORK/demo.out" 2>"$WORK/daemon.log" &
     DEMO_PID=$!
     for _ in $(seq 1 1200); do
-        grep -q '^curl ' "$WORK/demo.out" && break
+        grep -qs '^curl ' "$WORK/demo.out" && break
         kill -0 "$DEMO_PID" 2>/dev/null || { cat "$WORK/demo.out" >&2; fail "demo.sh exited"; }
         sleep 0.25
     done
