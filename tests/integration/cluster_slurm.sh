@@ -152,7 +152,7 @@ expect 201 "$(req "$ALICE" POST /v1/references -d "{\"name\":\"pancreas\",\"job\
 expect 201 "$(upload "$ALICE" '/v1/datasets?name=mouse' "$P/query_mouse.h5ad")" "upload query"
 Q_DS=$(jq_ 'd["id"]')
 PROJ="{\"type\":\"project\",\"datasets\":[\"$Q_DS\"],\"reference\":\"pancreas\",\"options\":{\"label\":\"Group\",\"seed\":1}}"
-LONG="{\"type\":\"integrate\",\"datasets\":[\"$REF_DS\"],\"options\":{\"batch_name\":\"Sample\",\"max_iteration\":1000000,\"min_features\":10}}"
+LONG="{\"type\":\"integrate\",\"datasets\":[\"$REF_DS\"],\"options\":{\"batch_name\":\"Sample\",\"max_iteration\":1000000,\"patience\":1000000,\"min_features\":10}}"
 expect 202 "$(req "$ALICE" POST /v1/jobs -d "$PROJ")" "local project"
 LJ=$(jq_ 'd["id"]')
 T0=$(date +%s.%N)

@@ -17,7 +17,7 @@ DONE=$(jq_ 'd["id"]')
 wait_job "$ALICE" "$DONE" 300 COMPLETE
 RES_SHA=$(sha256sum "$D/jobs/$DONE/adata.h5ad" | cut -d' ' -f1)
 # a long job, killed while it runs
-LONG_REQ="{\"type\":\"integrate\",\"datasets\":[\"$DS\"],\"options\":{\"batch_name\":\"Sample\",\"max_iteration\":1000000,\"min_features\":10}}"
+LONG_REQ="{\"type\":\"integrate\",\"datasets\":[\"$DS\"],\"options\":{\"batch_name\":\"Sample\",\"max_iteration\":1000000,\"patience\":1000000,\"min_features\":10}}"
 expect 202 "$(req "$ALICE" POST /v1/jobs -d "$LONG_REQ")" "long job"
 LONG=$(jq_ 'd["id"]')
 expect 202 "$(req "$ALICE" POST /v1/jobs -d "$LONG_REQ")" "second long job (queued)"
