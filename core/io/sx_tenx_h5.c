@@ -349,15 +349,28 @@ static int list_groups(hid_t f, namevec *nv)
 }
 
 /* Build the dataset of parts side by side (same barcodes), genome column when tag set. */
+/* Genomes read side by side must share their barcodes, in the same order. */
+static int same_barcodes(const tenx_part *parts, int n, const char *path, sx_status *st)
+{
+    for (int i = 1; i < n; i++) {
+        int same = parts[i].n_bc == parts[0].n_bc;
+        for (int64_t b = 0; same && b < parts[0].n_bc; b++)
+            same = strcmp(parts[i].barcodes[b], parts[0].barcodes[b]) == 0;
+        if (!same)
+            return sx_status_set(st, SX_EFORMAT, "%s: the genome groups have different "
+                                 "barcodes, so they cannot be read together; choose one genome "
+                                 "(genome option)", path);
+    }
+    return SX_OK;
+}
+
 static sx_dataset *assemble(tenx_part *parts, int n, char **genomes, const char *path,
                             sx_status *st)
 {
     sx_dataset *d = NULL;
     int64_t nb = parts[0].n_bc, nf = 0, nnz = 0;
+    if (same_barcodes(parts, n, path, st) != SX_OK) return NULL;
     for (int i = 0; i < n; i++) {
-        if (parts[i].n_bc != nb) goto mismatch;
-        for (int64_t b = 0; b < nb; b++)
-            if (strcmp(parts[i].barcodes[b], parts[0].barcodes[b]) != 0) goto mismatch;
         nf += parts[i].n_feat;
         nnz += sx_csr_nnz(parts[i].m);
     }
@@ -419,11 +432,6 @@ static sx_dataset *assemble(tenx_part *parts, int n, char **genomes, const char 
     sx_free(ids);
     sx_free(gen);
     return d;
-mismatch:
-    sx_status_set(st, SX_EFORMAT,
-                  "%s: the genome groups have different barcodes, so they cannot be read "
-                  "together; choose one genome (genome option)", path);
-    return NULL;
 oom:
     sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
 fail:
@@ -457,6 +465,60 @@ static int filter_genome(sx_dataset *d, const char *genome, const char *path, sx
     return rc;
 }
 
+/* The parts of a 10x .h5: /matrix (Cell Ranger >= 3), or one group per genome (<= 2; only
+ * GENOME's when given; a v3 file's genome is a feature tag, filtered after assembly).
+ * *groups keeps the genome group names (empty for /matrix); the caller frees parts and
+ * groups with parts_free. CHK (may be NULL) streams the values through a check instead of
+ * keeping them. */
+static int read_parts(hid_t f, const char *path, const char *genome, tenx_check *chk,
+                      namevec *groups, tenx_part **parts, int *n_parts, int *v3, sx_status *st)
+{
+    *v3 = sx_h5_exists(f, "matrix");
+    if (*v3) {
+        if (!(*parts = sx_calloc(1, sizeof **parts))) goto oom;
+        *n_parts = 1;
+        return read_part(f, "matrix", 1, path, &(*parts)[0], chk, st);
+    }
+    if (list_groups(f, groups) != 0) goto oom;
+    if (groups->n == 0)
+        return sx_status_set(st, SX_EFORMAT, "%s: an HDF5 file but not a 10x matrix: no "
+                             "/matrix group (Cell Ranger >= 3) and no genome groups (Cell "
+                             "Ranger <= 2)", path);
+    int first = 0, count = groups->n;
+    if (genome) {
+        first = -1;
+        for (int i = 0; i < groups->n; i++)
+            if (strcmp(groups->v[i], genome) == 0) first = i;
+        if (first < 0) {
+            char avail[512] = "";
+            for (int i = 0; i < groups->n; i++) {
+                strncat(avail, i ? ", " : "", sizeof avail - strlen(avail) - 1);
+                strncat(avail, groups->v[i], sizeof avail - strlen(avail) - 1);
+            }
+            return sx_status_set(st, SX_ENOTFOUND, "%s: genome '%s' not found; available: %s",
+                                 path, genome, avail);
+        }
+        count = 1;
+    }
+    if (!(*parts = sx_calloc((size_t)count, sizeof **parts))) goto oom;
+    *n_parts = count;
+    for (int i = 0; i < count; i++) {
+        int rc = read_part(f, groups->v[first + i], 0, path, &(*parts)[i], chk, st);
+        if (rc) return rc;
+    }
+    return SX_OK;
+oom:
+    return sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
+}
+
+static void parts_free(tenx_part *parts, int n_parts, namevec *groups)
+{
+    for (int i = 0; i < n_parts; i++) part_free(&parts[i]);
+    sx_free(parts);
+    for (int i = 0; i < groups->n; i++) sx_free(groups->v[i]);
+    sx_free(groups->v);
+}
+
 sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
                             const sx_progress *prog, sx_status *st)
 {
@@ -467,64 +529,25 @@ sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
     sx_dataset *d = NULL;
     namevec groups = {0};
     tenx_part *parts = NULL;
-    int n_parts = 0;
+    int n_parts = 0, v3 = 0;
 
     sx_progress_report(prog, "read", 0.0, NULL);
-    if (sx_h5_exists(f, "matrix")) {
-        if (!(parts = sx_calloc(1, sizeof *parts))) goto oom;
-        n_parts = 1;
-        if (read_part(f, "matrix", 1, path, &parts[0], NULL, st) != SX_OK) goto fail;
-        if (!(d = assemble(parts, 1, NULL, path, st))) goto fail;
-        if (genome && filter_genome(d, genome, path, st) != SX_OK) goto fail;
-    } else {
-        if (list_groups(f, &groups) != 0) goto oom;
-        if (groups.n == 0) {
-            sx_status_set(st, SX_EFORMAT, "%s: an HDF5 file but not a 10x matrix: no /matrix "
-                          "group (Cell Ranger >= 3) and no genome groups (Cell Ranger <= 2)",
-                          path);
-            goto fail;
-        }
-        int first = 0, count = groups.n;
-        if (genome) {
-            first = -1;
-            for (int i = 0; i < groups.n; i++)
-                if (strcmp(groups.v[i], genome) == 0) first = i;
-            if (first < 0) {
-                char avail[512] = "";
-                for (int i = 0; i < groups.n; i++) {
-                    strncat(avail, i ? ", " : "", sizeof avail - strlen(avail) - 1);
-                    strncat(avail, groups.v[i], sizeof avail - strlen(avail) - 1);
-                }
-                sx_status_set(st, SX_ENOTFOUND, "%s: genome '%s' not found; available: %s", path,
-                              genome, avail);
-                goto fail;
-            }
-            count = 1;
-        }
-        if (!(parts = sx_calloc((size_t)count, sizeof *parts))) goto oom;
-        n_parts = count;
-        for (int i = 0; i < count; i++)
-            if (read_part(f, groups.v[first + i], 0, path, &parts[i], NULL, st) != SX_OK)
-                goto fail;
-        if (count > 1)
-            SX_INFO("%s: %d genomes read side by side; var 'genome' says which gene is whose",
-                    path, count);
-        if (!(d = assemble(parts, count, count > 1 ? groups.v : NULL, path, st))) goto fail;
-    }
+    /* v3 with a genome: the whole matrix, then that genome's features (filter_genome) */
+    if (read_parts(f, path, genome, NULL, &groups, &parts, &n_parts, &v3, st)) goto fail;
+    if (n_parts > 1)
+        SX_INFO("%s: %d genomes read side by side; var 'genome' says which gene is whose",
+                path, n_parts);
+    if (!(d = assemble(parts, n_parts, n_parts > 1 ? groups.v : NULL, path, st))) goto fail;
+    if (v3 && genome && filter_genome(d, genome, path, st) != SX_OK) goto fail;
     if (sx_io_check_values(d->X, path, skip, st) != SX_OK) goto fail;
     if (sx_io_unique_var_names(d, path, st) != SX_OK) goto fail;
     sx_progress_report(prog, "read", 1.0, NULL);
     goto done;
-oom:
-    sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
 fail:
     sx_dataset_free(d);
     d = NULL;
 done:
-    for (int i = 0; i < n_parts; i++) part_free(&parts[i]);
-    sx_free(parts);
-    for (int i = 0; i < groups.n; i++) sx_free(groups.v[i]);
-    sx_free(groups.v);
+    parts_free(parts, n_parts, &groups);
     H5Fclose(f);
     return d;
 }
@@ -536,51 +559,19 @@ int sx_tenx_h5_check(const char *path, const sx_progress *prog, int64_t *n_obs, 
     if (f < 0) return st->code ? st->code : SX_EFORMAT;
     namevec groups = {0};
     tenx_part *parts = NULL;
-    int n_parts = 0, rc = SX_OK;
+    int n_parts = 0, v3 = 0;
     tenx_check chk = {.prog = prog};
-    if (sx_h5_exists(f, "matrix")) {
-        if (!(parts = sx_calloc(1, sizeof *parts))) goto oom;
-        n_parts = 1;
-        rc = read_part(f, "matrix", 1, path, &parts[0], &chk, st);
-    } else {
-        if (list_groups(f, &groups) != 0) goto oom;
-        if (groups.n == 0) {
-            rc = sx_status_set(st, SX_EFORMAT, "%s: an HDF5 file but not a 10x matrix: no "
-                               "/matrix group (Cell Ranger >= 3) and no genome groups (Cell "
-                               "Ranger <= 2)", path);
-            goto done;
-        }
-        if (!(parts = sx_calloc((size_t)groups.n, sizeof *parts))) goto oom;
-        n_parts = groups.n;
-        for (int i = 0; rc == SX_OK && i < groups.n; i++)
-            rc = read_part(f, groups.v[i], 0, path, &parts[i], &chk, st);
+    int rc = read_parts(f, path, NULL, &chk, &groups, &parts, &n_parts, &v3, st);
+    if (rc == SX_OK) rc = same_barcodes(parts, n_parts, path, st);
+    if (rc == SX_OK) {
+        *n_vars = 0;
+        for (int i = 0; i < n_parts; i++) *n_vars += parts[i].n_feat;
+        *n_obs = n_parts ? parts[0].n_bc : 0;
+        *nnz = chk.nnz;
+        *sum = chk.sum;
+        *n_neg = chk.n_neg;
     }
-    *n_vars = 0;
-    for (int i = 0; rc == SX_OK && i < n_parts; i++) {
-        /* genomes side by side need the same barcodes (assemble) */
-        if (parts[i].n_bc != parts[0].n_bc)
-            rc = sx_status_set(st, SX_EFORMAT, "%s: the genome groups have different barcodes, "
-                               "so they cannot be read together; choose one genome (genome "
-                               "option)", path);
-        for (int64_t b = 0; rc == SX_OK && b < parts[0].n_bc; b++)
-            if (strcmp(parts[i].barcodes[b], parts[0].barcodes[b]) != 0)
-                rc = sx_status_set(st, SX_EFORMAT, "%s: the genome groups have different "
-                                   "barcodes, so they cannot be read together; choose one "
-                                   "genome (genome option)", path);
-        *n_vars += parts[i].n_feat;
-    }
-    *n_obs = n_parts ? parts[0].n_bc : 0;
-    *nnz = chk.nnz;
-    *sum = chk.sum;
-    *n_neg = chk.n_neg;
-    goto done;
-oom:
-    rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory", path);
-done:
-    for (int i = 0; i < n_parts; i++) part_free(&parts[i]);
-    sx_free(parts);
-    for (int i = 0; i < groups.n; i++) sx_free(groups.v[i]);
-    sx_free(groups.v);
+    parts_free(parts, n_parts, &groups);
     H5Fclose(f);
     return rc;
 }
