@@ -135,43 +135,10 @@ int srv_auth_check(srv_auth *a, const char *token, srv_user *u, sx_status *st)
     }
     srv_db *db = srv_registry_get(a->reg, st);
     if (!db) return st->code ? st->code : SX_EIO;
-    /* the registry hashes the clear token itself (its lookup takes no hash): a second
-     * sha256 on a miss only, which the TTL makes rare */
-    int rc = srv_token_lookup(db, token, u, st);
+    int rc = cached ? srv_token_lookup_hash(db, hex, u, st) : srv_token_lookup(db, token, u, st);
     srv_registry_put(a->reg, db);
     if (rc == SX_OK && cached) store(a, hex, u);
     return rc;
-}
-
-void srv_auth_forget(srv_auth *a, const char *token)
-{
-    if (!a || !token) return;
-    char hex[65];
-    token_hash(token, hex);
-    size_t b = bucket(a, hex);
-    pthread_mutex_lock(&a->mu);
-    for (int i = 0; i < PROBE; i++) {
-        entry *x = slot(a, b, i);
-        if (x->hash[0] && !memcmp(x->hash, hex, 64)) x->hash[0] = 0;
-    }
-    pthread_mutex_unlock(&a->mu);
-}
-
-void srv_auth_forget_user(srv_auth *a, int64_t user_id)
-{
-    if (!a) return;
-    pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < a->cap; i++)
-        if (a->e[i].hash[0] && a->e[i].user.id == user_id) a->e[i].hash[0] = 0;
-    pthread_mutex_unlock(&a->mu);
-}
-
-void srv_auth_clear(srv_auth *a)
-{
-    if (!a) return;
-    pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < a->cap; i++) a->e[i].hash[0] = 0;
-    pthread_mutex_unlock(&a->mu);
 }
 
 void srv_auth_stats_get(srv_auth *a, srv_auth_stats *out)

@@ -8,8 +8,6 @@
  *  - a token revoked or a user changed by another process (`scalexd token ...` on the same
  *    data dir, another daemon) is honoured within ttl_s: the bound is documented as the
  *    `auth_cache_ttl` setting (docs/guide);
- *  - a revocation made through this process calls srv_auth_forget / srv_auth_forget_user
- *    and takes effect at once;
  *  - unknown tokens are not cached: a token created a moment ago works on its first use,
  *    and random guesses cannot evict real entries.
  * ttl_s <= 0 disables the cache (every request reads the registry).
@@ -34,13 +32,9 @@ void srv_auth_free(srv_auth *a);
 
 /* Resolve a clear bearer token: SX_OK and *u, SX_ENOTFOUND for an unknown token, another
  * SX_E* with st when the registry cannot be read. Hashes the token once; reads the registry
- * only on a miss or an expired entry. */
+ * only on a miss or an expired entry. (There is no revoke command yet: when one comes, it
+ * must drop the user's entries here too, or revocation waits for the TTL.) */
 int srv_auth_check(srv_auth *a, const char *token, srv_user *u, sx_status *st);
-
-/* Drop one token (by its clear text) / every token of a user now: call after revoking. */
-void srv_auth_forget(srv_auth *a, const char *token);
-void srv_auth_forget_user(srv_auth *a, int64_t user_id);
-void srv_auth_clear(srv_auth *a);
 
 void srv_auth_stats_get(srv_auth *a, srv_auth_stats *out);
 

@@ -317,6 +317,11 @@ int srv_token_lookup(srv_db *db, const char *token, srv_user *u, sx_status *st)
 {
     char hex[65];
     token_hash(token, hex);
+    return srv_token_lookup_hash(db, hex, u, st);
+}
+
+int srv_token_lookup_hash(srv_db *db, const char *hex, srv_user *u, sx_status *st)
+{
     srv_stmt *s = prep(db, "SELECT u.id, u.name, u.is_admin FROM tokens t JOIN users u ON "
                                "u.id = t.user_id WHERE t.hash = ?1", st);
     if (!s) return st->code;

@@ -61,6 +61,8 @@ int srv_user_ensure(srv_db *db, const char *name, int admin, srv_user *u, sx_sta
 int srv_token_create(srv_db *db, const char *name, int admin, char token[80], sx_status *st);
 /* Resolve a clear token; SX_ENOTFOUND when unknown. */
 int srv_token_lookup(srv_db *db, const char *token, srv_user *u, sx_status *st);
+/* The same by the token's sha256 (64 lowercase hex digits), for a caller that has it. */
+int srv_token_lookup_hash(srv_db *db, const char *hex, srv_user *u, sx_status *st);
 
 /* ---- datasets ---- */
 typedef struct srv_dataset_rec {
