@@ -2,8 +2,10 @@
 # The daemon's two caches (docs/guide: auth_cache_ttl, job_cache_ttl) keep their promises:
 #  - job status served from memory is never older than a change made through this daemon:
 #    with a 1-hour job_cache_ttl a polled job still shows its cancel at once, and a job polled
-#    while queued is seen running and then finished (while a job trains, the runner's progress
-#    writes also renew every view; tests/unit/server/test_api.c checks the rule itself);
+#    while queued is seen running and then finished. Limit: while a job trains, the runner's
+#    progress writes renew every view too, so the cancel checks here would also pass without
+#    the API's own invalidation (api_http.c run_handler; a mutation removing it was not
+#    caught). tests/unit/server/test_api.c checks the cache's generation rule itself;
 #  - a token deleted from the registry by another process (python3's sqlite3 here) is
 #    refused once auth_cache_ttl has passed.
 source "$(dirname "$0")/daemon_common.bash"
