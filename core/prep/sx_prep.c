@@ -61,9 +61,65 @@ static void report(const sx_progress *p, double frac, const char *fmt, ...)
         }                                                                                  \
     } while (0)
 
+/* The row-wise passes over the whole matrix run in blocks of chunk_size rows (SCALEX
+ * v1.0.0 applied its scaler in such chunks; no numerical effect): between blocks the cancel
+ * flag is polled and progress reported, so a large job stops or shows movement within one
+ * block instead of one whole pass. */
+typedef enum chunk_op { OP_NORMALIZE_LOG1P, OP_BINARIZE, OP_MAXABS } chunk_op;
+
+typedef struct chunk_args {
+    float after;                /* OP_NORMALIZE_LOG1P */
+    const int32_t *group;       /* OP_MAXABS: per-row group or NULL */
+    const double *maxabs;
+    int recip_double;
+} chunk_args;
+
+static int chunked(sx_csr *X, chunk_op op, const chunk_args *a, int64_t chunk,
+                   const sx_progress *p, double f0, double f1, const char *what, sx_status *st)
+{
+    int64_t n = X->n_rows;
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        int64_t r1 = n - r0 > chunk ? r0 + chunk : n;
+        /* rows [r0, r1) sharing X's arrays: indptr values stay absolute */
+        sx_csr v = *X;
+        v.n_rows = r1 - r0;
+        v.indptr = X->indptr + r0;
+        switch (op) {
+        case OP_NORMALIZE_LOG1P:
+            sx_prep__normalize_rows(&v, a->after, NULL);
+            sx_prep_log1p(&v);
+            break;
+        case OP_BINARIZE: sx_prep_binarize(&v); break;
+        case OP_MAXABS:
+            sx_prep_maxabs_apply(&v, a->group ? a->group + r0 : NULL, a->maxabs, a->recip_double);
+            break;
+        }
+        if (sx_progress_cancelled(p))
+            return sx_status_set(st, SX_ECANCELED, "preprocessing canceled");
+        if (r1 < n && p && p->fn) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s: %lld of %lld cells", what, (long long)r1,
+                     (long long)n);
+            sx_progress_report(p, "preprocess", f0 + (f1 - f0) * (double)r1 / (double)n, msg);
+        }
+    }
+    return SX_OK;
+}
+
+/* normalize_total to target (resolved value) and log1p, in chunks; the target used. */
+static int normalize_log1p(sx_csr *X, double target, int64_t chunk, const sx_progress *p,
+                           double f0, double f1, double *used, sx_status *st)
+{
+    chunk_args a = {0};
+    a.after = sx_prep__normalize_after(X, target);
+    if (isnan(a.after)) return sx_status_set(st, SX_ENOMEM, "out of memory normalizing");
+    *used = a.after;
+    return chunked(X, OP_NORMALIZE_LOG1P, &a, chunk, p, f0, f1, "normalize, log1p", st);
+}
+
 /* Resolved option values. */
 typedef struct resolved {
-    int64_t min_features, min_cells, n_top;
+    int64_t min_features, min_cells, n_top, chunk;
     double target_sum;
 } resolved;
 
@@ -76,11 +132,15 @@ static int resolve(const sx_prep_opts *o, resolved *r, sx_status *st)
     if (o->fraction < 0 || o->fraction > 1)
         return sx_status_set(st, SX_EINVAL, "fraction must be in [0, 1], got %g", o->fraction);
     if (o->n_obs < 0) return sx_status_set(st, SX_EINVAL, "n_obs must be >= 0");
+    if (o->chunk_size < 0)
+        return sx_status_set(st, SX_EINVAL, "chunk_size must be >= 0 (0: 20000), got %lld",
+                             (long long)o->chunk_size);
     int atac = o->profile == SX_PROFILE_ATAC;
     r->min_features = o->min_features >= 0 ? o->min_features : (atac ? 100 : 600);
     r->min_cells = o->min_cells >= 0 ? o->min_cells : 3;
     r->n_top = o->n_top_features >= 0 ? o->n_top_features : (atac ? 100000 : 2000);
     r->target_sum = o->target_sum;
+    r->chunk = o->chunk_size > 0 ? o->chunk_size : 20000;
     if (isnan(r->target_sum))
         return sx_status_set(st, SX_EINVAL, "target_sum is NaN");
     return SX_OK;
@@ -269,8 +329,8 @@ fail:
 }
 
 /* Fit and apply MaxAbs on d->X according to mode; fills out->scale. */
-static int scale_step(sx_dataset *d, sx_scale_mode mode, int recip_double, sx_prep_result *out,
-                      sx_status *st)
+static int scale_step(sx_dataset *d, sx_scale_mode mode, int recip_double, int64_t chunk,
+                      const sx_progress *p, sx_prep_result *out, sx_status *st)
 {
     out->scale_mode = mode;
     if (mode == SX_SCALE_NONE) return SX_OK;
@@ -280,11 +340,15 @@ static int scale_step(sx_dataset *d, sx_scale_mode mode, int recip_double, sx_pr
     if (!s) return sx_status_set(st, SX_ENOMEM, "out of memory for the scale factors");
     const int32_t *grp = mode == SX_SCALE_BATCH ? out->domain_of_cell : NULL;
     sx_prep_maxabs_fit(d->X, grp, rows, s);
-    sx_prep_maxabs_apply(d->X, grp, s, recip_double);
+    /* the factors belong to the result even if the apply is canceled */
     sx_free(out->scale);
     out->scale = s;
     out->scale_rows = rows;
-    return SX_OK;
+    chunk_args a = {0};
+    a.group = grp;
+    a.maxabs = s;
+    a.recip_double = recip_double;
+    return chunked(d->X, OP_MAXABS, &a, chunk, p, 0.7, 0.95, "MaxAbs", st);
 }
 
 static int make_settings(const sx_prep_opts *o, const resolved *r, sx_prep_result *out,
@@ -305,7 +369,8 @@ static int make_settings(const sx_prep_opts *o, const resolved *r, sx_prep_resul
              "\"min_cells\":%lld,\"n_top_features\":%lld,\"target_sum\":%.17g,"
              "\"target_sum_option\":\"%s\",\"keep_mt\":%s,\"scale\":\"%s\",\"hvg\":\"%s\","
              "\"hvg_nan_rule\":\"%s\",\"processed\":%s,\"use_layer\":%s%s%s,\"fraction\":%.17g,"
-             "\"n_obs\":%lld,\"subsample_seed\":%u,\"projection\":%s,\"n_domains\":%d,"
+             "\"n_obs\":%lld,\"subsample_seed\":%u,\"chunk_size\":%lld,\"projection\":%s,"
+             "\"n_domains\":%d,"
              "\"reference\":\"SCALEX v1.0.0 + scanpy 1.9.8\"}",
              profile_name(o->profile), bn, (long long)r->min_features, (long long)r->min_cells,
              (long long)r->n_top, out->target_sum_used,
@@ -314,7 +379,8 @@ static int make_settings(const sx_prep_opts *o, const resolved *r, sx_prep_resul
              o->hvg_nan_neginf ? "nan_is_neginf" : "nan_is_zero",
              o->processed ? "true" : "false", o->use_layer ? "\"" : "",
              o->use_layer ? o->use_layer : "null", o->use_layer ? "\"" : "", o->fraction,
-             (long long)o->n_obs, o->subsample_seed, projection ? "true" : "false",
+             (long long)o->n_obs, o->subsample_seed, (long long)r->chunk,
+             projection ? "true" : "false",
              (int)out->n_domains);
     sx_free(out->settings_json);
     out->settings_json = sx_strdup(buf);
@@ -492,14 +558,16 @@ int sx_prep_run(sx_dataset *d, const sx_prep_opts *o, sx_prep_result *out, const
         out->n_cells_out = d->X->n_rows;
         out->n_genes_out = d->X->n_cols;
         out->target_sum_used = NAN;
-        if ((rc = scale_step(d, o->processed_scale ? SX_SCALE_GLOBAL : SX_SCALE_NONE, 0, out,
-                             st)) != SX_OK)
+        if ((rc = scale_step(d, o->processed_scale ? SX_SCALE_GLOBAL : SX_SCALE_NONE, 0,
+                             r.chunk, p, out, st)) != SX_OK)
             goto fail;
         if ((rc = make_settings(o, &r, out, 0, st)) != SX_OK) goto fail;
         if ((rc = set_uns(d, out, 0, 0, st)) != SX_OK) goto fail;
         return SX_OK;
     }
-    if (atac) sx_prep_binarize(d->X); /* v1.0.0: X[X > 1] = 1 */
+    if (atac && (rc = chunked(d->X, OP_BINARIZE, &(chunk_args){0}, r.chunk, p, 0.05, 0.1,
+                              "binarize", st)) != SX_OK) /* v1.0.0: X[X > 1] = 1 */
+        goto fail;
     if ((rc = filter_step(d, !atac && !o->keep_mt, r.min_features, r.min_cells, out, st)) != SX_OK)
         goto fail;
     if ((rc = finalize_domains(d, out, st)) != SX_OK) goto fail;
@@ -510,12 +578,9 @@ int sx_prep_run(sx_dataset *d, const sx_prep_opts *o, sx_prep_result *out, const
            (long long)d->X->n_cols);
     CHECK_CANCEL();
     if (!atac) {
-        out->target_sum_used = sx_prep_normalize_total(d->X, r.target_sum, NULL);
-        if (isnan(out->target_sum_used)) {
-            rc = sx_status_set(st, SX_ENOMEM, "out of memory normalizing");
+        if ((rc = normalize_log1p(d->X, r.target_sum, r.chunk, p, 0.3, 0.45,
+                                  &out->target_sum_used, st)) != SX_OK)
             goto fail;
-        }
-        sx_prep_log1p(d->X);
         report(p, 0.45, "normalized to %g per cell, log1p", out->target_sum_used);
     } else {
         out->target_sum_used = NAN;
@@ -576,7 +641,7 @@ int sx_prep_run(sx_dataset *d, const sx_prep_opts *o, sx_prep_result *out, const
     }
     out->n_cells_out = d->X->n_rows;
     out->n_genes_out = d->X->n_cols;
-    if ((rc = scale_step(d, o->scale, 0, out, st)) != SX_OK) goto fail;
+    if ((rc = scale_step(d, o->scale, 0, r.chunk, p, out, st)) != SX_OK) goto fail;
     report(p, 0.95, "MaxAbs scaling (%s): %lld cells x %lld genes", scale_name(o->scale),
            (long long)out->n_cells_out, (long long)out->n_genes_out);
     if ((rc = make_settings(o, &r, out, 0, st)) != SX_OK) goto fail;
@@ -616,7 +681,9 @@ int sx_prep_apply_reference(sx_dataset *d, const char *const *ref, int64_t n_ref
                            "input cannot be reindexed and normalized like the reference");
         goto fail;
     }
-    if (atac) sx_prep_binarize(d->X);
+    if (atac && (rc = chunked(d->X, OP_BINARIZE, &(chunk_args){0}, r.chunk, p, 0.05, 0.1,
+                              "binarize", st)) != SX_OK)
+        goto fail;
     /* no gene filter (min_cells = 0); MT/ERCC always removed for RNA (keep_mt not forwarded) */
     if ((rc = filter_step(d, !atac, r.min_features, 0, out, st)) != SX_OK) goto fail;
     if ((rc = finalize_domains(d, out, st)) != SX_OK) goto fail;
@@ -634,12 +701,9 @@ int sx_prep_apply_reference(sx_dataset *d, const char *const *ref, int64_t n_ref
     sx_reindex_report_free(&tmp);
     CHECK_CANCEL();
     if (!atac) {
-        out->target_sum_used = sx_prep_normalize_total(d->X, r.target_sum, NULL);
-        if (isnan(out->target_sum_used)) {
-            rc = sx_status_set(st, SX_ENOMEM, "out of memory normalizing");
+        if ((rc = normalize_log1p(d->X, r.target_sum, r.chunk, p, 0.3, 0.5,
+                                  &out->target_sum_used, st)) != SX_OK)
             goto fail;
-        }
-        sx_prep_log1p(d->X);
         /* raw = the log-normalized query over all its genes; X = its reindexed copy */
         if ((rc = move_to_raw(d, st)) != SX_OK) goto fail;
     } else {
@@ -670,7 +734,7 @@ int sx_prep_apply_reference(sx_dataset *d, const char *const *ref, int64_t n_ref
     out->n_cells_out = d->X->n_rows;
     out->n_genes_out = d->X->n_cols;
     /* v1.0.0's reindex builds a float64 matrix when genes are missing: reciprocal in double */
-    if ((rc = scale_step(d, o->scale, missing > 0, out, st)) != SX_OK) goto fail;
+    if ((rc = scale_step(d, o->scale, missing > 0, r.chunk, p, out, st)) != SX_OK) goto fail;
     report(p, 0.95, "reindexed to %lld reference genes (%lld missing, zero-filled), MaxAbs "
            "(%s) with the query's own maxima", (long long)n_ref, (long long)missing,
            scale_name(o->scale));

@@ -11,4 +11,10 @@ int sx_prep__reindex_build(const sx_frame *var, const sx_csr *X, const char *con
                            int64_t n_ref, const sx_reindex_opts *o, sx_reindex_report *rep,
                            sx_csr **Xout, sx_frame **vout, sx_status *st);
 
+/* normalize_total in two parts, so the rows can be scaled in chunks: the float32 target
+ * (target < 0: median of the nonzero float32 cell totals; 0: 10000; NaN when out of memory)
+ * and the scaling of the rows of X (a row view is fine) to it. */
+float sx_prep__normalize_after(const sx_csr *X, double target);
+void sx_prep__normalize_rows(sx_csr *X, float after, double *totals);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include "sx_alloc.h"
 #include "sx_prep.h"
+#include "sx_prep_internal.h"
 
 /* numpy's pairwise summation for float32 (numpy/core/src/umath/loops_utils.h.src): blocks
  * of 128 summed with 8 accumulators, larger runs split in halves. Reproduced so the cell
@@ -49,54 +50,57 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-double sx_prep_normalize_total(sx_csr *X, double target, double *totals)
+float sx_prep__normalize_after(const sx_csr *X, double target)
 {
-    int64_t n = X->n_rows;
-    float after;
-    float *tot = sx_mallocarray((size_t)(n ? n : 1), sizeof(float));
-    if (!tot) return NAN;
-    for (int64_t i = 0; i < n; i++) tot[i] = row_total_f32(X, i);
-    if (target < 0) {
-        /* np.median(counts[counts > 0]) on float32: middle value, or the float32 mean of
-         * the two middle values */
-        float *pos = sx_mallocarray((size_t)(n ? n : 1), sizeof(float));
-        int64_t m = 0;
-        if (!pos) {
-            sx_free(tot);
-            return NAN;
-        }
-        for (int64_t i = 0; i < n; i++)
-            if (tot[i] > 0) pos[m++] = tot[i];
-        qsort(pos, (size_t)m, sizeof(float), cmp_float);
-        if (m == 0) after = 1.f;
-        else if (m % 2) after = pos[m / 2];
-        else after = (pos[m / 2 - 1] + pos[m / 2]) / 2.f;
-        sx_free(pos);
-    } else {
-        after = (float)(target > 0 ? target : 10000.0);
-    }
+    if (target >= 0) return (float)(target > 0 ? target : 10000.0);
+    /* np.median(counts[counts > 0]) on float32: middle value, or the float32 mean of the two
+     * middle values */
+    int64_t n = X->n_rows, m = 0;
+    float *pos = sx_mallocarray((size_t)(n ? n : 1), sizeof(float));
+    if (!pos) return NAN;
     for (int64_t i = 0; i < n; i++) {
-        if (totals) totals[i] = tot[i];
-        float c = tot[i];
+        float t = row_total_f32(X, i);
+        if (t > 0) pos[m++] = t;
+    }
+    qsort(pos, (size_t)m, sizeof(float), cmp_float);
+    float after;
+    if (m == 0) after = 1.f;
+    else if (m % 2) after = pos[m / 2];
+    else after = (pos[m / 2 - 1] + pos[m / 2]) / 2.f;
+    sx_free(pos);
+    return after;
+}
+
+void sx_prep__normalize_rows(sx_csr *X, float after, double *totals)
+{
+    for (int64_t i = 0; i < X->n_rows; i++) {
+        float c = row_total_f32(X, i);
+        if (totals) totals[i] = c;
         c += (c == 0.f);            /* counts += counts == 0 */
         c = c / after;              /* float32 / float32 scalar */
         float r = 1.f / c;          /* 1 / counts, float32 */
         for (int64_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) X->data[k] *= r;
     }
-    sx_free(tot);
+}
+
+double sx_prep_normalize_total(sx_csr *X, double target, double *totals)
+{
+    float after = sx_prep__normalize_after(X, target);
+    if (isnan(after)) return NAN;
+    sx_prep__normalize_rows(X, after, totals);
     return (double)after;
 }
 
+/* Element-wise kernels walk indptr[0]..indptr[n_rows], so they also work on a row view
+ * (sx_prep.c processes the matrix in chunk_size row blocks). */
 void sx_prep_log1p(sx_csr *X)
 {
-    int64_t nnz = sx_csr_nnz(X);
-    for (int64_t k = 0; k < nnz; k++) X->data[k] = log1pf(X->data[k]);
+    for (int64_t k = X->indptr[0]; k < X->indptr[X->n_rows]; k++) X->data[k] = log1pf(X->data[k]);
 }
 
 void sx_prep_binarize(sx_csr *X)
 {
-    int64_t nnz = sx_csr_nnz(X);
-    for (int64_t k = 0; k < nnz; k++)
+    for (int64_t k = X->indptr[0]; k < X->indptr[X->n_rows]; k++)
         if (X->data[k] > 1.f) X->data[k] = 1.f;
 }
 

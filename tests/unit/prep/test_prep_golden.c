@@ -126,7 +126,10 @@ static sx_dataset *load_input(const gcase *c)
     return d;
 }
 
-static void prep_case(const gcase *c, sx_hvg_mode mode, sx_dataset **dout, sx_prep_result *res)
+/* chunk_size 0 = default (20000: one block here); the literal runs use 97 rows per block,
+ * so block boundaries fall inside every batch and must not change a value */
+static void prep_case(const gcase *c, sx_hvg_mode mode, int64_t chunk, sx_dataset **dout,
+                      sx_prep_result *res)
 {
     sx_dataset *d = load_input(c);
     sx_prep_opts o;
@@ -135,6 +138,7 @@ static void prep_case(const gcase *c, sx_hvg_mode mode, sx_dataset **dout, sx_pr
     o.min_features = c->min_features;
     o.min_cells = 3;
     o.hvg_mode = mode;
+    o.chunk_size = chunk;
     sx_status st = {0};
     int rc = sx_prep_run(d, &o, res, NULL, &st);
     EXPECT(rc == SX_OK, "%s: %s", c->name, st.msg);
@@ -368,6 +372,70 @@ static void check_scaled(const gcase *c, const char *file, const sx_dataset *d,
     H5Fclose(f);
 }
 
+/* The var table the pipeline writes (scanpy's columns) against hvg.h5 combined/, gene by
+ * gene through the names: the subset variant carries the selected genes, literal all.
+ * Unlike check_hvg_alone, the input here is our own log-normalized matrix, whose float32
+ * values differ from numpy's by up to ~1e-6 (one ulp of log1p); through the per-bin z-score
+ * that is ~3e-7 absolute in dispersions_norm, whose values are O(1). So the relative
+ * tolerance is taken against at least VAR_FLOOR: 1e-4 relative above 0.01, 1e-6 absolute
+ * below it. */
+#define VAR_FLOOR 1e-2
+static void check_var_hvg(const gcase *c, const sx_dataset *d)
+{
+    hid_t hf = open_golden(c->name, "hvg.h5");
+    int64_t nv, m;
+    char **vn = rd_strings(hf, "var_names", &nv);
+    const char *fcol[3] = {"means", "dispersions", "dispersions_norm"};
+    const char *icol[3] = {"highly_variable_nbatches", "highly_variable_intersection",
+                           "highly_variable"};
+    double *gf[3];
+    int64_t *gi[3];
+    char p[128];
+    for (int a = 0; a < 3; a++) {
+        snprintf(p, sizeof p, "combined/%s", fcol[a]);
+        gf[a] = rd_f64(hf, p, &m);
+        snprintf(p, sizeof p, "combined/%s", icol[a]);
+        gi[a] = rd_i64(hf, p, &m);
+    }
+    const sx_column *cf[3], *ci[3];
+    for (int a = 0; a < 3; a++) {
+        cf[a] = sx_frame_col(d->var, fcol[a]);
+        ci[a] = sx_frame_col(d->var, icol[a]);
+        EXPECT(cf[a] && ci[a], "%s: var lacks %s / %s", c->name, fcol[a], icol[a]);
+    }
+    ck_assert_int_eq(ci[0]->kind, SX_COL_INT);
+    ck_assert_int_eq(ci[1]->kind, SX_COL_BOOL);
+    ck_assert_int_eq(ci[2]->kind, SX_COL_BOOL);
+    double worst = 0;
+    int64_t j = 0; /* var is a subsequence of the golden genes, same order */
+    for (int64_t k = 0; k < d->var->n_rows; k++, j++) {
+        while (j < nv && strcmp(vn[j], d->var->index[k]) != 0) j++;
+        EXPECT(j < nv, "%s: var gene '%s' not in hvg.h5 (or out of order)", c->name,
+               d->var->index[k]);
+        for (int a = 0; a < 3; a++) {
+            double x = cf[a]->f64[k], g = gf[a][j];
+            EXPECT(isfinite(g) ? sx_test_reldiff(x, g, VAR_FLOOR) <= TOL_HVG_REL
+                               : same_or_close(x, g, TOL_HVG_REL),
+                   "%s var %s[%s]: %.17g, golden %.17g", c->name, fcol[a], vn[j], x, g);
+            if (isfinite(g)) {
+                double r = sx_test_reldiff(x, g, VAR_FLOOR);
+                if (r > worst) worst = r;
+            }
+        }
+        EXPECT(ci[0]->i64[k] == gi[0][j], "%s nbatches[%s]", c->name, vn[j]);
+        EXPECT(ci[1]->b[k] == gi[1][j], "%s intersection[%s]", c->name, vn[j]);
+        EXPECT(ci[2]->b[k] == gi[2][j], "%s highly_variable[%s]", c->name, vn[j]);
+    }
+    fprintf(stderr, "  %s var table (%lld genes): HVG columns max rel diff %.3g\n", c->name,
+            (long long)d->var->n_rows, worst);
+    for (int a = 0; a < 3; a++) {
+        sx_free(gf[a]);
+        sx_free(gi[a]);
+    }
+    sx_h5_free_strings(vn, nv);
+    H5Fclose(hf);
+}
+
 static void run_case(const gcase *c)
 {
     sx_h5_quiet();
@@ -375,7 +443,7 @@ static void run_case(const gcase *c)
     check_hvg_alone(c);
     sx_dataset *d = NULL;
     sx_prep_result res;
-    prep_case(c, SX_HVG_SUBSET, &d, &res);
+    prep_case(c, SX_HVG_SUBSET, 0, &d, &res);
     check_lognorm(c, d, &res);
     check_scaled(c, "scaled_hvg_subset.h5", d, &res);
     /* HVG columns of the subset's var */
@@ -386,16 +454,15 @@ static void run_case(const gcase *c)
     const sx_column *hvc = sx_frame_col(d->var, "highly_variable");
     ck_assert_ptr_nonnull(hvc);
     for (int64_t j = 0; j < ns; j++) ck_assert_int_eq(hvc->b[j], 1);
-    ck_assert_ptr_nonnull(sx_frame_col(d->var, "dispersions_norm"));
-    ck_assert_ptr_nonnull(sx_frame_col(d->var, "highly_variable_nbatches"));
-    ck_assert_ptr_nonnull(sx_frame_col(d->var, "highly_variable_intersection"));
+    check_var_hvg(c, d);
     sx_h5_free_strings(sel, ns);
     H5Fclose(hf);
     sx_prep_result_free(&res);
     sx_dataset_free(d);
 
-    prep_case(c, SX_HVG_LITERAL, &d, &res);
+    prep_case(c, SX_HVG_LITERAL, 97, &d, &res);
     check_scaled(c, "scaled_literal.h5", d, &res);
+    check_var_hvg(c, d);
     sx_prep_result_free(&res);
     sx_dataset_free(d);
 }
@@ -407,6 +474,85 @@ END_TEST
 START_TEST(test_pancreas) { run_case(&CASES[2]); }
 END_TEST
 START_TEST(test_atac) { run_case(&CASES[3]); }
+END_TEST
+
+/* --scale global (SCALEX >= 1.0.3: one MaxAbsScaler over all cells). Truth from the golden
+ * files alone: the global maximum of a gene is the largest of its per-batch maxima
+ * (scaled_hvg_subset.h5 maxabs), and the scaled value is sklearn's fl32(x * fl32(1 / a)) of
+ * the golden log-normalized value. */
+START_TEST(test_scale_global)
+{
+    sx_h5_quiet();
+    const gcase *c = &CASES[2]; /* pancreas: two batches with different maxima */
+    sx_dataset *d = load_input(c);
+    sx_prep_opts o;
+    sx_prep_opts_init(&o);
+    o.scale = SX_SCALE_GLOBAL;
+    sx_prep_result res;
+    sx_status st = {0};
+    ck_assert_msg(sx_prep_run(d, &o, &res, NULL, &st) == SX_OK, "%s", st.msg);
+    hid_t sf = open_golden(c->name, "scaled_hvg_subset.h5");
+    hid_t lf = open_golden(c->name, "lognorm.h5");
+    int64_t ns, nl, nm, n_ip, n_ix, n_d;
+    char **sel = rd_strings(sf, "var_names", &ns);
+    char **all = rd_strings(lf, "var_names", &nl);
+    double *ma = rd_f64(sf, "maxabs", &nm);
+    int64_t *ip = rd_i64(lf, "X/indptr", &n_ip);
+    int64_t *ix = rd_i64(lf, "X/indices", &n_ix);
+    double *dv = rd_f64(lf, "X/data", &n_d);
+    expect_names(sel, ns, d->var->index, d->var->n_rows, "global: genes");
+    ck_assert_int_eq(res.scale_mode, SX_SCALE_GLOBAL);
+    ck_assert_int_eq(res.scale_rows, 1);
+    int64_t nb = nm / ns;
+    ck_assert_int_eq(nb, 2);
+    double *ga = sx_mallocarray((size_t)ns, sizeof(double));
+    double worst_a = 0;
+    for (int64_t j = 0; j < ns; j++) {
+        ga[j] = 0;
+        for (int64_t b = 0; b < nb; b++)
+            if (ma[b * ns + j] > ga[j]) ga[j] = ma[b * ns + j];
+        double r = ga[j] == 0 ? (res.scale[j] != 0) : fabs(res.scale[j] - ga[j]) / ga[j];
+        if (r > worst_a) worst_a = r;
+    }
+    ck_assert_msg(worst_a <= TOL_SCALE_REL, "global maxabs rel diff %.3g", worst_a);
+    /* golden column -> selected position */
+    int64_t *pos = sx_mallocarray((size_t)nl, sizeof(int64_t));
+    for (int64_t j = 0, k = 0; j < nl; j++) {
+        pos[j] = k < ns && strcmp(all[j], sel[k]) == 0 ? k++ : -1;
+    }
+    ck_assert_int_eq(n_ip - 1, d->X->n_rows);
+    double worst = 0;
+    for (int64_t i = 0; i < n_ip - 1; i++) {
+        int64_t w = d->X->indptr[i];
+        for (int64_t k = ip[i]; k < ip[i + 1]; k++) {
+            int64_t j = pos[ix[k]];
+            if (j < 0) continue;
+            EXPECT(w < d->X->indptr[i + 1] && d->X->indices[w] == j, "global: row %lld "
+                   "structure differs at column %lld", (long long)i, (long long)j);
+            float a = (float)(ga[j] == 0 ? 1 : ga[j]);
+            float want = (float)dv[k] * (1.f / a);
+            double e = fabs((double)want - d->X->data[w]);
+            if (e > worst) worst = e;
+            w++;
+        }
+        EXPECT(w == d->X->indptr[i + 1], "global: row %lld has extra entries", (long long)i);
+    }
+    ck_assert_msg(worst <= TOL_MATRIX_ABS, "global scaled X max abs diff %.3g", worst);
+    fprintf(stderr, "  %s --scale global: maxabs rel diff %.3g, X max abs diff %.3g\n", c->name,
+            worst_a, worst);
+    sx_free(pos);
+    sx_free(ga);
+    sx_free(ma);
+    sx_free(ip);
+    sx_free(ix);
+    sx_free(dv);
+    sx_h5_free_strings(sel, ns);
+    sx_h5_free_strings(all, nl);
+    H5Fclose(sf);
+    H5Fclose(lf);
+    sx_prep_result_free(&res);
+    sx_dataset_free(d);
+}
 END_TEST
 
 /* normalize_total + log1p alone: the input counts restricted to the golden kept cells and
@@ -469,6 +615,7 @@ int main(void)
     tcase_add_test(tc, test_pancreas);
     tcase_add_test(tc, test_atac);
     tcase_add_test(tc, test_normalize_totals);
+    tcase_add_test(tc, test_scale_global);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
