@@ -482,15 +482,15 @@ static void body_chunk(api_req *r, const char *data, size_t n)
 }
 
 /* Run the route's handler. GET /v1/jobs/{id} — status polling, the hottest route — is
- * answered from srv_respcache while no job row changed (generation) and the body is young;
- * a write to /v1/jobs... through the API (submit, cancel) bumps the generation once it is
- * done, before its answer is sent, so a client that changed a job never reads the old
- * state afterwards. */
+ * answered from srv_respcache while this process wrote no job row since the body was read
+ * (srv_job_generation: every writer raises it, so a client that changed a job never
+ * reads the old state afterwards) and the body is young (job_cache_ttl: what another
+ * instance on a shared registry wrote). */
 static int run_handler(api_req *r)
 {
     api_server *s = r->srv;
     int view = s->views && r->route->fn == api_h_job_get;
-    uint64_t gen = view ? srv_jobs_generation(s->jobs) : 0; /* before reading the row */
+    uint64_t gen = view ? srv_job_generation() : 0; /* before reading the row */
     if (view) {
         size_t len = 0;
         char *b = srv_respcache_get(s->views, r->user.id, r->params[0], gen, &len);
@@ -506,7 +506,6 @@ static int run_handler(api_req *r)
     int rc = r->route->fn(r, &r->resp);
     if (view && rc == API_DONE && r->resp.status == 200 && r->resp.body)
         srv_respcache_put(s->views, r->user.id, r->params[0], gen, r->resp.body, r->resp.len);
-    if (strcmp(r->method, "GET") && !strncmp(r->path, "/v1/jobs", 8)) srv_jobs_touch(s->jobs);
     return rc;
 }
 

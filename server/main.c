@@ -1,5 +1,5 @@
 /* scalexd — the SCALEX daemon: `scalexd [settings]` serves in the foreground;
- * `scalexd token create` and `scalexd reference add` manage the registry (also while a
+ * `scalexd token create|list|revoke` and `scalexd reference add` manage the registry (also while a
  * daemon runs: SQLite WAL + busy timeout).
  *
  * Start-up order matters for crash safety: the registry is migrated and jobs the previous
@@ -70,28 +70,67 @@ static int cmd_token(int argc, char **argv)
 {
     sx_status st;
     sx_status_clear(&st);
-    if (argc < 1 || strcmp(argv[0], "create")) {
-        fprintf(stderr, "usage: scalexd token create --data-dir DIR [--registry URL] --user NAME "
-                        "[--admin]\n");
+    const char *sub = argc >= 1 ? argv[0] : "";
+    if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke")) {
+        fprintf(stderr,
+                "usage: scalexd token create --data-dir DIR [--registry URL] --user NAME [--admin]\n"
+                "       scalexd token list   --data-dir DIR [--registry URL] [--user NAME]\n"
+                "       scalexd token revoke --data-dir DIR [--registry URL] (TOKEN | ID) [--user NAME]\n"
+                "       scalexd token revoke --data-dir DIR [--registry URL] --user NAME   (all of NAME's)\n");
         return 2;
     }
     char dir[4096];
     const char *user = flag(argc, argv, "--user");
     if (data_dir_of(argc, argv, dir, sizeof dir, &st)) return die(&st);
-    if (!user) {
+    /* revoke's positional argument: the first word that is neither a flag nor a flag's value */
+    const char *what = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "--", 2)) {
+            if (strcmp(argv[i], "--admin") && i + 1 < argc) i++;
+            continue;
+        }
+        what = argv[i];
+        break;
+    }
+    if (!strcmp(sub, "create") && !user) {
         fprintf(stderr, "scalexd: --user NAME is required\n");
+        return 2;
+    }
+    if (!strcmp(sub, "revoke") && !what && !user) {
+        fprintf(stderr, "scalexd: token revoke needs a token, a token id (scalexd token list) "
+                        "or --user NAME\n");
         return 2;
     }
     srv_registry *reg = srv_registry_open_url(dir, registry_of(argc, argv), &st);
     if (!reg) return die(&st);
     srv_db *db = srv_registry_get(reg, &st);
-    char tok[80];
-    int rc = db ? srv_token_create(db, user, has(argc, argv, "--admin"), tok, &st) : st.code;
+    int rc = db ? SX_OK : st.code;
+    if (rc == SX_OK && !strcmp(sub, "create")) {
+        char tok[80];
+        rc = srv_token_create(db, user, has(argc, argv, "--admin"), tok, &st);
+        if (rc == SX_OK) printf("%s\n", tok);
+    } else if (rc == SX_OK && !strcmp(sub, "list")) {
+        json_t *a = srv_token_list(db, user, &st);
+        rc = a ? SX_OK : st.code;
+        size_t k;
+        json_t *t;
+        if (a) printf("%-12s  %-24s  %-5s  %s\n", "ID", "USER", "ADMIN", "CREATED");
+        json_array_foreach(a, k, t)
+            printf("%-12s  %-24s  %-5s  %s\n", json_string_value(json_object_get(t, "id")),
+                   json_string_value(json_object_get(t, "user")),
+                   json_is_true(json_object_get(t, "admin")) ? "yes" : "no",
+                   json_string_value(json_object_get(t, "created")));
+        json_decref(a);
+    } else if (rc == SX_OK) {
+        int n = 0;
+        rc = srv_token_revoke(db, what, user, &n, &st);
+        if (rc == SX_OK)
+            printf("revoked %d token%s; a running daemon refuses %s within its auth_cache_ttl "
+                   "(10 s by default)\n", n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+    }
     srv_registry_put(reg, db);
     srv_registry_close(reg);
-    if (rc) return die(&st);
-    printf("%s\n", tok);
-    return 0;
+    return rc ? die(&st) : 0;
 }
 
 static int cmd_reference(int argc, char **argv)

@@ -248,6 +248,7 @@ int srv_exec_handle_set(srv_db *db, const char *job_id, const char *executor, co
     srv_stmt_bind_int64(s, 5, srv_now_ms());
     if (srv_stmt_step(s) != SRV_DB_DONE) goto fail;
     srv_stmt_done(s);
+    srv_job_changed(); /* the job's view shows the executor's id */
     return SX_OK;
 fail:
     sx_status_set(st, SX_EIO, "registry: keeping the %s id of job %s: %s", executor, job_id,
@@ -268,6 +269,7 @@ static int handle_update(srv_db *db, const char *job_id, const char *raw_state, 
     srv_stmt_bind_int64(s, 4, srv_now_ms());
     int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : SX_EIO;
     srv_stmt_done(s);
+    srv_job_changed();
     return rc;
 }
 
@@ -358,6 +360,7 @@ int srv_exec_prepare_reattach(srv_exec *x, srv_db *db, sx_status *st)
     if (srv_stmt_step(s) != SRV_DB_DONE) goto fail;
     n = (int)srv_db_changes(db);
     srv_stmt_done(s);
+    srv_job_changed();
     return n;
 fail:
     sx_status_set(st, SX_EIO, "registry: re-attaching executor jobs: %s", srv_db_errmsg(db));

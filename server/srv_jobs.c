@@ -70,11 +70,9 @@ struct srv_jobs {
     double last_poll;
     srv_db *db;         /* the loop thread's connection */
     srv_jobs_stats stats; /* under mu */
-    atomic_ullong gen;    /* bumped after every job row change this process makes */
 };
 
 /* After a job row was written (committed): cached views of jobs are stale now. */
-static void changed(srv_jobs *j) { atomic_fetch_add(&j->gen, 1); }
 
 const char *srv_error_type(int code)
 {
@@ -239,7 +237,6 @@ static void flush_progress(srv_jobs *j)
         sx_status st;
         if (srv_job_progress(j->db, id, stage, p, msg[0] ? msg : NULL, &st))
             SX_WARN("job %s: %s", id, st.msg);
-        changed(j);
     }
 }
 
@@ -281,7 +278,6 @@ static void finish_slot(srv_jobs *j, slot *s)
     } else {
         rc = srv_job_finish(j->db, s->id, state, etype, err, &st);
     }
-    changed(j);
     if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, state, st.msg);
     sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
            "job %s %s after %.2f s%s%s", s->id, state, dt, err ? ": " : "", err ? err : "");
@@ -355,7 +351,6 @@ static void dispatch(srv_jobs *j)
         int attempts = 0;
         char *req = NULL, type[32];
         r = srv_job_claim(j->db, id, &attempts, &req, type, &st);
-        changed(j);
         if (r < 0) {
             SX_WARN("job %s: %s", id, st.msg);
             return;
@@ -375,7 +370,6 @@ static void dispatch(srv_jobs *j)
         if (!s->request || resolve_inputs(j, s, &st)) {
             if (!st.code) sx_status_set(&st, SX_EINTERNAL, "job %s: its stored request is not JSON", id);
             srv_job_finish(j->db, id, "EXECUTOR_ERROR", srv_error_type(st.code), st.msg, NULL);
-            changed(j);
             free_slot_inputs(s);
             s->id[0] = 0;
             fire_waiters(j, id, "EXECUTOR_ERROR", 0);
@@ -567,13 +561,6 @@ fail:
 
 void srv_jobs_notify(srv_jobs *j) { uv_async_send(&j->wake); }
 
-uint64_t srv_jobs_generation(srv_jobs *j) { return j ? atomic_load(&j->gen) : 0; }
-
-void srv_jobs_touch(srv_jobs *j)
-{
-    if (j) changed(j);
-}
-
 int srv_jobs_cancel(srv_jobs *j, const char *id)
 {
     int found = 0;
@@ -648,7 +635,6 @@ void srv_jobs_stop(srv_jobs *j, double grace_s)
         if (s->state == SLOT_ASSIGNED) {
             /* a job that ignores its cancel flag: record it re-queued and leave the thread */
             srv_job_transition(j->db, s->id, NULL, "QUEUED", NULL);
-            changed(j);
             pthread_detach(s->thread);
             continue;
         }

@@ -72,12 +72,6 @@ typedef struct srv_jobs_stats {
 srv_jobs *srv_jobs_start(const srv_jobs_config *cfg, sx_status *st);
 /* A job row was inserted: look at the queue now. Any thread. */
 void srv_jobs_notify(srv_jobs *j);
-/* Generation of the job rows as this process sees them first-hand: bumped after every job
- * row the runner writes, and by srv_jobs_touch after a write made elsewhere in the process
- * (submit, cancel through the API). srv_respcache entries of job views carry it. Any thread;
- * 0 for a NULL runner. */
-uint64_t srv_jobs_generation(srv_jobs *j);
-void srv_jobs_touch(srv_jobs *j);
 /* Raise the cancel flag of a running job (the row is already CANCELING). Any thread.
  * Returns 1 when the job was on a worker. */
 int srv_jobs_cancel(srv_jobs *j, const char *id);

@@ -1,6 +1,7 @@
 #include "srv_registry.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,78 @@ int srv_token_lookup_hash(srv_db *db, const char *hex, srv_user *u, sx_status *s
     return rc;
 }
 
+/* A token's public id: the first 12 hex digits of its sha256 — enough to tell a user's
+ * tokens apart and to revoke one, useless for signing in. */
+#define TOKEN_ID_LEN 12
+
+json_t *srv_token_list(srv_db *db, const char *user, sx_status *st)
+{
+    srv_stmt *s = prep(db, "SELECT t.hash, u.name, u.is_admin, t.created_ms FROM tokens t JOIN "
+                               "users u ON u.id = t.user_id WHERE ?1 IS NULL OR u.name = ?1 "
+                               "ORDER BY u.name, t.created_ms, t.hash", st);
+    if (!s) return NULL;
+    bind_text(s, 1, user);
+    json_t *a = json_array();
+    int rc;
+    while ((rc = srv_stmt_step(s)) == SRV_DB_ROW) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_stringn(col_text(s, 0), TOKEN_ID_LEN));
+        set_text(o, "user", col_text(s, 1));
+        json_object_set_new(o, "admin", json_boolean(srv_stmt_column_int(s, 2)));
+        set_time(o, "created", s, 3);
+        json_array_append_new(a, o);
+    }
+    if (rc != SRV_DB_DONE) {
+        db_err(db, st, "listing tokens");
+        json_decref(a);
+        a = NULL;
+    }
+    srv_stmt_done(s);
+    return a;
+}
+
+int srv_token_revoke(srv_db *db, const char *token, const char *user, int *n, sx_status *st)
+{
+    *n = 0;
+    char hex[65] = "";
+    if (token) {
+        size_t len = strlen(token);
+        if (!strncmp(token, "sxt_", 4)) {
+            token_hash(token, hex);
+        } else if (len >= 8 && len <= 64 && strspn(token, "0123456789abcdef") == len) {
+            snprintf(hex, sizeof hex, "%s", token);
+        } else {
+            return sx_status_set(st, SX_EINVAL, "'%s' is neither a token (sxt_...) nor a token "
+                                 "id (8 to 64 lowercase hex digits, as `scalexd token list` "
+                                 "shows)", token);
+        }
+        /* an id prefix must name exactly one token: never revoke more than was meant */
+        srv_stmt *c = prep(db, "SELECT count(*) FROM tokens WHERE hash LIKE ?1 || '%'", st);
+        if (!c) return st->code;
+        bind_text(c, 1, hex); /* hex digits only: no LIKE wildcards */
+        int64_t k = srv_stmt_step(c) == SRV_DB_ROW ? srv_stmt_column_int64(c, 0) : -1;
+        srv_stmt_done(c);
+        if (k < 0) return db_err(db, st, "looking up a token");
+        if (k == 0)
+            return sx_status_set(st, SX_ENOTFOUND, "no token matches '%s' (`scalexd token "
+                                 "list` shows the ids)", token);
+        if (k > 1)
+            return sx_status_set(st, SX_EINVAL, "%lld tokens start with '%s': give more of "
+                                 "its id", (long long)k, token);
+    } else if (!user) {
+        return sx_status_set(st, SX_EINVAL, "revoke what: give a token, a token id or a user");
+    }
+    srv_stmt *s = prep(db, "DELETE FROM tokens WHERE hash LIKE ?1 || '%' AND (?2 IS NULL OR "
+                               "user_id = (SELECT id FROM users WHERE name = ?2))", st);
+    if (!s) return st->code;
+    bind_text(s, 1, hex);
+    bind_text(s, 2, user);
+    int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "revoking tokens");
+    if (rc == SX_OK) *n = (int)srv_db_changes(db);
+    srv_stmt_done(s);
+    return rc;
+}
+
 /* ---- datasets ---- */
 
 int srv_dataset_insert(srv_db *db, const srv_dataset_rec *d, sx_status *st)
@@ -598,6 +671,13 @@ int srv_ref_count(srv_db *db)
 
 /* ---- jobs ---- */
 
+/* Raised after every write to a job's rows, whether or not it changed one (an extra
+ * raise costs a cache miss, a missing one a stale view). */
+static atomic_ullong job_gen;
+
+uint64_t srv_job_generation(void) { return atomic_load(&job_gen); }
+void srv_job_changed(void) { atomic_fetch_add(&job_gen, 1); }
+
 int srv_job_insert(srv_db *db, const char *id, int64_t owner, const char *type,
                    const char *request_json, sx_status *st)
 {
@@ -611,6 +691,7 @@ int srv_job_insert(srv_db *db, const char *id, int64_t owner, const char *type,
     srv_stmt_bind_int64(s, 5, srv_now_ms());
     int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "storing a job");
     srv_stmt_done(s);
+    srv_job_changed();
     return rc;
 }
 
@@ -766,6 +847,7 @@ int srv_job_transition(srv_db *db, const char *id, const char *from, const char 
     int rc = srv_stmt_step(s) == SRV_DB_DONE ? srv_db_changes(db) > 0
                                             : db_err(db, st, "changing a job's state");
     srv_stmt_done(s);
+    srv_job_changed();
     return rc;
 }
 
@@ -822,6 +904,7 @@ int srv_job_claim(srv_db *db, const char *id, int *attempts, char **request_json
         rc = rc == SRV_DB_DONE ? 0 : db_err(db, st, "claiming a job");
     }
     srv_stmt_done(s);
+    srv_job_changed();
     return rc;
 }
 
@@ -839,6 +922,7 @@ int srv_job_progress(srv_db *db, const char *id, const char *stage, double progr
     bind_text(s, 4, message);
     int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "recording progress");
     srv_stmt_done(s);
+    srv_job_changed();
     return rc;
 }
 
@@ -856,6 +940,7 @@ int srv_job_finish(srv_db *db, const char *id, const char *state, const char *er
     srv_stmt_bind_int64(s, 5, srv_now_ms());
     int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "finishing a job");
     srv_stmt_done(s);
+    srv_job_changed();
     return rc;
 }
 
@@ -904,7 +989,9 @@ int srv_job_reconcile(srv_db *db, int max_attempts, int *n_requeued, int *n_fail
     if (srv_stmt_step(s) != SRV_DB_DONE) goto fail;
     *n_failed = (int)srv_db_changes(db);
     srv_stmt_done(s);
-    if (srv_db_commit(db, st)) return st->code;
+    int rc = srv_db_commit(db, st);
+    srv_job_changed();
+    if (rc) return st->code;
     return *n_requeued + *n_failed;
 fail:
     if (st && st->code == SX_OK) db_err(db, st, "reconciling jobs");

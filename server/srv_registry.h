@@ -63,6 +63,14 @@ int srv_token_create(srv_db *db, const char *name, int admin, char token[80], sx
 int srv_token_lookup(srv_db *db, const char *token, srv_user *u, sx_status *st);
 /* The same by the token's sha256 (64 lowercase hex digits), for a caller that has it. */
 int srv_token_lookup_hash(srv_db *db, const char *hex, srv_user *u, sx_status *st);
+/* Tokens as [{id, user, admin, created}] (id: the first 12 hex digits of the stored hash;
+ * the clear token is never stored), of one user or of all (user NULL). Caller owns it. */
+json_t *srv_token_list(srv_db *db, const char *user, sx_status *st);
+/* Delete tokens: the one given in clear (sxt_...), or the one whose id starts with the
+ * given hex digits (at least 8; SX_EINVAL when they match more than one), further limited
+ * to — or, with token NULL, all tokens of — user when not NULL. *n: how many went.
+ * A daemon that cached the token refuses it once auth_cache_ttl passes (srv_auth.h). */
+int srv_token_revoke(srv_db *db, const char *token, const char *user, int *n, sx_status *st);
 
 /* ---- datasets ---- */
 typedef struct srv_dataset_rec {
@@ -99,6 +107,15 @@ int srv_ref_count(srv_db *db);
 extern const char *const srv_job_states[8];
 int srv_job_state_ok(const char *s);
 int srv_job_state_terminal(const char *s);
+
+/* Generation of the job rows (jobs, job_executor) as this process wrote them: every
+ * function in this process that writes such a row calls srv_job_changed after the
+ * statement (after the commit, for the ones that hold their own transaction). A view read
+ * after taking generation g shows every write this process made before g; the job status
+ * cache (srv_respcache) keeps a body only while the generation is still g. Process-wide,
+ * so it holds across connections and registries; any thread. */
+uint64_t srv_job_generation(void);
+void srv_job_changed(void);
 
 int srv_job_insert(srv_db *db, const char *id, int64_t owner, const char *type,
                    const char *request_json, sx_status *st);

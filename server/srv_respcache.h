@@ -2,10 +2,10 @@
  *
  * Status polling is the daemon's hottest path: many clients asking for the same few jobs
  * several times a second. A body is kept while
- *  - the generation it was read under is still current: every change of a job row made by
- *    this process (the runner's progress flushes and state changes, submissions and
- *    cancels through the API) bumps the generation first-hand (srv_jobs_generation), so a
- *    client never sees an older state than one this process wrote before it answered; and
+ *  - the generation it was read under is still current: every write of a job row made by
+ *    this process (the runner's progress and state changes, the executor's ids,
+ *    submissions and cancels through the API) raises it (srv_job_generation), so a client
+ *    never sees an older state than one this process wrote before it answered; and
  *  - it is younger than ttl_s: the bound on what is not seen first-hand (another daemon
  *    sharing a PostgreSQL registry) and on the "timings" fields computed at read time.
  * Key: (user id, resource id) — visibility is per user, so one user's view is never served

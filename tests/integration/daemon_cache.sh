@@ -2,12 +2,12 @@
 # The daemon's two caches (docs/guide: auth_cache_ttl, job_cache_ttl) keep their promises:
 #  - job status served from memory is never older than a change made through this daemon:
 #    with a 1-hour job_cache_ttl a polled job still shows its cancel at once, and a job polled
-#    while queued is seen running and then finished. Limit: while a job trains, the runner's
-#    progress writes renew every view too, so the cancel checks here would also pass without
-#    the API's own invalidation (api_http.c run_handler; a mutation removing it was not
-#    caught). tests/unit/server/test_api.c checks the cache's generation rule itself;
-#  - a token deleted from the registry by another process (python3's sqlite3 here) is
-#    refused once auth_cache_ttl has passed.
+#    while queued is seen running and then finished. Every job-row writer raises one
+#    generation (srv_job_generation); that each writer does is checked in
+#    tests/unit/server/test_registry.c (job_writes_raise_generation), the cache's own rule in
+#    tests/unit/server/test_api.c;
+#  - a token revoked by another process (`scalexd token revoke`) is refused once
+#    auth_cache_ttl has passed; the user's other token still works.
 source "$(dirname "$0")/daemon_common.bash"
 D=$WORK/data
 ALICE=$("$BIN" token create --data-dir "$D" --user alice)
@@ -43,11 +43,15 @@ wait_job "$ALICE" "$C" 300 COMPLETE EXECUTOR_ERROR SYSTEM_ERROR
 expect 200 "$(req "$ALICE" GET /v1/me)" "me"
 expect 200 "$(req "" GET /metrics)" "metrics"
 grep -q '^scalexd_auth_cache_total{result="hit"} [1-9]' "$WORK/body" || fail "metrics: auth cache hits: $(grep auth_cache "$WORK/body")"
-"$PY" -c "
-import sqlite3
-c = sqlite3.connect('$D/registry.sqlite', timeout=30)
-c.execute('DELETE FROM tokens'); c.commit()
-"
+# `scalexd token revoke` in another process, by the id `token list` shows; alice's second
+# token stays valid
+ALICE2=$("$BIN" token create --data-dir "$D" --user alice)
+id=$("$PY" -c "import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:12])" "$ALICE")
+"$BIN" token list --data-dir "$D" --user alice >"$WORK/list" || fail "token list"
+grep -q "^$id  *alice " "$WORK/list" || fail "token list lacks $id: $(cat "$WORK/list")"
+[ "$(grep -c alice "$WORK/list")" = 2 ] || fail "token list: $(cat "$WORK/list")"
+"$BIN" token revoke --data-dir "$D" "$id" >"$WORK/revoke" || fail "token revoke: $(cat "$WORK/revoke")"
+grep -q "revoked 1 token" "$WORK/revoke" || fail "token revoke said: $(cat "$WORK/revoke")"
 code=200
 for _ in $(seq 1 100); do # the TTL is 1 s; a loaded machine gets 20 s
     code=$(req "$ALICE" GET /v1/me)
@@ -55,5 +59,6 @@ for _ in $(seq 1 100); do # the TTL is 1 s; a loaded machine gets 20 s
     sleep 0.2
 done
 expect_problem 401 unauthorized "$code" "revoked token"
+expect 200 "$(req "$ALICE2" GET /v1/me)" "the other token"
 stop_daemon
 echo "daemon_cache: all checks passed"

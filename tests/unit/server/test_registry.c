@@ -128,6 +128,78 @@ START_TEST(tokens_are_hashed)
 }
 END_TEST
 
+/* sha256 of a token as coreutils computes it: the independent truth for its id */
+static void sha256sum_of(const char *tok, char want[65])
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "printf %%s '%s' | sha256sum", tok);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(fscanf(p, "%64s", want), 1);
+    pclose(p);
+}
+
+/* `scalexd token list|revoke`: ids are the first 12 hex digits of sha256(token); a revoke
+ * by clear token, by id or by user removes exactly those tokens; what matches nothing or is
+ * not a token is refused by name. */
+START_TEST(tokens_list_and_revoke)
+{
+    srv_db *db;
+    srv_registry *r = open_fresh(&db);
+    sx_status st;
+    char a1[80], a2[80], b1[80], h[65];
+    srv_user u;
+    ck_assert_int_eq(srv_token_create(db, "alice", 0, a1, &st), SX_OK);
+    ck_assert_int_eq(srv_token_create(db, "alice", 0, a2, &st), SX_OK);
+    ck_assert_int_eq(srv_token_create(db, "bob", 1, b1, &st), SX_OK);
+    json_t *all = srv_token_list(db, NULL, &st);
+    ck_assert_ptr_nonnull(all);
+    ck_assert_int_eq(json_array_size(all), 3);
+    json_decref(all);
+    json_t *al = srv_token_list(db, "alice", &st);
+    ck_assert_int_eq(json_array_size(al), 2);
+    sha256sum_of(a2, h);
+    char id2[16] = "";
+    for (size_t i = 0; i < 2; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(al, i), "id"));
+        ck_assert_uint_eq(strlen(id), 12);
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(al, i), "user")), "alice");
+        if (!strncmp(id, h, 12)) snprintf(id2, sizeof id2, "%s", id);
+    }
+    json_decref(al);
+    ck_assert_msg(id2[0], "no listed id is the start of sha256sum(token)");
+    int n = -1;
+    /* by clear token: that one goes, the other still works */
+    ck_assert_int_eq(srv_token_revoke(db, a1, NULL, &n, &st), SX_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(srv_token_lookup(db, a1, &u, &st), SX_ENOTFOUND);
+    ck_assert_int_eq(srv_token_lookup(db, a2, &u, &st), SX_OK);
+    /* refused: not a token, an id of another user, an id that matches nothing */
+    ck_assert_int_eq(srv_token_revoke(db, "hello", NULL, &n, &st), SX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(st.msg, "token list"));
+    ck_assert_int_eq(srv_token_revoke(db, id2, "bob", &n, &st), SX_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(srv_token_revoke(db, a1, NULL, &n, &st), SX_ENOTFOUND);
+    /* by id (8 digits are enough) */
+    id2[8] = 0;
+    ck_assert_int_eq(srv_token_revoke(db, id2, NULL, &n, &st), SX_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(srv_token_lookup(db, a2, &u, &st), SX_ENOTFOUND);
+    ck_assert_int_eq(srv_token_lookup(db, b1, &u, &st), SX_OK);
+    /* all of a user's */
+    ck_assert_int_eq(srv_token_create(db, "bob", 0, a1, &st), SX_OK);
+    ck_assert_int_eq(srv_token_revoke(db, NULL, "bob", &n, &st), SX_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(srv_token_lookup(db, b1, &u, &st), SX_ENOTFOUND);
+    ck_assert_int_eq(srv_token_lookup(db, a1, &u, &st), SX_ENOTFOUND);
+    all = srv_token_list(db, NULL, &st);
+    ck_assert_int_eq(json_array_size(all), 0);
+    json_decref(all);
+    srv_registry_put(r, db);
+    srv_registry_close(r);
+}
+END_TEST
+
 static void add_ds(srv_db *db, const char *id, int64_t owner)
 {
     sx_status st;
@@ -269,6 +341,57 @@ START_TEST(job_shows_executor_id)
     j = srv_job_list(db, &a, NULL, 0, 10, &more, &st);
     ck_assert_int_eq(json_array_size(j), 2);
     json_decref(j);
+    srv_registry_put(r, db);
+    srv_registry_close(r);
+}
+END_TEST
+
+/* The job status cache's rule (srv_respcache, api_http.c): a view read after taking
+ * generation g is current while the generation is g. So every write that changes what
+ * GET /v1/jobs/{id} shows must raise it. Each step of a job's life below is checked by
+ * its effect on the view itself, not by knowing which functions raise it. */
+static char *job_view(srv_db *db, const char *id, const srv_user *u)
+{
+    sx_status st;
+    json_t *j = srv_job_get(db, id, u, &st);
+    if (!j) return strdup("(none)");
+    json_object_del(j, "timings"); /* computed at read time, bounded by the TTL instead */
+    char *s = json_dumps(j, JSON_SORT_KEYS);
+    json_decref(j);
+    return s;
+}
+
+#define VIEW_STEP(id, call)                                                                \
+    do {                                                                                   \
+        char *before_ = job_view(db, id, &a);                                              \
+        uint64_t g_ = srv_job_generation();                                                \
+        call;                                                                              \
+        char *after_ = job_view(db, id, &a);                                               \
+        ck_assert_msg(strcmp(before_, after_) != 0, "step %s changed nothing", #call);     \
+        ck_assert_msg(srv_job_generation() != g_, "%s changed the view of %s without "      \
+                      "raising the generation", #call, id);                                \
+        free(before_);                                                                     \
+        free(after_);                                                                      \
+    } while (0)
+
+START_TEST(job_writes_raise_generation)
+{
+    srv_db *db;
+    srv_registry *r = open_fresh(&db);
+    sx_status st;
+    srv_user a;
+    srv_user_ensure(db, "a", 0, &a, &st);
+    int att, nq, nf;
+    char *req = NULL, type[32];
+    VIEW_STEP("job_g", srv_job_insert(db, "job_g", a.id, "project", "{}", &st));
+    VIEW_STEP("job_g", srv_job_claim(db, "job_g", &att, &req, type, &st));
+    free(req);
+    VIEW_STEP("job_g", srv_exec_handle_set(db, "job_g", "slurm", "17", "PENDING", &st));
+    VIEW_STEP("job_g", srv_job_progress(db, "job_g", "train", 0.5, "epoch 1", &st));
+    VIEW_STEP("job_g", srv_job_reconcile(db, 3, &nq, &nf, &st));           /* re-queued */
+    VIEW_STEP("job_g", srv_job_transition(db, "job_g", "QUEUED", "CANCELED", &st));
+    VIEW_STEP("job_h", srv_job_insert(db, "job_h", a.id, "project", "{}", &st));
+    VIEW_STEP("job_h", srv_job_finish(db, "job_h", "EXECUTOR_ERROR", "bad-input", "no", &st));
     srv_registry_put(r, db);
     srv_registry_close(r);
 }
@@ -481,10 +604,12 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, migrations_apply_once);
     tcase_add_test(tc, tokens_are_hashed);
+    tcase_add_test(tc, tokens_list_and_revoke);
     tcase_add_test(tc, visibility);
     tcase_add_test(tc, job_states_and_reconcile);
     tcase_add_test(tc, concurrent_writers);
     tcase_add_test(tc, job_shows_executor_id);
+    tcase_add_test(tc, job_writes_raise_generation);
     tcase_add_test(tc, statement_cache);
     tcase_add_test(tc, schema_parity);
     tcase_add_test(tc, two_instances);
