@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS="build-essential cmake pkg-config
- libhdf5-dev libopenblas-dev zlib1g-dev
+ libhdf5-dev liblzf-dev libopenblas-dev zlib1g-dev
  libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev libpq-dev
  libigraph-dev libcairo2-dev check"
 TEST_PKGS="python3 python3-anndata python3-h5py python3-scipy python3-numpy python3-pandas

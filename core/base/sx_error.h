@@ -17,7 +17,7 @@ enum {
     SX_ENOMEM = -2,       /* allocation failed or a size would overflow */
     SX_EIO = -3,          /* a file could not be opened, read or written */
     SX_EFORMAT = -4,      /* input is not in a format we read, or is corrupt */
-    SX_EUNSUPPORTED = -5, /* recognised but not supported (e.g. lzf filter) */
+    SX_EUNSUPPORTED = -5, /* recognised but not supported (e.g. a blosc filter) */
     SX_EGENES = -6,       /* query and reference genes do not overlap enough */
     SX_ECANCELED = -7,    /* the cancel flag was raised */
     SX_ENOTFOUND = -8,    /* a named element/column/key does not exist */

@@ -8,9 +8,47 @@
 
 void sx_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+static const char *filter_name(H5Z_filter_t id, const char *stored)
+{
+    switch (id) {
+    case 32000: return "lzf";
+    case 32001: return "blosc";
+    case 32004: return "lz4";
+    case 32008: return "bitshuffle";
+    case 32015: return "zstd";
+    case 4: return "szip";
+    default: return stored && *stored ? stored : "unknown";
+    }
+}
+
+int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, sx_status *st)
+{
+    sx_h5_register_filters();
+    hid_t pl = H5Dget_create_plist(dset);
+    int nf = pl >= 0 ? H5Pget_nfilters(pl) : 0, rc = SX_OK;
+    for (int i = 0; i < nf; i++) {
+        unsigned flags = 0, cd[8];
+        size_t ncd = 8;
+        char name[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
+        if (id < 0 || H5Zfilter_avail(id) <= 0) {
+            rc = sx_status_set(st, SX_EUNSUPPORTED,
+                               "%s: element '%s' uses HDF5 filter %d (%s) which this build cannot "
+                               "decode; re-save the file with gzip compression, e.g. in Python: "
+                               "adata = anndata.read_h5ad(\"%s\"); adata.write_h5ad(\"out.h5ad\", "
+                               "compression=\"gzip\")",
+                               file, elem, (int)id, filter_name(id, name), file);
+            break;
+        }
+    }
+    if (pl >= 0) H5Pclose(pl);
+    return rc;
+}
+
 hid_t sx_h5_open_ro(const char *path, sx_status *st)
 {
     sx_h5_quiet();
+    sx_h5_register_filters();
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
         sx_status_set(st, SX_EFORMAT, "%s: not an HDF5 file (or unreadable); check the path and that "
@@ -130,7 +168,7 @@ static int read_all(hid_t loc, const char *path, hid_t mt, size_t es, void **out
         if (e < 0) {
             rc = sx_status_set(st, SX_EFORMAT,
                                "dataset '%s': read failed (truncated file, or a compression "
-                               "filter this HDF5 lacks, e.g. lzf)", path);
+                               "filter this build lacks, e.g. blosc)", path);
             goto fail;
         }
     }

@@ -15,6 +15,15 @@
 /* Turn off HDF5's automatic error stack printing (idempotent, process-wide). */
 void sx_h5_quiet(void);
 
+/* Register the filters libhdf5 lacks but anndata files use (LZF, 32000: sx_h5_lzf.c).
+ * Idempotent, thread-safe; sx_h5_open_ro and sx_h5_check_filters call it. */
+void sx_h5_register_filters(void);
+
+/* Refuse a dataset whose filter pipeline holds a filter this process cannot decode (blosc,
+ * zstd, ... from hdf5plugin): SX_EUNSUPPORTED naming the file, the element, the filter and
+ * how to re-save the file. SX_OK otherwise. */
+int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, sx_status *st);
+
 /* Open a file read-only; names the file in the error. Returns a negative hid on error. */
 hid_t sx_h5_open_ro(const char *path, sx_status *st);
 

@@ -182,19 +182,6 @@ int h5x_attr_bool(hid_t loc, const char *path, const char *name, int def)
     return res;
 }
 
-static const char *filter_name(H5Z_filter_t id, const char *stored)
-{
-    switch (id) {
-    case 32000: return "lzf";
-    case 32001: return "blosc";
-    case 32004: return "lz4";
-    case 32008: return "bitshuffle";
-    case 32015: return "zstd";
-    case 4: return "szip";
-    default: return stored && *stored ? stored : "unknown";
-    }
-}
-
 hid_t h5x_dopen(h5x_ctx *c, hid_t loc, const char *path, const char *elem, sx_status *st)
 {
     hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
@@ -203,25 +190,11 @@ hid_t h5x_dopen(h5x_ctx *c, hid_t loc, const char *path, const char *elem, sx_st
                       elem);
         return -1;
     }
-    hid_t pl = H5Dget_create_plist(d);
-    int nf = pl >= 0 ? H5Pget_nfilters(pl) : 0;
-    for (int i = 0; i < nf; i++) {
-        unsigned flags = 0, cd[8];
-        size_t ncd = 8;
-        char name[64] = "";
-        H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
-        if (id < 0 || H5Zfilter_avail(id) <= 0) {
-            sx_status_set(st, SX_EUNSUPPORTED,
-                          "%s: element '%s' uses HDF5 filter %d (%s) which this build cannot "
-                          "decode; re-save the file with gzip compression, e.g. in Python: "
-                          "adata = anndata.read_h5ad(\"%s\"); adata.write_h5ad(\"out.h5ad\", "
-                          "compression=\"gzip\")",
-                          c->path, elem, (int)id, filter_name(id, name), c->path);
-            H5Pclose(pl);
-            H5Dclose(d);
-            return -1;
-        }
+    if (sx_h5_check_filters(d, c->path, elem, st) != SX_OK) {
+        H5Dclose(d);
+        return -1;
     }
+    hid_t pl = H5Dget_create_plist(d);
     /* Plausibility: the declared size must fit what the file can hold. */
     hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
     double declared = (double)H5Sget_simple_extent_npoints(sp) * (double)H5Tget_size(ft);

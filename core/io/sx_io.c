@@ -96,6 +96,10 @@ int sx_io_detect(const char *path, sx_format *fmt, sx_status *st)
     if (ends_with(base, ".h5ad") || ends_with(base, ".h5"))
         return sx_status_set(st, SX_EFORMAT, "%s: not an HDF5 file (bad signature); the file is "
                              "truncated, corrupt or misnamed", path);
+    if (ends_with(base, ".rds") || ends_with(base, ".rda") || ends_with(base, ".rdata"))
+        return sx_status_set(st, SX_EFORMAT, "%s: an R data file; scalex reads no R objects: "
+                             "save the counts from R as .h5ad (zellkonverter::writeH5AD) or as a "
+                             "10x folder (DropletUtils::write10xCounts) and read that", path);
     if (ends_with(base, ".mtx")) *fmt = SX_FMT_MTX;
     else if (ends_with(base, ".csv")) *fmt = SX_FMT_CSV;
     else if (ends_with(base, ".txt") || ends_with(base, ".tsv")) *fmt = SX_FMT_TXT;

@@ -59,28 +59,14 @@ static int is_kind(hid_t loc, const char *name, H5I_type_t kind)
     return ok;
 }
 
-/* Refuse datasets compressed with a filter this HDF5 cannot decode (FORMATS 3). */
+/* Refuse datasets compressed with a filter this process cannot decode (FORMATS 3). */
 static int check_filters(hid_t g, const char *name, const char *path, sx_status *st)
 {
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     if (d < 0) return SX_OK; /* reported by the reader that needs it */
-    hid_t pl = H5Dget_create_plist(d);
-    int n = pl >= 0 ? H5Pget_nfilters(pl) : 0, rc = SX_OK;
-    for (int i = 0; i < n; i++) {
-        unsigned flags;
-        size_t nel = 0;
-        char fname[64] = "";
-        H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &nel, NULL, sizeof fname,
-                                         fname, NULL);
-        if (id >= 0 && H5Zfilter_avail(id) <= 0) {
-            rc = sx_status_set(st, SX_EUNSUPPORTED,
-                               "%s: dataset %s uses HDF5 filter %d (%s) which this build cannot "
-                               "decode; re-save it with gzip compression", path, name, (int)id,
-                               id == 32000 ? "lzf" : fname[0] ? fname : "unknown");
-            break;
-        }
-    }
-    if (pl >= 0) H5Pclose(pl);
+    char elem[512] = "";
+    if (H5Iget_name(d, elem, sizeof elem) <= 0) snprintf(elem, sizeof elem, "%s", name);
+    int rc = sx_h5_check_filters(d, path, elem[0] == '/' ? elem + 1 : elem, st);
     H5Dclose(d);
     return rc;
 }

@@ -463,6 +463,13 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
                            (have_header && f.n == header.n + 1);
             nfields = f.n;
             ndata = nfields - rownames;
+            if (ndata == 0) {
+                rc = sx_status_set(st, SX_EFORMAT,
+                                   "%s: one column of names and no values: not a matrix (a 10x "
+                                   "barcodes/features list belongs to its folder: read the "
+                                   "folder that holds matrix.mtx)", path);
+                goto fail;
+            }
             if (ndata > INT32_MAX) {
                 rc = sx_status_set(st, SX_ELIMIT, "%s: %lld columns (cells) is more than "
                                    "supported (%d)", path, (long long)ndata, INT32_MAX);
@@ -487,7 +494,9 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
                     v = NAN;
                 } else {
                     rc = sx_status_set(st, SX_EFORMAT,
-                                       "%s: line %lld, field %lld: '%.40s' is not a number",
+                                       "%s: line %lld, field %lld: '%.40s' is not a number; "
+                                       "a matrix file holds numbers after its first column "
+                                       "(names) and header line: is this a metadata table?",
                                        path, (long long)ln, (long long)(j + rownames + 1), s);
                     goto fail;
                 }

@@ -87,10 +87,24 @@ with h5py.File(p, "r+") as f:
     codes = f["obs/donor/codes"][:]
     replace(f, "obs/donor/codes", codes[:-3])
 
-# X/data compressed with LZF (h5py-only filter)
-p = copy(H5AD, case("lzf.h5ad", "error", "filter 32000 \\(lzf\\)"))
+# X/data compressed with LZF (h5py's filter; scalex decodes it with liblzf)
+p = copy(H5AD, case("lzf.h5ad", "ok", ""))
 with h5py.File(p, "r+") as f:
     replace(f, "X/data", f["X/data"][:], compression="lzf")
+
+# X/data through a filter scalex has no decoder for (blosc, 32001: hdf5plugin's). h5py
+# takes an unregistered filter when it is optional and skips it on write, so the file
+# names the filter as one that hdf5plugin wrote would.
+p = copy(H5AD, case("blosc.h5ad", "error", "filter 32001 \\(blosc\\).*gzip"))
+with h5py.File(p, "r+") as f:
+    vals = f["X/data"][:]
+    del f["X/data"]
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((min(len(vals), 4096),))
+    dcpl.set_filter(32001, h5py.h5z.FLAG_OPTIONAL, (0, 0, 0, 0))
+    space = h5py.h5s.create_simple((len(vals),))
+    ds = h5py.h5d.create(f["X"].id, b"data", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl)
+    ds.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(vals, dtype=np.float32))
 
 # NaN among the counts
 p = copy(H5AD, case("nan.h5ad", "error", "NaN|non-finite"))

@@ -155,10 +155,23 @@ START_TEST(corrupt_files)
                         "del f['matrix/shape']; f['matrix/shape'] = np.array([507, 2000], "
                         "dtype='int32')"),
                 NULL, SX_EFORMAT, "barcodes has 1107 entries, expected 2000");
-    expect_fail(damaged(dir, "lzf.h5",
-                        "d = f['matrix/data'][:]; del f['matrix/data']; "
-                        "f.create_dataset('matrix/data', data=d, compression='lzf')"),
-                NULL, SX_EUNSUPPORTED, "filter 32000 (lzf)");
+    /* LZF (h5py's filter) reads as the original; blosc (no decoder here) is refused */
+    sx_dataset *lzf = read_h5(damaged(dir, "lzf.h5",
+                                      "d = f['matrix/data'][:]; del f['matrix/data']; "
+                                      "f.create_dataset('matrix/data', data=d, compression='lzf')"),
+                              NULL);
+    sx_dataset *orig = read_h5(sx_test_shared(V3_H5), NULL);
+    same_dataset(orig, lzf);
+    sx_dataset_free(orig);
+    sx_dataset_free(lzf);
+    expect_fail(damaged(dir, "blosc.h5",
+                        "d = f['matrix/data'][:]; del f['matrix/data']\n"
+                        "pl = h5py.h5p.create(h5py.h5p.DATASET_CREATE); pl.set_chunk((4096,))\n"
+                        "pl.set_filter(32001, h5py.h5z.FLAG_OPTIONAL, (0, 0, 0, 0))\n"
+                        "ds = h5py.h5d.create(f['matrix'].id, b'data', h5py.h5t.STD_I32LE, "
+                        "h5py.h5s.create_simple((len(d),)), dcpl=pl)\n"
+                        "ds.write(h5py.h5s.ALL, h5py.h5s.ALL, d.astype('int32'))"),
+                NULL, SX_EUNSUPPORTED, "'matrix/data' uses HDF5 filter 32001 (blosc)");
     expect_fail(damaged(dir, "nan.h5",
                         "d = f['matrix/data'][:].astype('float32'); d[3] = np.nan; "
                         "del f['matrix/data']; f['matrix/data'] = d"),

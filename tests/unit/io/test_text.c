@@ -176,6 +176,8 @@ START_TEST(bad_tables)
     expect_fail(write_tmp("nan.csv", "c1,c2\ng1,1,nan\n"), SX_EDATA, "NaN");
     expect_fail(write_tmp("inf.csv", "c1,c2\ng1,1,inf\n"), SX_EDATA, "infinite");
     expect_fail("/nonexistent/x.csv", SX_EIO, "x.csv");
+    /* a 10x barcodes list on its own: names, no values */
+    expect_fail(write_tmp("barcodes.tsv", "AAAC-1\nAAAG-1\nAACT-1\n"), SX_EFORMAT, "no values");
     /* a gzip table cut short */
     const char *src = sx_test_shared(
         "data/cellbench_3cl_celseq2_dropseq/original/sc_dropseq.count.csv.gz");
