@@ -92,6 +92,16 @@ p = copy(H5AD, case("lzf.h5ad", "ok", ""))
 with h5py.File(p, "r+") as f:
     replace(f, "X/data", f["X/data"][:], compression="lzf")
 
+# an LZF chunk with garbage in the middle: liblzf must refuse it (bounds-checked), the read
+# fail by name
+p = copy(H5AD, case("lzf_corrupt.h5ad", "error", "X/data|read failed|corrupt"))
+with h5py.File(p, "r+") as f:
+    replace(f, "X/data", f["X/data"][:], compression="lzf", chunks=(4096,))
+    info = f["X/data"].id.get_chunk_info(0)
+with open(p, "r+b") as fh:
+    fh.seek(info.byte_offset + 16)
+    fh.write(bytes([0xE0, 0xFF, 0xFF, 0xFF] * 64))
+
 # X/data through a filter scalex has no decoder for (blosc, 32001: hdf5plugin's). h5py
 # takes an unregistered filter when it is optional and skips it on write, so the file
 # names the filter as one that hdf5plugin wrote would.
