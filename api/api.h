@@ -163,9 +163,11 @@ int api_h_static(api_req *r, api_resp *o); /* api_static.c: the web page */
 /* jobs shared with map: validate a request object (type, datasets, reference, options) for
  * user u; 0 or a 4xx problem written. */
 int api_job_validate(api_server *s, srv_db *db, const srv_user *u, json_t *req, api_resp *o);
-/* Insert a QUEUED job (quota checked: 429) and wake the runner; id_out[32]. */
+/* Insert a QUEUED job (quota checked: 429) and wake the runner; id_out[32]. With view
+ * non-NULL, *view is the job as inserted (QUEUED), read before the runner is woken, so the
+ * answer to a submit never races the worker that starts it (NULL if that read failed). */
 int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *type, json_t *req,
-                   char id_out[32], api_resp *o);
+                   char id_out[32], json_t **view, api_resp *o);
 /* Check an upload body and queue its validation (API_ASYNC). */
 int api_upload_start(api_req *r, api_resp *o);
 /* map: after the upload was stored as dataset ds_id, create the job and answer or wait.

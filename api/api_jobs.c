@@ -166,7 +166,7 @@ int api_job_validate(api_server *s, srv_db *db, const srv_user *u, json_t *req, 
 }
 
 int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *type, json_t *req,
-                   char id_out[32], api_resp *o)
+                   char id_out[32], json_t **view, api_resp *o)
 {
     sx_status st;
     sx_status_clear(&st);
@@ -209,6 +209,7 @@ int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *typ
         api_problem(o, 503, "unavailable", "the registry could not commit: retry");
         goto rollback;
     }
+    if (view) *view = srv_job_get(db, id_out, u, NULL);
     srv_jobs_notify(s->jobs); /* after the row is durable */
     rc = 0;
     goto out;
@@ -238,15 +239,15 @@ int api_h_job_create(api_req *r, api_resp *o)
         return API_DONE;
     }
     char id[32];
+    json_t *j = NULL;
     if (!api_job_validate(r->srv, db, &r->user, req, o) &&
         !api_job_submit(r->srv, db, &r->user, json_string_value(json_object_get(req, "type")), req,
-                        id, o)) {
-        sx_status st;
-        json_t *j = srv_job_get(db, id, &r->user, &st);
+                        id, &j, o)) {
         snprintf(r->job_id, sizeof r->job_id, "%s", id);
         snprintf(o->location, sizeof o->location, "/v1/jobs/%s", id);
         if (j) api_json(o, 202, j);
-        else api_problem_sx(o, &st);
+        else api_problem(o, 500, "internal", "job %s was queued but could not be read back: "
+                         "GET %s shows it", id, o->location);
     }
     api_db_put(r, db);
     json_decref(req);

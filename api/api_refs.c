@@ -302,7 +302,7 @@ int api_map_after_upload(api_req *r, srv_db *db, const char *ds_id)
     char id[32];
     int rc = API_DONE;
     if (api_job_validate(s, db, &r->user, req, o) ||
-        api_job_submit(s, db, &r->user, "project", req, id, o))
+        api_job_submit(s, db, &r->user, "project", req, id, NULL, o))
         goto out;
     snprintf(r->job_id, sizeof r->job_id, "%s", id);
     const char *w = api_arg(r, "wait");
