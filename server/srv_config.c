@@ -295,6 +295,8 @@ void srv_config_usage(void)
     fprintf(stderr,
             "usage: scalexd [--listen HOST:PORT] [--data-dir DIR] [settings...]\n"
             "       scalexd token create --data-dir DIR --user NAME [--admin]\n"
+            "       scalexd token list --data-dir DIR [--user NAME]\n"
+            "       scalexd token revoke --data-dir DIR (ID | TOKEN | --user NAME)\n"
             "       scalexd reference add DIR --name NAME --data-dir DIR [--description TEXT]\n\n"
             "settings (flag --name, config file `name = value` via --config FILE or\n"
             "$SCALEXD_CONFIG, environment SCALEXD_NAME):\n");

@@ -163,7 +163,8 @@ static void log_prep(pl *c, const sx_prep_result *pr, const sx_dataset *d)
 {
     sx_pl_log_msg(&c->log, "Raw dataset shape: (%lld, %lld)", (long long)pr->n_cells_in,
                   (long long)pr->n_genes_in);
-    sx_pl_log_msg(&c->log, "Filtering out MT genes: %lld removed", (long long)pr->n_genes_mt);
+    if (strcmp(sx_pipeline_opts_str(c->o, "profile"), "ATAC") != 0) /* peaks: no MT filter */
+        sx_pl_log_msg(&c->log, "Filtering out MT genes: %lld removed", (long long)pr->n_genes_mt);
     sx_pl_log_msg(&c->log, "Filtering cells: %lld removed (min_features)",
                   (long long)pr->n_cells_filtered);
     sx_pl_log_msg(&c->log, "Filtering features: %lld removed (min_cells)",

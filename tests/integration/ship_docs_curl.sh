@@ -10,7 +10,8 @@ D=$WORK/data
 TOKEN=$("$BIN" token create --data-dir "$D" --user walker)
 start_daemon "$D" --workers 1 --threads-per-job 1
 pages=("$SRC"/docs/guide/walkthrough*.md)
-[ "${#pages[@]}" -ge 3 ] && [ -f "${pages[0]}" ] || fail "expected at least 3 walk-throughs, found ${pages[*]}"
+# one per SCALEX tutorial: integration, projection, label transfer, scATAC, RNA + ATAC
+[ "${#pages[@]}" -ge 5 ] && [ -f "${pages[0]}" ] || fail "expected at least 5 walk-throughs, found ${pages[*]}"
 for page in "${pages[@]}"; do
     name=$(basename "$page" .md)
     # every ```sh block, each prefixed with a marker that names it in the output
