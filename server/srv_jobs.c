@@ -72,8 +72,6 @@ struct srv_jobs {
     srv_jobs_stats stats; /* under mu */
 };
 
-/* After a job row was written (committed): cached views of jobs are stale now. */
-
 const char *srv_error_type(int code)
 {
     switch (code) {
