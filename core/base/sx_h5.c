@@ -21,7 +21,7 @@ static const char *filter_name(H5Z_filter_t id, const char *stored)
     }
 }
 
-int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, sx_status *st)
+int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, int h5ad, sx_status *st)
 {
     sx_h5_register_filters();
     hid_t pl = H5Dget_create_plist(dset);
@@ -32,12 +32,19 @@ int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, sx_statu
         char name[64] = "";
         H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
         if (id < 0 || H5Zfilter_avail(id) <= 0) {
-            rc = sx_status_set(st, SX_EUNSUPPORTED,
-                               "%s: element '%s' uses HDF5 filter %d (%s) which this build cannot "
-                               "decode; re-save the file with gzip compression, e.g. in Python: "
-                               "adata = anndata.read_h5ad(\"%s\"); adata.write_h5ad(\"out.h5ad\", "
-                               "compression=\"gzip\")",
-                               file, elem, (int)id, filter_name(id, name), file);
+            if (h5ad)
+                rc = sx_status_set(st, SX_EUNSUPPORTED,
+                                   "%s: element '%s' uses HDF5 filter %d (%s) which this build "
+                                   "cannot decode; re-save the file with gzip compression, e.g. "
+                                   "in Python: adata = anndata.read_h5ad(\"%s\"); "
+                                   "adata.write_h5ad(\"out.h5ad\", compression=\"gzip\")",
+                                   file, elem, (int)id, filter_name(id, name), file);
+            else
+                rc = sx_status_set(st, SX_EUNSUPPORTED,
+                                   "%s: element '%s' uses HDF5 filter %d (%s) which this build "
+                                   "cannot decode; re-save the file with gzip compression "
+                                   "(h5repack -f GZIP=4)", file, elem, (int)id,
+                                   filter_name(id, name));
             break;
         }
     }

@@ -21,8 +21,9 @@ void sx_h5_register_filters(void);
 
 /* Refuse a dataset whose filter pipeline holds a filter this process cannot decode (blosc,
  * zstd, ... from hdf5plugin): SX_EUNSUPPORTED naming the file, the element, the filter and
- * how to re-save the file. SX_OK otherwise. */
-int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, sx_status *st);
+ * how to re-save the file (with anndata's call when `h5ad`; a 10x .h5 is no anndata file).
+ * SX_OK otherwise. */
+int sx_h5_check_filters(hid_t dset, const char *file, const char *elem, int h5ad, sx_status *st);
 
 /* Open a file read-only; names the file in the error. Returns a negative hid on error. */
 hid_t sx_h5_open_ro(const char *path, sx_status *st);

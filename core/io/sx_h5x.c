@@ -190,7 +190,7 @@ hid_t h5x_dopen(h5x_ctx *c, hid_t loc, const char *path, const char *elem, sx_st
                       elem);
         return -1;
     }
-    if (sx_h5_check_filters(d, c->path, elem, st) != SX_OK) {
+    if (sx_h5_check_filters(d, c->path, elem, 1, st) != SX_OK) {
         H5Dclose(d);
         return -1;
     }

@@ -66,7 +66,7 @@ static int check_filters(hid_t g, const char *name, const char *path, sx_status 
     if (d < 0) return SX_OK; /* reported by the reader that needs it */
     char elem[512] = "";
     if (H5Iget_name(d, elem, sizeof elem) <= 0) snprintf(elem, sizeof elem, "%s", name);
-    int rc = sx_h5_check_filters(d, path, elem[0] == '/' ? elem + 1 : elem, st);
+    int rc = sx_h5_check_filters(d, path, elem[0] == '/' ? elem + 1 : elem, 0, st);
     H5Dclose(d);
     return rc;
 }
