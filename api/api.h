@@ -9,9 +9,12 @@
 
 #include "sx_sha256.h"
 #include "api_server.h"
+#include "srv_service.h"
 
 enum { API_BODY_NONE = 0, API_BODY_JSON, API_BODY_UPLOAD };
-enum { API_DONE = 0, API_ASYNC = 1 };
+/* What a handler returns (API_DONE: o is filled; API_ASYNC: a pool thread will fill it), and
+ * what a request check returns when it refused: API_REFUSED with the problem in o. */
+enum { API_REFUSED = -1, API_DONE = 0, API_ASYNC = 1 };
 
 typedef struct api_resp {
     int status;
@@ -96,11 +99,22 @@ struct api_req {
     char form_name[201];      /* a "name" form field */
     char mp_err[256];         /* why the multipart body was refused ("" = fine) */
     int is_dir;               /* the upload is an mtx folder (spool_path is a folder) */
+    /* after the upload was stored as dataset ds_id: answer (API_DONE, r->resp filled) or
+     * let a waiter answer later (API_ASYNC); NULL: answer with the dataset (map sets it) */
+    int (*after_store)(api_req *r, const char *ds_id);
     /* map?wait= */
     char job_id[32];
     char ref_name[160];
-    int map;
 };
+
+/* The use cases behind the routes (srv_service.h), bound to this server. */
+static inline srv_service api_service(const api_server *s)
+{
+    srv_service v = {.reg = s->reg, .jobs = s->jobs, .eng = s->eng, .data_dir = s->cfg->data_dir,
+                     .user_max_jobs = s->cfg->user_max_jobs, .queue_cap = s->cfg->queue_cap,
+                     .draining = &s->draining};
+    return v;
+}
 
 /* ---- responses ---- */
 void api_resp_init(api_resp *o);
@@ -112,6 +126,13 @@ int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Problem from an sx status code (SX_EGENES -> 422 gene-mismatch, ...). */
 int api_problem_sx(api_resp *o, const sx_status *st);
+/* Problem from a service refusal: the one table of (why, code) -> status, type, Retry-After
+ * (api_problem.c). Returns API_DONE. */
+int api_problem_svc(api_resp *o, srv_why why, const sx_status *st);
+/* The same for request checks: write the problem, return API_REFUSED. */
+int api_refuse(api_resp *o, int status, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int api_refuse_svc(api_resp *o, srv_why why, const sx_status *st);
 int api_status_of(int sx_code);
 const char *api_status_title(int status);
 
@@ -160,19 +181,8 @@ int api_h_ref_get(api_req *r, api_resp *o);
 int api_h_ref_map(api_req *r, api_resp *o);
 int api_h_static(api_req *r, api_resp *o); /* api_static.c: the web page */
 
-/* jobs shared with map: validate a request object (type, datasets, reference, options) for
- * user u; 0 or a 4xx problem written. */
-int api_job_validate(api_server *s, srv_db *db, const srv_user *u, json_t *req, api_resp *o);
-/* Insert a QUEUED job (quota checked: 429) and wake the runner; id_out[32]. With view
- * non-NULL, *view is the job as inserted (QUEUED), read before the runner is woken, so the
- * answer to a submit never races the worker that starts it (NULL if that read failed). */
-int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *type, json_t *req,
-                   char id_out[32], json_t **view, api_resp *o);
-/* Check an upload body and queue its validation (API_ASYNC). */
+/* Check an upload body and queue its storing (API_ASYNC; r->after_store then answers). */
 int api_upload_start(api_req *r, api_resp *o);
-/* map: after the upload was stored as dataset ds_id, create the job and answer or wait.
- * Pool thread; returns API_ASYNC when a waiter will finish the request. */
-int api_map_after_upload(api_req *r, srv_db *db, const char *ds_id);
 /* The labels of a finished job as a JSON array, or NULL + problem. */
 json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o);
 

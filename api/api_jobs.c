@@ -34,12 +34,38 @@ static unsigned job_bit(const char *type)
     return 0;
 }
 
+/* One option's value against its type in the table; API_DONE or API_REFUSED. */
+static int check_option_type(const sx_popt_spec *p, const char *k, json_t *v, api_resp *o)
+{
+    int ok;
+    const char *want;
+    switch (p->type) {
+    case SX_POPT_BOOL: ok = json_is_boolean(v); want = "a boolean"; break;
+    case SX_POPT_INT: ok = json_is_integer(v); want = "an integer"; break;
+    case SX_POPT_FLOAT: ok = json_is_number(v); want = "a number"; break;
+    case SX_POPT_STRING: ok = json_is_string(v); want = "a string"; break;
+    default: {
+        ok = json_is_array(v) || json_is_string(v);
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) if (!json_is_string(x) && !json_is_number(x)) ok = 0;
+        want = "an array of strings";
+    }
+    }
+    if (!ok)
+        return api_refuse(o, 400, "wrong-type", "option 'options.%s' must be %s, not %s", k, want,
+                          json_type_name(v));
+    return API_DONE;
+}
+
+/* The options object's names and value types against the pipeline's table (its values are
+ * the service's to check). */
 static int check_options(const srv_engine *e, const char *type, json_t *opts, api_resp *o)
 {
-    if (!opts) return 0;
+    if (!opts) return API_DONE;
     if (!json_is_object(opts))
-        return api_problem(o, 400, "wrong-type", "'options' must be an object of SCALEX option "
-                           "names to values, not %s", json_type_name(opts)), -1;
+        return api_refuse(o, 400, "wrong-type", "'options' must be an object of SCALEX option "
+                          "names to values, not %s", json_type_name(opts));
     unsigned bit = job_bit(type);
     const char *k;
     json_t *v;
@@ -48,176 +74,99 @@ static int check_options(const srv_engine *e, const char *type, json_t *opts, ap
         for (int i = 0; i < e->n_specs && !p; i++)
             if (!strcmp(e->specs[i].name, k)) p = &e->specs[i];
         if (!strcmp(k, "data_list") || !strcmp(k, "threads"))
-            return api_problem(o, 400, "unknown-field", "option 'options.%s' is set by the server "
-                               "(inputs come from 'datasets'; threads from --threads-per-job): "
-                               "remove it", k), -1;
+            return api_refuse(o, 400, "unknown-field", "option 'options.%s' is set by the server "
+                              "(inputs come from 'datasets'; threads from --threads-per-job): "
+                              "remove it", k);
         if (!p)
-            return api_problem(o, 400, "unknown-field", "unknown option 'options.%s': GET "
-                               "/v1/options lists the options with their types", k), -1;
+            return api_refuse(o, 400, "unknown-field", "unknown option 'options.%s': GET "
+                              "/v1/options lists the options with their types", k);
         if (!(p->jobs & bit))
-            return api_problem(o, 400, "unknown-field", "option 'options.%s' does not apply to %s "
-                               "jobs: GET /v1/options says which jobs take it", k, type), -1;
-        int ok;
-        const char *want;
-        switch (p->type) {
-        case SX_POPT_BOOL: ok = json_is_boolean(v); want = "a boolean"; break;
-        case SX_POPT_INT: ok = json_is_integer(v); want = "an integer"; break;
-        case SX_POPT_FLOAT: ok = json_is_number(v); want = "a number"; break;
-        case SX_POPT_STRING: ok = json_is_string(v); want = "a string"; break;
-        default: {
-            ok = json_is_array(v) || json_is_string(v);
-            size_t i;
-            json_t *x;
-            json_array_foreach(v, i, x) if (!json_is_string(x) && !json_is_number(x)) ok = 0;
-            want = "an array of strings";
-        }
-        }
-        if (!ok)
-            return api_problem(o, 400, "wrong-type", "option 'options.%s' must be %s, not %s", k,
-                               want, json_type_name(v)), -1;
+            return api_refuse(o, 400, "unknown-field", "option 'options.%s' does not apply to %s "
+                              "jobs: GET /v1/options says which jobs take it", k, type);
+        if (check_option_type(p, k, v, o)) return API_REFUSED;
     }
-    sx_status st;
-    sx_status_clear(&st);
-    if (e->check_options && e->check_options(e->user, opts, &st))
-        return api_problem(o, 400, "invalid-value", "options: %s", st.msg), -1;
-    return 0;
+    return API_DONE;
 }
 
-int api_job_validate(api_server *s, srv_db *db, const srv_user *u, json_t *req, api_resp *o)
+/* The fields of a job request: known names, type, name. */
+static int check_job_fields(json_t *req, api_resp *o)
 {
     static const char *const allowed[] = {"type", "datasets", "reference", "options", "name"};
     if (!json_is_object(req))
-        return api_problem(o, 400, "wrong-type", "the body must be a JSON object like {\"type\": "
-                           "\"integrate\", \"datasets\": [ID], \"options\": {}}, not %s",
-                           json_type_name(req)), -1;
+        return api_refuse(o, 400, "wrong-type", "the body must be a JSON object like {\"type\": "
+                          "\"integrate\", \"datasets\": [ID], \"options\": {}}, not %s",
+                          json_type_name(req));
     const char *k;
     json_t *v;
     json_object_foreach(req, k, v) {
         int ok = 0;
         for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) ok |= !strcmp(k, allowed[i]);
         if (!ok)
-            return api_problem(o, 400, "unknown-field", "unknown field '%s': a job takes type, "
-                               "datasets, reference, options and name", k), -1;
+            return api_refuse(o, 400, "unknown-field", "unknown field '%s': a job takes type, "
+                              "datasets, reference, options and name", k);
     }
     json_t *type = json_object_get(req, "type");
     if (!type)
-        return api_problem(o, 400, "missing-field", "'type' is required: integrate, project or "
-                           "label_transfer"), -1;
+        return api_refuse(o, 400, "missing-field", "'type' is required: integrate, project or "
+                          "label_transfer");
     if (!json_is_string(type))
-        return api_problem(o, 400, "wrong-type", "'type' must be a string, not %s",
-                           json_type_name(type)), -1;
-    const char *t = json_string_value(type);
-    if (!job_bit(t))
-        return api_problem(o, 400, "invalid-value", "'type' is '%s'; use integrate, project or "
-                           "label_transfer", t), -1;
+        return api_refuse(o, 400, "wrong-type", "'type' must be a string, not %s",
+                          json_type_name(type));
+    if (!job_bit(json_string_value(type)))
+        return api_refuse(o, 400, "invalid-value", "'type' is '%s'; use integrate, project or "
+                          "label_transfer", json_string_value(type));
     json_t *name = json_object_get(req, "name");
     if (name && !json_is_string(name))
-        return api_problem(o, 400, "wrong-type", "'name' must be a string, not %s",
-                           json_type_name(name)), -1;
-    json_t *ds = json_object_get(req, "datasets");
-    if (!ds)
-        return api_problem(o, 400, "missing-field", "'datasets' is required: a list of dataset "
-                           "ids from POST /v1/datasets"), -1;
-    if (!json_is_array(ds))
-        return api_problem(o, 400, "wrong-type", "'datasets' must be an array of dataset ids, not "
-                           "%s", json_type_name(ds)), -1;
-    if (json_array_size(ds) == 0 || json_array_size(ds) > 256)
-        return api_problem(o, 400, "invalid-value", "'datasets' must list 1 to 256 dataset ids"), -1;
-    size_t i;
-    json_array_foreach(ds, i, v) {
-        if (!json_is_string(v))
-            return api_problem(o, 400, "wrong-type", "'datasets[%zu]' must be a dataset id string, "
-                               "not %s", i, json_type_name(v)), -1;
-        sx_status st;
-        sx_status_clear(&st);
-        char *p = srv_dataset_path(db, json_string_value(v), u, &st);
-        if (!p) {
-            if (st.code == SX_ENOTFOUND)
-                return api_problem(o, 404, "not-found", "no dataset '%s' here: upload it with POST "
-                                   "/v1/datasets, GET /v1/datasets lists yours",
-                                   json_string_value(v)), -1;
-            return api_problem_sx(o, &st), -1;
-        }
-        free(p);
-    }
-    json_t *ref = json_object_get(req, "reference");
-    if (ref && !json_is_string(ref))
-        return api_problem(o, 400, "wrong-type", "'reference' must be a reference name, not %s",
-                           json_type_name(ref)), -1;
-    if (!strcmp(t, "integrate") && ref)
-        return api_problem(o, 400, "invalid-value", "integrate jobs take no 'reference': use a "
-                           "project or label_transfer job to map onto one"), -1;
-    if (strcmp(t, "integrate")) {
-        if (!ref)
-            return api_problem(o, 400, "missing-field", "%s jobs need 'reference': GET "
-                               "/v1/references lists them", t), -1;
-        sx_status st;
-        sx_status_clear(&st);
-        char *p = srv_ref_path(db, json_string_value(ref), &st);
-        if (!p) {
-            if (st.code == SX_ENOTFOUND)
-                return api_problem(o, 404, "unknown-reference", "no reference named '%s': GET "
-                                   "/v1/references lists them", json_string_value(ref)), -1;
-            return api_problem_sx(o, &st), -1;
-        }
-        free(p);
-    }
-    return check_options(s->eng, t, json_object_get(req, "options"), o);
+        return api_refuse(o, 400, "wrong-type", "'name' must be a string, not %s",
+                          json_type_name(name));
+    return API_DONE;
 }
 
-int api_job_submit(api_server *s, srv_db *db, const srv_user *u, const char *type, json_t *req,
-                   char id_out[32], json_t **view, api_resp *o)
+/* 'datasets' and 'reference' as the job type wants them. */
+static int check_job_inputs(json_t *req, const char *t, api_resp *o)
 {
+    json_t *ds = json_object_get(req, "datasets"), *v;
+    if (!ds)
+        return api_refuse(o, 400, "missing-field", "'datasets' is required: a list of dataset "
+                          "ids from POST /v1/datasets");
+    if (!json_is_array(ds))
+        return api_refuse(o, 400, "wrong-type", "'datasets' must be an array of dataset ids, not "
+                          "%s", json_type_name(ds));
+    if (json_array_size(ds) == 0 || json_array_size(ds) > 256)
+        return api_refuse(o, 400, "invalid-value", "'datasets' must list 1 to 256 dataset ids");
+    size_t i;
+    json_array_foreach(ds, i, v) if (!json_is_string(v))
+        return api_refuse(o, 400, "wrong-type", "'datasets[%zu]' must be a dataset id string, not "
+                          "%s", i, json_type_name(v));
+    json_t *ref = json_object_get(req, "reference");
+    if (ref && !json_is_string(ref))
+        return api_refuse(o, 400, "wrong-type", "'reference' must be a reference name, not %s",
+                          json_type_name(ref));
+    if (!strcmp(t, "integrate") && ref)
+        return api_refuse(o, 400, "invalid-value", "integrate jobs take no 'reference': use a "
+                          "project or label_transfer job to map onto one");
+    if (strcmp(t, "integrate") && !ref)
+        return api_refuse(o, 400, "missing-field", "%s jobs need 'reference': GET "
+                          "/v1/references lists them", t);
+    return API_DONE;
+}
+
+/* A job request: its shape here, then what needs the registry (srv_service_job_check). */
+static int check_job_request(api_server *s, const srv_user *u, json_t *req, api_resp *o)
+{
+    if (check_job_fields(req, o)) return API_REFUSED;
+    const char *t = json_string_value(json_object_get(req, "type"));
+    if (check_job_inputs(req, t, o) || check_options(s->eng, t, json_object_get(req, "options"), o))
+        return API_REFUSED;
+    srv_service svc = api_service(s);
     sx_status st;
     sx_status_clear(&st);
-    if (atomic_load(&s->draining)) {
-        o->retry_after = 30;
-        return api_problem(o, 503, "unavailable", "the server is shutting down: retry in a minute"), -1;
-    }
-    if (srv_random_id("job_", id_out, 32, &st)) return api_problem_sx(o, &st), -1;
-    char *text = json_dumps(req, JSON_COMPACT);
-    if (!text) return api_problem(o, 503, "unavailable", "out of memory"), -1;
-    int rc = -1;
-    /* the quota check and the insert are one transaction, so concurrent submits cannot
-     * overshoot the limits */
-    if (srv_db_begin(db, NULL)) {
-        api_problem(o, 503, "unavailable", "the registry is busy: retry");
-        o->retry_after = 1;
-        goto out;
-    }
-    int active = 0, queued = 0;
-    if (srv_job_counts(db, u->id, &active, &queued, &st)) {
-        api_problem_sx(o, &st);
-        goto rollback;
-    }
-    if (active >= s->cfg->user_max_jobs) {
-        o->retry_after = 30;
-        api_problem(o, 429, "quota", "you have %d unfinished jobs, the limit per user is %d: wait "
-                    "for one to finish (or cancel one) and retry", active, s->cfg->user_max_jobs);
-        goto rollback;
-    }
-    if (queued >= s->cfg->queue_cap) {
-        o->retry_after = 60;
-        api_problem(o, 429, "queue-full", "the queue holds %d jobs, its limit: retry later", queued);
-        goto rollback;
-    }
-    if (srv_job_insert(db, id_out, u->id, type, text, &st)) {
-        api_problem_sx(o, &st);
-        goto rollback;
-    }
-    if (srv_db_commit(db, NULL)) {
-        api_problem(o, 503, "unavailable", "the registry could not commit: retry");
-        goto rollback;
-    }
-    if (view) *view = srv_job_get(db, id_out, u, NULL);
-    srv_jobs_notify(s->jobs); /* after the row is durable */
-    rc = 0;
-    goto out;
-rollback:
-    srv_db_rollback(db);
-out:
-    free(text);
-    return rc;
+    srv_why why;
+    if (srv_service_job_check(&svc, u, json_object_get(req, "datasets"),
+                              json_string_value(json_object_get(req, "reference")),
+                              json_object_get(req, "options"), &why, &st))
+        return api_refuse_svc(o, why, &st);
+    return API_DONE;
 }
 
 static int job_not_found(api_resp *o, const char *id)
@@ -233,43 +182,42 @@ int api_h_job_create(api_req *r, api_resp *o)
         return api_problem(o, 400, "malformed-json", "the body is not valid JSON (line %d, column "
                            "%d: %s): send {\"type\": \"integrate\", \"datasets\": [ID]}", err.line,
                            err.column, err.text);
-    srv_db *db = api_db(r, o);
-    if (!db) {
-        json_decref(req);
-        return API_DONE;
-    }
+    srv_service svc = api_service(r->srv);
+    sx_status st;
+    sx_status_clear(&st);
+    srv_why why;
     char id[32];
     json_t *j = NULL;
-    if (!api_job_validate(r->srv, db, &r->user, req, o) &&
-        !api_job_submit(r->srv, db, &r->user, json_string_value(json_object_get(req, "type")), req,
-                        id, &j, o)) {
-        snprintf(r->job_id, sizeof r->job_id, "%s", id);
-        snprintf(o->location, sizeof o->location, "/v1/jobs/%s", id);
-        if (j) api_json(o, 202, j);
-        else api_problem(o, 500, "internal", "job %s was queued but could not be read back: "
-                         "GET %s shows it", id, o->location);
+    if (check_job_request(r->srv, &r->user, req, o) == API_REFUSED) goto out;
+    if (srv_service_job_submit(&svc, &r->user, json_string_value(json_object_get(req, "type")),
+                               req, id, &j, &why, &st)) {
+        api_problem_svc(o, why, &st);
+        goto out;
     }
-    api_db_put(r, db);
+    snprintf(r->job_id, sizeof r->job_id, "%s", id);
+    snprintf(o->location, sizeof o->location, "/v1/jobs/%s", id);
+    if (j) api_json(o, 202, j);
+    else api_problem(o, 500, "internal", "job %s was queued but could not be read back: GET %s "
+                     "shows it", id, o->location);
+out:
     json_decref(req);
     return API_DONE;
 }
 
 int api_h_job_list(api_req *r, api_resp *o)
 {
-    const char *state = api_arg(r, "state");
-    if (state && !srv_job_state_ok(state))
-        return api_problem(o, 400, "invalid-parameter", "state '%s' is not a job state: use QUEUED, "
-                           "INITIALIZING, RUNNING, COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, "
-                           "CANCELING or CANCELED", state);
+    const char *name = api_arg(r, "state");
+    srv_jstate state = SRV_JOB_UNKNOWN;
+    sx_status st;
+    if (name && srv_jstate_parse(name, &state, &st))
+        return api_problem(o, 400, "invalid-parameter", "state %s", st.msg);
     int size, more = 0;
     int64_t off;
     if (api_page(r, o, 50, 1000, &size, &off)) return API_DONE;
-    srv_db *db = api_db(r, o);
-    if (!db) return API_DONE;
-    sx_status st;
-    json_t *a = srv_job_list(db, &r->user, state, off, size, &more, &st);
-    api_db_put(r, db);
-    if (!a) return api_problem_sx(o, &st);
+    srv_service svc = api_service(r->srv);
+    srv_why why;
+    json_t *a = srv_service_job_list(&svc, &r->user, state, off, size, &more, &why, &st);
+    if (!a) return api_problem_svc(o, why, &st);
     json_t *j = json_object();
     json_object_set_new(j, "jobs", a);
     api_next_token(j, more, off, size);
@@ -278,47 +226,24 @@ int api_h_job_list(api_req *r, api_resp *o)
 
 int api_h_job_get(api_req *r, api_resp *o)
 {
-    srv_db *db = api_db(r, o);
-    if (!db) return API_DONE;
+    srv_service svc = api_service(r->srv);
     sx_status st;
-    json_t *j = srv_job_get(db, r->params[0], &r->user, &st);
-    api_db_put(r, db);
-    if (!j) return st.code == SX_ENOTFOUND ? job_not_found(o, r->params[0]) : api_problem_sx(o, &st);
+    srv_why why;
+    json_t *j = srv_service_job_get(&svc, &r->user, r->params[0], &why, &st);
+    if (!j) return api_problem_svc(o, why, &st);
     return api_json(o, 200, j);
 }
 
 int api_h_job_cancel(api_req *r, api_resp *o)
 {
-    srv_db *db = api_db(r, o);
-    if (!db) return API_DONE;
+    srv_service svc = api_service(r->srv);
     sx_status st;
     sx_status_clear(&st);
-    char state[16];
-    const char *id = r->params[0];
-    if (srv_job_state(db, id, &r->user, state, NULL, &st)) {
-        api_db_put(r, db);
-        return st.code == SX_ENOTFOUND ? job_not_found(o, id) : api_problem_sx(o, &st);
-    }
-    /* QUEUED -> CANCELED at once (conditional: the runner may claim it concurrently);
-     * running -> CANCELING, then the worker sees the flag and the runner writes CANCELED */
-    if (srv_job_transition(db, id, "QUEUED", "CANCELED", &st) == 0 &&
-        (srv_job_transition(db, id, "INITIALIZING", "CANCELING", &st) == 1 ||
-         srv_job_transition(db, id, "RUNNING", "CANCELING", &st) == 1))
-        srv_jobs_cancel(r->srv->jobs, id);
-    else if (!strcmp(state, "CANCELING"))
-        srv_jobs_cancel(r->srv->jobs, id);
-    json_t *j = srv_job_get(db, id, &r->user, &st);
-    api_db_put(r, db);
-    if (!j) return api_problem_sx(o, &st);
-    const char *now = json_string_value(json_object_get(j, "state"));
-    if (now && (!strcmp(now, "COMPLETE") || !strcmp(now, "EXECUTOR_ERROR") ||
-                !strcmp(now, "SYSTEM_ERROR"))) {
-        /* `now` points into j: answer first, then let go of j */
-        int rc = api_problem(o, 409, "conflict", "job '%s' already finished (%s): nothing to cancel",
-                             id, now);
-        json_decref(j);
-        return rc;
-    }
+    srv_why why;
+    json_t *j = NULL;
+    if (srv_service_job_cancel(&svc, &r->user, r->params[0], NULL, &why, &st) ||
+        !(j = srv_service_job_get(&svc, &r->user, r->params[0], &why, &st)))
+        return api_problem_svc(o, why, &st);
     return api_json(o, 202, j);
 }
 

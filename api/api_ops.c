@@ -63,7 +63,7 @@ int api_h_metrics(api_req *r, api_resp *o)
     api_server *s = r->srv;
     srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
-    int64_t counts[8];
+    int64_t counts[SRV_JOB_N_STATES];
     sx_status st;
     int rc = srv_job_state_counts(db, counts, &st);
     int nref = srv_ref_count(db);
@@ -73,19 +73,23 @@ int api_h_metrics(api_req *r, api_resp *o)
     srv_jobs_get_stats(s->jobs, &js);
     buf b = {0};
     bprintf(&b, "# HELP scalexd_jobs Jobs in the registry by state.\n# TYPE scalexd_jobs gauge\n");
-    for (int i = 0; i < 8; i++)
-        bprintf(&b, "scalexd_jobs{state=\"%s\"} %lld\n", srv_job_states[i], (long long)counts[i]);
+    for (int i = 0; i < SRV_JOB_N_STATES; i++)
+        bprintf(&b, "scalexd_jobs{state=\"%s\"} %lld\n", srv_jstate_name((srv_jstate)i),
+                (long long)counts[i]);
     bprintf(&b, "# HELP scalexd_queue_depth Jobs waiting for a worker.\n# TYPE scalexd_queue_depth gauge\n"
-                "scalexd_queue_depth %lld\n", (long long)counts[0]);
+                "scalexd_queue_depth %lld\n", (long long)counts[SRV_JOB_QUEUED]);
     bprintf(&b, "# HELP scalexd_jobs_running Jobs on workers now.\n# TYPE scalexd_jobs_running gauge\n"
                 "scalexd_jobs_running %d\n", js.running);
     bprintf(&b, "# HELP scalexd_workers Size of the worker pool.\n# TYPE scalexd_workers gauge\n"
                 "scalexd_workers %d\n", js.workers);
-    static const char *const fin[4] = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"};
+    /* srv_jobs_stats.finished order */
+    static const srv_jstate fin[4] = {SRV_JOB_COMPLETE, SRV_JOB_EXECUTOR_ERROR,
+                                      SRV_JOB_SYSTEM_ERROR, SRV_JOB_CANCELED};
     bprintf(&b, "# HELP scalexd_jobs_finished_total Jobs finished since start.\n"
                 "# TYPE scalexd_jobs_finished_total counter\n");
     for (int i = 0; i < 4; i++)
-        bprintf(&b, "scalexd_jobs_finished_total{state=\"%s\"} %lld\n", fin[i], (long long)js.finished[i]);
+        bprintf(&b, "scalexd_jobs_finished_total{state=\"%s\"} %lld\n", srv_jstate_name(fin[i]),
+                (long long)js.finished[i]);
     static const char *const le[6] = {"1", "10", "60", "300", "1800", "+Inf"};
     bprintf(&b, "# HELP scalexd_job_duration_seconds Run time of completed jobs.\n"
                 "# TYPE scalexd_job_duration_seconds histogram\n");

@@ -73,13 +73,10 @@ static void utf8_fix(char *s)
     }
 }
 
-int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
+static int vproblem(api_resp *o, int status, const char *slug, const char *fmt, va_list ap)
 {
     char detail[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
     utf8_fix(detail);
     char type[128];
     snprintf(type, sizeof type, "urn:scalexd:problem:%s", slug);
@@ -91,6 +88,24 @@ int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
     api_json(o, status, j);
     o->ctype = "application/problem+json";
     return API_DONE;
+}
+
+int api_problem(api_resp *o, int status, const char *slug, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(o, status, slug, fmt, ap);
+    va_end(ap);
+    return API_DONE;
+}
+
+int api_refuse(api_resp *o, int status, const char *slug, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(o, status, slug, fmt, ap);
+    va_end(ap);
+    return API_REFUSED;
 }
 
 int api_status_of(int code)
@@ -117,4 +132,49 @@ int api_problem_sx(api_resp *o, const sx_status *st)
         return api_problem(o, 500, srv_error_type(st->code), "%s; this is a server problem: retry "
                            "later, and report it with the request id if it persists", what);
     return api_problem(o, status, srv_error_type(st->code), "%s", what);
+}
+
+/* The one table of service refusals: status, problem type, the hint a client needs next,
+ * and how long to wait before a retry. */
+static const struct {
+    srv_why why;
+    int status;
+    const char *slug, *hint;
+    int retry_after;
+} svc_answers[] = {
+    {SRV_WHY_NO_DATASET, 404, "not-found", ": GET /v1/datasets lists yours", 0},
+    {SRV_WHY_NO_REFERENCE, 404, "unknown-reference", ": GET /v1/references lists them", 0},
+    {SRV_WHY_NO_JOB, 404, "not-found", ": GET /v1/jobs lists yours", 0},
+    {SRV_WHY_USER_QUOTA, 429, "quota", "", 30},
+    {SRV_WHY_QUEUE_FULL, 429, "queue-full", ": retry later", 60},
+    {SRV_WHY_BUSY, 503, "unavailable", ": retry", 1},
+    {SRV_WHY_DRAINING, 503, "unavailable", ": retry in a minute", 30},
+    {SRV_WHY_FINISHED, 409, "conflict", "", 0},
+    {SRV_WHY_WRONG_STATE, 409, "conflict", "", 0},
+    {SRV_WHY_BAD_OPTIONS, 400, "invalid-value", "", 0},
+    {SRV_WHY_UNSTORABLE, 503, "unavailable", ": retry later", 0},
+};
+
+int api_problem_svc(api_resp *o, srv_why why, const sx_status *st)
+{
+    const char *what = st->msg[0] ? st->msg : sx_strerror(st->code);
+    if (why == SRV_WHY_BAD_UPLOAD) /* the readers' verdict: its code says which */
+        return st->code == SX_ELIMIT ? api_problem(o, 413, "too-large", "%s", what)
+                                     : api_problem(o, 422, st->code == SX_EUNSUPPORTED
+                                                               ? "unsupported" : "bad-format",
+                                                   "%s", what);
+    for (size_t i = 0; i < sizeof svc_answers / sizeof *svc_answers; i++) {
+        if (svc_answers[i].why != why) continue;
+        api_problem(o, svc_answers[i].status, svc_answers[i].slug, "%s%s", what,
+                    svc_answers[i].hint);
+        if (svc_answers[i].retry_after) o->retry_after = svc_answers[i].retry_after;
+        return API_DONE;
+    }
+    return api_problem_sx(o, st);
+}
+
+int api_refuse_svc(api_resp *o, srv_why why, const sx_status *st)
+{
+    api_problem_svc(o, why, st);
+    return API_REFUSED;
 }

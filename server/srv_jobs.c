@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "sx_log.h"
+#include "srv_layout.h"
 #include "srv_util.h"
 #include "srv_refcache.h"
 #include "srv_exec.h"
@@ -195,14 +196,14 @@ static void *worker_main(void *arg)
 
 /* ---- loop thread ---- */
 
-static void fire_waiters(srv_jobs *j, const char *id, const char *state, int all)
+static void fire_waiters(srv_jobs *j, const char *id, srv_jstate state, int all)
 {
     waiter **pp = &j->waiters;
     while (*pp) {
         waiter *w = *pp;
         if (all || !strcmp(w->id, id)) {
             *pp = w->next;
-            w->fn(w->user, w->id, state ? state : "QUEUED");
+            w->fn(w->user, w->id, state);
             free(w);
         } else {
             pp = &w->next;
@@ -210,11 +211,17 @@ static void fire_waiters(srv_jobs *j, const char *id, const char *state, int all
     }
 }
 
-static void current_state(srv_jobs *j, const char *id, char state[16])
+static srv_jstate current_state(srv_jobs *j, const char *id)
 {
     srv_user admin = {.id = 0, .admin = 1};
-    if (srv_job_state(j->db, id, &admin, state, NULL, NULL)) snprintf(state, 16, "UNKNOWN");
+    srv_job_row row;
+    if (srv_job_row_get(j->db, id, &admin, &row, NULL)) return SRV_JOB_UNKNOWN;
+    srv_job_row_free(&row);
+    return row.state;
 }
+
+/* a waiter is answered once its job ended, or is gone */
+static int settled(srv_jstate s) { return s == SRV_JOB_UNKNOWN || srv_jstate_terminal(s); }
 
 static void flush_progress(srv_jobs *j)
 {
@@ -240,17 +247,17 @@ static void flush_progress(srv_jobs *j)
 
 static void finish_slot(srv_jobs *j, slot *s)
 {
-    const char *state;
+    srv_jstate state;
     const char *etype = NULL, *err = NULL;
     int drained = atomic_load(&s->drain);
     if (s->rc == SX_OK) {
-        state = "COMPLETE";
+        state = SRV_JOB_COMPLETE;
     } else if (s->rc == SX_ECANCELED) {
-        state = drained ? "QUEUED" : "CANCELED";
+        state = drained ? SRV_JOB_QUEUED : SRV_JOB_CANCELED;
     } else {
         /* input problems are the executor's (the job's) failure; resources and bugs are ours */
-        state = (s->rc == SX_ENOMEM || s->rc == SX_EIO || s->rc == SX_EINTERNAL) ? "SYSTEM_ERROR"
-                                                                                 : "EXECUTOR_ERROR";
+        state = (s->rc == SX_ENOMEM || s->rc == SX_EIO || s->rc == SX_EINTERNAL)
+                    ? SRV_JOB_SYSTEM_ERROR : SRV_JOB_EXECUTOR_ERROR;
         etype = srv_error_type(s->rc);
         err = s->st.msg;
     }
@@ -258,8 +265,9 @@ static void finish_slot(srv_jobs *j, slot *s)
     /* count before the row changes: whoever sees the terminal state sees it counted too */
     double dt = srv_mono_s() - s->t_start;
     pthread_mutex_lock(&j->mu);
-    int k = !strcmp(state, "COMPLETE") ? 0 : !strcmp(state, "EXECUTOR_ERROR") ? 1
-          : !strcmp(state, "SYSTEM_ERROR") ? 2 : !strcmp(state, "CANCELED") ? 3 : -1;
+    /* srv_jobs_stats.finished order */
+    int k = state == SRV_JOB_COMPLETE ? 0 : state == SRV_JOB_EXECUTOR_ERROR ? 1
+          : state == SRV_JOB_SYSTEM_ERROR ? 2 : state == SRV_JOB_CANCELED ? 3 : -1;
     if (k >= 0) j->stats.finished[k]++;
     if (k == 0) {
         static const double le[6] = {1, 10, 60, 300, 1800, 1e300};
@@ -272,13 +280,15 @@ static void finish_slot(srv_jobs *j, slot *s)
     sx_status st;
     int rc;
     if (drained && s->rc == SX_ECANCELED) {
-        rc = srv_job_transition(j->db, s->id, NULL, "QUEUED", &st) < 0 ? -1 : 0;
+        rc = srv_job_transition(j->db, s->id, NULL, srv_jstate_name(SRV_JOB_QUEUED), &st) < 0
+                 ? st.code : SX_OK;
     } else {
-        rc = srv_job_finish(j->db, s->id, state, etype, err, &st);
+        rc = srv_job_finish(j->db, s->id, srv_jstate_name(state), etype, err, &st);
     }
-    if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, state, st.msg);
+    if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, srv_jstate_name(state), st.msg);
     sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
-           "job %s %s after %.2f s%s%s", s->id, state, dt, err ? ": " : "", err ? err : "");
+           "job %s %s after %.2f s%s%s", s->id, srv_jstate_name(state), dt, err ? ": " : "",
+           err ? err : "");
     char id[32];
     memcpy(id, s->id, sizeof id);
     pthread_mutex_lock(&j->mu);
@@ -305,24 +315,27 @@ static int resolve_inputs(srv_jobs *j, slot *s, sx_status *st)
         char *rel = id ? srv_dataset_path(j->db, id, &admin, st) : NULL;
         if (!rel) return sx_status_set(st, SX_ENOTFOUND, "input dataset '%s' no longer exists: "
                                        "upload it again and resubmit", id ? id : "?");
-        s->inputs[i] = malloc(strlen(j->data_dir) + strlen(rel) + 2);
-        if (s->inputs[i]) sprintf(s->inputs[i], "%s/%s", j->data_dir, rel);
+        char abs[4400];
+        int rc = srv_layout_abs(j->data_dir, rel, abs, sizeof abs, st);
         free(rel);
-        if (!s->inputs[i]) return sx_status_set(st, SX_ENOMEM, "out of memory");
+        if (rc) return rc;
+        if (!(s->inputs[i] = strdup(abs))) return sx_status_set(st, SX_ENOMEM, "out of memory");
         s->n_inputs++;
     }
     const char *ref = json_string_value(json_object_get(s->request, "reference"));
     if (ref) {
         char *rel = srv_ref_path(j->db, ref, st);
         if (!rel) return st->code;
-        s->reference = malloc(strlen(j->data_dir) + strlen(rel) + 2);
-        if (s->reference) sprintf(s->reference, "%s/%s", j->data_dir, rel);
+        char abs[4400];
+        int rc = srv_layout_abs(j->data_dir, rel, abs, sizeof abs, st);
         free(rel);
-        if (!s->reference) return sx_status_set(st, SX_ENOMEM, "out of memory");
+        if (rc) return rc;
+        if (!(s->reference = strdup(abs))) return sx_status_set(st, SX_ENOMEM, "out of memory");
         s->ref_name = strdup(ref);
         if (!s->ref_name) return sx_status_set(st, SX_ENOMEM, "out of memory");
     }
-    snprintf(s->outdir, sizeof s->outdir, "%s/jobs/%s", j->data_dir, s->id);
+    int rc = srv_layout_job_dir(j->data_dir, s->id, s->outdir, sizeof s->outdir, st);
+    if (rc) return rc;
     /* a re-run starts from an empty folder: no half-written file of the last attempt;
      * but a unit still at a remote executor (re-attached after a restart) keeps its own */
     if (!srv_exec_keep_jobdir(j->db, s->id)) srv_rmtree(s->outdir);
@@ -367,10 +380,11 @@ static void dispatch(srv_jobs *j)
         sx_status_clear(&st);
         if (!s->request || resolve_inputs(j, s, &st)) {
             if (!st.code) sx_status_set(&st, SX_EINTERNAL, "job %s: its stored request is not JSON", id);
-            srv_job_finish(j->db, id, "EXECUTOR_ERROR", srv_error_type(st.code), st.msg, NULL);
+            srv_job_finish(j->db, id, srv_jstate_name(SRV_JOB_EXECUTOR_ERROR),
+                           srv_error_type(st.code), st.msg, NULL);
             free_slot_inputs(s);
             s->id[0] = 0;
-            fire_waiters(j, id, "EXECUTOR_ERROR", 0);
+            fire_waiters(j, id, SRV_JOB_EXECUTOR_ERROR, 0);
             continue;
         }
         SX_INFO("job %s (%s) starts, attempt %d, %d threads", id, type, attempts,
@@ -392,9 +406,8 @@ static void adopt_waiters(srv_jobs *j)
     pthread_mutex_unlock(&j->mu);
     while (w) {
         waiter *next = w->next;
-        char state[16];
-        current_state(j, w->id, state);
-        if (srv_job_state_terminal(state) || !strcmp(state, "UNKNOWN")) {
+        srv_jstate state = current_state(j, w->id);
+        if (settled(state)) {
             w->fn(w->user, w->id, state);
             free(w);
         } else {
@@ -413,9 +426,7 @@ static void expire_waiters(srv_jobs *j)
         waiter *w = *pp;
         if (w->deadline <= now) {
             *pp = w->next;
-            char state[16];
-            current_state(j, w->id, state);
-            w->fn(w->user, w->id, state);
+            w->fn(w->user, w->id, current_state(j, w->id));
             free(w);
         } else {
             pp = &w->next;
@@ -438,7 +449,7 @@ static void on_wake(uv_async_t *h)
     pthread_mutex_unlock(&j->mu);
     if (quit) {
         flush_progress(j);
-        fire_waiters(j, NULL, NULL, 1);
+        fire_waiters(j, NULL, SRV_JOB_QUEUED, 1);
         uv_close((uv_handle_t *)&j->tick, NULL);
         uv_close((uv_handle_t *)&j->wake, NULL);
         return;
@@ -452,12 +463,11 @@ static void on_wake(uv_async_t *h)
 static void poll_shared(srv_jobs *j)
 {
     if (srv_registry_kind(j->cfg.reg) != SRV_DB_POSTGRES) return;
-    char state[16];
     waiter **pp = &j->waiters;
     while (*pp) {
         waiter *w = *pp;
-        current_state(j, w->id, state);
-        if (srv_job_state_terminal(state) || !strcmp(state, "UNKNOWN")) {
+        srv_jstate state = current_state(j, w->id);
+        if (settled(state)) {
             *pp = w->next;
             w->fn(w->user, w->id, state);
             free(w);
@@ -472,8 +482,7 @@ static void poll_shared(srv_jobs *j)
             snprintf(id, sizeof id, "%s", j->slots[i].id);
         pthread_mutex_unlock(&j->mu);
         if (!id[0]) continue;
-        current_state(j, id, state);
-        if (!strcmp(state, "CANCELING")) srv_jobs_cancel(j, id);
+        if (current_state(j, id) == SRV_JOB_CANCELING) srv_jobs_cancel(j, id);
     }
 }
 
@@ -632,7 +641,7 @@ void srv_jobs_stop(srv_jobs *j, double grace_s)
         slot *s = &j->slots[i];
         if (s->state == SLOT_ASSIGNED) {
             /* a job that ignores its cancel flag: record it re-queued and leave the thread */
-            srv_job_transition(j->db, s->id, NULL, "QUEUED", NULL);
+            srv_job_transition(j->db, s->id, NULL, srv_jstate_name(SRV_JOB_QUEUED), NULL);
             pthread_detach(s->thread);
             continue;
         }

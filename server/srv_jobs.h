@@ -76,9 +76,10 @@ void srv_jobs_notify(srv_jobs *j);
  * Returns 1 when the job was on a worker. */
 int srv_jobs_cancel(srv_jobs *j, const char *id);
 /* Call fn(user, state) once on the loop thread when job `id` reaches a terminal state or
- * timeout_s passes (state is then the current non-terminal state), or when the runner stops.
+ * timeout_s passes (state is then the current non-terminal state), or when the runner stops
+ * (SRV_JOB_UNKNOWN when the state could not be read).
  * Any thread. fn must be quick (e.g. resume an HTTP connection). */
-typedef void (*srv_job_wait_fn)(void *user, const char *id, const char *state);
+typedef void (*srv_job_wait_fn)(void *user, const char *id, srv_jstate state);
 int srv_jobs_wait(srv_jobs *j, const char *id, double timeout_s, srv_job_wait_fn fn, void *user);
 void srv_jobs_get_stats(srv_jobs *j, srv_jobs_stats *s);
 /* The reference cache the runner was configured with (NULL when none, or j is NULL). */

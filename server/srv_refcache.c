@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "srv_layout.h"
 #include "srv_log.h"
 #include "srv_util.h"
 #include "sx_log.h"
@@ -189,8 +190,9 @@ int srv_refcache_preload(srv_refcache *c, srv_db *db, const char *data_dir)
         char *rel = srv_ref_path(db, name, &st);
         if (!rel) continue;
         char path[4400], file[4500];
-        snprintf(path, sizeof path, "%s/%s", data_dir, rel);
+        int bad = srv_layout_abs(data_dir, rel, path, sizeof path, NULL);
         free(rel);
+        if (bad) continue;
         /* the file's size predicts the footprint: stop before a load that cannot fit */
         snprintf(file, sizeof file, "%s/reference.h5", path);
         struct stat sb;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv_layout.h"
 #include "srv_util.h"
 
 /* hard link (same filesystem, free and immutable enough: results are never rewritten in
@@ -32,6 +33,9 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
                              "digits, '.', '_' or '-'", a->name ? a->name : "");
     char src[4200], dir[4200], tmp[4300], dst[4400];
     snprintf(src, sizeof src, "%s/reference.h5", a->src_dir);
+    if (!srv_file_exists(src) && a->job_id) /* no server path in what a client reads */
+        return sx_status_set(st, SX_ENOTFOUND, "job '%s' has no reference.h5: register the output "
+                             "of a finished integrate job", a->job_id);
     if (!srv_file_exists(src))
         return sx_status_set(st, SX_ENOTFOUND, "%s has no reference.h5: register the output of a "
                              "finished integrate job", a->src_dir);
@@ -41,8 +45,9 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
         return sx_status_set(st, SX_ESTATE, "a reference named '%s' already exists: choose another "
                              "name", a->name);
     }
-    snprintf(dir, sizeof dir, "%s/references", data_dir);
-    int rc = srv_mkdirs(dir, st);
+    int rc = srv_layout_references_dir(data_dir, dir, sizeof dir, st);
+    if (rc) return rc;
+    rc = srv_mkdirs(dir, st);
     if (rc) return rc;
     char rnd[32];
     if ((rc = srv_random_id("", rnd, sizeof rnd, st))) return rc;
@@ -88,7 +93,7 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
         goto fail;
     }
     char rel[200];
-    snprintf(rel, sizeof rel, "references/%s", a->name);
+    srv_layout_reference_rel(a->name, rel, sizeof rel, NULL); /* fits: srv_name_ok */
     srv_ref_rec rec = {.name = a->name, .path = rel, .job_id = a->job_id,
                        .description = a->description, .species = a->species, .tissue = a->tissue,
                        .summary = sum_text, .owner = a->owner};

@@ -9,6 +9,7 @@
 
 #include "sx_sha256.h"
 #include "srv_embedded.h"
+#include "srv_layout.h"
 #include "srv_util.h"
 
 #define POOL_MAX 64
@@ -23,20 +24,43 @@ struct srv_registry {
     int n_idle;
 };
 
-const char *const srv_job_states[8] = {"QUEUED",    "INITIALIZING",   "RUNNING",      "COMPLETE",
-                                       "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELING", "CANCELED"};
+const char *const srv_job_states[SRV_JOB_N_STATES] = {
+    "QUEUED", "INITIALIZING", "RUNNING", "COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR",
+    "CANCELING", "CANCELED"};
+
+const char *srv_jstate_name(srv_jstate s)
+{
+    return (unsigned)s < SRV_JOB_N_STATES ? srv_job_states[s] : "UNKNOWN";
+}
+
+int srv_jstate_parse(const char *name, srv_jstate *out, sx_status *st)
+{
+    for (int i = 0; name && i < SRV_JOB_N_STATES; i++)
+        if (!strcmp(name, srv_job_states[i])) {
+            *out = (srv_jstate)i;
+            return SX_OK;
+        }
+    return sx_status_set(st, SX_EINVAL, "'%s' is not a job state: use QUEUED, INITIALIZING, "
+                         "RUNNING, COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, CANCELING or CANCELED",
+                         name ? name : "");
+}
+
+int srv_jstate_terminal(srv_jstate s)
+{
+    return s == SRV_JOB_COMPLETE || s == SRV_JOB_EXECUTOR_ERROR || s == SRV_JOB_SYSTEM_ERROR ||
+           s == SRV_JOB_CANCELED;
+}
 
 int srv_job_state_ok(const char *s)
 {
-    for (int i = 0; i < 8; i++)
-        if (s && !strcmp(s, srv_job_states[i])) return 1;
-    return 0;
+    srv_jstate v;
+    return srv_jstate_parse(s, &v, NULL) == SX_OK;
 }
 
 int srv_job_state_terminal(const char *s)
 {
-    return !strcmp(s, "COMPLETE") || !strcmp(s, "EXECUTOR_ERROR") || !strcmp(s, "SYSTEM_ERROR") ||
-           !strcmp(s, "CANCELED");
+    srv_jstate v;
+    return srv_jstate_parse(s, &v, NULL) == SX_OK && srv_jstate_terminal(v);
 }
 
 static int db_err(srv_db *db, sx_status *st, const char *what)
@@ -159,7 +183,7 @@ srv_registry *srv_registry_open_url(const char *data_dir, const char *url, sx_st
         goto fail;
     }
     if (r->kind == SRV_DB_POSTGRES) strcpy(r->db_path, url);
-    else sprintf(r->db_path, "%s/registry.sqlite", data_dir);
+    else if (srv_layout_registry_file(data_dir, r->db_path, strlen(data_dir) + 32, st)) goto fail;
     if (srv_mkdirs(data_dir, st)) goto fail;
     srv_db *db = open_conn(r, st);
     if (!db) goto fail;
@@ -541,6 +565,41 @@ char *srv_dataset_path(srv_db *db, const char *id, const srv_user *u, sx_status 
     return p;
 }
 
+int srv_dataset_row_get(srv_db *db, const char *id, const srv_user *u, srv_dataset_row *out,
+                        sx_status *st)
+{
+    memset(out, 0, sizeof *out);
+    srv_stmt *s = prep(db, "SELECT d.id, d.owner, d.n_obs, d.n_vars, d.path, d.obs_columns "
+                               "FROM datasets d WHERE d.id = ?1 AND " VISIBLE, st);
+    if (!s) return st->code;
+    bind_text(s, 1, id);
+    bind_user(s, u);
+    int rc = srv_stmt_step(s);
+    if (rc == SRV_DB_ROW) {
+        snprintf(out->id, sizeof out->id, "%s", col_text(s, 0));
+        out->owner = srv_stmt_column_int64(s, 1);
+        out->n_obs = srv_stmt_column_int64(s, 2);
+        out->n_vars = srv_stmt_column_int64(s, 3);
+        out->path = strdup(col_text(s, 4));
+        out->obs_columns = strdup(col_text(s, 5));
+        rc = out->path && out->obs_columns ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    } else if (rc == SRV_DB_DONE) {
+        rc = sx_status_set(st, SX_ENOTFOUND, "no dataset '%s'", id);
+    } else {
+        rc = db_err(db, st, "reading a dataset");
+    }
+    srv_stmt_done(s);
+    if (rc) srv_dataset_row_free(out);
+    return rc;
+}
+
+void srv_dataset_row_free(srv_dataset_row *r)
+{
+    free(r->path);
+    free(r->obs_columns);
+    r->path = r->obs_columns = NULL;
+}
+
 int srv_dataset_delete(srv_db *db, const char *id, const srv_user *u, char **path, sx_status *st)
 {
     *path = srv_dataset_path(db, id, u, st);
@@ -798,6 +857,55 @@ int srv_job_state(srv_db *db, const char *id, const srv_user *u, char state[16],
     return rc;
 }
 
+static char *dup_col(srv_stmt *s, int i)
+{
+    return srv_stmt_column_null(s, i) ? NULL : strdup(col_text(s, i));
+}
+
+int srv_job_row_get(srv_db *db, const char *id, const srv_user *u, srv_job_row *out,
+                    sx_status *st)
+{
+    memset(out, 0, sizeof *out);
+    srv_stmt *s = prep(db, "SELECT d.id, d.type, d.state, d.owner, d.request, d.error_type, "
+                               "d.error FROM jobs d WHERE d.id = ?1 AND " VISIBLE, st);
+    if (!s) return st->code;
+    bind_text(s, 1, id);
+    bind_user(s, u);
+    int rc = srv_stmt_step(s);
+    if (rc == SRV_DB_ROW) {
+        snprintf(out->id, sizeof out->id, "%s", col_text(s, 0));
+        snprintf(out->type, sizeof out->type, "%s", col_text(s, 1));
+        rc = srv_jstate_parse(col_text(s, 2), &out->state, st);
+        out->owner = srv_stmt_column_int64(s, 3);
+        out->request_json = dup_col(s, 4);
+        out->error_type = dup_col(s, 5);
+        out->error = dup_col(s, 6);
+        if (!rc && !out->request_json) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    } else if (rc == SRV_DB_DONE) {
+        rc = sx_status_set(st, SX_ENOTFOUND, "no job '%s'", id);
+    } else {
+        rc = db_err(db, st, "reading a job");
+    }
+    srv_stmt_done(s);
+    if (rc) srv_job_row_free(out);
+    return rc;
+}
+
+void srv_job_row_free(srv_job_row *r)
+{
+    free(r->request_json);
+    free(r->error_type);
+    free(r->error);
+    r->request_json = r->error_type = r->error = NULL;
+}
+
+int srv_job_move(srv_db *db, const char *id, srv_jstate from, srv_jstate to, sx_status *st)
+{
+    int rc = srv_job_transition(db, id, srv_jstate_name(from), srv_jstate_name(to), st);
+    if (rc < 0) return rc;
+    return rc == 1 ? SX_OK : SX_ESTATE;
+}
+
 int srv_job_counts(srv_db *db, int64_t owner, int *n_active_user, int *n_queued, sx_status *st)
 {
     srv_stmt *s = prep(db, "SELECT coalesce(sum(CASE WHEN owner = ?1 THEN 1 ELSE 0 END), 0), "
@@ -818,15 +926,16 @@ int srv_job_counts(srv_db *db, int64_t owner, int *n_active_user, int *n_queued,
     return rc;
 }
 
-int srv_job_state_counts(srv_db *db, int64_t counts[8], sx_status *st)
+int srv_job_state_counts(srv_db *db, int64_t counts[SRV_JOB_N_STATES], sx_status *st)
 {
-    memset(counts, 0, 8 * sizeof *counts);
+    memset(counts, 0, SRV_JOB_N_STATES * sizeof *counts);
     srv_stmt *s = prep(db, "SELECT state, count(*) FROM jobs GROUP BY state", st);
     if (!s) return st->code;
     int rc;
+    srv_jstate k;
     while ((rc = srv_stmt_step(s)) == SRV_DB_ROW)
-        for (int i = 0; i < 8; i++)
-            if (!strcmp(col_text(s, 0), srv_job_states[i])) counts[i] = srv_stmt_column_int64(s, 1);
+        if (srv_jstate_parse(col_text(s, 0), &k, NULL) == SX_OK)
+            counts[k] = srv_stmt_column_int64(s, 1);
     rc = rc == SRV_DB_DONE ? SX_OK : db_err(db, st, "counting jobs");
     srv_stmt_done(s);
     return rc;

@@ -85,6 +85,17 @@ json_t *srv_dataset_get(srv_db *db, const char *id, const srv_user *u, sx_status
 /* Page of visible datasets, newest first; *more set when another page exists. */
 json_t *srv_dataset_list(srv_db *db, const srv_user *u, int64_t offset, int limit, int *more,
                          sx_status *st);
+/* A visible dataset's row as typed data: the fields the service decides on. */
+typedef struct srv_dataset_row {
+    char id[32];
+    int64_t owner, n_obs, n_vars;
+    char *path;        /* relative to the data dir */
+    char *obs_columns; /* JSON array text [{name, kind, n_categories}] */
+} srv_dataset_row;
+/* SX_ENOTFOUND when not visible to u; release with srv_dataset_row_free. */
+int srv_dataset_row_get(srv_db *db, const char *id, const srv_user *u, srv_dataset_row *out,
+                        sx_status *st);
+void srv_dataset_row_free(srv_dataset_row *r);
 /* Path (relative to the data dir) of a visible dataset; caller frees with free(). */
 char *srv_dataset_path(srv_db *db, const char *id, const srv_user *u, sx_status *st);
 /* Delete a visible dataset row; its relative path is returned in *path (free()).
@@ -103,8 +114,30 @@ json_t *srv_ref_list(srv_db *db, sx_status *st);
 int srv_ref_count(srv_db *db);
 
 /* ---- jobs ---- */
-/* The GA4GH TES state names. */
-extern const char *const srv_job_states[8];
+/* The job states (GA4GH TES). Code above the registry works with this enum; the names are
+ * spelled only by srv_jstate_name / srv_jstate_parse, at the edges (rows, JSON, metrics). */
+typedef enum srv_jstate {
+    SRV_JOB_UNKNOWN = -1, /* no such job (or it could not be read) */
+    SRV_JOB_QUEUED = 0,
+    SRV_JOB_INITIALIZING,
+    SRV_JOB_RUNNING,
+    SRV_JOB_COMPLETE,
+    SRV_JOB_EXECUTOR_ERROR,
+    SRV_JOB_SYSTEM_ERROR,
+    SRV_JOB_CANCELING,
+    SRV_JOB_CANCELED,
+    SRV_JOB_N_STATES
+} srv_jstate;
+/* "QUEUED", ...; "UNKNOWN" for a value out of range. Static text. */
+const char *srv_jstate_name(srv_jstate s);
+/* SX_OK with *out set, or SX_EINVAL (st names the valid states) for an unknown name. */
+int srv_jstate_parse(const char *name, srv_jstate *out, sx_status *st);
+/* COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED */
+int srv_jstate_terminal(srv_jstate s);
+
+/* The state names in enum order (srv_jstate_name(i) == srv_job_states[i]). */
+extern const char *const srv_job_states[SRV_JOB_N_STATES];
+/* String forms of the above, for rows and tests. */
 int srv_job_state_ok(const char *s);
 int srv_job_state_terminal(const char *s);
 
@@ -125,10 +158,29 @@ json_t *srv_job_list(srv_db *db, const srv_user *u, const char *state, int64_t o
 /* State of a visible job into state[16] (and type[32] when not NULL). */
 int srv_job_state(srv_db *db, const char *id, const srv_user *u, char state[16], char type[32],
                   sx_status *st);
+
+/* A visible job's row as typed data (what the service decides on; srv_job_get is the JSON
+ * view). Strings are owned by the struct: release with srv_job_row_free. */
+typedef struct srv_job_row {
+    char id[32];
+    char type[32];
+    srv_jstate state;
+    int64_t owner;
+    char *request_json;   /* the request as submitted (JSON object text) */
+    char *error_type;     /* NULL unless the job failed */
+    char *error;
+} srv_job_row;
+/* SX_ENOTFOUND when the job is not visible to u. */
+int srv_job_row_get(srv_db *db, const char *id, const srv_user *u, srv_job_row *out,
+                    sx_status *st);
+void srv_job_row_free(srv_job_row *r);
+/* Typed conditional state change: SX_OK when the job was in `from` and is now in `to`,
+ * SX_ESTATE when it was not in `from` (nothing written), another code on error. */
+int srv_job_move(srv_db *db, const char *id, srv_jstate from, srv_jstate to, sx_status *st);
 /* Active (not terminal) jobs of one owner, and QUEUED jobs of everyone. */
 int srv_job_counts(srv_db *db, int64_t owner, int *n_active_user, int *n_queued, sx_status *st);
 /* Counts by state into counts[8] (srv_job_states order). */
-int srv_job_state_counts(srv_db *db, int64_t counts[8], sx_status *st);
+int srv_job_state_counts(srv_db *db, int64_t counts[SRV_JOB_N_STATES], sx_status *st);
 /* Conditional state change: only when the current state is `from` (NULL = any non-terminal).
  * Returns 1 when a row changed, 0 when not, < 0 on error. */
 int srv_job_transition(srv_db *db, const char *id, const char *from, const char *to,

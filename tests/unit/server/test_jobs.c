@@ -163,10 +163,10 @@ START_TEST(progress_visible_while_running)
 }
 END_TEST
 
-static void on_wait(void *user, const char *id, const char *state)
+static void on_wait(void *user, const char *id, srv_jstate state)
 {
     char *out = user;
-    snprintf(out, 16, "%s", state);
+    snprintf(out, 16, "%s", srv_jstate_name(state));
     (void)id;
 }
 

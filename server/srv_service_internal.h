@@ -1,0 +1,22 @@
+/* srv_service_internal — helpers shared by the srv_service_*.c files (not for callers). */
+#ifndef SRV_SERVICE_INTERNAL_H
+#define SRV_SERVICE_INTERNAL_H
+
+#include "srv_service.h"
+
+/* Record the refusal kind and return code (code is SX_OK or an SX_E* already in st). */
+static inline int svc_why(srv_why *why, srv_why w, int code)
+{
+    if (why) *why = code ? w : SRV_WHY_NONE;
+    return code;
+}
+
+/* Borrow a registry connection; NULL with SRV_WHY_BUSY when none can be opened. */
+srv_db *svc_db(const srv_service *svc, srv_why *why, sx_status *st);
+void svc_put(const srv_service *svc, srv_db *db);
+
+/* A not-found from the registry, reworded for a client ("no dataset 'x' here") with its why;
+ * other codes pass through with SRV_WHY_NONE. */
+int svc_lookup_fail(int code, srv_why not_found, srv_why *why, sx_status *st);
+
+#endif
