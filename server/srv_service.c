@@ -111,14 +111,16 @@ int srv_service_job_submit(const srv_service *svc, const srv_user *u, const char
     if (svc->draining && atomic_load(svc->draining))
         return svc_why(why, SRV_WHY_DRAINING,
                        sx_status_set(st, SX_ESTATE, "the server is shutting down"));
-    int rc = srv_random_id("job_", id_out, 32, st);
+    char id[32]; /* id_out is only written for a job that exists */
+    int rc = srv_random_id("job_", id, sizeof id, st);
     if (rc) return svc_why(why, SRV_WHY_NONE, rc);
     char *text = json_dumps(request, JSON_COMPACT);
     if (!text) return svc_why(why, SRV_WHY_NONE, sx_status_set(st, SX_ENOMEM, "out of memory"));
     srv_db *db = svc_db(svc, why, st);
-    rc = db ? insert_within_quota(svc, db, u, id_out, type, text, why, st) : st->code;
+    rc = db ? insert_within_quota(svc, db, u, id, type, text, why, st) : st->code;
     free(text);
-    if (!rc && view) *view = srv_job_get(db, id_out, u, NULL);
+    if (!rc) memcpy(id_out, id, sizeof id);
+    if (!rc && view) *view = srv_job_get(db, id, u, NULL);
     svc_put(svc, db);
     if (!rc && svc->jobs) srv_jobs_notify(svc->jobs); /* after the row is durable */
     return rc;
