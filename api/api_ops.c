@@ -23,6 +23,13 @@ int api_h_readyz(api_req *r, api_resp *o)
 {
     if (atomic_load(&r->srv->draining))
         return api_problem(o, 503, "unavailable", "the server is draining for shutdown");
+    srv_jobs_stats js;
+    srv_jobs_get_stats(r->srv->jobs, &js);
+    if (js.registry_failing) {
+        o->retry_after = 30;
+        return api_problem(o, 503, "unavailable", "the registry cannot be written (is the disk "
+                           "full?): no job starts until it can");
+    }
     srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     int ver = srv_registry_version(db);
@@ -82,6 +89,13 @@ int api_h_metrics(api_req *r, api_resp *o)
                 "scalexd_jobs_running %d\n", js.running);
     bprintf(&b, "# HELP scalexd_workers Size of the worker pool.\n# TYPE scalexd_workers gauge\n"
                 "scalexd_workers %d\n", js.workers);
+    bprintf(&b, "# HELP scalexd_registry_write_failing 1 while job claims cannot be written (a "
+                "full disk): no job starts.\n# TYPE scalexd_registry_write_failing gauge\n"
+                "scalexd_registry_write_failing %d\n"
+                "# HELP scalexd_registry_write_failures_total Job claims that could not be written.\n"
+                "# TYPE scalexd_registry_write_failures_total counter\n"
+                "scalexd_registry_write_failures_total %lld\n",
+            js.registry_failing, (long long)js.registry_failures);
     /* srv_jobs_stats.finished order */
     static const srv_jstate fin[4] = {SRV_JOB_COMPLETE, SRV_JOB_EXECUTOR_ERROR,
                                       SRV_JOB_SYSTEM_ERROR, SRV_JOB_CANCELED};

@@ -342,6 +342,22 @@ static int resolve_inputs(srv_jobs *j, slot *s, sx_status *st)
     return srv_mkdirs(s->outdir, st);
 }
 
+/* A claim that could not be written stops this round of dispatching: running the job would
+ * leave its row QUEUED and run it again at every poll. Said once per failing spell, counted,
+ * and shown in the stats until a claim sticks again. Returns 1 when dispatching must stop. */
+static int claim_failed(srv_jobs *j, const char *id, int rc, const sx_status *st)
+{
+    pthread_mutex_lock(&j->mu);
+    int was = j->stats.registry_failing;
+    j->stats.registry_failing = rc != SX_OK;
+    if (rc) j->stats.registry_failures++;
+    pthread_mutex_unlock(&j->mu);
+    if (rc && !was)
+        SX_WARN("job %s: %s; no job starts until the registry can be written again", id, st->msg);
+    if (!rc && was) SX_INFO("the registry can be written again: jobs start");
+    return rc != SX_OK;
+}
+
 static void dispatch(srv_jobs *j)
 {
     if (atomic_load(&j->draining)) return;
@@ -355,18 +371,15 @@ static void dispatch(srv_jobs *j)
         sx_status st;
         char id[32];
         int r = srv_job_next_queued(j->db, id, &st);
-        if (r <= 0) {
-            if (r < 0) SX_WARN("job queue: %s", st.msg);
+        if (r) {
+            if (r != SX_ENOTFOUND) SX_WARN("job queue: %s", st.msg);
             return;
         }
         int attempts = 0;
         char *req = NULL, type[32];
         r = srv_job_claim(j->db, id, &attempts, &req, type, &st);
-        if (r < 0) {
-            SX_WARN("job %s: %s", id, st.msg);
-            return;
-        }
-        if (r == 0) continue; /* canceled between the two statements */
+        if (r == SX_ESTATE) continue; /* canceled between the two statements */
+        if (claim_failed(j, id, r, &st)) return;
         slot *s = free_slot;
         /* the slot is IDLE and only this thread assigns, so filling it unlocked is safe */
         snprintf(s->id, sizeof s->id, "%s", id);

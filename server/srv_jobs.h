@@ -65,6 +65,9 @@ typedef struct srv_jobs_stats {
     double run_seconds_sum;
     int64_t run_seconds_count;
     int64_t run_seconds_bucket[6]; /* <= 1, 10, 60, 300, 1800, +Inf (cumulative) */
+    int registry_failing; /* the last claim could not be written (a full disk?): dispatching
+                             waits, and retries at each poll until a claim sticks */
+    int64_t registry_failures; /* claims that could not be written, since start */
 } srv_jobs_stats;
 
 /* Start the loop and the workers. Reconciliation of a previous crash is done before this

@@ -973,9 +973,10 @@ int srv_job_next_queued(srv_db *db, char id[32], sx_status *st)
     int rc = srv_stmt_step(s);
     if (rc == SRV_DB_ROW) {
         snprintf(id, 32, "%s", col_text(s, 0));
-        rc = 1;
+        rc = SX_OK;
     } else {
-        rc = rc == SRV_DB_DONE ? 0 : db_err(db, st, "reading the queue");
+        rc = rc == SRV_DB_DONE ? sx_status_set(st, SX_ENOTFOUND, "no job is queued")
+                               : db_err(db, st, "reading the queue");
     }
     srv_stmt_done(s);
     return rc;
@@ -1002,15 +1003,23 @@ int srv_job_claim(srv_db *db, const char *id, int *attempts, char **request_json
     bind_text(s, 1, id);
     srv_stmt_bind_int64(s, 2, srv_now_ms());
     bind_text(s, 3, srv_db_tag(db));
+    *request_json = NULL;
     int rc = srv_stmt_step(s);
     if (rc == SRV_DB_ROW) {
         *attempts = srv_stmt_column_int(s, 0);
         *request_json = strdup(col_text(s, 1));
         snprintf(type, 32, "%s", col_text(s, 2));
-        rc = 1;
-        srv_stmt_step(s);
+        /* SQLite writes the row when the statement runs to its end, after RETURNING gave it:
+         * a full disk fails here, and a claim that did not stick must not run the job */
+        rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "claiming a job");
+        if (!rc && !*request_json) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+        if (rc) {
+            free(*request_json);
+            *request_json = NULL;
+        }
     } else {
-        rc = rc == SRV_DB_DONE ? 0 : db_err(db, st, "claiming a job");
+        rc = rc == SRV_DB_DONE ? sx_status_set(st, SX_ESTATE, "job '%s' is no longer queued", id)
+                               : db_err(db, st, "claiming a job");
     }
     srv_stmt_done(s);
     srv_job_changed();

@@ -185,11 +185,12 @@ int srv_job_state_counts(srv_db *db, int64_t counts[SRV_JOB_N_STATES], sx_status
  * Returns 1 when a row changed, 0 when not, < 0 on error. */
 int srv_job_transition(srv_db *db, const char *id, const char *from, const char *to,
                        sx_status *st);
-/* Oldest QUEUED job into id[32]; returns 1 when one was found, 0 when none. */
+/* Oldest QUEUED job into id[32]: SX_OK, or SX_ENOTFOUND when none is queued. */
 int srv_job_next_queued(srv_db *db, char id[32], sx_status *st);
 /* Claim: QUEUED -> INITIALIZING, attempts + 1, started_ms set, runner = the connection's
- * instance. 1 when claimed, 0 when the job is no longer QUEUED or another instance is
- * claiming it right now. */
+ * instance. SX_OK when claimed (*request_json: malloc'd, free()); SX_ESTATE when the job is
+ * no longer QUEUED or another instance is claiming it right now; another code when the write
+ * failed (a full disk): the job was not claimed and must not run. */
 int srv_job_claim(srv_db *db, const char *id, int *attempts, char **request_json, char type[32],
                   sx_status *st);
 int srv_job_progress(srv_db *db, const char *id, const char *stage, double progress,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv_db.h"
 #include "srv_jobs.h"
 #include "srv_util.h"
 #include "sx_test.h"
@@ -219,6 +220,43 @@ START_TEST(worker_bound_and_drain)
 }
 END_TEST
 
+/* A claim whose write fails when the statement ends (as SQLITE_FULL does on a full disk,
+ * after RETURNING gave the row): the job must not run, the failure shows in the stats, and
+ * once the registry can be written again the job runs, once. The late failure is made with
+ * a deferred foreign key that the claim's UPDATE breaks through a trigger. */
+START_TEST(failed_claim_stops_dispatch)
+{
+    env e;
+    env_start(&e, 1);
+    sx_status st;
+    ck_assert_int_eq(srv_db_exec(e.db, "CREATE TABLE guard_parent(id TEXT PRIMARY KEY); "
+                                       "CREATE TABLE guard(p TEXT REFERENCES guard_parent(id) "
+                                       "DEFERRABLE INITIALLY DEFERRED); "
+                                       "CREATE TRIGGER no_room AFTER UPDATE OF state ON jobs "
+                                       "WHEN NEW.state = 'INITIALIZING' BEGIN "
+                                       "INSERT INTO guard VALUES('x'); END", &st), SX_OK);
+    submit(&e, "job_ok", "ok");
+    srv_jobs_stats s;
+    double t0 = srv_mono_s();
+    do {
+        usleep(20000);
+        srv_jobs_get_stats(e.jobs, &s);
+    } while (!s.registry_failing && srv_mono_s() - t0 < 10);
+    ck_assert_int_eq(s.registry_failing, 1);
+    usleep(500000); /* a few polls: the runner retries the claim, never the job */
+    ck_assert_int_eq(atomic_load(&e.f.calls), 0);
+    char buf[16];
+    ck_assert_str_eq(state_of(&e, "job_ok", buf), "QUEUED");
+    ck_assert_int_eq(srv_db_exec(e.db, "DROP TRIGGER no_room", &st), SX_OK);
+    wait_state(&e, "job_ok", "COMPLETE", 10);
+    srv_jobs_get_stats(e.jobs, &s);
+    ck_assert_int_eq(s.registry_failing, 0);
+    ck_assert_int_ge(s.registry_failures, 1);
+    ck_assert_int_eq(atomic_load(&e.f.calls), 1);
+    env_stop(&e, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server_jobs");
@@ -228,6 +266,7 @@ int main(void)
     tcase_add_test(tc, progress_visible_while_running);
     tcase_add_test(tc, waiters);
     tcase_add_test(tc, worker_bound_and_drain);
+    tcase_add_test(tc, failed_claim_stops_dispatch);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }

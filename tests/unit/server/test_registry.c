@@ -278,12 +278,12 @@ START_TEST(job_states_and_reconcile)
     char *req, type[32], id[32], state[16];
     for (int round = 1; round <= 3; round++) {
         /* the oldest queued job runs, then the daemon "dies" */
-        ck_assert_int_eq(srv_job_next_queued(db, id, &st), 1);
+        ck_assert_int_eq(srv_job_next_queued(db, id, &st), SX_OK);
         ck_assert_str_eq(id, "job_x");
-        ck_assert_int_eq(srv_job_claim(db, id, &attempts, &req, type, &st), 1);
+        ck_assert_int_eq(srv_job_claim(db, id, &attempts, &req, type, &st), SX_OK);
         free(req);
         ck_assert_int_eq(attempts, round);
-        ck_assert_int_eq(srv_job_claim(db, id, &attempts, &req, type, &st), 0); /* claimed once */
+        ck_assert_int_eq(srv_job_claim(db, id, &attempts, &req, type, &st), SX_ESTATE); /* claimed once */
         ck_assert_int_eq(srv_job_progress(db, id, "train", 0.5, "epoch 1", &st), SX_OK);
         ck_assert_int_eq(srv_job_state(db, id, &a, state, NULL, &st), SX_OK);
         ck_assert_str_eq(state, "RUNNING");
@@ -301,7 +301,7 @@ START_TEST(job_states_and_reconcile)
     /* conditional transitions: cancel of a queued job wins once */
     ck_assert_int_eq(srv_job_transition(db, "job_y", "QUEUED", "CANCELED", &st), 1);
     ck_assert_int_eq(srv_job_transition(db, "job_y", "QUEUED", "CANCELED", &st), 0);
-    ck_assert_int_eq(srv_job_claim(db, "job_y", &attempts, &req, type, &st), 0);
+    ck_assert_int_eq(srv_job_claim(db, "job_y", &attempts, &req, type, &st), SX_ESTATE);
     int64_t counts[8];
     ck_assert_int_eq(srv_job_state_counts(db, counts, &st), SX_OK);
     ck_assert_int_eq(counts[5], 1); /* SYSTEM_ERROR */
@@ -518,18 +518,18 @@ START_TEST(two_instances)
                                  &st), SX_OK);
     char id[32], type[32], *req;
     int att;
-    ck_assert_int_eq(srv_job_claim(a, "job_1", &att, &req, type, &st), 0); /* no wait */
-    ck_assert_int_eq(srv_job_next_queued(a, id, &st), 1);
+    ck_assert_int_eq(srv_job_claim(a, "job_1", &att, &req, type, &st), SX_ESTATE); /* no wait */
+    ck_assert_int_eq(srv_job_next_queued(a, id, &st), SX_OK);
     ck_assert_str_eq(id, "job_2");
-    ck_assert_int_eq(srv_job_claim(a, id, &att, &req, type, &st), 1);
+    ck_assert_int_eq(srv_job_claim(a, id, &att, &req, type, &st), SX_OK);
     free(req);
     srv_db_rollback(lock);
-    ck_assert_int_eq(srv_job_next_queued(b, id, &st), 1);
+    ck_assert_int_eq(srv_job_next_queued(b, id, &st), SX_OK);
     ck_assert_str_eq(id, "job_1");
-    ck_assert_int_eq(srv_job_claim(b, id, &att, &req, type, &st), 1);
+    ck_assert_int_eq(srv_job_claim(b, id, &att, &req, type, &st), SX_OK);
     free(req);
-    ck_assert_int_eq(srv_job_claim(a, "job_1", &att, &req, type, &st), 0);
-    ck_assert_int_eq(srv_job_next_queued(a, id, &st), 0);
+    ck_assert_int_eq(srv_job_claim(a, "job_1", &att, &req, type, &st), SX_ESTATE);
+    ck_assert_int_eq(srv_job_next_queued(a, id, &st), SX_ENOTFOUND);
     /* instance a restarts: only job_2 (its own) is re-queued */
     int nq, nf;
     ck_assert_int_eq(srv_job_reconcile(a, 3, &nq, &nf, &st), 1);
