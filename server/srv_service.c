@@ -72,16 +72,40 @@ out:
     return rc;
 }
 
-/* The quota check and the insert are one transaction, so concurrent submits cannot overshoot
- * the limits. */
+/* Inside the submit's transaction: every input still there. A delete that committed since
+ * srv_service_job_check won the race; the submit is the loser (SX_ESTATE). */
+static int inputs_still_there(srv_db *db, const srv_user *u, const json_t *request,
+                              srv_why *why, sx_status *st)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(request, "datasets"), i, v) {
+        char *p = srv_dataset_path(db, json_string_value(v), u, st);
+        if (p) {
+            free(p);
+            continue;
+        }
+        if (st->code != SX_ENOTFOUND) return svc_why(why, SRV_WHY_NONE, st->code);
+        return svc_why(why, SRV_WHY_WRONG_STATE,
+                       sx_status_set(st, SX_ESTATE, "dataset '%s' was deleted while the job was "
+                                     "submitted: upload it again", json_string_value(v)));
+    }
+    return SX_OK;
+}
+
+/* The input check, the quota check and the insert are one writer transaction, so concurrent
+ * submits cannot overshoot the limits and a concurrent delete of an input cannot slip in
+ * (srv_service_dataset_delete holds the same lock). */
 static int insert_within_quota(const srv_service *svc, srv_db *db, const srv_user *u,
-                               const char *id, const char *type, const char *text,
-                               srv_why *why, sx_status *st)
+                               const char *id, const char *type, const json_t *request,
+                               const char *text, srv_why *why, sx_status *st)
 {
     if (srv_db_begin(db, NULL))
         return svc_why(why, SRV_WHY_BUSY, sx_status_set(st, SX_EIO, "the registry is busy"));
     int active = 0, queued = 0, rc;
-    if ((rc = srv_job_counts(db, u->id, &active, &queued, st))) {
+    if ((rc = inputs_still_there(db, u, request, why, st))) {
+        /* why set */
+    } else if ((rc = srv_job_counts(db, u->id, &active, &queued, st))) {
         svc_why(why, SRV_WHY_NONE, rc);
     } else if (active >= svc->user_max_jobs) {
         rc = svc_why(why, SRV_WHY_USER_QUOTA,
@@ -117,7 +141,7 @@ int srv_service_job_submit(const srv_service *svc, const srv_user *u, const char
     char *text = json_dumps(request, JSON_COMPACT);
     if (!text) return svc_why(why, SRV_WHY_NONE, sx_status_set(st, SX_ENOMEM, "out of memory"));
     srv_db *db = svc_db(svc, why, st);
-    rc = db ? insert_within_quota(svc, db, u, id, type, text, why, st) : st->code;
+    rc = db ? insert_within_quota(svc, db, u, id, type, request, text, why, st) : st->code;
     free(text);
     if (!rc) memcpy(id_out, id, sizeof id);
     if (!rc && view) *view = srv_job_get(db, id, u, NULL);

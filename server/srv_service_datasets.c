@@ -100,7 +100,22 @@ int srv_service_dataset_delete(const srv_service *svc, const srv_user *u, const 
     srv_db *db = svc_db(svc, why, st);
     if (!db) return st->code;
     char *rel = NULL, abs[4300];
+    /* one writer transaction with the in-use check, as a submit checks its inputs in its own:
+     * of a delete and a submit of a job on the dataset, one wins and the other gets SX_ESTATE */
+    if (srv_db_begin(db, NULL)) {
+        svc_put(svc, db);
+        return svc_why(why, SRV_WHY_BUSY, sx_status_set(st, SX_EIO, "the registry is busy"));
+    }
     int rc = srv_dataset_delete(db, id, u, &rel, st);
+    if (!rc && srv_db_commit(db, NULL)) {
+        free(rel);
+        rel = NULL;
+        rc = sx_status_set(st, SX_EIO, "the registry could not commit");
+        srv_db_rollback(db);
+        svc_put(svc, db);
+        return svc_why(why, SRV_WHY_BUSY, rc);
+    }
+    if (rc) srv_db_rollback(db);
     svc_put(svc, db);
     if (rc == SX_ESTATE) return svc_why(why, SRV_WHY_WRONG_STATE, rc);
     if (rc) return svc_lookup_fail(rc, SRV_WHY_NO_DATASET, why, st);

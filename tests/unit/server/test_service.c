@@ -305,6 +305,38 @@ START_TEST(submit_and_quota)
 }
 END_TEST
 
+/* A delete that lands between a submit's checks and its insert wins; the submit gets
+ * SX_ESTATE instead of queueing a job whose input is gone (issue 14's race, made
+ * deterministic by calling the two halves of a submit around the delete). */
+START_TEST(delete_during_submit)
+{
+    env e;
+    env_start(&e, 0);
+    sx_status st;
+    srv_why why;
+    char ds[32], id[32] = "";
+    store(&e, &e.alice, "good", ds);
+    json_t *rq = integrate_request(ds);
+    ck_assert_int_eq(srv_service_job_check(&e.svc, &e.alice, json_object_get(rq, "datasets"), NULL,
+                                           NULL, &why, &st), SX_OK);
+    ck_assert_int_eq(srv_service_dataset_delete(&e.svc, &e.alice, ds, &why, &st), SX_OK);
+    ck_assert_int_eq(srv_service_job_submit(&e.svc, &e.alice, "integrate", rq, id, NULL, &why,
+                                            &st), SX_ESTATE);
+    ck_assert_int_eq(why, SRV_WHY_WRONG_STATE);
+    ck_assert_str_eq(id, "");
+    /* and the other order: the job is in, the delete is refused */
+    store(&e, &e.alice, "good", ds);
+    json_decref(rq);
+    rq = integrate_request(ds);
+    ck_assert_int_eq(srv_service_job_submit(&e.svc, &e.alice, "integrate", rq, id, NULL, &why,
+                                            &st), SX_OK);
+    ck_assert_int_eq(srv_service_dataset_delete(&e.svc, &e.alice, ds, &why, &st), SX_ESTATE);
+    ck_assert_int_eq(why, SRV_WHY_WRONG_STATE);
+    json_decref(rq);
+    env_stop(&e);
+}
+END_TEST
+
 /* put job id into state `to` the way the runner does, from QUEUED */
 static void force_state(env *e, const char *id, srv_jstate to)
 {
@@ -478,6 +510,7 @@ int main(void)
     tcase_add_test(tc, layout);
     tcase_add_test(tc, upload_store);
     tcase_add_test(tc, submit_and_quota);
+    tcase_add_test(tc, delete_during_submit);
     tcase_add_test(tc, cancel_each_state);
     tcase_add_test(tc, cancel_running_job);
     tcase_add_test(tc, reference_and_map);
