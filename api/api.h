@@ -88,7 +88,7 @@ struct api_req {
     int suspended;
     int resp_ready;
     api_resp resp;
-    /* multipart/form-data: each file part streams to spool/<rid>.d/<its file name> */
+    /* multipart/form-data: each file part streams to its own file in srv_layout_spool_parts */
     struct MHD_PostProcessor *pp;
     char spool_dir[4300];
     int n_parts;

@@ -65,6 +65,44 @@ __attribute__((format(printf, 2, 3))) static void bprintf(buf *b, const char *fm
     }
 }
 
+/* the job part of /metrics: the registry's counts by state and the runner's stats */
+static void metrics_jobs(buf *b, const int64_t counts[SRV_JOB_N_STATES], const srv_jobs_stats *js)
+{
+    bprintf(b, "# HELP scalexd_jobs Jobs in the registry by state.\n# TYPE scalexd_jobs gauge\n");
+    for (int i = 0; i < SRV_JOB_N_STATES; i++)
+        bprintf(b, "scalexd_jobs{state=\"%s\"} %lld\n", srv_jstate_name((srv_jstate)i),
+                (long long)counts[i]);
+    bprintf(b, "# HELP scalexd_queue_depth Jobs waiting for a worker.\n# TYPE scalexd_queue_depth gauge\n"
+                "scalexd_queue_depth %lld\n", (long long)counts[SRV_JOB_QUEUED]);
+    bprintf(b, "# HELP scalexd_jobs_running Jobs on workers now.\n# TYPE scalexd_jobs_running gauge\n"
+                "scalexd_jobs_running %d\n", js->running);
+    bprintf(b, "# HELP scalexd_workers Size of the worker pool.\n# TYPE scalexd_workers gauge\n"
+                "scalexd_workers %d\n", js->workers);
+    bprintf(b, "# HELP scalexd_registry_write_failing 1 while job claims cannot be written (a "
+                "full disk): no job starts.\n# TYPE scalexd_registry_write_failing gauge\n"
+                "scalexd_registry_write_failing %d\n"
+                "# HELP scalexd_registry_write_failures_total Job claims that could not be written.\n"
+                "# TYPE scalexd_registry_write_failures_total counter\n"
+                "scalexd_registry_write_failures_total %lld\n",
+            js->registry_failing, (long long)js->registry_failures);
+    /* srv_jobs_stats.finished order */
+    static const srv_jstate fin[4] = {SRV_JOB_COMPLETE, SRV_JOB_EXECUTOR_ERROR,
+                                      SRV_JOB_SYSTEM_ERROR, SRV_JOB_CANCELED};
+    bprintf(b, "# HELP scalexd_jobs_finished_total Jobs finished since start.\n"
+                "# TYPE scalexd_jobs_finished_total counter\n");
+    for (int i = 0; i < 4; i++)
+        bprintf(b, "scalexd_jobs_finished_total{state=\"%s\"} %lld\n", srv_jstate_name(fin[i]),
+                (long long)js->finished[i]);
+    static const char *const le[6] = {"1", "10", "60", "300", "1800", "+Inf"};
+    bprintf(b, "# HELP scalexd_job_duration_seconds Run time of completed jobs.\n"
+                "# TYPE scalexd_job_duration_seconds histogram\n");
+    for (int i = 0; i < 6; i++)
+        bprintf(b, "scalexd_job_duration_seconds_bucket{le=\"%s\"} %lld\n", le[i],
+                (long long)js->run_seconds_bucket[i]);
+    bprintf(b, "scalexd_job_duration_seconds_sum %.3f\nscalexd_job_duration_seconds_count %lld\n",
+            js->run_seconds_sum, (long long)js->run_seconds_count);
+}
+
 int api_h_metrics(api_req *r, api_resp *o)
 {
     api_server *s = r->srv;
@@ -79,39 +117,7 @@ int api_h_metrics(api_req *r, api_resp *o)
     srv_jobs_stats js;
     srv_jobs_get_stats(s->jobs, &js);
     buf b = {0};
-    bprintf(&b, "# HELP scalexd_jobs Jobs in the registry by state.\n# TYPE scalexd_jobs gauge\n");
-    for (int i = 0; i < SRV_JOB_N_STATES; i++)
-        bprintf(&b, "scalexd_jobs{state=\"%s\"} %lld\n", srv_jstate_name((srv_jstate)i),
-                (long long)counts[i]);
-    bprintf(&b, "# HELP scalexd_queue_depth Jobs waiting for a worker.\n# TYPE scalexd_queue_depth gauge\n"
-                "scalexd_queue_depth %lld\n", (long long)counts[SRV_JOB_QUEUED]);
-    bprintf(&b, "# HELP scalexd_jobs_running Jobs on workers now.\n# TYPE scalexd_jobs_running gauge\n"
-                "scalexd_jobs_running %d\n", js.running);
-    bprintf(&b, "# HELP scalexd_workers Size of the worker pool.\n# TYPE scalexd_workers gauge\n"
-                "scalexd_workers %d\n", js.workers);
-    bprintf(&b, "# HELP scalexd_registry_write_failing 1 while job claims cannot be written (a "
-                "full disk): no job starts.\n# TYPE scalexd_registry_write_failing gauge\n"
-                "scalexd_registry_write_failing %d\n"
-                "# HELP scalexd_registry_write_failures_total Job claims that could not be written.\n"
-                "# TYPE scalexd_registry_write_failures_total counter\n"
-                "scalexd_registry_write_failures_total %lld\n",
-            js.registry_failing, (long long)js.registry_failures);
-    /* srv_jobs_stats.finished order */
-    static const srv_jstate fin[4] = {SRV_JOB_COMPLETE, SRV_JOB_EXECUTOR_ERROR,
-                                      SRV_JOB_SYSTEM_ERROR, SRV_JOB_CANCELED};
-    bprintf(&b, "# HELP scalexd_jobs_finished_total Jobs finished since start.\n"
-                "# TYPE scalexd_jobs_finished_total counter\n");
-    for (int i = 0; i < 4; i++)
-        bprintf(&b, "scalexd_jobs_finished_total{state=\"%s\"} %lld\n", srv_jstate_name(fin[i]),
-                (long long)js.finished[i]);
-    static const char *const le[6] = {"1", "10", "60", "300", "1800", "+Inf"};
-    bprintf(&b, "# HELP scalexd_job_duration_seconds Run time of completed jobs.\n"
-                "# TYPE scalexd_job_duration_seconds histogram\n");
-    for (int i = 0; i < 6; i++)
-        bprintf(&b, "scalexd_job_duration_seconds_bucket{le=\"%s\"} %lld\n", le[i],
-                (long long)js.run_seconds_bucket[i]);
-    bprintf(&b, "scalexd_job_duration_seconds_sum %.3f\nscalexd_job_duration_seconds_count %lld\n",
-            js.run_seconds_sum, (long long)js.run_seconds_count);
+    metrics_jobs(&b, counts, &js);
     bprintf(&b, "# HELP scalexd_http_requests_total Responses by status class.\n"
                 "# TYPE scalexd_http_requests_total counter\n");
     for (int c = 1; c <= 5; c++)

@@ -684,7 +684,7 @@ json_t *srv_ref_get(srv_db *db, const char *name, sx_status *st)
     if (!s) return NULL;
     bind_text(s, 1, name);
     return one_row(db, s, ref_json, "reading a reference", st,
-                   "no reference named '%s': GET /v1/references lists them", name);
+                   "no reference named '%s'", name);
 }
 
 char *srv_ref_path(srv_db *db, const char *name, sx_status *st)
@@ -696,8 +696,7 @@ char *srv_ref_path(srv_db *db, const char *name, sx_status *st)
     int rc = srv_stmt_step(s);
     if (rc == SRV_DB_ROW) p = strdup(col_text(s, 0));
     else if (rc == SRV_DB_DONE)
-        sx_status_set(st, SX_ENOTFOUND, "no reference named '%s': GET /v1/references lists them",
-                      name);
+        sx_status_set(st, SX_ENOTFOUND, "no reference named '%s'", name);
     else db_err(db, st, "reading a reference");
     srv_stmt_done(s);
     return p;
