@@ -1,0 +1,169 @@
+/* sandbox — see sandbox.h. */
+#include "sandbox.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "sx_log.h"
+
+/* The child's answer is small (a summary and the obs column list); a child that talks more
+ * is cut off, and its answer refused. */
+#define ANSWER_CAP (8u << 20)
+
+static int answer_error(sx_status *st, const char *what)
+{
+    return sx_status_set(st, SX_EFORMAT,
+                         "the file could not be read safely: %s. It may be corrupt or crafted; "
+                         "re-save it with anndata (adata.write_h5ad) or scanpy and upload again",
+                         what);
+}
+
+/* The readers name the file they read; the upload's staging path is the server's business:
+ * every occurrence of it (with any extension the validation gave it) becomes "the upload". */
+static void hide_path(char *msg, size_t cap, const char *path)
+{
+    size_t pl = strlen(path);
+    char out[SX_STATUS_MSG];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 16 < sizeof out;) {
+        if (!strncmp(p, path, pl)) {
+            p += pl;
+            while (*p == '.' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) p++;
+            o += (size_t)snprintf(out + o, sizeof out - o, "the upload");
+            continue;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = 0;
+    snprintf(msg, cap, "%s", out);
+}
+
+/* Parse the child's one JSON line into info / st. */
+static int parse_answer(const char *text, const char *path, srv_dataset_info *info,
+                        sx_status *st)
+{
+    json_error_t je;
+    json_t *a = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(a)) {
+        json_decref(a);
+        return answer_error(st, "the reader gave no answer");
+    }
+    int rc = SX_OK;
+    if (!json_is_true(json_object_get(a, "ok"))) {
+        const char *code = json_string_value(json_object_get(a, "code"));
+        const char *msg = json_string_value(json_object_get(a, "message"));
+        int c = SX_EFORMAT;
+        for (int k = SX_EINVAL; k >= SX_EINTERNAL; k--)
+            if (code && !strcmp(code, sx_errname(k))) c = k;
+        rc = sx_status_set(st, c, "%s", msg ? msg : "the file was refused");
+        hide_path(st->msg, sizeof st->msg, path);
+    } else {
+        snprintf(info->format, sizeof info->format, "%s",
+                 json_string_value(json_object_get(a, "format")) ?: "");
+        snprintf(info->ext, sizeof info->ext, "%s",
+                 json_string_value(json_object_get(a, "ext")) ?: "");
+        info->n_obs = json_integer_value(json_object_get(a, "n_obs"));
+        info->n_vars = json_integer_value(json_object_get(a, "n_vars"));
+        json_t *cols = json_object_get(a, "obs_columns");
+        info->obs_columns = json_is_array(cols) ? json_dumps(cols, JSON_COMPACT) : NULL;
+        if (!info->format[0] || info->n_obs < 1 || info->n_vars < 1)
+            rc = answer_error(st, "the reader's answer was incomplete");
+    }
+    json_decref(a);
+    return rc;
+}
+
+static int validate_in_child(void *user, const char *path, srv_dataset_info *info, sx_status *st)
+{
+    sandbox *sb = ((engine *)user)->sandbox;
+    struct stat sbuf;
+    double mb = stat(path, &sbuf) == 0 ? (double)sbuf.st_size / 1e6 : 0;
+    srv_child_limits lim = sb->validate;
+    lim.wall_seconds += mb / sb->validate_mb_per_s;
+    lim.cpu_seconds = (int)lim.wall_seconds + 1;
+    char *argv[] = {sb->exe, "__validate", (char *)path, NULL};
+    srv_child_result res;
+    int rc = srv_child_run(argv, NULL, &lim, ANSWER_CAP, NULL, &res, st);
+    if (rc) return rc;
+    if (res.exited && res.exit_code == 0 && res.out && !res.out_truncated) {
+        rc = parse_answer(res.out, path, info, st);
+    } else {
+        char how[256];
+        srv_child_describe(&res, &lim, how, sizeof how);
+        SX_WARN("upload validation: the reader %s (%.1f s, %lld MB peak)", how, res.wall_s,
+                (long long)(res.max_rss_kb / 1024));
+        if (res.timed_out)
+            rc = sx_status_set(st, SX_EFORMAT,
+                               "reading the file did not finish within %.0f s: it may be "
+                               "crafted to loop, or too large for this server (an operator "
+                               "can raise validate_timeout)", lim.wall_seconds);
+        else {
+            char what[320];
+            snprintf(what, sizeof what, "the reader %s on it", how);
+            rc = answer_error(st, what);
+        }
+    }
+    srv_child_result_free(&res);
+    return rc;
+}
+
+int sandbox_wrap_validate(sandbox *sb, srv_engine *eng, sx_status *st)
+{
+    memset(sb, 0, sizeof *sb);
+    ssize_t n = readlink("/proc/self/exe", sb->exe, sizeof sb->exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof sb->exe - 1)
+        return sx_status_set(st, SX_EIO, "cannot find this program's own path (/proc/self/exe)");
+    sb->exe[n] = 0;
+    /* Defaults sized for this machine class: a validation streams the matrix in slabs (tens of
+     * MB) except text formats, which are parsed whole; 4 GiB of address space holds a
+     * several-hundred-MB CSV with room, and every file of the attack set stays far below. */
+    sb->validate.as_bytes = (int64_t)4 << 30;
+    sb->validate.wall_seconds = 30;
+    sb->validate.cpu_seconds = 0; /* set per upload from its deadline */
+    sb->validate.nofile = 256;
+    sb->validate.fsize_bytes = 64 << 20; /* it writes nothing but its answer and hard links */
+    sb->validate_mb_per_s = 20;
+    sb->inner = *eng;
+    ((engine *)eng->user)->sandbox = sb;
+    eng->validate = validate_in_child;
+    return SX_OK;
+}
+
+int sandbox_validate_main(const srv_engine *eng, int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: scalexd __validate FILE (internal: run by the daemon)\n");
+        return 2;
+    }
+    srv_dataset_info info;
+    memset(&info, 0, sizeof info);
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = eng->validate(eng->user, argv[2], &info, &st);
+    json_t *a = json_object();
+    json_object_set_new(a, "ok", json_boolean(rc == SX_OK));
+    if (rc == SX_OK) {
+        json_object_set_new(a, "format", json_string(info.format));
+        json_object_set_new(a, "ext", json_string(info.ext));
+        json_object_set_new(a, "n_obs", json_integer(info.n_obs));
+        json_object_set_new(a, "n_vars", json_integer(info.n_vars));
+        json_t *cols = info.obs_columns ? json_loads(info.obs_columns, 0, NULL) : NULL;
+        json_object_set_new(a, "obs_columns", cols ? cols : json_array());
+    } else {
+        json_object_set_new(a, "code", json_string(sx_errname(rc)));
+        json_object_set_new(a, "message", json_string(st.msg));
+    }
+    free(info.obs_columns);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!text) return 1;
+    int ok = printf("%s\n", text) > 0 && fflush(stdout) == 0;
+    free(text);
+    return ok ? 0 : 1;
+}
