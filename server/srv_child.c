@@ -150,7 +150,7 @@ static void reaped(srv_child_result *res, int status, const struct rusage *ru)
 }
 
 int srv_child_run(char *const argv[], char *const env[], const srv_child_limits *lim,
-                  size_t out_cap, const sx_progress *prog, srv_child_result *res,
+                  size_t out_cap, const srv_child_watch *w, srv_child_result *res,
                   sx_status *st)
 {
     memset(res, 0, sizeof *res);
@@ -176,6 +176,8 @@ int srv_child_run(char *const argv[], char *const env[], const srv_child_limits 
     int fds[2] = {po[0], pe[0]};
     sink out = {0};
     int killed = 0, done = 0, status = 0;
+    const sx_progress *prog = w ? w->prog : NULL;
+    double next_tick = t0 + (w ? w->tick_s : 0);
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     while (!done) {
@@ -187,9 +189,13 @@ int srv_child_run(char *const argv[], char *const env[], const srv_child_limits 
         else poll(NULL, 0, 50);
         if (fds[0] >= 0) drain(&fds[0], &out, out_cap, NULL, 0);
         if (fds[1] >= 0) drain(&fds[1], NULL, 0, res->err_tail, sizeof res->err_tail);
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-        if (w == pid) done = 1;
+        pid_t got = wait4(pid, &status, WNOHANG, &ru);
+        if (got == pid) done = 1;
         if (done || killed) continue;
+        if (w && w->tick && mono_s() >= next_tick) {
+            w->tick(w->user);
+            next_tick = mono_s() + w->tick_s;
+        }
         if (sx_progress_cancelled(prog)) res->cancelled = killed = 1;
         else if (lim && lim->wall_seconds > 0 && mono_s() - t0 > lim->wall_seconds)
             res->timed_out = killed = 1;

@@ -46,12 +46,22 @@ typedef struct srv_child_result {
     int64_t max_rss_kb;  /* its peak resident set */
 } srv_child_result;
 
+/* What the parent does while it waits: prog's cancel flag (may be NULL) is polled every 50 ms,
+ * and tick (may be NULL) is called every tick_s seconds (e.g. to relay the child's progress
+ * file). */
+typedef struct srv_child_watch {
+    const sx_progress *prog;
+    void (*tick)(void *user);
+    void *user;
+    double tick_s;
+} srv_child_watch;
+
 /* Run argv (argv[0] an absolute path, NULL-terminated) with limits lim (NULL: none) and env
- * (NULL: inherit). prog's cancel flag (may be NULL) is polled every 50 ms. Returns SX_OK when
+ * (NULL: inherit), watched by w (NULL: nothing to watch). Returns SX_OK when
  * the child was started and reaped, whatever it ended with (see res); SX_EIO (message) when it
  * could not be started. res is filled in either case; free with srv_child_result_free. */
 int srv_child_run(char *const argv[], char *const env[], const srv_child_limits *lim,
-                  size_t out_cap, const sx_progress *prog, srv_child_result *res,
+                  size_t out_cap, const srv_child_watch *w, srv_child_result *res,
                   sx_status *st);
 void srv_child_result_free(srv_child_result *res);
 

@@ -12,10 +12,11 @@
 static srv_child_result run_sh(const char *script, const srv_child_limits *lim, size_t cap,
                                const sx_progress *prog)
 {
+    srv_child_watch w = {.prog = prog};
     char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
     srv_child_result r;
     sx_status st;
-    ck_assert_int_eq(srv_child_run(argv, NULL, lim, cap, prog, &r, &st), SX_OK);
+    ck_assert_int_eq(srv_child_run(argv, NULL, lim, cap, &w, &r, &st), SX_OK);
     return r;
 }
 
@@ -92,6 +93,22 @@ START_TEST(cancel_kills)
 }
 END_TEST
 
+static void count_tick(void *user) { (*(int *)user)++; }
+
+START_TEST(ticks_while_waiting)
+{
+    int ticks = 0;
+    srv_child_watch w = {.tick = count_tick, .user = &ticks, .tick_s = 0.05};
+    char *argv[] = {"/bin/sh", "-c", "sleep 1", NULL};
+    srv_child_result r;
+    sx_status st;
+    ck_assert_int_eq(srv_child_run(argv, NULL, NULL, 64, &w, &r, &st), SX_OK);
+    ck_assert_int_eq(r.exit_code, 0);
+    ck_assert_int_ge(ticks, 2); /* a 1 s child and a 50 ms tick: several, whatever the load */
+    srv_child_result_free(&r);
+}
+END_TEST
+
 START_TEST(no_inherited_descriptors)
 {
     /* fd 3 and above are the daemon's; the child must see none of them */
@@ -125,6 +142,7 @@ int main(void)
     tcase_add_test(tc, output_is_capped);
     tcase_add_test(tc, cancel_kills);
     tcase_add_test(tc, no_inherited_descriptors);
+    tcase_add_test(tc, ticks_while_waiting);
     tcase_add_test(tc, missing_program);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
