@@ -2,6 +2,7 @@
 #include "sandbox.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "srv_exec.h"
+#include "srv_util.h"
 #include "sx_log.h"
 
 /* The child's answer is small (a summary and the obs column list); a child that talks more
@@ -133,6 +136,76 @@ int sandbox_wrap_validate(sandbox *sb, srv_engine *eng, sx_status *st)
     ((engine *)eng->user)->sandbox = sb;
     eng->validate = validate_in_child;
     return SX_OK;
+}
+
+/* ---- jobs ---- */
+
+typedef struct relay {
+    const char *jobdir;
+    const sx_progress *prog;
+} relay;
+
+/* every tick: the child's progress.json, if it changed, to the worker's progress */
+static void relay_progress(void *user)
+{
+    relay *r = user;
+    char stage[32], msg[256];
+    double frac = -1;
+    if (srv_exec_read_progress(r->jobdir, stage, &frac, msg) == 0 && stage[0])
+        sx_progress_report(r->prog, stage, frac, msg[0] ? msg : NULL);
+}
+
+/* What the child left in status.json decides, when it left one; else how it ended does. */
+static int job_outcome(const srv_job_run *job, const srv_child_result *res,
+                       const srv_child_limits *lim, sx_status *st)
+{
+    char state[16], msg[512];
+    int code = SX_OK;
+    if (srv_exec_read_status(job->outdir, state, &code, msg) == 0 && res->exited) {
+        if (!strcmp(state, "COMPLETE")) return SX_OK;
+        return sx_status_set(st, code ? code : SX_EINTERNAL, "%s", msg[0] ? msg : "the job failed");
+    }
+    if (res->cancelled) return sx_status_set(st, SX_ECANCELED, "canceled");
+    char how[256];
+    srv_child_describe(res, lim, how, sizeof how);
+    SX_WARN("job %s: its process %s (%.1f s, %lld MB peak): %s", job->id, how, res->wall_s,
+            (long long)(res->max_rss_kb / 1024), res->err_tail);
+    if (res->timed_out)
+        return sx_status_set(st, SX_ELIMIT, "the job did not finish within its %.0f s time limit "
+                             "(an operator can raise job_timeout)", lim->wall_seconds);
+    if (res->signal == SIGKILL || res->signal == SIGSEGV || res->signal == SIGABRT ||
+        res->signal == SIGBUS)
+        return sx_status_set(st, SX_EFORMAT,
+                             "the job's process %s: an input could not be read safely, or the "
+                             "job needed more memory than the server allows (job_memory). "
+                             "Re-save the inputs with anndata and try again", how);
+    return sx_status_set(st, SX_EINTERNAL, "the job's process %s", how);
+}
+
+static int run_in_child(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
+{
+    sandbox *sb = ((engine *)user)->sandbox;
+    /* the executor wrote the job's spec (job.json) into its directory before calling us */
+    int rc;
+    char *argv[] = {sb->exe, "__run-job", (char *)job->outdir, NULL};
+    relay r = {job->outdir, prog};
+    srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
+    srv_child_result res;
+    rc = srv_child_run(argv, NULL, &sb->job, 64 << 10, &w, &res, st);
+    if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
+    srv_child_result_free(&res);
+    return rc;
+}
+
+void sandbox_wrap_run(sandbox *sb, srv_engine *eng)
+{
+    /* A job reads user data too (the readers again, then the numerics): the same containment,
+     * with room for a real job. Memory: a 1M-cell projection stays under 2 GB by design; 16
+     * GiB of address space leaves OpenBLAS's per-thread buffers and the allocator room. */
+    sb->job.as_bytes = (int64_t)16 << 30;
+    sb->job.wall_seconds = 0;
+    sb->job.nofile = 1024;
+    eng->run = run_in_child;
 }
 
 int sandbox_validate_main(const srv_engine *eng, int argc, char **argv)
