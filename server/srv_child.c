@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "srv_seccomp.h"
 #include "sx_alloc.h"
 
 extern char **environ;
@@ -65,6 +66,7 @@ static void __attribute__((noreturn)) child_exec(char *const argv[], char *const
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore); /* a crashing reader must not leave a core of user data */
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (!lim || !lim->no_seccomp) srv_seccomp_install();
     execve(argv[0], argv, env ? env : environ);
     _exit(127);
 }

@@ -4,7 +4,7 @@
  *
  * The child is fork()ed and immediately exec()s argv[0] (nothing but async-signal-safe calls
  * between the two: the daemon is multi-threaded). Before exec it gets its own process group
- * (so a kill reaches its threads' helpers too), a parent-death signal (a daemon that dies
+ * (so a kill reaches its threads' helpers too), a parent-death signal, srv_seccomp's filter (a daemon that dies
  * takes its children), no new privileges, every descriptor but stdio closed, and the
  * setrlimit()s of srv_child_limits. The parent reads stdout (kept up to out_cap bytes) and
  * the tail of stderr, polls the cancel flag, and SIGKILLs the process group at the wall
@@ -29,6 +29,7 @@ typedef struct srv_child_limits {
     double wall_seconds;  /* SIGKILL of the process group after this; 0 = no deadline */
     int nofile;           /* RLIMIT_NOFILE; 0 = inherit */
     int64_t fsize_bytes;  /* RLIMIT_FSIZE: the largest file it may write; 0 = inherit */
+    int no_seccomp;       /* 1: without srv_seccomp's filter (a child that needs the network) */
 } srv_child_limits;
 
 typedef struct srv_child_result {

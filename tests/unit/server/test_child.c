@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "srv_child.h"
 #include "sx_test.h"
@@ -93,6 +94,27 @@ START_TEST(cancel_kills)
 }
 END_TEST
 
+START_TEST(no_network_in_child)
+{
+    /* the control first: the same program outside the filter makes its socket */
+    const char *py = "import socket\ntry:\n socket.socket(); print('open')\n"
+                     "except PermissionError: print('denied')";
+    char *argv[] = {"/usr/bin/python3", "-c", (char *)py, NULL};
+    srv_child_limits off = {.no_seccomp = 1};
+    srv_child_result r;
+    sx_status st;
+    if (access(argv[0], X_OK) != 0) return; /* no python here: nothing to run the check with */
+    ck_assert_int_eq(srv_child_run(argv, NULL, &off, 64, NULL, &r, &st), SX_OK);
+    ck_assert_ptr_nonnull(r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "open"));
+    srv_child_result_free(&r);
+    ck_assert_int_eq(srv_child_run(argv, NULL, NULL, 64, NULL, &r, &st), SX_OK);
+    ck_assert_ptr_nonnull(r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "denied"));
+    srv_child_result_free(&r);
+}
+END_TEST
+
 static void count_tick(void *user) { (*(int *)user)++; }
 
 START_TEST(ticks_while_waiting)
@@ -143,6 +165,7 @@ int main(void)
     tcase_add_test(tc, cancel_kills);
     tcase_add_test(tc, no_inherited_descriptors);
     tcase_add_test(tc, ticks_while_waiting);
+    tcase_add_test(tc, no_network_in_child);
     tcase_add_test(tc, missing_program);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
