@@ -243,6 +243,7 @@ static int serve(int argc, char **argv)
     /* uploads are read in child processes (sandbox.h): the daemon never opens them itself */
     sandbox sb;
     if (sandbox_wrap_validate(&sb, &eng, &st)) return die(&st);
+    if (sandbox_wrap_run(&sb, &eng, &st)) return die(&st);
     if (!eng_state.hdf5_threadsafe)
         SX_WARN("this HDF5 is not thread-safe: concurrent jobs and uploads may crash; run with "
                 "--workers 1");

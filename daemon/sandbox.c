@@ -14,6 +14,7 @@
 #include "srv_exec.h"
 #include "srv_util.h"
 #include "sx_log.h"
+#include "sx_pipeline.h"
 
 /* The child's answer is small (a summary and the obs column list); a child that talks more
  * is cut off, and its answer refused. */
@@ -162,7 +163,7 @@ static int job_outcome(const srv_job_run *job, const srv_child_result *res,
     char state[16], msg[512];
     int code = SX_OK;
     if (srv_exec_read_status(job->outdir, state, &code, msg) == 0 && res->exited) {
-        if (!strcmp(state, "COMPLETE")) return SX_OK;
+        if (!strcmp(state, "succeeded")) return SX_OK;
         return sx_status_set(st, code ? code : SX_EINTERNAL, "%s", msg[0] ? msg : "the job failed");
     }
     if (res->cancelled) return sx_status_set(st, SX_ECANCELED, "canceled");
@@ -187,18 +188,61 @@ static int run_in_child(void *user, const srv_job_run *job, const sx_progress *p
     sandbox *sb = ((engine *)user)->sandbox;
     /* the executor wrote the job's spec (job.json) into its directory before calling us */
     int rc;
-    char *argv[] = {sb->exe, "__run-job", (char *)job->outdir, NULL};
+    char *argv[] = {sb->worker, "run-job", (char *)job->outdir, NULL};
     relay r = {job->outdir, prog};
     srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
     srv_child_result res;
     rc = srv_child_run(argv, NULL, &sb->job, 64 << 10, &w, &res, st);
     if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
     srv_child_result_free(&res);
+    if (rc == SX_OK) { /* TEMPORARY until the pipeline writes the API's tables (sx_jobdir) */
+        const engine *e = user;
+        const char *label = e->label_option && job->options
+                                ? json_string_value(json_object_get(job->options, e->label_option))
+                                : NULL;
+        sx_status ust;
+        if (engine_write_umap_table(job->outdir, label, &ust))
+            SX_WARN("job %s: no UMAP table for the API: %s", job->id, ust.msg);
+    }
     return rc;
 }
 
-void sandbox_wrap_run(sandbox *sb, srv_engine *eng)
+/* srv_refcache's loader when jobs run in children: the daemon only makes sure the reference's
+ * flat map (sx_reference_map.c) exists and is current; the children map it. The handle kept is
+ * the folder's path, and the footprint counted is the map's size (page cache shared by all). */
+static void *ref_prepare(void *user, const char *path, int64_t *bytes, sx_status *st)
 {
+    (void)user;
+    sx_reference *r = sx_reference_load(path, st);
+    if (!r) return NULL;
+    int rc = r->mapped ? SX_OK : sx_reference_map_write(r, path, st);
+    sx_reference_free(r);
+    if (rc) return NULL;
+    char map[4200];
+    snprintf(map, sizeof map, "%s/reference.map", path);
+    struct stat sbuf;
+    *bytes = stat(map, &sbuf) == 0 ? (int64_t)sbuf.st_size : 0;
+    return strdup(path);
+}
+
+static void ref_forget(void *user, void *obj)
+{
+    (void)user;
+    free(obj);
+}
+
+int sandbox_wrap_run(sandbox *sb, srv_engine *eng, sx_status *st)
+{
+    /* the job runner is `scalex run-job`, installed next to scalexd: the same program and
+     * job-directory protocol as on a Slurm node */
+    snprintf(sb->worker, sizeof sb->worker, "%s", sb->exe);
+    char *slash = strrchr(sb->worker, '/');
+    if (!slash || (size_t)(slash - sb->worker) + 8 > sizeof sb->worker)
+        return sx_status_set(st, SX_EIO, "cannot place the job runner next to scalexd");
+    strcpy(slash + 1, "scalex");
+    if (access(sb->worker, X_OK) != 0)
+        return sx_status_set(st, SX_ENOTFOUND, "the job runner 'scalex' is not installed next to "
+                             "scalexd; install both programs in one folder");
     /* A job reads user data too (the readers again, then the numerics): the same containment,
      * with room for a real job. Memory: a 1M-cell projection stays under 2 GB by design; 16
      * GiB of address space leaves OpenBLAS's per-thread buffers and the allocator room. */
@@ -206,6 +250,9 @@ void sandbox_wrap_run(sandbox *sb, srv_engine *eng)
     sb->job.wall_seconds = 0;
     sb->job.nofile = 1024;
     eng->run = run_in_child;
+    eng->ref_load = ref_prepare;
+    eng->ref_free = ref_forget;
+    return SX_OK;
 }
 
 int sandbox_validate_main(const srv_engine *eng, int argc, char **argv)

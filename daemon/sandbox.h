@@ -20,6 +20,7 @@
 
 typedef struct sandbox {
     char exe[4096];               /* absolute path of this binary (/proc/self/exe at start) */
+    char worker[4096];            /* the job runner: `scalex` next to exe */
     srv_child_limits validate;    /* limits of a validation child (wall: the base deadline) */
     double validate_mb_per_s;     /* + size / this many MB/s to the deadline (large uploads) */
     srv_child_limits job;         /* limits of a job's child (wall 0: no deadline) */
@@ -30,12 +31,13 @@ typedef struct sandbox {
  * then point eng->validate at the child-process version. Returns SX_EIO when the binary's own path cannot be found. */
 int sandbox_wrap_validate(sandbox *sb, srv_engine *eng, sx_status *st);
 
-/* Point eng->run at the child-process version too: each job runs as `scalexd __run-job
- * JOBDIR` (the job-directory protocol of sx_jobdir, as on a Slurm node) under sb->job's limits;
- * progress is relayed from the job directory, a cancel kills the child's process group, and a
- * child that crashes or is killed ends the job with a message instead of the daemon. Call after
- * sandbox_wrap_validate. */
-void sandbox_wrap_run(sandbox *sb, srv_engine *eng);
+/* Point eng->run at the child-process version too: each job runs as `scalex run-job JOBDIR`
+ * (the job-directory protocol, as on a Slurm node) under sb->job's limits; progress is relayed
+ * from the job directory, a cancel kills the child's process group, and a child that crashes or
+ * is killed ends the job with a message instead of the daemon. References are prepared for the
+ * children (their flat map written once) instead of loaded into the daemon. Call after
+ * sandbox_wrap_validate; SX_ENOTFOUND when `scalex` is not installed next to scalexd. */
+int sandbox_wrap_run(sandbox *sb, srv_engine *eng, sx_status *st);
 
 /* `scalexd __validate FILE`: run the in-process validation of eng on FILE and print one JSON
  * line ({"ok":true,"format",...} or {"ok":false,"code","message"}) on stdout. Exit 0 when an
