@@ -240,10 +240,16 @@ static int serve(int argc, char **argv)
     engine eng_state;
     srv_engine eng;
     engine_init(&eng_state, &eng);
-    /* uploads are read in child processes (sandbox.h): the daemon never opens them itself */
+    /* uploads are read and jobs run in child processes (sandbox.h): the daemon never opens a
+     * user's file itself */
     sandbox sb;
-    if (sandbox_wrap_validate(&sb, &eng, &st)) return die(&st);
-    if (sandbox_wrap_run(&sb, &eng, &st)) return die(&st);
+    if (!strcmp(cfg.isolation, "process")) {
+        if (sandbox_wrap_validate(&sb, &cfg, &eng, &st)) return die(&st);
+        if (sandbox_wrap_run(&sb, &cfg, &eng, &st)) return die(&st);
+    } else {
+        SX_WARN("isolation=thread: uploads are read and jobs run inside the daemon; one crafted "
+                "file can stop the service (use only to debug or measure)");
+    }
     if (!eng_state.hdf5_threadsafe)
         SX_WARN("this HDF5 is not thread-safe: concurrent jobs and uploads may crash; run with "
                 "--workers 1");

@@ -117,18 +117,17 @@ static int validate_in_child(void *user, const char *path, srv_dataset_info *inf
     return rc;
 }
 
-int sandbox_wrap_validate(sandbox *sb, srv_engine *eng, sx_status *st)
+int sandbox_wrap_validate(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st)
 {
     memset(sb, 0, sizeof *sb);
     ssize_t n = readlink("/proc/self/exe", sb->exe, sizeof sb->exe - 1);
     if (n <= 0 || (size_t)n >= sizeof sb->exe - 1)
         return sx_status_set(st, SX_EIO, "cannot find this program's own path (/proc/self/exe)");
     sb->exe[n] = 0;
-    /* Defaults sized for this machine class: a validation streams the matrix in slabs (tens of
-     * MB) except text formats, which are parsed whole; 4 GiB of address space holds a
-     * several-hundred-MB CSV with room, and every file of the attack set stays far below. */
-    sb->validate.as_bytes = (int64_t)4 << 30;
-    sb->validate.wall_seconds = 30;
+    /* A validation streams the matrix in slabs (tens of MB) except text formats, which are
+     * parsed whole: the default 4 GiB of address space holds a several-hundred-MB CSV. */
+    sb->validate.as_bytes = cfg->validate_memory;
+    sb->validate.wall_seconds = cfg->validate_timeout_s;
     sb->validate.cpu_seconds = 0; /* set per upload from its deadline */
     sb->validate.nofile = 256;
     sb->validate.fsize_bytes = 64 << 20; /* it writes nothing but its answer and hard links */
@@ -231,7 +230,7 @@ static void ref_forget(void *user, void *obj)
     free(obj);
 }
 
-int sandbox_wrap_run(sandbox *sb, srv_engine *eng, sx_status *st)
+int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st)
 {
     /* the job runner is `scalex run-job`, installed next to scalexd: the same program and
      * job-directory protocol as on a Slurm node */
@@ -244,10 +243,10 @@ int sandbox_wrap_run(sandbox *sb, srv_engine *eng, sx_status *st)
         return sx_status_set(st, SX_ENOTFOUND, "the job runner 'scalex' is not installed next to "
                              "scalexd; install both programs in one folder");
     /* A job reads user data too (the readers again, then the numerics): the same containment,
-     * with room for a real job. Memory: a 1M-cell projection stays under 2 GB by design; 16
-     * GiB of address space leaves OpenBLAS's per-thread buffers and the allocator room. */
-    sb->job.as_bytes = (int64_t)16 << 30;
-    sb->job.wall_seconds = 0;
+     * with room for a real job (the default 16 GiB of address space leaves OpenBLAS's
+     * per-thread buffers and the allocator room above a large integration's needs). */
+    sb->job.as_bytes = cfg->job_memory;
+    sb->job.wall_seconds = cfg->job_timeout_s;
     sb->job.nofile = 1024;
     eng->run = run_in_child;
     eng->ref_load = ref_prepare;

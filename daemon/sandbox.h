@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "srv_child.h"
+#include "srv_config.h"
 #include "srv_engine.h"
 
 typedef struct sandbox {
@@ -27,9 +28,9 @@ typedef struct sandbox {
     srv_engine inner;             /* the in-process engine, run inside the child */
 } sandbox;
 
-/* Fill sb with defaults and the in-process engine *eng (whose user is the daemon's `engine`),
+/* Fill sb with the limits of cfg (validate_*, job_*) and the in-process engine *eng (whose user is the daemon's `engine`),
  * then point eng->validate at the child-process version. Returns SX_EIO when the binary's own path cannot be found. */
-int sandbox_wrap_validate(sandbox *sb, srv_engine *eng, sx_status *st);
+int sandbox_wrap_validate(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st);
 
 /* Point eng->run at the child-process version too: each job runs as `scalex run-job JOBDIR`
  * (the job-directory protocol, as on a Slurm node) under sb->job's limits; progress is relayed
@@ -37,7 +38,7 @@ int sandbox_wrap_validate(sandbox *sb, srv_engine *eng, sx_status *st);
  * is killed ends the job with a message instead of the daemon. References are prepared for the
  * children (their flat map written once) instead of loaded into the daemon. Call after
  * sandbox_wrap_validate; SX_ENOTFOUND when `scalex` is not installed next to scalexd. */
-int sandbox_wrap_run(sandbox *sb, srv_engine *eng, sx_status *st);
+int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st);
 
 /* `scalexd __validate FILE`: run the in-process validation of eng on FILE and print one JSON
  * line ({"ok":true,"format",...} or {"ok":false,"code","message"}) on stdout. Exit 0 when an
