@@ -9,7 +9,7 @@
 #     the temp dir and deleted after: a CSR matrix of random counts) as a raw body and as
 #     multipart/form-data, with the daemon's RSS before, its peak during the request, and
 #     after. The peak includes the validation that follows the upload, which streams the
-#     matrix in bounded slabs (server/engine.c -> sx_inspect_stream): it should stay flat.
+#     matrix in bounded slabs (daemon/engine.c -> sx_inspect_stream): it should stay flat.
 #  3. The same with 1 GB of random bytes (streamed, hashed, then refused): the pure
 #     streaming path.
 # Usage: bench/bench_daemon.sh [BUILD_DIR] [UPLOAD_MB]   (defaults: build-srv, 1024)

@@ -43,6 +43,11 @@ static const key keys[] = {
     {"log_level", K_LEVEL, F(log_level), 0, "debug | info | warn | error (info)"},
     {"max_wait", K_DBL, F(max_wait_s), 0, "longest ?wait= in seconds (600)"},
     {"memory_budget", K_I64, F(memory_budget), 0, "memory for references kept loaded; least recently used unloaded first (2G)"},
+    {"isolation", K_STR, F(isolation), sizeof(((srv_config *)0)->isolation), "process: uploads are read and jobs run in child processes under limits, so a crafted file costs one request, never the service; thread: in the daemon (debugging and measurement only) (process)"},
+    {"validate_timeout", K_DBL, F(validate_timeout_s), 0, "seconds an upload's validation may take, plus 1 s per 20 MB (30)"},
+    {"validate_memory", K_I64, F(validate_memory), 0, "address space of an upload's validation process (4G)"},
+    {"job_timeout", K_DBL, F(job_timeout_s), 0, "seconds a job may run before it is stopped (0 = no limit)"},
+    {"job_memory", K_I64, F(job_memory), 0, "address space of a job's process; a job that needs more fails with a message (16G)"},
     {"web_dir", K_STR, F(web_dir), sizeof(((srv_config *)0)->web_dir), "folder of the web page served at / (automatic: <prefix>/share/scalexd/web or the source tree)"},
 #define X_STR(n, f, h) {n, K_STR, F(exec.f), sizeof(((srv_config *)0)->exec.f), h}
     X_STR("executor", executor, "where jobs run: local (in-process worker pool) | slurm"),
@@ -78,6 +83,10 @@ void srv_config_defaults(srv_config *c)
     c->max_attempts = 3;
     c->user_max_jobs = 16;
     c->queue_cap = 256;
+    snprintf(c->isolation, sizeof c->isolation, "process");
+    c->validate_timeout_s = 30;
+    c->validate_memory = (int64_t)4 << 30;
+    c->job_memory = (int64_t)16 << 30;
     c->drain_grace_s = 30;
     c->log_level = SX_LOG_INFO;
     c->max_wait_s = 600;
@@ -287,6 +296,12 @@ int srv_config_check(srv_config *c, sx_status *st)
     if (c->job_nice > 19)
         return sx_status_set(st, SX_EINVAL, "job_nice is %d; nice values go up to 19 (10 is the "
                              "default, 0 runs jobs at the daemon's own priority)", c->job_nice);
+    if (strcmp(c->isolation, "process") && strcmp(c->isolation, "thread"))
+        return sx_status_set(st, SX_EINVAL, "isolation is '%s'; use process (the default) or "
+                             "thread", c->isolation);
+    if (c->validate_timeout_s <= 0 || c->validate_memory < (64 << 20) || c->job_memory < (256 << 20))
+        return sx_status_set(st, SX_EINVAL, "validate_timeout must be > 0, validate_memory at least "
+                             "64M and job_memory at least 256M");
     return SX_OK;
 }
 

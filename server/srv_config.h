@@ -36,6 +36,11 @@ typedef struct srv_config {
     double max_wait_s;       /* cap of ?wait= */
     int64_t memory_budget;   /* bytes of loaded references (srv_refcache) */
     char web_dir[2048];      /* folder of the web page served at / ("" = automatic) */
+    char isolation[16];      /* "process": uploads and jobs in child processes; "thread": in-process */
+    double validate_timeout_s; /* base wall-clock limit of an upload's validation child */
+    int64_t validate_memory; /* address space of a validation child */
+    double job_timeout_s;    /* wall-clock limit of a job's child (0 = none) */
+    int64_t job_memory;      /* address space of a job's child */
     srv_exec_config exec;    /* executor: local | slurm, slurm_* settings (srv_exec.h) */
 } srv_config;
 

@@ -21,6 +21,7 @@
 #ifndef SX_PIPELINE_H
 #define SX_PIPELINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sx_error.h"
@@ -101,10 +102,18 @@ typedef struct sx_reference {
     sx_frame *obs;        /* index = cell names; categorical columns (batch, leiden, labels) */
     double umap_a, umap_b;
     char *path;           /* the file it was read from */
+    void *mapped;         /* non-NULL: latent/umap point into this read-only map (munmap'd by free) */
+    size_t mapped_len;
 } sx_reference;
 
-/* Load from a reference.h5, or from an integrate OUTDIR holding one. Caller frees. */
+/* Load from a reference.h5, or from an integrate OUTDIR holding one (from its reference.map when
+ * that is present and current: the cells mapped read-only). Caller frees. */
 sx_reference *sx_reference_load(const char *path, sx_status *st);
+/* Write DIR/reference.map, the flat read-only form of r's cells that sx_reference_load maps
+ * (format: sx_reference_map.c). DIR must hold the reference.h5 r was loaded from. */
+int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st);
+/* Open DIR/reference.map (SX_ENOTFOUND when absent, SX_ESTATE when older than reference.h5). */
+sx_reference *sx_reference_map_open(const char *dir, sx_status *st);
 void sx_reference_free(sx_reference *r);
 
 /* Run one job to completion. Progress stages: "read", "preprocess", "train", "encode",

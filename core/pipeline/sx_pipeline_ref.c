@@ -2,6 +2,7 @@
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "sx_alloc.h"
 #include "sx_h5.h"
@@ -133,8 +134,12 @@ void sx_reference_free(sx_reference *r)
 {
     if (!r) return;
     sx_nn_model_free(r->model);
-    sx_free(r->latent);
-    sx_free(r->umap);
+    if (r->mapped) { /* latent and umap point into the read-only map (sx_reference_map.c) */
+        munmap(r->mapped, r->mapped_len);
+    } else {
+        sx_free(r->latent);
+        sx_free(r->umap);
+    }
     sx_frame_free(r->obs);
     sx_free(r->path);
     sx_free(r);
@@ -150,6 +155,13 @@ sx_reference *sx_reference_load(const char *path, sx_status *st)
     if (!path) {
         sx_status_set(st, SX_EINVAL, "no reference given");
         return NULL;
+    }
+    if (sx_pl_is_dir(path)) {
+        /* the flat map next to reference.h5, when the daemon wrote one and it is current:
+         * cells mapped read-only instead of read (sx_reference_map.c) */
+        sx_status ms;
+        sx_status_clear(&ms);
+        if ((r = sx_reference_map_open(path, &ms))) return r;
     }
     file = sx_pl_is_dir(path) ? sx_pl_join(path, "reference.h5") : sx_strdup(path);
     if (!file) {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Upload validation streams h5ad / 10x h5 matrices in slabs (server/engine.c ->
+# Upload validation streams h5ad / 10x h5 matrices in slabs (daemon/engine.c ->
 # sx_inspect_stream) instead of reading them whole. This checks that it still refuses every
 # kind of lying or corrupt file the readers refuse (files written with h5py, so the defect is
 # exactly the one named), with a problem+json that says what is wrong, and that the summary

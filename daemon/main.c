@@ -18,6 +18,7 @@
 
 #include "api_server.h"
 #include "engine.h"
+#include "sandbox.h"
 #include "srv_config.h"
 #include "srv_exec.h"
 #include "srv_jobs.h"
@@ -239,6 +240,16 @@ static int serve(int argc, char **argv)
     engine eng_state;
     srv_engine eng;
     engine_init(&eng_state, &eng);
+    /* uploads are read and jobs run in child processes (sandbox.h): the daemon never opens a
+     * user's file itself */
+    sandbox sb;
+    if (!strcmp(cfg.isolation, "process")) {
+        if (sandbox_wrap_validate(&sb, &cfg, &eng, &st)) return die(&st);
+        if (sandbox_wrap_run(&sb, &cfg, &eng, &st)) return die(&st);
+    } else {
+        SX_WARN("isolation=thread: uploads are read and jobs run inside the daemon; one crafted "
+                "file can stop the service (use only to debug or measure)");
+    }
     if (!eng_state.hdf5_threadsafe)
         SX_WARN("this HDF5 is not thread-safe: concurrent jobs and uploads may crash; run with "
                 "--workers 1");
@@ -356,8 +367,18 @@ out:
     return rc;
 }
 
+/* `scalexd __validate FILE`: the child side of upload validation (sandbox.h) */
+static int cmd_validate(int argc, char **argv)
+{
+    engine eng_state;
+    srv_engine eng;
+    engine_init(&eng_state, &eng);
+    return sandbox_validate_main(&eng, argc, argv);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "__validate")) return cmd_validate(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "token")) return cmd_token(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "reference")) return cmd_reference(argc - 2, argv + 2);
     if (has(argc, argv, "--help") || has(argc, argv, "-h")) {

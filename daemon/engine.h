@@ -7,6 +7,7 @@
 typedef struct engine {
     const char *label_option; /* the pipeline option naming the label column */
     int hdf5_threadsafe;
+    struct sandbox *sandbox; /* child-process validation (sandbox.h), or NULL: in-process */
 } engine;
 
 void engine_init(engine *e, srv_engine *out);

@@ -1,0 +1,288 @@
+/* sandbox — see sandbox.h. */
+#include "sandbox.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "srv_exec.h"
+#include "srv_util.h"
+#include "sx_log.h"
+#include "sx_pipeline.h"
+
+/* The child's answer is small (a summary and the obs column list); a child that talks more
+ * is cut off, and its answer refused. */
+#define ANSWER_CAP (8u << 20)
+
+static int answer_error(sx_status *st, const char *what)
+{
+    return sx_status_set(st, SX_EFORMAT,
+                         "the file could not be read safely: %s. It may be corrupt or crafted; "
+                         "re-save it with anndata (adata.write_h5ad) or scanpy and upload again",
+                         what);
+}
+
+/* The readers name the file they read; the upload's staging path is the server's business:
+ * every occurrence of it (with any extension the validation gave it) becomes "the upload". */
+static void hide_path(char *msg, size_t cap, const char *path)
+{
+    size_t pl = strlen(path);
+    char out[SX_STATUS_MSG];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 16 < sizeof out;) {
+        if (!strncmp(p, path, pl)) {
+            p += pl;
+            while (*p == '.' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) p++;
+            o += (size_t)snprintf(out + o, sizeof out - o, "the upload");
+            continue;
+        }
+        out[o++] = *p++;
+    }
+    out[o] = 0;
+    snprintf(msg, cap, "%s", out);
+}
+
+/* Parse the child's one JSON line into info / st. */
+static int parse_answer(const char *text, const char *path, srv_dataset_info *info,
+                        sx_status *st)
+{
+    json_error_t je;
+    json_t *a = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(a)) {
+        json_decref(a);
+        return answer_error(st, "the reader gave no answer");
+    }
+    int rc = SX_OK;
+    if (!json_is_true(json_object_get(a, "ok"))) {
+        const char *code = json_string_value(json_object_get(a, "code"));
+        const char *msg = json_string_value(json_object_get(a, "message"));
+        int c = SX_EFORMAT;
+        for (int k = SX_EINVAL; k >= SX_EINTERNAL; k--)
+            if (code && !strcmp(code, sx_errname(k))) c = k;
+        rc = sx_status_set(st, c, "%s", msg ? msg : "the file was refused");
+        hide_path(st->msg, sizeof st->msg, path);
+    } else {
+        snprintf(info->format, sizeof info->format, "%s",
+                 json_string_value(json_object_get(a, "format")) ?: "");
+        snprintf(info->ext, sizeof info->ext, "%s",
+                 json_string_value(json_object_get(a, "ext")) ?: "");
+        info->n_obs = json_integer_value(json_object_get(a, "n_obs"));
+        info->n_vars = json_integer_value(json_object_get(a, "n_vars"));
+        json_t *cols = json_object_get(a, "obs_columns");
+        info->obs_columns = json_is_array(cols) ? json_dumps(cols, JSON_COMPACT) : NULL;
+        if (!info->format[0] || info->n_obs < 1 || info->n_vars < 1)
+            rc = answer_error(st, "the reader's answer was incomplete");
+    }
+    json_decref(a);
+    return rc;
+}
+
+static int validate_in_child(void *user, const char *path, srv_dataset_info *info, sx_status *st)
+{
+    sandbox *sb = ((engine *)user)->sandbox;
+    struct stat sbuf;
+    double mb = stat(path, &sbuf) == 0 ? (double)sbuf.st_size / 1e6 : 0;
+    srv_child_limits lim = sb->validate;
+    lim.wall_seconds += mb / sb->validate_mb_per_s;
+    lim.cpu_seconds = (int)lim.wall_seconds + 1;
+    char *argv[] = {sb->exe, "__validate", (char *)path, NULL};
+    srv_child_result res;
+    int rc = srv_child_run(argv, NULL, &lim, ANSWER_CAP, NULL, &res, st);
+    if (rc) return rc;
+    if (res.exited && res.exit_code == 0 && res.out && !res.out_truncated) {
+        rc = parse_answer(res.out, path, info, st);
+    } else {
+        char how[256];
+        srv_child_describe(&res, &lim, how, sizeof how);
+        SX_WARN("upload validation: the reader %s (%.1f s, %lld MB peak)", how, res.wall_s,
+                (long long)(res.max_rss_kb / 1024));
+        if (res.timed_out)
+            rc = sx_status_set(st, SX_EFORMAT,
+                               "reading the file did not finish within %.0f s: it may be "
+                               "crafted to loop, or too large for this server (an operator "
+                               "can raise validate_timeout)", lim.wall_seconds);
+        else {
+            char what[320];
+            snprintf(what, sizeof what, "the reader %s on it", how);
+            rc = answer_error(st, what);
+        }
+    }
+    srv_child_result_free(&res);
+    return rc;
+}
+
+int sandbox_wrap_validate(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st)
+{
+    memset(sb, 0, sizeof *sb);
+    ssize_t n = readlink("/proc/self/exe", sb->exe, sizeof sb->exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof sb->exe - 1)
+        return sx_status_set(st, SX_EIO, "cannot find this program's own path (/proc/self/exe)");
+    sb->exe[n] = 0;
+    /* A validation streams the matrix in slabs (tens of MB) except text formats, which are
+     * parsed whole: the default 4 GiB of address space holds a several-hundred-MB CSV. */
+    sb->validate.as_bytes = cfg->validate_memory;
+    sb->validate.wall_seconds = cfg->validate_timeout_s;
+    sb->validate.cpu_seconds = 0; /* set per upload from its deadline */
+    sb->validate.nofile = 256;
+    sb->validate.fsize_bytes = 64 << 20; /* it writes nothing but its answer and hard links */
+    sb->validate_mb_per_s = 20;
+    sb->inner = *eng;
+    ((engine *)eng->user)->sandbox = sb;
+    eng->validate = validate_in_child;
+    return SX_OK;
+}
+
+/* ---- jobs ---- */
+
+typedef struct relay {
+    const char *jobdir;
+    const sx_progress *prog;
+} relay;
+
+/* every tick: the child's progress.json, if it changed, to the worker's progress */
+static void relay_progress(void *user)
+{
+    relay *r = user;
+    char stage[32], msg[256];
+    double frac = -1;
+    if (srv_exec_read_progress(r->jobdir, stage, &frac, msg) == 0 && stage[0])
+        sx_progress_report(r->prog, stage, frac, msg[0] ? msg : NULL);
+}
+
+/* What the child left in status.json decides, when it left one; else how it ended does. */
+static int job_outcome(const srv_job_run *job, const srv_child_result *res,
+                       const srv_child_limits *lim, sx_status *st)
+{
+    char state[16], msg[512];
+    int code = SX_OK;
+    if (srv_exec_read_status(job->outdir, state, &code, msg) == 0 && res->exited) {
+        if (!strcmp(state, "succeeded")) return SX_OK;
+        return sx_status_set(st, code ? code : SX_EINTERNAL, "%s", msg[0] ? msg : "the job failed");
+    }
+    if (res->cancelled) return sx_status_set(st, SX_ECANCELED, "canceled");
+    char how[256];
+    srv_child_describe(res, lim, how, sizeof how);
+    SX_WARN("job %s: its process %s (%.1f s, %lld MB peak): %s", job->id, how, res->wall_s,
+            (long long)(res->max_rss_kb / 1024), res->err_tail);
+    if (res->timed_out)
+        return sx_status_set(st, SX_ELIMIT, "the job did not finish within its %.0f s time limit "
+                             "(an operator can raise job_timeout)", lim->wall_seconds);
+    if (res->signal == SIGKILL || res->signal == SIGSEGV || res->signal == SIGABRT ||
+        res->signal == SIGBUS)
+        return sx_status_set(st, SX_EFORMAT,
+                             "the job's process %s: an input could not be read safely, or the "
+                             "job needed more memory than the server allows (job_memory). "
+                             "Re-save the inputs with anndata and try again", how);
+    return sx_status_set(st, SX_EINTERNAL, "the job's process %s", how);
+}
+
+static int run_in_child(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
+{
+    sandbox *sb = ((engine *)user)->sandbox;
+    /* the executor wrote the job's spec (job.json) into its directory before calling us */
+    int rc;
+    char *argv[] = {sb->worker, "run-job", (char *)job->outdir, NULL};
+    relay r = {job->outdir, prog};
+    srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
+    srv_child_result res;
+    rc = srv_child_run(argv, NULL, &sb->job, 64 << 10, &w, &res, st);
+    if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
+    srv_child_result_free(&res);
+    if (rc == SX_OK) { /* TEMPORARY until the pipeline writes the API's tables (sx_jobdir) */
+        const engine *e = user;
+        const char *label = e->label_option && job->options
+                                ? json_string_value(json_object_get(job->options, e->label_option))
+                                : NULL;
+        sx_status ust;
+        if (engine_write_umap_table(job->outdir, label, &ust))
+            SX_WARN("job %s: no UMAP table for the API: %s", job->id, ust.msg);
+    }
+    return rc;
+}
+
+/* srv_refcache's loader when jobs run in children: the daemon only makes sure the reference's
+ * flat map (sx_reference_map.c) exists and is current; the children map it. The handle kept is
+ * the folder's path, and the footprint counted is the map's size (page cache shared by all). */
+static void *ref_prepare(void *user, const char *path, int64_t *bytes, sx_status *st)
+{
+    (void)user;
+    sx_reference *r = sx_reference_load(path, st);
+    if (!r) return NULL;
+    int rc = r->mapped ? SX_OK : sx_reference_map_write(r, path, st);
+    sx_reference_free(r);
+    if (rc) return NULL;
+    char map[4200];
+    snprintf(map, sizeof map, "%s/reference.map", path);
+    struct stat sbuf;
+    *bytes = stat(map, &sbuf) == 0 ? (int64_t)sbuf.st_size : 0;
+    return strdup(path);
+}
+
+static void ref_forget(void *user, void *obj)
+{
+    (void)user;
+    free(obj);
+}
+
+int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st)
+{
+    /* the job runner is `scalex run-job`, installed next to scalexd: the same program and
+     * job-directory protocol as on a Slurm node */
+    snprintf(sb->worker, sizeof sb->worker, "%s", sb->exe);
+    char *slash = strrchr(sb->worker, '/');
+    if (!slash || (size_t)(slash - sb->worker) + 8 > sizeof sb->worker)
+        return sx_status_set(st, SX_EIO, "cannot place the job runner next to scalexd");
+    strcpy(slash + 1, "scalex");
+    if (access(sb->worker, X_OK) != 0)
+        return sx_status_set(st, SX_ENOTFOUND, "the job runner 'scalex' is not installed next to "
+                             "scalexd; install both programs in one folder");
+    /* A job reads user data too (the readers again, then the numerics): the same containment,
+     * with room for a real job (the default 16 GiB of address space leaves OpenBLAS's
+     * per-thread buffers and the allocator room above a large integration's needs). */
+    sb->job.as_bytes = cfg->job_memory;
+    sb->job.wall_seconds = cfg->job_timeout_s;
+    sb->job.nofile = 1024;
+    eng->run = run_in_child;
+    eng->ref_load = ref_prepare;
+    eng->ref_free = ref_forget;
+    return SX_OK;
+}
+
+int sandbox_validate_main(const srv_engine *eng, int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: scalexd __validate FILE (internal: run by the daemon)\n");
+        return 2;
+    }
+    srv_dataset_info info;
+    memset(&info, 0, sizeof info);
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = eng->validate(eng->user, argv[2], &info, &st);
+    json_t *a = json_object();
+    json_object_set_new(a, "ok", json_boolean(rc == SX_OK));
+    if (rc == SX_OK) {
+        json_object_set_new(a, "format", json_string(info.format));
+        json_object_set_new(a, "ext", json_string(info.ext));
+        json_object_set_new(a, "n_obs", json_integer(info.n_obs));
+        json_object_set_new(a, "n_vars", json_integer(info.n_vars));
+        json_t *cols = info.obs_columns ? json_loads(info.obs_columns, 0, NULL) : NULL;
+        json_object_set_new(a, "obs_columns", cols ? cols : json_array());
+    } else {
+        json_object_set_new(a, "code", json_string(sx_errname(rc)));
+        json_object_set_new(a, "message", json_string(st.msg));
+    }
+    free(info.obs_columns);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!text) return 1;
+    int ok = printf("%s\n", text) > 0 && fflush(stdout) == 0;
+    free(text);
+    return ok ? 0 : 1;
+}

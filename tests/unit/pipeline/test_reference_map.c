@@ -1,0 +1,140 @@
+/* sx_reference_map: the flat map of a reference gives back exactly what reference.h5 holds
+ * (the HDF5 file, read by the ordinary loader, is the truth), is ignored once reference.h5
+ * changes, and a damaged map is refused without harm (the loader falls back to the HDF5). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sx_pipeline.h"
+#include "sx_pipeline_internal.h"
+#include "sx_test.h"
+
+#define N 300
+#define DIM 10
+
+static char dir[256];
+
+/* a small reference written by the pipeline's own reference writer */
+static void make_reference(void)
+{
+    snprintf(dir, sizeof dir, "%s/refmap-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    sx_status st;
+    sx_nn_config cfg;
+    sx_nn_config_default(&cfg, 50, 2);
+    cfg.n_hidden = 16;
+    sx_nn_model *m = sx_nn_model_new(&cfg, 7, &st);
+    ck_assert_ptr_nonnull(m);
+    char *names[N];
+    const char *types[N], *batches[N];
+    static const char *kinds[] = {"alpha", "beta", "delta", "ductal é"};
+    double latent[N * DIM];
+    float umap[N * 2];
+    for (int i = 0; i < N; i++) {
+        names[i] = malloc(32);
+        snprintf(names[i], 32, "cell-%d", i);
+        types[i] = kinds[(i * 7) % 4];
+        batches[i] = i < N / 2 ? "b1" : "b2";
+        for (int k = 0; k < DIM; k++) latent[i * DIM + k] = (double)(i * 31 + k) / 17.0 - 50.0;
+        umap[2 * i] = (float)i * 0.5f;
+        umap[2 * i + 1] = -(float)i;
+    }
+    sx_frame *obs = sx_frame_new(N, (const char *const *)names, &st);
+    ck_assert_ptr_nonnull(obs);
+    ck_assert_int_eq(sx_frame_add_categorical_from_strings(obs, "cell_type", types, 1, &st), SX_OK);
+    ck_assert_int_eq(sx_frame_add_categorical_from_strings(obs, "batch", batches, 1, &st), SX_OK);
+    char *file = sx_pl_join(dir, "reference.h5");
+    ck_assert_int_eq(sx_pl_reference_write(file, m, obs, latent, DIM, umap, 1.5, 0.9, &st), SX_OK);
+    free(file);
+    sx_frame_free(obs);
+    sx_nn_model_free(m);
+    for (int i = 0; i < N; i++) free(names[i]);
+}
+
+static void same_reference(const sx_reference *a, const sx_reference *b)
+{
+    ck_assert_int_eq(a->n_cells, b->n_cells);
+    ck_assert_int_eq(a->dim, b->dim);
+    ck_assert_mem_eq(a->latent, b->latent, sizeof(double) * (size_t)(a->n_cells * a->dim));
+    ck_assert_mem_eq(a->umap, b->umap, sizeof(float) * (size_t)(a->n_cells * 2));
+    ck_assert(a->umap_a == b->umap_a && a->umap_b == b->umap_b);
+    for (int64_t i = 0; i < a->n_cells; i++) ck_assert_str_eq(a->obs->index[i], b->obs->index[i]);
+    ck_assert_int_eq(a->obs->n_cols, b->obs->n_cols);
+    for (int c = 0; c < a->obs->n_cols; c++) {
+        const sx_column *x = &a->obs->cols[c], *y = sx_frame_col(b->obs, x->name);
+        ck_assert_ptr_nonnull(y);
+        char bx[64], by[64];
+        for (int64_t i = 0; i < a->n_cells; i++)
+            ck_assert_str_eq(sx_column_text(x, i, bx, 64), sx_column_text(y, i, by, 64));
+    }
+    int64_t ga, gb;
+    sx_nn_model_genes(a->model, &ga);
+    sx_nn_model_genes(b->model, &gb);
+    ck_assert_int_eq(ga, gb);
+}
+
+START_TEST(map_equals_hdf5)
+{
+    make_reference();
+    sx_status st;
+    sx_reference *h5 = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(h5);
+    ck_assert_ptr_null(h5->mapped); /* no map yet: read from reference.h5 */
+    ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+    sx_reference *mp = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(mp);
+    ck_assert_ptr_nonnull(mp->mapped);
+    same_reference(h5, mp);
+    sx_reference_free(mp);
+
+    /* reference.h5 rewritten (a new mtime): the old map must not be used */
+    char *file = sx_pl_join(dir, "reference.h5");
+    struct timespec later[2] = {{0, UTIME_OMIT}, {time(NULL) + 10, 0}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, file, later, 0), 0);
+    ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+    ck_assert_int_eq(st.code, SX_ESTATE);
+    mp = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(mp);
+    ck_assert_ptr_null(mp->mapped);
+    sx_reference_free(mp);
+    ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+
+    /* a damaged map (truncated in the cell names) is refused; the loader reads the HDF5 */
+    char *map = sx_pl_join(dir, "reference.map");
+    struct stat sb;
+    ck_assert_int_eq(stat(map, &sb), 0);
+    ck_assert_int_eq(truncate(map, sb.st_size - 40), 0);
+    ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+    mp = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(mp);
+    ck_assert_ptr_null(mp->mapped);
+    same_reference(h5, mp);
+    sx_reference_free(mp);
+    /* garbage of the right size with a valid header start */
+    FILE *f = fopen(map, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 40, SEEK_SET);
+    for (int i = 0; i < 64; i++) fputc(0xff, f);
+    fclose(f);
+    ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+    sx_reference_free(h5);
+    unlink(map);
+    unlink(file);
+    free(map);
+    free(file);
+    rmdir(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("reference_map");
+    TCase *tc = tcase_create("map");
+    tcase_add_test(tc, map_equals_hdf5);
+    suite_add_tcase(s, tc);
+    return sx_test_run(s);
+}
