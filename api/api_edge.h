@@ -12,6 +12,7 @@
 #ifndef API_EDGE_H
 #define API_EDGE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "api.h"
@@ -39,6 +40,11 @@ void api_edge_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 void api_edge_phase(struct MHD_Connection *c, int phase);
 /* Count n body bytes received toward the minimum rate. The connection's own thread. */
 void api_edge_body(struct MHD_Connection *c, size_t n);
+
+/* MHD_OPTION_EXTERNAL_LOGGER (cls = the api_edge): libmicrohttpd's messages as warnings, at
+ * most 20 a minute and then a count, since a client can cause one per connection (issue
+ * 14: 941 "connection limit" lines for one burst). Any libmicrohttpd thread. */
+void api_edge_mhd_log(void *cls, const char *fmt, va_list ap);
 
 /* Checks of a request before its handler, in the order a client should fix them:
  * Content-Length framing (two different values, a value that is no number, or one beside

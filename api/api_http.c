@@ -834,6 +834,8 @@ api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs 
     /* the idle timeout stays for stalled answers (a client that stops reading); headers and
      * bodies have deadlines a trickle cannot extend (api_edge) */
     s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                              /* first, so that every message goes through it */
+                              MHD_OPTION_EXTERNAL_LOGGER, api_edge_mhd_log, s->edge,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

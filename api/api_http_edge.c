@@ -1,8 +1,9 @@
 /* The HTTP edge: connection deadlines (reaper thread) and request framing/query checks.
  * See api_edge.h for why libmicrohttpd's own timeout is not enough. */
 #include <errno.h>
-#include <stdio.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +38,13 @@ struct api_edge {
     int stop;
     edge_conn *head;
     pthread_t thread;
+    /* libmicrohttpd's messages (api_edge_mhd_log): a budget per minute */
+    double log_window;
+    int log_lines, log_dropped;
 };
+
+/* libmicrohttpd messages kept per minute; the rest are counted, then summarised */
+#define EDGE_LOG_PER_MIN 20
 
 /* Why the connection must be cut now, or NULL. Caller holds the mutex. */
 static const char *overdue(const api_edge *e, edge_conn *k, double now)
@@ -322,4 +329,29 @@ int api_edge_store_problem(api_resp *o, int err)
                 "server): retry later");
     o->retry_after = 30;
     return API_DONE;
+}
+
+void api_edge_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    api_edge *e = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    double now = srv_mono_s();
+    int dropped = 0, keep;
+    pthread_mutex_lock(&e->mu);
+    if (now - e->log_window >= 60) {
+        dropped = e->log_dropped;
+        e->log_window = now;
+        e->log_lines = e->log_dropped = 0;
+    }
+    keep = e->log_lines < EDGE_LOG_PER_MIN;
+    if (keep) e->log_lines++;
+    else e->log_dropped++;
+    pthread_mutex_unlock(&e->mu);
+    if (dropped)
+        sx_log(SX_LOG_WARN, "http: %d more libmicrohttpd messages in the last minute were not "
+               "logged", dropped);
+    if (keep) sx_log(SX_LOG_WARN, "http: %s", msg);
 }
