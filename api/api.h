@@ -53,6 +53,7 @@ struct api_server {
     srv_user local_user;      /* the identity of every request under --no-auth */
     struct srv_auth *auth;    /* bearer tokens -> users, cached (srv_auth.h; owned) */
     struct srv_respcache *views; /* recent GET /v1/jobs/{id} bodies (srv_respcache.h; owned) */
+    struct api_edge *edge;    /* connection deadlines (api_edge.h; owned) */
     char **cors;              /* allowed origins */
     int n_cors;
     double started;

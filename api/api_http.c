@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "api_edge.h"
 #include "srv_auth.h"
 #include "srv_jobs.h"
 #include "srv_respcache.h"
@@ -83,18 +85,46 @@ void api_next_token(json_t *o, int more, int64_t offset, int size)
     }
 }
 
-static void add_cors(api_server *s, api_req *r, struct MHD_Response *resp)
+/* The request's Origin when this server allows it, else NULL. */
+static const char *cors_origin(api_server *s, api_req *r)
 {
     const char *origin = api_header(r, "Origin");
+    for (int i = 0; origin && i < s->n_cors; i++)
+        if (!strcmp(s->cors[i], origin) || !strcmp(s->cors[i], "*")) return origin;
+    return NULL;
+}
+
+#define API_CORS_EXPOSE "Location, ETag, Retry-After, X-Request-Id"
+
+static void add_cors(api_server *s, api_req *r, struct MHD_Response *resp)
+{
+    const char *origin = cors_origin(s, r);
     if (!origin) return;
-    for (int i = 0; i < s->n_cors; i++) {
-        if (strcmp(s->cors[i], origin) && strcmp(s->cors[i], "*")) continue;
-        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
-        MHD_add_response_header(resp, "Vary", "Origin");
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                                "Location, ETag, Retry-After, X-Request-Id");
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", API_CORS_EXPOSE);
+}
+
+/* Count the answer and write its access log line; frees o. */
+static void log_access(api_req *r, api_resp *o)
+{
+    int cls = o->status / 100;
+    if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->srv->requests[cls], 1);
+    int level = o->status >= 500 ? SX_LOG_WARN : SX_LOG_INFO;
+    if (level < sx_log_level()) { /* the access line is not wanted: do not build it */
+        api_resp_free(o);
         return;
     }
+    json_t *f = json_object();
+    json_object_set_new(f, "request_id", json_string(r->rid));
+    json_object_set_new(f, "method", json_string(r->method));
+    json_object_set_new(f, "path", json_string(r->path));
+    json_object_set_new(f, "status", json_integer(o->status));
+    json_object_set_new(f, "ms", json_real((srv_mono_s() - r->t0) * 1e3));
+    if (r->user.name[0]) json_object_set_new(f, "user", json_string(r->user.name));
+    if (r->job_id[0]) json_object_set_new(f, "job", json_string(r->job_id));
+    srv_log_event(level, "request", f);
+    api_resp_free(o);
 }
 
 static enum MHD_Result send_resp(api_req *r, api_resp *o)
@@ -123,24 +153,74 @@ static enum MHD_Result send_resp(api_req *r, api_resp *o)
     add_cors(r->srv, r, resp);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)o->status, resp);
     MHD_destroy_response(resp);
-    int cls = o->status / 100;
-    if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->srv->requests[cls], 1);
-    int level = o->status >= 500 ? SX_LOG_WARN : SX_LOG_INFO;
-    if (level < sx_log_level()) { /* the access line is not wanted: do not build it */
-        api_resp_free(o);
-        return ret;
-    }
-    json_t *f = json_object();
-    json_object_set_new(f, "request_id", json_string(r->rid));
-    json_object_set_new(f, "method", json_string(r->method));
-    json_object_set_new(f, "path", json_string(r->path));
-    json_object_set_new(f, "status", json_integer(o->status));
-    json_object_set_new(f, "ms", json_real((srv_mono_s() - r->t0) * 1e3));
-    if (r->user.name[0]) json_object_set_new(f, "user", json_string(r->user.name));
-    if (r->job_id[0]) json_object_set_new(f, "job", json_string(r->job_id));
-    srv_log_event(level, "request", f);
-    api_resp_free(o);
+    api_edge_phase(r->conn, API_EDGE_BUSY);
+    log_access(r, o);
     return ret;
+}
+
+/* Close and remove what the request spooled (renamed away when the upload was kept; a folder
+ * for an mtx upload). */
+static void drop_spool(api_req *r)
+{
+    if (r->spool_fd >= 0) close(r->spool_fd);
+    r->spool_fd = -1;
+    if (r->pp) MHD_destroy_post_processor(r->pp);
+    r->pp = NULL;
+    if (r->part_fd >= 0) close(r->part_fd);
+    r->part_fd = -1;
+    if (r->spool_path[0]) srv_rmtree(r->spool_path);
+    if (r->spool_dir[0]) srv_rmtree(r->spool_dir);
+    r->spool_path[0] = r->spool_dir[0] = 0;
+}
+
+/* Answer a problem while the body is still arriving, and close. libmicrohttpd 0.9.75 queues
+ * a response only before the first body byte or after the last (MHD_queue_response answers
+ * MHD_NO in between), so an over-limit chunked body would be read to its end (issue 14:
+ * 13 GB) before its 413. The answer is written to the socket here, on the connection's own
+ * thread while nothing else is being sent on it, then the write side is shut (the client
+ * sees the end of the answer). The rest of the body is dropped for EDGE_LINGER (api_edge)
+ * before the close, since closing with unread bytes resets the connection, and a reset can
+ * discard the answer before the client reads it. Frees o. */
+static void answer_mid_body(api_req *r, api_resp *o)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn,
+                                                                 MHD_CONNECTION_INFO_CONNECTION_FD);
+    const char *origin = cors_origin(r->srv, r);
+    char head[1024];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\nCache-Control: no-store\r\n"
+                     "X-Request-Id: %s\r\n", o->status, api_status_title(o->status),
+                     o->ctype ? o->ctype : "application/problem+json", o->len, r->rid);
+    if (o->retry_after > 0)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Retry-After: %d\r\n", o->retry_after);
+    if (origin && strlen(origin) < 300)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Access-Control-Allow-Origin: %s\r\n"
+                      "Vary: Origin\r\nAccess-Control-Expose-Headers: " API_CORS_EXPOSE "\r\n",
+                      origin);
+    n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+    const char *part[2] = {head, o->body ? o->body : ""};
+    size_t len[2] = {(size_t)n, o->body ? o->len : 0};
+    for (int i = 0; ci && i < 2; i++)
+        for (size_t w = 0; w < len[i];) {
+            ssize_t k = send(ci->connect_fd, part[i] + w, len[i] - w, MSG_NOSIGNAL);
+            if (k > 0) {
+                w += (size_t)k;
+                continue;
+            }
+            struct pollfd pf = {.fd = ci->connect_fd, .events = POLLOUT};
+            /* the socket is non-blocking; a send buffer that stays full for a second means
+             * a client that does not read: give up on the answer */
+            if (k < 0 && (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+                                            poll(&pf, 1, 1000) == 1)))
+                continue;
+            i = 2;
+            break;
+        }
+    if (ci) shutdown(ci->connect_fd, SHUT_WR);
+    drop_spool(r); /* now, not after the linger: a full disk gets its space back at once */
+    r->resp_ready = 3;
+    api_edge_phase(r->conn, API_EDGE_LINGER);
+    log_access(r, o);
 }
 
 void api_async_done(api_req *r)
@@ -198,13 +278,15 @@ static enum MHD_Result send_preflight(api_req *r, int allowed)
     if (allowed) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", api_header(r, "Origin"));
         MHD_add_response_header(resp, "Vary", "Origin");
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                                "GET, HEAD, POST, DELETE, OPTIONS");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 "Authorization, Content-Type, Accept, If-None-Match");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     }
     enum MHD_Result ret = MHD_queue_response(r->conn, 204, resp);
     MHD_destroy_response(resp);
+    api_edge_phase(r->conn, API_EDGE_BUSY);
     atomic_fetch_add(&r->srv->requests[2], 1);
     return ret;
 }
@@ -220,6 +302,12 @@ static void mp_fail(api_req *r, const char *msg)
     if (!r->mp_err[0]) snprintf(r->mp_err, sizeof r->mp_err, "%s", msg);
 }
 
+/* too_large: 1 over the size limit, 2 an I/O error storing the body, 3 no space left */
+static void store_failed(api_req *r, int err)
+{
+    if (!r->too_large) r->too_large = err == ENOSPC || err == EDQUOT ? 3 : 2;
+}
+
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *filename, const char *content_type,
                                  const char *transfer_encoding, const char *data, uint64_t off,
@@ -233,6 +321,10 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     if (!filename) { /* a plain field: only "name" means something */
         if (key && !strcmp(key, "name")) {
             size_t have = strlen(r->form_name);
+            if (memchr(data, 0, size)) {
+                mp_fail(r, "the name field holds a NUL byte: names are UTF-8 text");
+                return MHD_NO;
+            }
             if (have + size >= sizeof r->form_name) {
                 mp_fail(r, "the name field is longer than 200 characters");
                 return MHD_NO;
@@ -246,7 +338,7 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     int new_part = r->part_fd < 0 || strcmp(r->part_file, filename) || strcmp(r->part_key, k) ||
                    (off == 0 && r->part_written > 0);
     if (new_part) {
-        if (r->part_fd >= 0 && close(r->part_fd) != 0) r->too_large = 2;
+        if (r->part_fd >= 0 && close(r->part_fd) != 0) store_failed(r, errno);
         r->part_fd = -1;
         /* the base name only: a browser may send a path */
         const char *base = filename;
@@ -271,7 +363,7 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
         snprintf(path, sizeof path, "%s/%s", r->spool_dir, base);
         r->part_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (r->part_fd < 0) {
-            r->too_large = 2;
+            store_failed(r, errno);
             return MHD_NO;
         }
         snprintf(r->parts[r->n_parts++], sizeof r->parts[0], "%s", base);
@@ -284,7 +376,7 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
         ssize_t n = write(r->part_fd, data + w, size - w);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            r->too_large = 2;
+            store_failed(r, errno);
             return MHD_NO;
         }
         w += (size_t)n;
@@ -299,9 +391,9 @@ static int begin_multipart(api_req *r, api_resp *o)
     sx_status st;
     snprintf(r->spool_dir, sizeof r->spool_dir, "%s/spool/%s.d", r->srv->cfg->data_dir, r->rid);
     if (srv_mkdirs(r->spool_dir, &st) != SX_OK) {
+        int err = errno;
         r->spool_dir[0] = 0;
-        return api_problem(o, 503, "unavailable", "cannot store the upload (%s): the data dir may "
-                           "be full; retry later", st.msg), 1;
+        return api_edge_store_problem(o, err), 1;
     }
     r->pp = MHD_create_post_processor(r->conn, 64 * 1024, post_iter, r);
     if (!r->pp)
@@ -327,14 +419,22 @@ static int mtx_role(const char *name)
 /* End of a multipart body: 0 and spool_path set to the file or folder, or a 4xx problem. */
 static int end_multipart(api_req *r, api_resp *o)
 {
-    MHD_destroy_post_processor(r->pp);
+    /* MHD_NO: the parser stopped inside a part, i.e. the body ended before its closing
+     * boundary ("--BOUNDARY--"); the file part seen so far is truncated (issue 14) */
+    int complete = MHD_destroy_post_processor(r->pp) == MHD_YES;
     r->pp = NULL;
-    if (r->part_fd >= 0 && close(r->part_fd) != 0 && !r->too_large) r->too_large = 2;
+    if (r->part_fd >= 0 && close(r->part_fd) != 0) store_failed(r, errno);
     r->part_fd = -1;
-    if (r->too_large) return 0; /* 413 / 503 below */
+    if (r->too_large) return 0; /* 413 / 507 below */
     if (r->mp_err[0])
         return api_problem(o, 400, "bad-multipart", "the multipart/form-data body was refused: "
                            "%s", r->mp_err), -1;
+    if (!complete)
+        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body ended before "
+                           "its closing boundary (--BOUNDARY--): the upload is incomplete; send "
+                           "it again (curl -F file=@FILE builds a complete body)"), -1;
+    if (!api_edge_text_ok(r->form_name, strlen(r->form_name)))
+        return api_problem(o, 400, "invalid-parameter", "the name field must be UTF-8 text"), -1;
     if (r->n_parts == 0)
         return api_problem(o, 400, "bad-multipart", "the multipart/form-data body holds no file "
                            "part (or is malformed): send curl -F file=@FILE, or an mtx folder as "
@@ -347,7 +447,7 @@ static int end_multipart(api_req *r, api_resp *o)
                  r->rid);
         if (rename(from, r->spool_path) != 0) {
             r->spool_path[0] = 0;
-            return api_problem(o, 503, "unavailable", "cannot store the upload: retry later"), -1;
+            return api_edge_store_problem(o, errno), -1;
         }
         srv_rmtree(r->spool_dir);
         r->spool_dir[0] = 0;
@@ -376,7 +476,9 @@ static int begin(api_req *r, api_resp *o)
 {
     api_server *s = r->srv;
     int known = 0;
-    r->route = api_route_match(r->method, r->path, r->params, &known);
+    /* HEAD is GET without the body: libmicrohttpd sends the headers only */
+    r->route = api_route_match(strcmp(r->method, "HEAD") ? r->method : "GET", r->path, r->params,
+                               &known);
     if (!r->route) {
         if (known)
             return api_problem(o, 405, "method-not-allowed", "%s is not allowed on %s: see "
@@ -386,12 +488,15 @@ static int begin(api_req *r, api_resp *o)
                            "API", r->method, r->path), 1;
     }
     if (r->route->auth && authenticate(r, o)) return 1;
+    if (api_edge_check_request(r, o)) return 1;
     const char *cl = api_header(r, "Content-Length");
     long long declared = cl ? strtoll(cl, NULL, 10) : -1;
     if (r->route->body == API_BODY_JSON) {
         if (declared > s->cfg->max_json_bytes)
-            return api_problem(o, 413, "too-large", "the JSON body is %lld bytes; the limit is %lld",
-                               declared, (long long)s->cfg->max_json_bytes), 1;
+            return api_problem(o, 413, "too-large", "the JSON body is %lld bytes; this server "
+                               "accepts at most %lld: send a smaller request, or ask the operator "
+                               "to raise max_json_bytes (--max-json-bytes)", declared,
+                               (long long)s->cfg->max_json_bytes), 1;
     } else if (r->route->body == API_BODY_UPLOAD) {
         if (atomic_load(&s->draining))
             return api_problem(o, 503, "unavailable", "the server is shutting down: retry on "
@@ -421,9 +526,9 @@ static int begin(api_req *r, api_resp *o)
         if (r->spool_fd < 0 && errno == ENOENT && srv_mkdirs(dir, &st) == SX_OK)
             r->spool_fd = open(r->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (r->spool_fd < 0) {
+            int err = errno;
             r->spool_path[0] = 0;
-            return api_problem(o, 503, "unavailable", "cannot store the upload (%s): the data "
-                               "dir may be full; retry later", strerror(errno)), 1;
+            return api_edge_store_problem(o, err), 1;
         }
         sx_sha256_init(&r->sha);
     }
@@ -434,6 +539,7 @@ static void body_chunk(api_req *r, const char *data, size_t n)
 {
     api_server *s = r->srv;
     if (r->too_large) return; /* discard the rest; the answer is 413 */
+    api_edge_body(r->conn, n);
     if (r->route->body == API_BODY_JSON) {
         if ((int64_t)(r->body_len + n) > s->cfg->max_json_bytes) {
             r->too_large = 1;
@@ -471,13 +577,33 @@ static void body_chunk(api_req *r, const char *data, size_t n)
             ssize_t k = write(r->spool_fd, data + w, n - w);
             if (k < 0 && errno == EINTR) continue;
             if (k < 0) {
-                r->too_large = 2; /* disk full or I/O error */
+                store_failed(r, errno); /* disk full or I/O error */
                 return;
             }
             w += (size_t)k;
         }
         r->received += (int64_t)n;
         atomic_fetch_add(&s->upload_bytes, (long long)n);
+    }
+}
+
+/* The problem for a body refused while it arrived (r->too_large, see store_failed). */
+static void body_problem(api_req *r, api_resp *o)
+{
+    api_server *s = r->srv;
+    if (r->too_large >= 2) {
+        api_edge_store_problem(o, r->too_large == 3 ? ENOSPC : EIO);
+        return;
+    }
+    if (r->route->body == API_BODY_UPLOAD) {
+        atomic_fetch_add(&s->uploads_rejected, 1);
+        api_problem(o, 413, "too-large", "the upload exceeds this server's limit of %lld bytes: "
+                    "subset the data, or ask the operator to raise max_upload_bytes "
+                    "(--max-upload-bytes)", (long long)s->cfg->max_upload_bytes);
+    } else {
+        api_problem(o, 413, "too-large", "the JSON body exceeds this server's limit of %lld "
+                    "bytes: send a smaller request, or ask the operator to raise max_json_bytes "
+                    "(--max-json-bytes)", (long long)s->cfg->max_json_bytes);
     }
 }
 
@@ -562,15 +688,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return send_resp(r, &r->resp);
         }
         r->first_done = 1;
+        api_edge_phase(conn, r->route->body != API_BODY_NONE ? API_EDGE_BODY : API_EDGE_BUSY);
         return MHD_YES;
     }
     if (r->resp_ready == 2) { /* already answered: drop body bytes */
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->resp_ready == 3) { /* answered mid-body (answer_mid_body): drop the rest a moment */
+        /* the body's end, or more than a generous linger's worth of bytes: close now */
+        r->received += (int64_t)*upload_data_size; /* counts dropped bytes since the answer */
+        if (!*upload_data_size || r->received > ((int64_t)64 << 20)) return MHD_NO;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         if (r->route) body_chunk(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
+        if (r->route && r->too_large) { /* refuse at once, not after the whole body */
+            body_problem(r, &r->resp);
+            r->received = 0;
+            answer_mid_body(r, &r->resp);
+        }
         return MHD_YES;
     }
     if (r->resp_ready == 1) { /* resumed after async work */
@@ -579,6 +718,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->suspended) return MHD_YES;
     /* end of the body: run the handler */
+    api_edge_phase(conn, API_EDGE_BUSY);
     if (r->spool_fd >= 0) {
         int bad = close(r->spool_fd) != 0;
         r->spool_fd = -1;
@@ -587,15 +727,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     int mp_bad = r->pp ? end_multipart(r, &r->resp) : 0;
     if (mp_bad) {
         /* the problem is written */
-    } else if (r->too_large == 2) {
-        api_problem(&r->resp, 503, "unavailable", "the upload could not be stored (disk full?): "
-                    "retry later");
-    } else if (r->too_large) {
-        if (r->route->body == API_BODY_UPLOAD) atomic_fetch_add(&s->uploads_rejected, 1);
-        api_problem(&r->resp, 413, "too-large", "the body exceeds this server's limit of %lld "
-                    "bytes: subset the data or ask the operator to raise --max-upload-bytes",
-                    (long long)(r->route->body == API_BODY_UPLOAD ? s->cfg->max_upload_bytes
-                                                                  : s->cfg->max_json_bytes));
+    } else if (r->too_large) { /* set by the body's last bytes, or at end_multipart */
+        body_problem(r, &r->resp);
     } else {
         /* suspend first: a pool thread may finish and resume before the handler returns */
         if (r->route->body == API_BODY_UPLOAD) {
@@ -619,16 +752,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
+    /* a kept-alive connection now waits for its next request's headers */
+    api_edge_phase(conn, API_EDGE_HEADERS);
     api_req *r = *con_cls;
     if (!r) return;
-    if (r->spool_fd >= 0) close(r->spool_fd);
-    if (r->pp) MHD_destroy_post_processor(r->pp);
-    if (r->part_fd >= 0) close(r->part_fd);
-    /* renamed away when the upload was kept; a folder for an mtx upload */
-    if (r->spool_path[0]) srv_rmtree(r->spool_path);
-    if (r->spool_dir[0]) srv_rmtree(r->spool_dir);
+    drop_spool(r);
     api_resp_free(&r->resp);
     free(r->body);
     free(r);
@@ -697,12 +826,24 @@ api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs 
     }
     (void)slen;
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
+    if (!(s->edge = api_edge_new(cfg))) {
+        sx_status_set(st, SX_ENOMEM, "cannot start the HTTP deadline thread: out of memory or "
+                      "threads");
+        goto fail;
+    }
+    /* the idle timeout stays for stalled answers (a client that stops reading); headers and
+     * bodies have deadlines a trickle cannot extend (api_edge) */
     s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                              /* first, so that every message goes through it */
+                              MHD_OPTION_EXTERNAL_LOGGER, api_edge_mhd_log, s->edge,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_NOTIFY_CONNECTION, api_edge_notify, s->edge,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                              (unsigned)cfg->http_max_connections_per_ip,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_END);
     if (!s->mhd) {
@@ -717,6 +858,7 @@ badhost:
     sx_status_set(st, SX_EINVAL, "--listen host '%s' is not an IP address: use 127.0.0.1, ::1 or "
                   "0.0.0.0", cfg->host);
 fail:
+    api_edge_free(s->edge);
     srv_respcache_free(s->views);
     srv_auth_free(s->auth);
     for (int i = 0; i < s->n_cors; i++) free(s->cors[i]);
@@ -739,6 +881,7 @@ void api_server_stop(api_server *s)
 {
     if (!s) return;
     if (s->mhd) MHD_stop_daemon(s->mhd);
+    api_edge_free(s->edge); /* after the daemon: no connection is tracked any more */
     srv_auth_free(s->auth);
     srv_respcache_free(s->views);
     for (int i = 0; i < s->n_cors; i++) free(s->cors[i]);

@@ -29,6 +29,11 @@ static const key keys[] = {
     {"workers", K_INT, F(workers), 0, "concurrent jobs (0 = automatic)"},
     {"threads_per_job", K_INT, F(threads_per_job), 0, "compute threads per job; workers x threads <= cores (0 = automatic)"},
     {"http_threads", K_INT, F(http_threads), 0, "HTTP event-loop threads (4)"},
+    {"http_max_connections", K_INT, F(http_max_connections), 0, "open HTTP connections of all clients together (1000; each is a file descriptor)"},
+    {"http_max_connections_per_ip", K_INT, F(http_max_connections_per_ip), 0, "open HTTP connections of one client address; more are closed at once (64; 0 = no limit, e.g. behind a reverse proxy)"},
+    {"http_header_timeout", K_DBL, F(http_header_timeout_s), 0, "seconds a client has to send a request's line and headers, counted from the connection's start or its previous answer, however it trickles them; also the idle time of a kept-alive connection (20; 0 = off)"},
+    {"http_body_timeout", K_DBL, F(http_body_timeout_s), 0, "seconds over which a request body must average http_body_min_rate (20; 0 = off)"},
+    {"http_body_min_rate", K_INT, F(http_body_min_rate), 0, "bytes per second a request body must keep up; a slower one is cut (500; 0 = off)"},
     {"auth_cache_ttl", K_DBL, F(auth_cache_ttl_s), 0, "seconds a bearer token stays trusted without re-reading the registry: a token revoked by another process is refused within this time (10; 0 = no cache)"},
     {"job_cache_ttl", K_DBL, F(job_cache_ttl_s), 0, "seconds a job's status may be answered from memory; changes made through this daemon show at once, others (a second daemon on a shared registry) within this time (1; 0 = off)"},
     {"job_nice", K_INT, F(job_nice), 0, "nice value added to job threads so training never starves the HTTP threads (10; 0..19)"},
@@ -75,6 +80,15 @@ void srv_config_defaults(srv_config *c)
      * the same on 2 cores (bench/bench_daemon.sh), and handlers block on the registry (a
      * network round trip with PostgreSQL), so a few more than one per core */
     c->http_threads = 4;
+    /* libmicrohttpd's FD_SETSIZE-era default; one client address gets a fraction, so one
+     * slow client cannot take them all (issue 14: 1,005 trickling connections locked out
+     * everyone) */
+    c->http_max_connections = 1000;
+    c->http_max_connections_per_ip = 64;
+    /* Apache mod_reqtimeout's defaults: header=20, body=20,MinRate=500 */
+    c->http_header_timeout_s = 20;
+    c->http_body_timeout_s = 20;
+    c->http_body_min_rate = 500;
     c->auth_cache_ttl_s = 10;
     c->job_cache_ttl_s = 1;
     c->job_nice = 10;
@@ -293,6 +307,9 @@ int srv_config_check(srv_config *c, sx_status *st)
                              "token create` instead", c->host);
     if (!c->data_dir[0]) return sx_status_set(st, SX_EINVAL, "--data-dir must not be empty");
     if (c->http_threads < 1) c->http_threads = 1;
+    if (c->http_max_connections < 1)
+        return sx_status_set(st, SX_EINVAL, "http_max_connections must be at least 1 (1000 is "
+                             "the default)");
     if (c->job_nice > 19)
         return sx_status_set(st, SX_EINVAL, "job_nice is %d; nice values go up to 19 (10 is the "
                              "default, 0 runs jobs at the daemon's own priority)", c->job_nice);

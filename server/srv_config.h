@@ -21,6 +21,11 @@ typedef struct srv_config {
     int workers;             /* 0 = automatic */
     int threads_per_job;     /* 0 = cores / workers */
     int http_threads;
+    int http_max_connections;        /* open connections of all clients together */
+    int http_max_connections_per_ip; /* open connections of one client address; 0 = no limit */
+    double http_header_timeout_s;    /* request line + headers must arrive within (0 = off) */
+    double http_body_timeout_s;      /* window over which a body must keep http_body_min_rate */
+    int http_body_min_rate;          /* bytes/s a request body must average per window (0 = off) */
     double auth_cache_ttl_s; /* seconds a resolved bearer token is trusted (srv_auth); 0 = off */
     double job_cache_ttl_s;  /* seconds a GET /v1/jobs/{id} body may be reused (srv_respcache) */
     int job_nice;            /* added to job worker threads' nice value (srv_jobs); 0 = none */
