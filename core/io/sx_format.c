@@ -337,19 +337,19 @@ int sx_format_sniff(const char *path, sx_format *fmt, int *gz_out, sx_status *st
     if (gz_out) *gz_out = gz;
     if ((*fmt = best_sniff(path, head, n, gz, 2)) != SX_FMT_UNKNOWN) return SX_OK;
     if ((rc = refuse_by_name(path, st))) return rc;
-    int gz_name = 0;
-    sx_format by_name = sx_format_by_ext(path, &gz_name);
+    sx_format by_name = sx_format_by_ext(path, NULL);
+    int under_gz = 0;
     if (by_name == SX_FMT_UNKNOWN && gz) { /* "x.h5ad.gz": the name under the .gz */
         char base[4096];
         snprintf(base, sizeof base, "%s", path);
         size_t l = strlen(base);
-        if (l > 3 && !strcasecmp(base + l - 3, ".gz")) base[l - 3] = 0;
-        by_name = sx_format_by_ext(base, NULL);
+        if (l > 3 && !strcasecmp(base + l - 3, ".gz")) base[l - 3] = 0, under_gz = 1;
+        if (under_gz) by_name = sx_format_by_ext(base, NULL);
     }
     const sx_format_info *fi = sx_format_get(by_name);
     if (fi && fi->misnamed)
-        return sx_status_set(st, SX_EFORMAT, "%s: %s", path, gz ? "gzip-compressed; decompress "
-                             "it (gunzip) and read the file inside" : fi->misnamed);
+        return sx_status_set(st, SX_EFORMAT, "%s: %s", path, under_gz ? "gzip-compressed; "
+                             "decompress it (gunzip) and read the file inside" : fi->misnamed);
     if (fi) {
         *fmt = by_name;
         return SX_OK;
