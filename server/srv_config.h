@@ -36,7 +36,7 @@ typedef struct srv_config {
     double max_wait_s;       /* cap of ?wait= */
     int64_t memory_budget;   /* bytes of loaded references (srv_refcache) */
     char web_dir[2048];      /* folder of the web page served at / ("" = automatic) */
-    srv_exec_config exec;    /* executor: local | slurm, slurm_* settings (srv_exec.h) */
+    srv_exec_config exec;    /* executor and the executors' own settings (srv_exec.h) */
 } srv_config;
 
 void srv_config_defaults(srv_config *c);
