@@ -42,7 +42,7 @@ typedef enum srv_exec_key_kind {
 } srv_exec_key_kind;
 
 typedef struct srv_exec_key {
-    const char *name;       /* "slurm_poll" */
+    const char *name;       /* "<executor>_<setting>" */
     srv_exec_key_kind kind;
     const char *def;        /* default value text ("" = none) */
     const char *help;       /* one line for --help, the default in parentheses */

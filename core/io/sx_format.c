@@ -365,18 +365,26 @@ int sx_format_sniff(const char *path, sx_format *fmt, int *gz_out, sx_status *st
 
 /* ---------------------------------------------------------------- folders */
 
+/* role of name (or name.gz) among fi's members, -1 if none */
+static int role_in(const sx_format_info *fi, const char *name)
+{
+    size_t n = strlen(name);
+    for (const sx_format_member *m = fi->members; m && m->name; m++) {
+        size_t l = strlen(m->name);
+        if (!strncmp(name, m->name, l) && (n == l || !strcmp(name + l, ".gz"))) return m->role;
+    }
+    return -1;
+}
+
 int sx_format_member_role(const char *name, sx_format *folder)
 {
     if (folder) *folder = SX_FMT_UNKNOWN;
-    if (!name) return -1;
-    size_t n = strlen(name);
-    for (int i = 0; i < N_FORMATS; i++)
-        for (const sx_format_member *m = formats[i].members; m && m->name; m++) {
-            size_t l = strlen(m->name);
-            if (strncmp(name, m->name, l) || (n != l && strcmp(name + l, ".gz"))) continue;
-            if (folder) *folder = formats[i].id;
-            return m->role;
-        }
+    for (int i = 0; name && i < N_FORMATS; i++) {
+        int r = role_in(&formats[i], name);
+        if (r < 0) continue;
+        if (folder) *folder = formats[i].id;
+        return r;
+    }
     return -1;
 }
 
@@ -386,23 +394,32 @@ int sx_format_folder_match(const char *const *names, int n, sx_format *fmt, sx_s
     for (int i = 0; i < N_FORMATS; i++) {
         const sx_format_info *fi = &formats[i];
         if (!fi->members || n != fi->n_roles) continue;
-        int seen[16] = {0}, ok = fi->n_roles <= 16;
+        int seen[SX_FORMAT_MAX_MEMBERS] = {0}, ok = fi->n_roles <= SX_FORMAT_MAX_MEMBERS;
         for (int k = 0; ok && k < n; k++) {
-            sx_format f;
-            int r = sx_format_member_role(names[k], &f);
-            ok = r >= 0 && f == fi->id && ++seen[r] == 1;
+            int r = names[k] ? role_in(fi, names[k]) : -1;
+            ok = r >= 0 && ++seen[r] == 1;
         }
         if (ok) {
             *fmt = fi->id;
             return SX_OK;
         }
     }
-    for (int i = 0; i < N_FORMATS; i++)
-        if (formats[i].members)
-            return sx_status_set(st, SX_EFORMAT, "several files must be %s's %s; send any "
-                                 "other dataset as one file", formats[i].label,
-                                 formats[i].members_text);
-    return sx_status_set(st, SX_EFORMAT, "send the dataset as one file");
+    char text[512];
+    return sx_status_set(st, SX_EFORMAT, "several files must be %s; send any other dataset as "
+                         "one file", sx_format_folders_text(text, sizeof text));
+}
+
+const char *sx_format_folders_text(char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < N_FORMATS; i++) {
+        if (!formats[i].members || len >= cap) continue;
+        int w = snprintf(buf + len, cap - len, "%s%s's %s", len ? ", or " : "", formats[i].label,
+                         formats[i].members_text);
+        if (w > 0) len += (size_t)w;
+    }
+    return buf;
 }
 
 int sx_format_max_members(void)
@@ -410,5 +427,5 @@ int sx_format_max_members(void)
     int m = 1;
     for (int i = 0; i < N_FORMATS; i++)
         if (formats[i].members && formats[i].n_roles > m) m = formats[i].n_roles;
-    return m;
+    return m < SX_FORMAT_MAX_MEMBERS ? m : SX_FORMAT_MAX_MEMBERS;
 }

@@ -99,8 +99,13 @@ int sx_format_member_role(const char *name, sx_format *folder);
 /* Do these file names form one complete folder of a folder format (one file per role)?
  * SX_OK with *fmt, or SX_EFORMAT with a message saying which files a folder needs. */
 int sx_format_folder_match(const char *const *names, int n, sx_format *fmt, sx_status *st);
-/* The most member files any folder format has: the most files one upload may hold. */
+/* The most member files any folder format has: the most files one upload may hold (never
+ * above SX_FORMAT_MAX_MEMBERS, the size for arrays of member names). */
+#define SX_FORMAT_MAX_MEMBERS 8
 int sx_format_max_members(void);
+/* The folder formats' members in words: "a 10x matrix folder's matrix.mtx, features.tsv (or
+ * genes.tsv or peaks.bed) and barcodes.tsv, each optionally .gz". Returns buf. */
+const char *sx_format_folders_text(char *buf, size_t cap);
 /* The formats in words for messages: ".h5ad, 10x .h5, a 10x matrix folder, .mtx, .csv or
  * .txt/.tsv" (without folders when files_only). Returns the length written (snprintf). */
 int sx_format_list_text(char *buf, size_t cap, int files_only);

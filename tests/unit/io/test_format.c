@@ -276,6 +276,11 @@ START_TEST(member_roles)
     ck_assert_int_eq(sx_format_member_role("other.gz", NULL), -1);
     ck_assert_int_eq(sx_format_member_role("matrix.mtx.gz.gz", NULL), -1);
     ck_assert_int_eq(sx_format_max_members(), 3);
+    ck_assert_int_le(sx_format_max_members(), SX_FORMAT_MAX_MEMBERS);
+    char text[512];
+    ck_assert_str_eq(sx_format_folders_text(text, sizeof text),
+                     "a 10x matrix folder's matrix.mtx, features.tsv (or genes.tsv or peaks.bed) "
+                     "and barcodes.tsv, each optionally .gz");
 
     /* the real folders' files form a folder; other sets do not */
     const char *v3[] = {"barcodes.tsv.gz", "features.tsv.gz", "matrix.mtx.gz"};
