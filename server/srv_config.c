@@ -54,20 +54,6 @@ static const key keys[] = {
     {"job_timeout", K_DBL, F(job_timeout_s), 0, "seconds a job may run before it is stopped (0 = no limit)"},
     {"job_memory", K_I64, F(job_memory), 0, "address space of a job's process; a job that needs more fails with a message (16G)"},
     {"web_dir", K_STR, F(web_dir), sizeof(((srv_config *)0)->web_dir), "folder of the web page served at / (automatic: <prefix>/share/scalexd/web or the source tree)"},
-#define X_STR(n, f, h) {n, K_STR, F(exec.f), sizeof(((srv_config *)0)->exec.f), h}
-    X_STR("executor", executor, "where jobs run: local (in-process worker pool) | slurm"),
-    X_STR("slurm_sbatch", sbatch, "sbatch command (sbatch, found on PATH)"),
-    X_STR("slurm_squeue", squeue, "squeue command (squeue)"),
-    X_STR("slurm_sacct", sacct, "sacct command (sacct)"),
-    X_STR("slurm_scancel", scancel, "scancel command (scancel)"),
-    X_STR("slurm_worker", worker, "the scalex binary on the compute nodes (scalex)"),
-    X_STR("slurm_partition", partition, "Slurm partition (the cluster's default)"),
-    X_STR("slurm_account", account, "Slurm account to charge (none)"),
-    {"slurm_poll", K_DBL, F(exec.poll_s), 0, "seconds between squeue/sacct polls (5)"},
-    X_STR("slurm_integrate", res_integrate, "integrate jobs: cpus=N,mem=16G,time=04:00:00[,partition=P]"),
-    X_STR("slurm_project", res_project, "project jobs: cpus=N,mem=SIZE,time=LIMIT[,partition=P]"),
-    X_STR("slurm_label_transfer", res_label_transfer, "label_transfer jobs: cpus=N,mem=SIZE,time=LIMIT"),
-#undef X_STR
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -123,7 +109,11 @@ static const key *find_key(const char *name)
 int srv_config_set(srv_config *c, const char *name, const char *value, sx_status *st)
 {
     const key *k = find_key(name);
-    if (!k) return sx_status_set(st, SX_EINVAL, "unknown setting '%s': scalexd --help lists them", name);
+    if (!k) { /* the executors' settings (srv_exec_table.c) */
+        int rc = srv_exec_config_set(&c->exec, name, value, st);
+        if (rc != SX_ENOTFOUND) return rc;
+        return sx_status_set(st, SX_EINVAL, "unknown setting '%s': scalexd --help lists them", name);
+    }
     char *p = (char *)c + k->off;
     char *end = NULL;
     errno = 0;
@@ -227,6 +217,17 @@ static int load_file(srv_config *c, const char *path, sx_status *st)
     return rc;
 }
 
+/* SCALEXD_NAME, when set */
+static int env_apply(srv_config *c, const char *name, sx_status *st)
+{
+    char env[64] = "SCALEXD_";
+    for (size_t i = 0; name[i] && i < 50; i++)
+        env[8 + i] = (char)toupper((unsigned char)name[i]), env[9 + i] = 0;
+    const char *v = getenv(env);
+    if (v && *v && srv_config_set(c, name, v, st)) return sx_status_prefix(st, "environment %s: ", env);
+    return SX_OK;
+}
+
 int srv_config_load(srv_config *c, int argc, char **argv, int first, sx_status *st)
 {
     const char *file = getenv("SCALEXD_CONFIG");
@@ -236,14 +237,11 @@ int srv_config_load(srv_config *c, int argc, char **argv, int first, sx_status *
     }
     int rc;
     if (file && *file && (rc = load_file(c, file, st))) return rc;
-    for (size_t k = 0; k < N_KEYS; k++) {
-        char env[64] = "SCALEXD_";
-        for (size_t i = 0; keys[k].name[i] && i < 50; i++)
-            env[8 + i] = (char)toupper((unsigned char)keys[k].name[i]), env[9 + i] = 0;
-        const char *v = getenv(env);
-        if (v && *v && (rc = srv_config_set(c, keys[k].name, v, st)))
-            return sx_status_prefix(st, "environment %s: ", env);
-    }
+    for (size_t k = 0; k < N_KEYS; k++)
+        if ((rc = env_apply(c, keys[k].name, st))) return rc;
+    const srv_exec_key *xk;
+    for (int k = 0; (xk = srv_exec_key_at(k)) != NULL; k++)
+        if ((rc = env_apply(c, xk->name, st))) return rc;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2))
@@ -322,6 +320,15 @@ int srv_config_check(srv_config *c, sx_status *st)
     return SX_OK;
 }
 
+static void usage_line(const char *name, const char *help)
+{
+    char flag[64];
+    snprintf(flag, sizeof flag, "--%s", name);
+    for (char *p = flag + 2; *p; p++)
+        if (*p == '_') *p = '-';
+    fprintf(stderr, "  %-22s %s\n", flag, help);
+}
+
 void srv_config_usage(void)
 {
     fprintf(stderr,
@@ -332,11 +339,9 @@ void srv_config_usage(void)
             "       scalexd reference add DIR --name NAME --data-dir DIR [--description TEXT]\n\n"
             "settings (flag --name, config file `name = value` via --config FILE or\n"
             "$SCALEXD_CONFIG, environment SCALEXD_NAME):\n");
-    for (size_t k = 0; k < N_KEYS; k++) {
-        char flag[64];
-        snprintf(flag, sizeof flag, "--%s", keys[k].name);
-        for (char *p = flag + 2; *p; p++)
-            if (*p == '_') *p = '-';
-        fprintf(stderr, "  %-22s %s\n", flag, keys[k].help);
-    }
+    for (size_t k = 0; k < N_KEYS; k++) usage_line(keys[k].name, keys[k].help);
+    const srv_exec_key *xk;
+    char help[1024];
+    for (int k = 0; (xk = srv_exec_key_at(k)) != NULL; k++)
+        usage_line(xk->name, srv_exec_key_help(xk, help, sizeof help));
 }

@@ -46,7 +46,7 @@ typedef struct srv_config {
     int64_t validate_memory; /* address space of a validation child */
     double job_timeout_s;    /* wall-clock limit of a job's child (0 = none) */
     int64_t job_memory;      /* address space of a job's child */
-    srv_exec_config exec;    /* executor: local | slurm, slurm_* settings (srv_exec.h) */
+    srv_exec_config exec;    /* executor and the executors' own settings (srv_exec.h) */
 } srv_config;
 
 void srv_config_defaults(srv_config *c);

@@ -1,10 +1,12 @@
-/* srv_exec — executor-neutral parts: configuration, the job function the worker threads
- * call (submit / re-attach / poll / cancel loop), job.json, the job directory's status and
- * progress files, the registry rows that keep executor handles, and running commands. */
+/* srv_exec — executor-neutral parts: settings (the executors' keys from the table), the
+ * job function the worker threads call (submit / re-attach / poll / cancel loop), job.json,
+ * the job directory's status and progress files, the registry rows that keep executor
+ * handles, and running commands. No executor is named here: srv_exec_table.c lists them. */
 #include "srv_exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +20,123 @@
 #include "srv_registry.h"
 #include "srv_util.h"
 
+/* ---- settings ---- */
+
+/* the one setting every configuration has: which executor */
+static const srv_exec_key executor_key = {"executor", SRV_XKEY_TEXT, "local", NULL};
+
 void srv_exec_config_defaults(srv_exec_config *c)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->executor, sizeof c->executor, "local");
-    snprintf(c->sbatch, sizeof c->sbatch, "sbatch");
-    snprintf(c->squeue, sizeof c->squeue, "squeue");
-    snprintf(c->sacct, sizeof c->sacct, "sacct");
-    snprintf(c->scancel, sizeof c->scancel, "scancel");
-    snprintf(c->worker, sizeof c->worker, "scalex");
-    c->poll_s = 5;
+    snprintf(c->executor, sizeof c->executor, "%s", executor_key.def);
+}
+
+const srv_exec_key *srv_exec_key_at(int i)
+{
+    if (i == 0) return &executor_key;
+    int n = 1;
+    for (int t = 0; srv_exec_table_at(t); t++)
+        for (const srv_exec_key *k = srv_exec_table_at(t)->keys; k && k->name; k++)
+            if (n++ == i) return k;
+    return NULL;
+}
+
+static const srv_exec_key *find_key(const char *name)
+{
+    char norm[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof norm; i++) norm[i] = name[i] == '-' ? '_' : name[i];
+    norm[i] = 0;
+    const srv_exec_key *k;
+    for (int j = 0; (k = srv_exec_key_at(j)) != NULL; j++)
+        if (!strcmp(k->name, norm)) return k;
+    return NULL;
+}
+
+/* the table's names for messages: "a or b", "a, b or c" */
+static const char *names_text(char *buf, size_t cap)
+{
+    size_t len = 0;
+    int n = 0;
+    while (srv_exec_table_at(n)) n++;
+    buf[0] = 0;
+    for (int i = 0; i < n && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                         srv_exec_table_at(i)->name);
+        if (w > 0) len += (size_t)w;
+    }
+    return buf;
+}
+
+static int bad_executor(const char *name, sx_status *st)
+{
+    char names[256];
+    return sx_status_set(st, SX_EINVAL, "executor: expected %s, got '%s'",
+                         names_text(names, sizeof names), name);
+}
+
+int srv_exec_config_set(srv_exec_config *c, const char *name, const char *value, sx_status *st)
+{
+    const srv_exec_key *k = find_key(name);
+    if (!k) return SX_ENOTFOUND;
+    if (k == &executor_key) {
+        if (!srv_exec_table_find(value)) return bad_executor(value, st);
+        snprintf(c->executor, sizeof c->executor, "%s", value);
+        return SX_OK;
+    }
+    if (strlen(value) >= SRV_EXEC_VALUE_MAX)
+        return sx_status_set(st, SX_EINVAL, "%s: value too long", k->name);
+    if (k->kind == SRV_XKEY_SECONDS) {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !(v >= 0) || isinf(v))
+            return sx_status_set(st, SX_EINVAL, "%s: expected a number of seconds, got '%s'",
+                                 k->name, value);
+    }
+    int i = 0;
+    while (i < c->n_set && c->set[i].key != k) i++;
+    if (i == SRV_EXEC_MAX_SETTINGS)
+        return sx_status_set(st, SX_EINTERNAL, "more than %d executor settings",
+                             SRV_EXEC_MAX_SETTINGS);
+    if (i == c->n_set) c->n_set++;
+    c->set[i].key = k;
+    snprintf(c->set[i].value, sizeof c->set[i].value, "%s", value);
+    return SX_OK;
+}
+
+const char *srv_exec_config_get(const srv_exec_config *c, const char *name)
+{
+    const srv_exec_key *k = find_key(name);
+    if (!k) return NULL;
+    if (k == &executor_key) return c->executor;
+    for (int i = 0; i < c->n_set; i++)
+        if (c->set[i].key == k) return c->set[i].value;
+    return k->def;
+}
+
+const char *srv_exec_key_help(const srv_exec_key *k, char *buf, size_t cap)
+{
+    if (k != &executor_key) return k->help;
+    size_t len = (size_t)snprintf(buf, cap, "where jobs run:");
+    for (int i = 0; srv_exec_table_at(i) && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s %s (%s)", i ? " |" : "",
+                         srv_exec_table_at(i)->name, srv_exec_table_at(i)->summary);
+        if (w > 0) len += (size_t)w;
+    }
+    return buf;
+}
+
+int srv_exec_config_in_process(const srv_exec_config *c)
+{
+    const srv_exec_ops *ops = srv_exec_table_find(c->executor);
+    return ops && ops->run;
+}
+
+int srv_exec_config_local_cores(const srv_exec_config *c)
+{
+    const srv_exec_ops *ops = srv_exec_table_find(c->executor);
+    return ops && ops->local_cores;
 }
 
 const char *srv_xstate_name(srv_xstate s)
@@ -46,87 +155,44 @@ int srv_xstate_terminal(srv_xstate s)
 srv_exec *srv_exec_new(const srv_exec_config *cfg, struct srv_registry *reg, srv_exec_fn local_fn,
                        void *local_user, srv_exec_fn after, void *after_user, sx_status *st)
 {
-    const srv_exec_ops *ops = NULL;
-    if (!strcmp(cfg->executor, "local")) ops = &srv_exec_local_ops;
-    else if (!strcmp(cfg->executor, "slurm")) ops = &srv_exec_slurm_ops;
+    const srv_exec_ops *ops = srv_exec_table_find(cfg->executor);
     if (!ops) {
-        sx_status_set(st, SX_EINVAL, "executor: expected local or slurm, got '%s'", cfg->executor);
+        bad_executor(cfg->executor, st);
         return NULL;
     }
     if (!ops->run && !reg) {
         sx_status_set(st, SX_EINVAL, "executor %s needs the registry to keep its job ids", ops->name);
         return NULL;
     }
-    srv_exec_res r;
-    const char *specs[3] = {cfg->res_integrate, cfg->res_project, cfg->res_label_transfer};
-    for (int i = 0; i < 3; i++)
-        if (srv_exec_parse_res(specs[i], &r, st)) return NULL;
     srv_exec *x = calloc(1, sizeof *x);
     if (!x) {
         sx_status_set(st, SX_ENOMEM, "out of memory");
         return NULL;
     }
     x->cfg = *cfg;
-    if (x->cfg.poll_s <= 0) x->cfg.poll_s = 5;
     x->ops = ops;
+    x->poll_s = 5;
     x->reg = reg;
     x->local_fn = local_fn;
     x->local_user = local_user;
     x->after = after;
     x->after_user = after_user;
+    if (ops->open && ops->open(x, st) != SX_OK) {
+        free(x);
+        return NULL;
+    }
+    if (x->poll_s <= 0) x->poll_s = 5;
     return x;
 }
 
-void srv_exec_free(srv_exec *x) { free(x); }
+void srv_exec_free(srv_exec *x)
+{
+    if (x && x->ops->close) x->ops->close(x);
+    free(x);
+}
+
 const char *srv_exec_name(const srv_exec *x) { return x->ops->name; }
 int srv_exec_is_local(const srv_exec *x) { return x->ops->run != NULL; }
-
-/* ---- resources ---- */
-
-int srv_exec_parse_res(const char *spec, srv_exec_res *res, sx_status *st)
-{
-    memset(res, 0, sizeof *res);
-    if (!spec || !*spec) return SX_OK;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        char *eq = strchr(t, '=');
-        if (!eq || eq == t || !eq[1]) goto bad;
-        *eq = 0;
-        const char *v = eq + 1;
-        /* values go to sbatch as separate argv words: no shell, but keep them plain */
-        for (const char *p = v; *p; p++)
-            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.+", *p))
-                goto bad;
-        if (!strcmp(t, "cpus")) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 4096) goto bad;
-            res->cpus = (int)n;
-        } else if (!strcmp(t, "mem") && strlen(v) < sizeof res->mem) {
-            snprintf(res->mem, sizeof res->mem, "%s", v);
-        } else if (!strcmp(t, "time") && strlen(v) < sizeof res->time) {
-            snprintf(res->time, sizeof res->time, "%s", v);
-        } else if (!strcmp(t, "partition") && strlen(v) < sizeof res->partition) {
-            snprintf(res->partition, sizeof res->partition, "%s", v);
-        } else {
-            goto bad;
-        }
-    }
-    return SX_OK;
-bad:
-    return sx_status_set(st, SX_EINVAL, "Slurm resources '%s': expected comma-separated cpus=N, "
-                         "mem=SIZE (e.g. 16G), time=LIMIT (e.g. 04:00:00), partition=NAME", spec);
-}
-
-static const char *res_spec(const srv_exec_config *c, const char *type)
-{
-    if (!strcmp(type, "integrate")) return c->res_integrate;
-    if (!strcmp(type, "project")) return c->res_project;
-    if (!strcmp(type, "label_transfer")) return c->res_label_transfer;
-    return "";
-}
 
 /* ---- job directory files ---- */
 
@@ -276,20 +342,21 @@ static int handle_update(srv_db *db, const char *job_id, const char *raw_state, 
 int srv_exec_handle_get(srv_db *db, const char *job_id, char executor[16], char handle[64],
                         sx_status *st)
 {
+    handle[0] = 0;
+    if (executor) executor[0] = 0;
     srv_stmt *s = srv_db_prepare(db, "SELECT executor, handle FROM job_executor WHERE job_id = ?1 "
                                      "AND done = 0", st);
-    if (!s) return -1;
+    if (!s) return SX_EIO;
     srv_stmt_bind_text(s, 1, job_id);
     int rc = srv_stmt_step(s);
     if (rc == SRV_DB_ROW) {
         if (executor) snprintf(executor, 16, "%s", srv_stmt_column_text(s, 0));
         snprintf(handle, 64, "%s", srv_stmt_column_text(s, 1));
-        rc = 1;
+        rc = SX_OK;
     } else if (rc == SRV_DB_DONE) {
-        rc = 0;
+        rc = SX_OK;
     } else {
-        sx_status_set(st, SX_EIO, "registry: %s", srv_db_errmsg(db));
-        rc = -1;
+        rc = sx_status_set(st, SX_EIO, "registry: %s", srv_db_errmsg(db));
     }
     srv_stmt_done(s);
     return rc;
@@ -309,7 +376,7 @@ int srv_exec_handle_clear(srv_db *db, const char *job_id, sx_status *st)
 int srv_exec_keep_jobdir(srv_db *db, const char *job_id)
 {
     char h[64];
-    return srv_exec_handle_get(db, job_id, NULL, h, NULL) == 1;
+    return srv_exec_handle_get(db, job_id, NULL, h, NULL) == SX_OK && h[0];
 }
 
 /* jobs of this instance (see srv_job_reconcile): on a shared PostgreSQL registry another
@@ -365,7 +432,7 @@ int srv_exec_prepare_reattach(srv_exec *x, srv_db *db, sx_status *st)
 fail:
     sx_status_set(st, SX_EIO, "registry: re-attaching executor jobs: %s", srv_db_errmsg(db));
     srv_stmt_done(s);
-    return -1;
+    return SX_EIO;
 }
 
 /* ---- commands ---- */
@@ -375,16 +442,16 @@ int srv_exec_command(char *const argv[], char *out, size_t cap, char *err, size_
     int po[2], pe[2];
     if (out && cap) out[0] = 0;
     if (err && errcap) err[0] = 0;
-    if (pipe(po)) return -1;
+    if (pipe(po)) return SX_EIO;
     if (pipe(pe)) {
         close(po[0]);
         close(po[1]);
-        return -1;
+        return SX_EIO;
     }
     pid_t pid = fork();
     if (pid < 0) {
         close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-        return -1;
+        return SX_EIO;
     }
     if (pid == 0) {
         /* a forked child of a threaded process: only async-signal-safe calls until exec */
@@ -427,8 +494,8 @@ int srv_exec_command(char *const argv[], char *out, size_t cap, char *err, size_
     close(pe[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (WIFEXITED(status)) return WEXITSTATUS(status) == 127 ? -1 : WEXITSTATUS(status);
-    return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status) == 127 ? SX_EIO : WEXITSTATUS(status);
+    return SX_EIO;
 }
 
 /* ---- the job function ---- */
@@ -442,19 +509,27 @@ static int sleep_or_cancel(double s, const sx_progress *prog)
     return prog && sx_progress_cancelled(prog);
 }
 
-/* A unit the executor finished: its outcome from the Slurm state and status.json. */
+/* The executor's own explanation of an ending, or SX_OK when it has none. */
+static int explain(srv_exec *x, srv_exec_why why, const srv_job_run *run, const char *handle,
+                   const srv_exec_status *es, sx_status *st)
+{
+    return x->ops->explain ? x->ops->explain(x, why, run, handle, es, st) : SX_OK;
+}
+
+/* A unit the executor finished: its outcome from the executor's state and status.json. */
 static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
                    const srv_exec_status *es, int cancel_sent, sx_status *st)
 {
     char sstate[16] = "", smsg[512] = "";
-    int scode = SX_OK;
+    int scode = SX_OK, rc;
     int have_status = srv_exec_read_status(run->outdir, sstate, &scode, smsg) == 0;
     switch (es->state) {
     case SRV_X_COMPLETE:
         if (!have_status || strcmp(sstate, "succeeded"))
-            return sx_status_set(st, SX_EIO, "%s job %s completed but %s/status.json %s: is the "
-                                 "data dir on a filesystem the compute nodes share?", x->ops->name,
-                                 handle, run->outdir, have_status ? "does not say succeeded" : "is missing");
+            return sx_status_set(st, SX_EIO, "%s job %s completed but its status.json %s: is the "
+                                 "data dir on a filesystem the executor's workers share?",
+                                 x->ops->name, handle,
+                                 have_status ? "does not say succeeded" : "is missing");
         if (x->after) {
             sx_status ast;
             sx_status_clear(&ast);
@@ -463,39 +538,36 @@ static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
         }
         return SX_OK;
     case SRV_X_CANCELED:
-        return sx_status_set(st, SX_ECANCELED, "%s", cancel_sent ? "canceled"
-                             : "canceled at the cluster (scancel by an administrator?)");
+        if (cancel_sent) return sx_status_set(st, SX_ECANCELED, "canceled");
+        if ((rc = explain(x, SRV_XW_CANCELED, run, handle, es, st))) return rc;
+        return sx_status_set(st, SX_ECANCELED, "canceled outside scalexd (at the %s executor)",
+                             x->ops->name);
     case SRV_X_SYSTEM_ERROR:
-        return sx_status_set(st, SX_EIO, "%s job %s ended %s%s%s: the cluster failed, not the job; "
-                             "submit it again", x->ops->name, handle, es->raw, es->reason[0] ? " " : "",
-                             es->reason);
+        if ((rc = explain(x, SRV_XW_SYSTEM, run, handle, es, st))) return rc;
+        return sx_status_set(st, SX_EIO, "%s job %s ended %s%s%s: the executor failed, not the "
+                             "job; submit it again", x->ops->name, handle, es->raw,
+                             es->reason[0] ? " " : "", es->reason);
     default:
         break;
     }
     /* EXECUTOR_ERROR: the job's own failure. The worker's status.json names the cause; the
-     * Slurm word explains kills the worker never saw (time limit, memory). */
-    if (!strcmp(es->raw, "TIMEOUT"))
-        return sx_status_set(st, SX_ELIMIT, "the job ran past its Slurm time limit (job %s): raise "
-                             "time= in slurm_%s, or make the job smaller", handle, run->type);
-    if (!strcmp(es->raw, "OUT_OF_MEMORY"))
-        return sx_status_set(st, SX_ELIMIT, "the job ran out of its Slurm memory (job %s): raise "
-                             "mem= in slurm_%s, or make the job smaller", handle, run->type);
+     * executor explains kills the worker never saw (time limit, memory). */
+    if ((rc = explain(x, SRV_XW_FAILED, run, handle, es, st))) return rc;
     if (have_status && scode != SX_OK) {
-        /* kept as the worker classified it, except codes the runner would call ours:
-         * Slurm says the job failed, so it is an executor error */
+        /* kept as the worker classified it, except codes the runner would call ours: the
+         * executor says the job failed, so it is an executor error */
         int c = (scode == SX_ENOMEM || scode == SX_EIO || scode == SX_EINTERNAL) ? SX_EDATA : scode;
         if (c == SX_ECANCELED) return sx_status_set(st, SX_ECANCELED, "canceled");
         return sx_status_set(st, c, "%s", smsg);
     }
-    return sx_status_set(st, SX_EDATA, "%s job %s ended %s%s%s before the worker wrote its status; "
-                         "see %s/slurm-%s.out", x->ops->name, handle, es->raw, es->reason[0] ? ", exit " : "",
-                         es->reason, run->outdir, handle);
+    if ((rc = explain(x, SRV_XW_NO_STATUS, run, handle, es, st))) return rc;
+    return sx_status_set(st, SX_EDATA, "%s job %s ended %s%s%s before the worker wrote its status",
+                         x->ops->name, handle, es->raw, es->reason[0] ? ", exit " : "", es->reason);
 }
 
-static int write_unit(srv_exec *x, const srv_job_run *run, const srv_exec_res *res, sx_status *st)
+static int write_unit(srv_exec *x, const srv_job_run *run, int threads, sx_status *st)
 {
     char path[4200];
-    int threads = res->cpus > 0 ? res->cpus : run->threads;
     char *js = srv_exec_job_json(run, threads);
     if (!js) return sx_status_set(st, SX_ENOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/job.json", run->outdir);
@@ -513,16 +585,11 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
     char handle[64] = "", exe[16] = "";
     srv_exec_status es;
     memset(&es, 0, sizeof es);
-    srv_exec_res res;
-    if ((rc = srv_exec_parse_res(res_spec(&x->cfg, run->type), &res, st))) goto out;
-    if (res.cpus <= 0) res.cpus = run->threads > 0 ? run->threads : 1;
-    int have = srv_exec_handle_get(db, run->id, exe, handle, st);
-    if (have < 0) {
-        rc = st->code;
-        goto out;
-    }
+    int threads = x->ops->unit_threads ? x->ops->unit_threads(x, run) : run->threads;
+    if (threads < 1) threads = 1;
+    if ((rc = srv_exec_handle_get(db, run->id, exe, handle, st))) goto out;
     int attached = 0;
-    if (have == 1 && !strcmp(exe, x->ops->name)) {
+    if (handle[0] && !strcmp(exe, x->ops->name)) {
         sx_status pst;
         if (x->ops->poll(x, handle, &es, &pst) == SX_OK && es.state != SRV_X_UNKNOWN) {
             attached = 1;
@@ -531,7 +598,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
             char s16[16], m[512];
             int c;
             if (srv_exec_read_status(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
-                /* the cluster forgot the job but its worker finished: take its word */
+                /* the executor forgot the unit but its worker finished: take its word */
                 attached = 1;
                 es.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
                            : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
@@ -547,8 +614,8 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
             snprintf(p, sizeof p, "%s/%s", run->outdir, stale[i]);
             unlink(p);
         }
-        if ((rc = write_unit(x, run, &res, st))) goto out;
-        if ((rc = x->ops->submit(x, run->outdir, run->id, &res, handle, st))) goto out;
+        if ((rc = write_unit(x, run, threads, st))) goto out;
+        if ((rc = x->ops->submit(x, run, threads, handle, st))) goto out;
         if ((rc = srv_exec_handle_set(db, run->id, x->ops->name, handle, "SUBMITTED", st))) {
             sx_status cst;
             x->ops->cancel(x, handle, &cst); /* a unit nobody could find again */
@@ -606,7 +673,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
             snprintf(last_raw, sizeof last_raw, "%s", es.raw);
         }
         /* a cancel is confirmed quickly: poll fast while waiting for it */
-        if (sleep_or_cancel(cancel_sent ? 0.5 : x->cfg.poll_s, prog) && !cancel_sent) continue;
+        if (sleep_or_cancel(cancel_sent ? 0.5 : x->poll_s, prog) && !cancel_sent) continue;
         sx_status pst;
         sx_status_clear(&pst);
         srv_exec_status ns;
@@ -616,7 +683,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
         }
         failures = 0;
         if (ns.state == SRV_X_UNKNOWN) {
-            /* between squeue forgetting and sacct knowing, or no accounting: the worker's
+            /* the executor forgot the unit (or does not know it yet): the worker's
              * status.json is the last word */
             char s16[16], m[512];
             int c;
@@ -625,8 +692,9 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
                            : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
                 snprintf(ns.raw, sizeof ns.raw, "%s", s16);
             } else if (++unknown >= 10) {
-                rc = sx_status_set(st, SX_EIO, "%s lost job %s: neither squeue nor sacct knows it "
-                                   "and it wrote no final status", x->ops->name, handle);
+                if (!(rc = explain(x, SRV_XW_LOST, run, handle, &ns, st)))
+                    rc = sx_status_set(st, SX_EIO, "%s lost job %s: it no longer knows the job "
+                                       "and the job wrote no final status", x->ops->name, handle);
                 goto out;
             } else {
                 ns = es; /* keep the last known state */

@@ -5,16 +5,21 @@
  * threads) and, once run, the outputs plus status.json / progress.json, as written by
  * `scalex run-job JOBDIR` (cli/cmd_run_job.c; JOBDIR/cancel stops it).
  *
- *  - local (default): the worker pool of srv_jobs runs the unit in-process, through the
- *    same core pipeline call `scalex run-job` makes (ops->run); no process, no polling.
- *  - slurm: the unit is handed to Slurm (`sbatch --parsable` of a script that execs the
- *    worker binary `scalex run-job JOBDIR`), tracked with squeue then sacct, canceled with
- *    scancel; progress comes from JOBDIR/progress.json. The Slurm job id is kept in the
+ * Executors are entries of one table (srv_exec_table.c); each lives in its own file
+ * (srv_exec_<name>.c) and brings its name, its operations, its own settings (keys with
+ * defaults and help, which srv_config offers as flags, config file lines and SCALEXD_*
+ * variables) and its own explanations of failures. This file's neutral part runs either
+ * kind of executor:
+ *  - in-process (local): the worker pool of srv_jobs runs the unit through the same core
+ *    pipeline call `scalex run-job` makes; no process, no polling;
+ *  - elsewhere (a cluster, child processes): the unit is submitted, its handle kept in the
  *    registry (table job_executor, schema/0002_executor.sql) so a restarted scalexd
- *    re-attaches to it instead of submitting the job again.
+ *    re-attaches to it instead of submitting again, polled, canceled, and its progress
+ *    read from JOBDIR/progress.json.
  *
- * srv_exec_job_fn is the srv_job_fn the daemon's worker threads call: for slurm a worker
- * thread only waits (polls), so `workers` bounds the jobs handed to Slurm at once.
+ * srv_exec_job_fn is the srv_job_fn the daemon's worker threads call: for a unit that runs
+ * elsewhere a worker thread only waits (polls), so `workers` bounds the units handed out
+ * at once.
  */
 #ifndef SRV_EXEC_H
 #define SRV_EXEC_H
@@ -29,19 +34,51 @@
 struct srv_registry;
 struct srv_job_run;
 
-/* Settings (srv_config keys executor, slurm_*; see srv_exec_config_defaults). */
+/* A setting of an executor: its name is used as is in a config file, as --name (dashes
+ * for underscores) and as SCALEXD_NAME; an executor's keys start with its name and '_'. */
+typedef enum srv_exec_key_kind {
+    SRV_XKEY_TEXT = 0,
+    SRV_XKEY_SECONDS,  /* a non-negative number of seconds */
+} srv_exec_key_kind;
+
+typedef struct srv_exec_key {
+    const char *name;       /* "<executor>_<setting>" */
+    srv_exec_key_kind kind;
+    const char *def;        /* default value text ("" = none) */
+    const char *help;       /* one line for --help, the default in parentheses */
+} srv_exec_key;
+
+#define SRV_EXEC_MAX_SETTINGS 32
+#define SRV_EXEC_VALUE_MAX 1024
+
+/* Settings: the executor's name and the values set for any executor's keys (unset keys
+ * read as their defaults). A plain value: copy it freely, nothing to free. */
 typedef struct srv_exec_config {
-    char executor[16];        /* "local" | "slurm" */
-    char sbatch[1024], squeue[1024], sacct[1024], scancel[1024]; /* commands (PATH lookup) */
-    char worker[1024];        /* the scalex binary as the compute nodes see it */
-    char partition[128];      /* default partition ("" = the cluster's default) */
-    char account[128];        /* --account ("" = none) */
-    double poll_s;            /* seconds between squeue/sacct polls (5) */
-    /* per job type: "cpus=N,mem=SIZE,time=LIMIT[,partition=P]" ("" = defaults) */
-    char res_integrate[256], res_project[256], res_label_transfer[256];
+    char executor[16];        /* an entry of the table ("local") */
+    int n_set;
+    struct {
+        const srv_exec_key *key;
+        char value[SRV_EXEC_VALUE_MAX];
+    } set[SRV_EXEC_MAX_SETTINGS];
 } srv_exec_config;
 
 void srv_exec_config_defaults(srv_exec_config *c);
+/* Set "executor" or a key of any executor in the table. SX_ENOTFOUND (st untouched) when no
+ * executor has the key; SX_EINVAL with a message for a bad value. */
+int srv_exec_config_set(srv_exec_config *c, const char *name, const char *value, sx_status *st);
+/* The value of a setting (the one set, else its default); NULL for an unknown name. The
+ * pointer is valid while c is unchanged. */
+const char *srv_exec_config_get(const srv_exec_config *c, const char *name);
+/* Every setting of the executors for --help and the environment: "executor" first, then
+ * each executor's keys in table order; NULL past the end. */
+const srv_exec_key *srv_exec_key_at(int i);
+/* The --help line of a key (the "executor" key lists the table's executors). */
+const char *srv_exec_key_help(const srv_exec_key *k, char *buf, size_t cap);
+/* Does the configured executor run units in this process (jobs may share loaded
+ * references), and on this machine's cores (workers x threads must fit them)? 0 for an
+ * unknown executor. */
+int srv_exec_config_in_process(const srv_exec_config *c);
+int srv_exec_config_local_cores(const srv_exec_config *c);
 
 /* Executor-neutral job states (a subset of the GA4GH TES names the registry uses). */
 typedef enum srv_xstate {
@@ -60,48 +97,27 @@ int srv_xstate_terminal(srv_xstate s);
 typedef struct srv_exec_status {
     srv_xstate state;
     char raw[48];        /* the executor's own state word ("PENDING", "OUT_OF_MEMORY"...) */
-    char reason[128];    /* squeue reason / sacct exit code, may be "" */
+    char reason[128];    /* the executor's reason or exit code, may be "" */
 } srv_exec_status;
 
 typedef struct srv_exec srv_exec;
-
-/* Resources of one submission (from the per-type config spec). */
-typedef struct srv_exec_res {
-    int cpus;            /* 0 = the job's thread budget */
-    char mem[32];        /* "16G", "" = cluster default */
-    char time[32];       /* "04:00:00", "" = partition default */
-    char partition[128]; /* "" = srv_exec_config.partition */
-} srv_exec_res;
-
-typedef struct srv_exec_ops {
-    const char *name;
-    /* In-process run (local): NULL for executors that run the unit elsewhere. */
-    int (*run)(srv_exec *x, const struct srv_job_run *run, const sx_progress *prog, sx_status *st);
-    /* Hand JOBDIR (job.json already written) to the executor; the handle (e.g. the Slurm
-     * job id) is written into handle[64]. */
-    int (*submit)(srv_exec *x, const char *jobdir, const char *job_id, const srv_exec_res *res,
-                  char handle[64], sx_status *st);
-    /* Current state of a submitted unit. SX_OK with state SRV_X_UNKNOWN when the executor
-     * has no record of it; < 0 when the executor could not be asked (try again later). */
-    int (*poll)(srv_exec *x, const char *handle, srv_exec_status *out, sx_status *st);
-    /* Ask the executor to stop the unit (asynchronous: poll until CANCELED). */
-    int (*cancel)(srv_exec *x, const char *handle, sx_status *st);
-} srv_exec_ops;
 
 /* The engine's in-process job function and the hook run after a successful job (e.g. the
  * UMAP table the API pages); both as in srv_job_fn. after may be NULL. */
 typedef int (*srv_exec_fn)(void *user, const struct srv_job_run *run, const sx_progress *prog,
                            sx_status *st);
 
-/* Create the executor named by cfg->executor. reg is used to keep and find Slurm ids (it
- * may be NULL for local). NULL + st on a bad configuration. Free with srv_exec_free. */
+/* Create the executor named by cfg->executor. reg is used to keep and find the handles of
+ * units that run elsewhere (it may be NULL for an in-process executor). NULL + st on a bad
+ * configuration (an unknown executor: the message lists the known ones). Free with
+ * srv_exec_free. */
 srv_exec *srv_exec_new(const srv_exec_config *cfg, struct srv_registry *reg, srv_exec_fn local_fn,
                        void *local_user, srv_exec_fn after, void *after_user, sx_status *st);
 void srv_exec_free(srv_exec *x);
 const char *srv_exec_name(const srv_exec *x);
 int srv_exec_is_local(const srv_exec *x);
 
-/* The srv_job_fn to give srv_jobs (user = the srv_exec). Local: runs the unit in-process.
+/* The srv_job_fn to give srv_jobs (user = the srv_exec). In-process: runs the unit.
  * Otherwise: writes job.json, submits (or re-attaches to the handle kept in the registry),
  * polls, forwards progress.json, cancels on the cancel flag, and on a daemon drain
  * (run->drain raised) leaves the unit running and returns SX_ECANCELED so the job is
@@ -112,7 +128,7 @@ int srv_exec_job_fn(void *user, const struct srv_job_run *run, const sx_progress
 /* Start-up, before srv_job_reconcile: jobs the previous process left INITIALIZING/RUNNING
  * that have a unit at a remote executor are put back to QUEUED without consuming an
  * attempt (they will be re-attached, not re-run); CANCELING ones are canceled at the
- * executor. Returns the number of jobs re-attached (>= 0) or < 0 on error. */
+ * executor. Returns the number of jobs re-attached (>= 0) or an SX_E* code (< 0). */
 int srv_exec_prepare_reattach(srv_exec *x, srv_db *db, sx_status *st);
 /* Should the runner keep the job directory of a claimed job (a unit to re-attach to lives
  * in it)? 1 = keep, 0 = empty it as usual. */
@@ -121,24 +137,13 @@ int srv_exec_keep_jobdir(srv_db *db, const char *job_id);
 /* ---- registry rows of schema/0002_executor.sql ---- */
 int srv_exec_handle_set(srv_db *db, const char *job_id, const char *executor, const char *handle,
                         const char *raw_state, sx_status *st);
-/* 1 with handle[64] filled when the job has a kept handle, 0 when none, < 0 on error. */
+/* SX_OK with handle[64] filled when the job has a live kept handle (handle[0] == 0 when
+ * none; executor may be NULL), SX_EIO on a registry error. */
 int srv_exec_handle_get(srv_db *db, const char *job_id, char executor[16], char handle[64],
                         sx_status *st);
 int srv_exec_handle_clear(srv_db *db, const char *job_id, sx_status *st);
 
 /* ---- pieces exposed for unit tests ---- */
-/* Slurm state word (squeue %T / sacct State, e.g. "CANCELLED by 0", "OUT_OF_MEMORY") ->
- * executor state. Unknown words map to SRV_X_UNKNOWN. */
-srv_xstate srv_slurm_map_state(const char *slurm_state);
-/* `sbatch --parsable` output ("1234" or "1234;cluster") -> id into handle[64]. */
-int srv_slurm_parse_sbatch(const char *out, char handle[64], sx_status *st);
-/* `squeue -h -j ID -o %i|%T|%r` output -> status of ID; returns 1 when ID is listed, 0 when
- * not. */
-int srv_slurm_parse_squeue(const char *out, const char *id, srv_exec_status *s);
-/* `sacct -n -P -X -j ID -o JobIDRaw,State,ExitCode` output -> status of ID; 1 when listed. */
-int srv_slurm_parse_sacct(const char *out, const char *id, srv_exec_status *s);
-/* "cpus=4,mem=16G,time=04:00:00,partition=p" -> res (SX_EINVAL with a message if bad). */
-int srv_exec_parse_res(const char *spec, srv_exec_res *res, sx_status *st);
 /* job.json of `scalex run-job` for a run (options flattened to strings / string arrays). */
 char *srv_exec_job_json(const struct srv_job_run *run, int threads);
 /* JOBDIR/progress.json -> stage/fraction/message; 0 when read. */
@@ -148,7 +153,7 @@ int srv_exec_read_progress(const char *jobdir, char stage[32], double *frac, cha
 int srv_exec_read_status(const char *jobdir, char state[16], int *code, char msg[512]);
 
 /* Run argv (argv[0] found on PATH when it has no '/'), capture stdout (up to cap-1 bytes)
- * and the first line of stderr into err; returns the exit status (>= 0) or < 0 when it
+ * and the first line of stderr into err; returns the exit status (>= 0) or SX_EIO when it
  * could not be started. */
 int srv_exec_command(char *const argv[], char *out, size_t cap, char *err, size_t errcap);
 

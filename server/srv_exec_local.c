@@ -3,7 +3,7 @@
  * The job directory gets the same job.json a cluster worker would read (so any job dir
  * can be re-run by hand with `scalex run-job JOBDIR`), then the engine runs the pipeline
  * on the worker thread: the same sx_pipeline_run call, options and thread count that
- * `scalex run-job` makes, so results are identical to the Slurm path's. Progress and
+ * `scalex run-job` makes, so results are identical to other executors'. Progress and
  * cancel go through memory (sx_progress), not files: nothing to poll, nothing to
  * re-attach to after a restart (an interrupted job is re-run). */
 #include <stdlib.h>
@@ -26,24 +26,9 @@ static int local_run(srv_exec *x, const srv_job_run *run, const sx_progress *pro
     return x->local_fn(x->local_user, run, prog, st);
 }
 
-static int local_submit(srv_exec *x, const char *jobdir, const char *job_id, const srv_exec_res *res,
-                        char handle[64], sx_status *st)
-{
-    (void)x, (void)jobdir, (void)job_id, (void)res, (void)handle;
-    return sx_status_set(st, SX_EUNSUPPORTED, "the local executor runs jobs in-process");
-}
-
-static int local_poll(srv_exec *x, const char *handle, srv_exec_status *out, sx_status *st)
-{
-    (void)x, (void)handle, (void)st;
-    memset(out, 0, sizeof *out); /* a local unit does not outlive its process */
-    return SX_OK;
-}
-
-static int local_cancel(srv_exec *x, const char *handle, sx_status *st)
-{
-    (void)x, (void)handle, (void)st;
-    return SX_OK; /* the worker's cancel flag stops it */
-}
-
-const srv_exec_ops srv_exec_local_ops = {"local", local_run, local_submit, local_poll, local_cancel};
+const srv_exec_ops srv_exec_local_ops = {
+    .name = "local",
+    .summary = "in-process worker pool",
+    .local_cores = 1,
+    .run = local_run, /* no submit/poll/cancel: the worker's cancel flag stops the unit */
+};

@@ -236,8 +236,8 @@ done:
     return rc;
 }
 
-static sx_inspect *inspect_h5ad(const char *path, const sx_read_opts *opts,
-                                const sx_progress *prog, sx_status *st)
+sx_inspect *sx_inspect_h5ad(const char *path, const sx_read_opts *opts, const sx_progress *prog,
+                            sx_status *st)
 {
     h5x_ctx c;
     sx_inspect *r = NULL;
@@ -299,14 +299,11 @@ fail:
     return NULL;
 }
 
-sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx_progress *prog,
-                            sx_status *st)
+/* Any format: read it whole with its reader and summarise the dataset. */
+static sx_inspect *inspect_read(const sx_format_info *fi, const char *path,
+                                const sx_read_opts *opts, const sx_progress *prog, sx_status *st)
 {
-    sx_format fmt;
-    sx_status_clear(st);
-    if (sx_io_detect(path, &fmt, st) != SX_OK) return NULL;
-    if (fmt == SX_FMT_H5AD) return inspect_h5ad(path, opts, prog, st);
-    sx_dataset *d = sx_io_read(path, opts, prog, st);
+    sx_dataset *d = fi->read(path, opts, prog, st);
     if (!d) return NULL;
     sx_inspect *r = sx_calloc(1, sizeof *r);
     if (!r) {
@@ -314,7 +311,7 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
         sx_status_set(st, SX_ENOMEM, "out of memory");
         return NULL;
     }
-    r->format = fmt;
+    r->format = fi->id;
     r->n_obs = d->obs->n_rows;
     r->n_vars = d->var->n_rows;
     if (d->X) {
@@ -340,18 +337,44 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
     return r;
 }
 
-sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st)
+/* The table's entry of the file's format, or NULL (st filled). */
+static const sx_format_info *detect(const char *path, sx_status *st)
 {
     sx_format fmt;
     sx_status_clear(st);
-    if (sx_io_detect(path, &fmt, st) != SX_OK) return NULL;
-    if (fmt != SX_FMT_10X_H5) return sx_inspect_path(path, NULL, prog, st);
+    if (sx_format_sniff(path, &fmt, NULL, st) != SX_OK) return NULL;
+    const sx_format_info *fi = sx_format_get(fmt);
+    if (!fi || !fi->read)
+        sx_status_set(st, SX_EINTERNAL, "%s: format %s has no reader", path, sx_format_name(fmt));
+    return fi && fi->read ? fi : NULL;
+}
+
+sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx_progress *prog,
+                            sx_status *st)
+{
+    const sx_format_info *fi = detect(path, st);
+    if (!fi) return NULL;
+    if (fi->inspect) return fi->inspect(path, opts, prog, st);
+    return inspect_read(fi, path, opts, prog, st);
+}
+
+sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st)
+{
+    const sx_format_info *fi = detect(path, st);
+    if (!fi) return NULL;
+    if (fi->check) return fi->check(path, prog, st);
+    if (fi->inspect) return fi->inspect(path, NULL, prog, st);
+    return inspect_read(fi, path, NULL, prog, st);
+}
+
+sx_inspect *sx_inspect_tenx_h5(const char *path, const sx_progress *prog, sx_status *st)
+{
     sx_inspect *r = sx_calloc(1, sizeof *r);
     if (!r) {
         sx_status_set(st, SX_ENOMEM, "out of memory");
         return NULL;
     }
-    r->format = fmt;
+    r->format = SX_FMT_10X_H5;
     if (sx_tenx_h5_check(path, prog, &r->n_obs, &r->n_vars, &r->nnz, &r->x_sum, &r->n_negative,
                          st) != SX_OK) {
         sx_inspect_free(r);

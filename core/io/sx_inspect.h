@@ -1,7 +1,8 @@
 /* sx_inspect — a summary of an input file without loading it whole.
  *
  * For .h5ad the matrix is streamed in row chunks (sum, nnz) and only obs/var are read, so
- * a file larger than memory can be inspected; other formats are read with sx_io_read.
+ * a file larger than memory can be inspected; formats without an inspector of their own
+ * (the format table's entries say which have one) are read with their reader.
  * Used by `scalex inspect`. The result is owned by the caller (sx_inspect_free).
  */
 #ifndef SX_INSPECT_H
@@ -49,5 +50,12 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
  * filled (its obs has no columns). Used by scalexd to check uploads. */
 sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st);
 void sx_inspect_free(sx_inspect *r);
+
+/* Format inspectors (the format table of sx_format.h names them; sx_inspect_path and
+ * sx_inspect_stream dispatch to them). An .h5ad summarised by streaming X in row chunks;
+ * a 10x .h5 validated in slabs (sizes, nnz, x_sum and n_negative only). */
+sx_inspect *sx_inspect_h5ad(const char *path, const sx_read_opts *opts, const sx_progress *prog,
+                            sx_status *st);
+sx_inspect *sx_inspect_tenx_h5(const char *path, const sx_progress *prog, sx_status *st);
 
 #endif

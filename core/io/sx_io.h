@@ -2,8 +2,10 @@
  *
  * Formats (FORMATS.md): h5ad (anndata 0.6 .. today), 10x MatrixMarket folders (v2/v3) and
  * bare .mtx, 10x Cell Ranger .h5 (v2 per-genome, v3), and text matrices (.csv/.txt/.tsv,
- * optionally .gz). Readers validate before they trust: every failure names the file, the
- * element and the problem. Returned datasets are owned by the caller (sx_dataset_free).
+ * optionally .gz); the table of sx_format.h lists them and answers every question about
+ * them (names, extensions, sniffing, readers). Readers validate before they trust: every
+ * failure names the file, the element and the problem. Returned datasets are owned by the
+ * caller (sx_dataset_free).
  */
 #ifndef SX_IO_H
 #define SX_IO_H
@@ -11,19 +13,8 @@
 #include <stdint.h>
 
 #include "sx_dataset.h"
+#include "sx_format.h"
 #include "sx_progress.h"
-
-typedef enum sx_format {
-    SX_FMT_UNKNOWN = 0,
-    SX_FMT_H5AD,
-    SX_FMT_10X_H5,
-    SX_FMT_MTX_DIR,  /* folder with matrix.mtx[.gz] + genes/features + barcodes */
-    SX_FMT_MTX,      /* a bare coordinate .mtx[.gz] file */
-    SX_FMT_CSV,      /* comma separated, genes x cells (SCALEX orientation, transposed) */
-    SX_FMT_TXT       /* tab/space separated */
-} sx_format;
-
-const char *sx_format_name(sx_format f);
 
 typedef struct sx_read_opts {
     const char *use_layer;   /* NULL or "X": X; "layers/NAME"; "raw" or "raw/X" */
@@ -32,14 +23,15 @@ typedef struct sx_read_opts {
     int skip_values_check;   /* do not scan for NaN/Inf (trusted internal files) */
 } sx_read_opts;
 
-/* Detect the format from the bytes (magic numbers, headers), falling back to the name. */
+/* Detect the format from the bytes (magic numbers, headers), falling back to the name
+ * (sx_format_sniff without the gzip flag). */
 int sx_io_detect(const char *path, sx_format *fmt, sx_status *st);
 
-/* Read one input; opts may be NULL. */
+/* Read one input with the reader its format's table entry names; opts may be NULL. */
 sx_dataset *sx_io_read(const char *path, const sx_read_opts *opts, const sx_progress *prog,
                        sx_status *st);
 
-/* Format readers (sx_io_read dispatches to them). */
+/* Format readers (sx_io_read dispatches to them through the table of sx_format.h). */
 sx_dataset *sx_h5ad_read(const char *path, const sx_read_opts *opts, const sx_progress *prog,
                          sx_status *st);
 sx_dataset *sx_mtx_read(const char *path, const sx_read_opts *opts, const sx_progress *prog,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "srv_exec.h"
+#include "srv_exec_slurm.h"
 #include "srv_jobs.h"
 #include "srv_registry.h"
 #include "srv_util.h"
@@ -137,18 +138,18 @@ END_TEST
 
 START_TEST(resources_and_job_json)
 {
-    srv_exec_res r;
+    srv_slurm_res r;
     sx_status st;
-    ck_assert_int_eq(srv_exec_parse_res("cpus=8,mem=32G,time=04:00:00,partition=big", &r, &st), SX_OK);
+    ck_assert_int_eq(srv_slurm_parse_res("cpus=8,mem=32G,time=04:00:00,partition=big", &r, &st), SX_OK);
     ck_assert_int_eq(r.cpus, 8);
     ck_assert_str_eq(r.mem, "32G");
     ck_assert_str_eq(r.time, "04:00:00");
     ck_assert_str_eq(r.partition, "big");
-    ck_assert_int_eq(srv_exec_parse_res("", &r, &st), SX_OK);
+    ck_assert_int_eq(srv_slurm_parse_res("", &r, &st), SX_OK);
     ck_assert_int_eq(r.cpus, 0);
-    ck_assert_int_eq(srv_exec_parse_res("cpus=0", &r, &st), SX_EINVAL);
-    ck_assert_int_eq(srv_exec_parse_res("mem=1G;rm -rf /", &r, &st), SX_EINVAL);
-    ck_assert_int_eq(srv_exec_parse_res("gpus=1", &r, &st), SX_EINVAL);
+    ck_assert_int_eq(srv_slurm_parse_res("cpus=0", &r, &st), SX_EINVAL);
+    ck_assert_int_eq(srv_slurm_parse_res("mem=1G;rm -rf /", &r, &st), SX_EINVAL);
+    ck_assert_int_eq(srv_slurm_parse_res("gpus=1", &r, &st), SX_EINVAL);
     ck_assert_ptr_nonnull(strstr(st.msg, "cpus=N"));
 
     /* options become the strings / string arrays `scalex run-job` reads */
@@ -227,14 +228,18 @@ static void env_open(env *e)
     ck_assert_int_ge(srv_registry_version(e->db), 2); /* job_executor exists */
     srv_exec_config c;
     srv_exec_config_defaults(&c);
-    snprintf(c.executor, sizeof c.executor, "slurm");
-    snprintf(c.sbatch, sizeof c.sbatch, "%s/sbatch", e->fake);
-    snprintf(c.squeue, sizeof c.squeue, "%s/squeue", e->fake);
-    snprintf(c.sacct, sizeof c.sacct, "%s/sacct", e->fake);
-    snprintf(c.scancel, sizeof c.scancel, "%s/scancel", e->fake);
-    snprintf(c.worker, sizeof c.worker, "%s/worker", e->fake);
-    snprintf(c.res_project, sizeof c.res_project, "cpus=2,mem=1G,time=00:10:00,partition=debug");
-    c.poll_s = 0.1;
+    /* the settings by their config names, as a config file or --slurm-* flags give them */
+    static const char *const cmds[] = {"sbatch", "squeue", "sacct", "scancel", "worker"};
+    for (int i = 0; i < 5; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "slurm_%s", cmds[i]);
+        snprintf(p, sizeof p, "%s/%s", e->fake, cmds[i]);
+        ck_assert_int_eq(srv_exec_config_set(&c, key, p, &st), SX_OK);
+    }
+    ck_assert_int_eq(srv_exec_config_set(&c, "executor", "slurm", &st), SX_OK);
+    ck_assert_int_eq(srv_exec_config_set(&c, "slurm_project",
+                                         "cpus=2,mem=1G,time=00:10:00,partition=debug", &st), SX_OK);
+    ck_assert_int_eq(srv_exec_config_set(&c, "slurm-poll", "0.1", &st), SX_OK);
     e->x = srv_exec_new(&c, e->reg, NULL, NULL, after_fn, e, &st);
     ck_assert_msg(e->x != NULL, "%s", st.msg);
     ck_assert(!srv_exec_is_local(e->x));
@@ -301,7 +306,8 @@ START_TEST(slurm_job_complete)
     free(log);
     /* the Slurm id is kept, final */
     char exe[16], h[64];
-    ck_assert_int_eq(srv_exec_handle_get(e.db, "jok", exe, h, &st), 0); /* done: not live */
+    ck_assert_int_eq(srv_exec_handle_get(e.db, "jok", exe, h, &st), SX_OK);
+    ck_assert_str_eq(h, ""); /* done: not live */
     ck_assert(!srv_exec_keep_jobdir(e.db, "jok"));
     json_decref(opts);
     env_close(&e);
@@ -399,7 +405,8 @@ START_TEST(slurm_drain_then_reattach)
     snprintf(p, sizeof p, "%s/cluster/scancel.log", e.dir);
     ck_assert_int_eq(count_lines(p), 0);
     char exe[16], h[64];
-    ck_assert_int_eq(srv_exec_handle_get(e.db, "jre", exe, h, &st), 1);
+    ck_assert_int_eq(srv_exec_handle_get(e.db, "jre", exe, h, &st), SX_OK);
+    ck_assert_str_ne(h, "");
     ck_assert_str_eq(exe, "slurm");
     ck_assert(srv_exec_keep_jobdir(e.db, "jre"));
 
@@ -452,7 +459,8 @@ START_TEST(slurm_canceled_while_down)
     snprintf(p, sizeof p, "%s/cluster/scancel.log", e.dir);
     ck_assert_int_eq(count_lines(p), 1);
     char h[64];
-    ck_assert_int_eq(srv_exec_handle_get(e.db, "jdown", NULL, h, &st), 0);
+    ck_assert_int_eq(srv_exec_handle_get(e.db, "jdown", NULL, h, &st), SX_OK);
+    ck_assert_str_eq(h, "");
     json_decref(opts);
     env_close(&e);
 }
@@ -467,8 +475,9 @@ START_TEST(bad_config)
     snprintf(c.executor, sizeof c.executor, "pbs");
     ck_assert_ptr_null(srv_exec_new(&c, NULL, NULL, NULL, NULL, NULL, &st));
     ck_assert_ptr_nonnull(strstr(st.msg, "local or slurm"));
-    snprintf(c.executor, sizeof c.executor, "slurm");
-    snprintf(c.res_integrate, sizeof c.res_integrate, "cpus=lots");
+    ck_assert_int_eq(srv_exec_config_set(&c, "executor", "slurm", &st), SX_OK);
+    /* a bad resources value is taken as text, refused when the executor starts */
+    ck_assert_int_eq(srv_exec_config_set(&c, "slurm_integrate", "cpus=lots", &st), SX_OK);
     srv_registry *reg = srv_registry_open(sx_test_tmpdir(), &st);
     ck_assert_ptr_null(srv_exec_new(&c, reg, NULL, NULL, NULL, NULL, &st));
     ck_assert_ptr_nonnull(strstr(st.msg, "cpus=lots"));
