@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "sx_format.h"
 #include "sx_sha256.h"
 #include "api_server.h"
 #include "srv_service.h"
@@ -93,7 +94,7 @@ struct api_req {
     struct MHD_PostProcessor *pp;
     char spool_dir[4300];
     int n_parts;
-    char parts[3][128];       /* stored file names, in arrival order */
+    char parts[SX_FORMAT_MAX_MEMBERS][128]; /* stored file names, in arrival order */
     char part_key[64], part_file[256];
     int part_fd;
     int64_t part_written, part_bytes;

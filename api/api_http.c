@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "srv_layout.h"
 #include "api_edge.h"
 #include "srv_auth.h"
 #include "srv_jobs.h"
@@ -349,9 +350,11 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
                        "(like matrix.mtx.gz)");
             return MHD_NO;
         }
-        if (r->n_parts == 3) {
-            mp_fail(r, "at most 3 files per upload (an mtx folder's matrix.mtx, features.tsv and "
-                       "barcodes.tsv)");
+        if (r->n_parts == sx_format_max_members()) {
+            char m[256], folders[200];
+            snprintf(m, sizeof m, "at most %d files per upload (%s)", sx_format_max_members(),
+                     sx_format_folders_text(folders, sizeof folders));
+            mp_fail(r, m);
             return MHD_NO;
         }
         for (int i = 0; i < r->n_parts; i++)
@@ -389,8 +392,9 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
 static int begin_multipart(api_req *r, api_resp *o)
 {
     sx_status st;
-    snprintf(r->spool_dir, sizeof r->spool_dir, "%s/spool/%s.d", r->srv->cfg->data_dir, r->rid);
-    if (srv_mkdirs(r->spool_dir, &st) != SX_OK) {
+    if (srv_layout_spool_parts(r->srv->cfg->data_dir, r->rid, r->spool_dir, sizeof r->spool_dir,
+                               &st) != SX_OK ||
+        srv_mkdirs(r->spool_dir, &st) != SX_OK) {
         int err = errno;
         r->spool_dir[0] = 0;
         return api_edge_store_problem(o, err), 1;
@@ -401,19 +405,6 @@ static int begin_multipart(api_req *r, api_resp *o)
                            "in its Content-Type: let the client build it (curl -F file=@FILE)"), 1;
     sx_sha256_init(&r->sha);
     return 0;
-}
-
-/* an mtx folder's file name: which of the three it is (0 matrix, 1 features, 2 barcodes) */
-static int mtx_role(const char *name)
-{
-    static const char *const names[][4] = {{"matrix.mtx", "matrix.mtx.gz", NULL, NULL},
-                                           {"features.tsv", "features.tsv.gz", "genes.tsv",
-                                            "genes.tsv.gz"},
-                                           {"barcodes.tsv", "barcodes.tsv.gz", NULL, NULL}};
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < 4 && names[k][i]; i++)
-            if (!strcmp(name, names[k][i])) return k;
-    return -1;
 }
 
 /* End of a multipart body: 0 and spool_path set to the file or folder, or a 4xx problem. */
@@ -443,9 +434,10 @@ static int end_multipart(api_req *r, api_resp *o)
     if (r->n_parts == 1) {
         char from[4500];
         snprintf(from, sizeof from, "%s/%s", r->spool_dir, r->parts[0]);
-        snprintf(r->spool_path, sizeof r->spool_path, "%s/spool/%s.part", r->srv->cfg->data_dir,
-                 r->rid);
-        if (rename(from, r->spool_path) != 0) {
+        sx_status st;
+        if (srv_layout_spool_file(r->srv->cfg->data_dir, r->rid, r->spool_path,
+                                  sizeof r->spool_path, &st) != SX_OK ||
+            rename(from, r->spool_path) != 0) {
             r->spool_path[0] = 0;
             return api_edge_store_problem(o, errno), -1;
         }
@@ -453,18 +445,18 @@ static int end_multipart(api_req *r, api_resp *o)
         r->spool_dir[0] = 0;
         return 0;
     }
-    int seen[3] = {0, 0, 0};
+    const char *names[SX_FORMAT_MAX_MEMBERS];
+    char sent[SX_FORMAT_MAX_MEMBERS * 130] = "";
     for (int i = 0; i < r->n_parts; i++) {
-        int k = mtx_role(r->parts[i]);
-        if (k >= 0) seen[k]++;
+        names[i] = r->parts[i];
+        snprintf(sent + strlen(sent), sizeof sent - strlen(sent), "%s%s", i ? ", " : "",
+                 r->parts[i]);
     }
-    if (r->n_parts != 3 || seen[0] != 1 || seen[1] != 1 || seen[2] != 1)
-        return api_problem(o, 400, "bad-multipart", "%d files were sent (%s%s%s%s%s): several "
-                           "files must be one mtx folder's matrix.mtx, features.tsv (or "
-                           "genes.tsv) and barcodes.tsv, each optionally .gz; send any other "
-                           "dataset as one file", r->n_parts, r->parts[0],
-                           r->n_parts > 1 ? ", " : "", r->n_parts > 1 ? r->parts[1] : "",
-                           r->n_parts > 2 ? ", " : "", r->n_parts > 2 ? r->parts[2] : ""), -1;
+    sx_format folder;
+    sx_status fst;
+    if (sx_format_folder_match(names, r->n_parts, &folder, &fst) != SX_OK)
+        return api_problem(o, 400, "bad-multipart", "%d files were sent (%s): %s", r->n_parts,
+                           sent, fst.msg), -1;
     snprintf(r->spool_path, sizeof r->spool_path, "%s", r->spool_dir);
     r->spool_dir[0] = 0;
     r->is_dir = 1;
@@ -520,8 +512,10 @@ static int begin(api_req *r, api_resp *o)
                                "'Content-Type: application/octet-stream')"), 1;
         sx_status st;
         char dir[4200];
-        snprintf(dir, sizeof dir, "%s/spool", s->cfg->data_dir);
-        snprintf(r->spool_path, sizeof r->spool_path, "%s/%s.part", dir, r->rid);
+        if (srv_layout_spool_dir(s->cfg->data_dir, dir, sizeof dir, &st) ||
+            srv_layout_spool_file(s->cfg->data_dir, r->rid, r->spool_path, sizeof r->spool_path,
+                                  &st))
+            return api_problem_sx(o, &st), 1;
         r->spool_fd = open(r->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (r->spool_fd < 0 && errno == ENOENT && srv_mkdirs(dir, &st) == SX_OK)
             r->spool_fd = open(r->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);

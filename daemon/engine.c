@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "sx_inspect.h"
 #include "sx_io.h"
@@ -17,88 +16,30 @@
 #include "sx_nn.h"
 #include "sx_pipeline.h"
 
-static const char *format_ext(sx_format f)
-{
-    switch (f) {
-    case SX_FMT_H5AD: return "h5ad";
-    case SX_FMT_10X_H5: return "h5";
-    case SX_FMT_MTX: return "mtx";
-    case SX_FMT_CSV: return "csv";
-    case SX_FMT_TXT: return "txt";
-    default: return "bin";
-    }
-}
-
-/* gzip'd text: look inside to pick the extension the readers expect (.mtx.gz, .csv.gz...) */
-static const char *gz_ext(const char *path)
-{
-    gzFile g = gzopen(path, "rb");
-    char head[4096];
-    int n = g ? gzread(g, head, sizeof head - 1) : -1;
-    if (g) gzclose(g);
-    if (n <= 0) return NULL;
-    head[n] = 0;
-    if (!strncmp(head, "%%MatrixMarket", 14)) return "mtx.gz";
-    char *nl = strchr(head, '\n');
-    if (nl) *nl = 0;
-    return strchr(head, ',') ? "csv.gz" : "txt.gz";
-}
-
 static int summarise(const char *read_path, srv_dataset_info *info, sx_status *st);
 
 static int validate(void *user, const char *path, srv_dataset_info *info, sx_status *st)
 {
     (void)user;
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        /* a multipart mtx upload: matrix.mtx, features/genes.tsv, barcodes.tsv (.gz) */
-        sx_format df = SX_FMT_UNKNOWN;
-        int drc = sx_io_detect(path, &df, st);
-        if (drc) return drc;
-        if (df != SX_FMT_MTX_DIR)
-            return sx_status_set(st, SX_EFORMAT, "the files do not form an mtx folder");
-        snprintf(info->format, sizeof info->format, "%s", sx_format_name(df));
-        info->ext[0] = 0;
-        return summarise(path, info, st);
-    }
-    unsigned char magic[2] = {0, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return sx_status_set(st, SX_EIO, "cannot open the upload");
-    size_t got = fread(magic, 1, 2, f);
-    fclose(f);
-    char named[4300];
-    const char *read_path = path;
-    int linked = 0;
-    if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
-        const char *ext = gz_ext(path);
-        if (!ext) return sx_status_set(st, SX_EFORMAT, "gzip data that cannot be decompressed "
-                                       "(truncated or corrupt)");
-        snprintf(named, sizeof named, "%s.%s", path, ext);
-        if (link(path, named) != 0) return sx_status_set(st, SX_EIO, "cannot stage the upload");
-        linked = 1;
-        read_path = named;
-        snprintf(info->ext, sizeof info->ext, "%s", ext);
-    }
+    /* the format table says what the bytes are (inside gzip too) and, for a folder (a
+     * multipart upload), checks nothing more: the reader checks its members */
     sx_format fmt = SX_FMT_UNKNOWN;
-    int rc = sx_io_detect(read_path, &fmt, st);
-    if (rc) goto out;
-    if (fmt == SX_FMT_MTX_DIR || fmt == SX_FMT_UNKNOWN) {
-        rc = sx_status_set(st, SX_EFORMAT, "unrecognised format");
-        goto out;
-    }
-    if (!linked) {
-        /* the readers may also look at the name: give them the right extension */
-        snprintf(info->ext, sizeof info->ext, "%s", format_ext(fmt));
-        snprintf(named, sizeof named, "%s.%s", path, info->ext);
-        if (link(path, named) == 0) {
-            linked = 1;
-            read_path = named;
-        }
-    }
-    snprintf(info->format, sizeof info->format, "%s", sx_format_name(fmt));
-    rc = summarise(read_path, info, st);
-out:
-    if (linked) unlink(named);
+    int gz = 0;
+    int rc = sx_format_sniff(path, &fmt, &gz, st);
+    if (rc) return rc;
+    const sx_format_info *fi = sx_format_get(fmt);
+    snprintf(info->format, sizeof info->format, "%s", fi->name);
+    info->ext[0] = 0;
+    if (fi->members) return summarise(path, info, st);
+    /* the readers may also look at the name: give them the table's extension */
+    const char *ext = sx_format_ext(fmt, gz);
+    if (!ext) return sx_status_set(st, SX_EFORMAT, "%s cannot be read gzip-compressed", fi->label);
+    char named[4300];
+    snprintf(info->ext, sizeof info->ext, "%s", ext);
+    snprintf(named, sizeof named, "%s.%s", path, ext);
+    if (link(path, named) != 0) return sx_status_set(st, SX_EIO, "cannot stage the upload");
+    rc = summarise(named, info, st);
+    unlink(named);
     return rc;
 }
 

@@ -22,6 +22,7 @@
 #include "srv_config.h"
 #include "srv_exec.h"
 #include "srv_jobs.h"
+#include "srv_layout.h"
 #include "srv_log.h"
 #include "srv_pool.h"
 #include "srv_refs.h"
@@ -188,7 +189,8 @@ static int cmd_reference(int argc, char **argv)
 static void clean_spool(const char *data_dir, int shared)
 {
     char dir[4200];
-    snprintf(dir, sizeof dir, "%s/spool", data_dir);
+    sx_status st;
+    if (srv_layout_spool_dir(data_dir, dir, sizeof dir, &st)) return;
     if (!shared) {
         srv_rmtree(dir);
     } else {
@@ -204,7 +206,6 @@ static void clean_spool(const char *data_dir, int shared)
         }
         if (d) closedir(d);
     }
-    sx_status st;
     srv_mkdirs(dir, &st);
 }
 
@@ -256,7 +257,7 @@ static int serve(int argc, char **argv)
 
     int cores = srv_ncpu();
     /* a remote executor's worker thread only waits on the cluster: many, and no core cap */
-    int remote = strcmp(cfg.exec.executor, "local") != 0;
+    int remote = !srv_exec_config_local_cores(&cfg.exec);
     if (cfg.workers <= 0) cfg.workers = remote ? 32 : cores >= 4 ? 2 : 1;
     if (cfg.threads_per_job <= 0) cfg.threads_per_job = cores / cfg.workers;
     if (cfg.threads_per_job < 1) cfg.threads_per_job = 1;
@@ -296,7 +297,7 @@ static int serve(int argc, char **argv)
         goto out;
     }
     /* references the jobs will want, loaded before the first request (within the budget) */
-    if (eng.ref_load && !remote) {
+    if (eng.ref_load && srv_exec_config_in_process(&cfg.exec)) {
         refs = srv_refcache_new(cfg.memory_budget, eng.ref_load, eng.ref_free, eng.user);
         int nl = refs ? srv_refcache_preload(refs, db, cfg.data_dir) : 0;
         int nloaded = 0;
@@ -332,7 +333,7 @@ static int serve(int argc, char **argv)
         goto out;
     }
     char portfile[4200], port[16];
-    snprintf(portfile, sizeof portfile, "%s/scalexd.port", cfg.data_dir);
+    srv_layout_port_file(cfg.data_dir, portfile, sizeof portfile, &st);
     snprintf(port, sizeof port, "%d\n", api_server_port(api));
     srv_write_file_atomic(portfile, port, strlen(port), NULL);
     json_t *f = json_object();

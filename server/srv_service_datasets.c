@@ -6,6 +6,7 @@
 
 #include "srv_layout.h"
 #include "srv_service_internal.h"
+#include "sx_format.h"
 #include "srv_util.h"
 
 /* Readers name the file in their messages; the client knows no spool path: say "the upload". */
@@ -32,12 +33,12 @@ static int check_upload(const srv_service *svc, const srv_upload *up, srv_datase
     if (rc == SX_ENOMEM || rc == SX_EINTERNAL) return svc_why(why, SRV_WHY_NONE, rc);
     /* EIO here means the reader could not make sense of bytes we just wrote: the content */
     if (rc != SX_ELIMIT) {
-        char m[SX_STATUS_MSG];
+        char m[SX_STATUS_MSG], formats[256];
         snprintf(m, sizeof m, "%s", st->msg);
+        sx_format_list_text(formats, sizeof formats, 1);
         sx_status_set(st, rc, "the upload (%lld bytes, sha256 %s) is not a dataset this server "
-                      "can read: %s. Send an h5ad, 10x .h5, MatrixMarket .mtx or .csv/.txt matrix "
-                      "(optionally gzip) as the raw body, complete and unmodified",
-                      (long long)up->bytes, up->sha256, m);
+                      "can read: %s. Send %s as the raw body, complete and unmodified",
+                      (long long)up->bytes, up->sha256, m, formats);
     }
     return svc_why(why, SRV_WHY_BAD_UPLOAD, rc);
 }
