@@ -727,6 +727,31 @@ int srv_ref_count(srv_db *db)
     return n;
 }
 
+int srv_ref_owner(srv_db *db, const char *name, int64_t *owner, sx_status *st)
+{
+    srv_stmt *s = prep(db, "SELECT coalesce(owner, 0) FROM refs WHERE name = ?1", st);
+    if (!s) return st->code;
+    bind_text(s, 1, name);
+    int r = srv_stmt_step(s), rc = SX_OK;
+    if (r == SRV_DB_ROW) *owner = srv_stmt_column_int64(s, 0);
+    else if (r == SRV_DB_DONE) rc = sx_status_set(st, SX_ENOTFOUND, "no reference named '%s'", name);
+    else rc = db_err(db, st, "reading a reference");
+    srv_stmt_done(s);
+    return rc;
+}
+
+int srv_ref_delete(srv_db *db, const char *name, sx_status *st)
+{
+    srv_stmt *s = prep(db, "DELETE FROM refs WHERE name = ?1", st);
+    if (!s) return st->code;
+    bind_text(s, 1, name);
+    int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "withdrawing a reference");
+    srv_stmt_done(s);
+    if (rc == SX_OK && srv_db_changes(db) == 0)
+        rc = sx_status_set(st, SX_ENOTFOUND, "no reference named '%s'", name);
+    return rc;
+}
+
 /* ---- jobs ---- */
 
 /* Raised after every write to a job's rows, whether or not it changed one (an extra
@@ -1058,6 +1083,45 @@ int srv_job_finish(srv_db *db, const char *id, const char *state, const char *er
     int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "finishing a job");
     srv_stmt_done(s);
     srv_job_changed();
+    return rc;
+}
+
+int srv_job_set_result_bytes(srv_db *db, const char *id, int64_t bytes, sx_status *st)
+{
+    srv_stmt *s = prep(db, "UPDATE jobs SET result_bytes = ?2 WHERE id = ?1", st);
+    if (!s) return st->code;
+    bind_text(s, 1, id);
+    srv_stmt_bind_int64(s, 2, bytes);
+    int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "recording a job's size");
+    srv_stmt_done(s);
+    return rc;
+}
+
+int srv_job_delete(srv_db *db, const char *id, sx_status *st)
+{
+    /* the terminal states are spelled in the statement: a job still running is never removed */
+    srv_stmt *s = prep(db, "DELETE FROM jobs WHERE id = ?1 AND state IN ('COMPLETE',"
+                           "'EXECUTOR_ERROR','SYSTEM_ERROR','CANCELED')", st);
+    if (!s) return st->code;
+    bind_text(s, 1, id);
+    int rc = srv_stmt_step(s) == SRV_DB_DONE ? SX_OK : db_err(db, st, "deleting a job");
+    srv_stmt_done(s);
+    if (rc == SX_OK && srv_db_changes(db) == 0)
+        rc = sx_status_set(st, SX_ESTATE, "job '%s' has not finished: cancel it first", id);
+    srv_job_changed();
+    return rc;
+}
+
+int srv_user_storage_bytes(srv_db *db, int64_t user_id, int64_t *bytes, sx_status *st)
+{
+    srv_stmt *s = prep(db, "SELECT (SELECT coalesce(sum(size_bytes), 0) FROM datasets WHERE "
+                           "owner = ?1) + (SELECT coalesce(sum(result_bytes), 0) FROM jobs WHERE "
+                           "owner = ?1)", st);
+    if (!s) return st->code;
+    srv_stmt_bind_int64(s, 1, user_id);
+    int rc = srv_stmt_step(s) == SRV_DB_ROW ? SX_OK : db_err(db, st, "summing a user's storage");
+    *bytes = rc ? 0 : srv_stmt_column_int64(s, 0);
+    srv_stmt_done(s);
     return rc;
 }
 

@@ -112,6 +112,10 @@ json_t *srv_ref_get(srv_db *db, const char *name, sx_status *st);
 char *srv_ref_path(srv_db *db, const char *name, sx_status *st);
 json_t *srv_ref_list(srv_db *db, sx_status *st);
 int srv_ref_count(srv_db *db);
+/* The user id that registered it (0: added by the CLI); SX_ENOTFOUND when there is none. */
+int srv_ref_owner(srv_db *db, const char *name, int64_t *owner, sx_status *st);
+/* Remove the catalog row (the folder is the caller's); SX_ENOTFOUND when there is none. */
+int srv_ref_delete(srv_db *db, const char *name, sx_status *st);
 
 /* ---- jobs ---- */
 /* The job states (GA4GH TES). Code above the registry works with this enum; the names are
@@ -177,6 +181,13 @@ void srv_job_row_free(srv_job_row *r);
 /* Typed conditional state change: SX_OK when the job was in `from` and is now in `to`,
  * SX_ESTATE when it was not in `from` (nothing written), another code on error. */
 int srv_job_move(srv_db *db, const char *id, srv_jstate from, srv_jstate to, sx_status *st);
+/* The size of a finished job's result folder (counted against its owner's storage). */
+int srv_job_set_result_bytes(srv_db *db, const char *id, int64_t bytes, sx_status *st);
+/* Remove a finished job's row (its folder is the caller's); SX_ESTATE while it has not
+ * finished. Visibility is the caller's to check first (srv_job_row_get). */
+int srv_job_delete(srv_db *db, const char *id, sx_status *st);
+/* Bytes a user stores: datasets' sizes + finished jobs' result folders. */
+int srv_user_storage_bytes(srv_db *db, int64_t user_id, int64_t *bytes, sx_status *st);
 /* Active (not terminal) jobs of one owner, and QUEUED jobs of everyone. */
 int srv_job_counts(srv_db *db, int64_t owner, int *n_active_user, int *n_queued, sx_status *st);
 /* Counts by state into counts[8] (srv_job_states order). */
