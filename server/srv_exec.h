@@ -139,14 +139,6 @@ int srv_slurm_parse_squeue(const char *out, const char *id, srv_exec_status *s);
 int srv_slurm_parse_sacct(const char *out, const char *id, srv_exec_status *s);
 /* "cpus=4,mem=16G,time=04:00:00,partition=p" -> res (SX_EINVAL with a message if bad). */
 int srv_exec_parse_res(const char *spec, srv_exec_res *res, sx_status *st);
-/* job.json of `scalex run-job` for a run (options flattened to strings / string arrays). */
-char *srv_exec_job_json(const struct srv_job_run *run, int threads);
-/* JOBDIR/progress.json -> stage/fraction/message; 0 when read. */
-int srv_exec_read_progress(const char *jobdir, char stage[32], double *frac, char msg[256]);
-/* JOBDIR/status.json -> state word ("running", "succeeded", "failed", "canceled"), the SX_E*
- * code of the error (SX_OK if none) and its message; 0 when read. */
-int srv_exec_read_status(const char *jobdir, char state[16], int *code, char msg[512]);
-
 /* Run argv (argv[0] found on PATH when it has no '/'), capture stdout (up to cap-1 bytes)
  * and the first line of stderr into err; returns the exit status (>= 0) or < 0 when it
  * could not be started. */

@@ -10,19 +10,16 @@
 #include <string.h>
 
 #include "srv_exec_internal.h"
+#include "sx_jobdir.h"
 #include "srv_jobs.h"
 #include "srv_util.h"
 
 static int local_run(srv_exec *x, const srv_job_run *run, const sx_progress *prog, sx_status *st)
 {
     if (!x->local_fn) return sx_status_set(st, SX_EINTERNAL, "local executor without a job function");
-    char *js = srv_exec_job_json(run, run->threads);
-    if (js) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/job.json", run->outdir);
-        srv_write_file_atomic(path, js, strlen(js), NULL); /* a record, not needed to run */
-        free(js);
-    }
+    /* a record, not needed to run */
+    sx_jobdir_spec_write(run->outdir, run->type, run->inputs, run->n_inputs, run->reference,
+                         run->options, run->threads, NULL);
     return x->local_fn(x->local_user, run, prog, st);
 }
 

@@ -519,22 +519,8 @@ static int do_transfer(pl *c, const double *ref_lat, int64_t n_ref, const sx_col
     }
     sx_pl_log_msg(&c->log, "Label transfer of '%s': %lld query cells, k %d, %d classes", label,
                   (long long)nq, to.k, tr->n_classes);
-    /* labels.csv */
-    sx_sb_puts(&b, "cell,label,confidence\n");
-    for (int64_t i = 0; i < nq; i++) {
-        sx_sb_csv(&b, q_names[i]);
-        sx_sb_puts(&b, ",");
-        sx_sb_csv(&b, sx_transfer_label(tr, i));
-        sx_sb_putf(&b, ",%.4f\n", tr->confidence[i]);
-    }
-    {
-        char *p = out_path(c, "labels.csv");
-        rc = b.oom ? sx_status_set(st, SX_ENOMEM, "out of memory")
-                   : sx_pl_write_file(p, b.s, b.len, st);
-        sx_free(p);
-        if (rc != SX_OK) goto out;
-        file_out(c, "labels.csv");
-    }
+    if ((rc = sx_pl_write_labels(c->outdir, q_names, tr, st)) != SX_OK) goto out;
+    file_out(c, "labels.csv");
     if (truth) {
         /* common codes over truth + prediction labels (sorted, as sklearn's unique) */
         tp = sx_calloc((size_t)(2 * nq) + 1, sizeof *tp);
@@ -574,7 +560,6 @@ static int do_transfer(pl *c, const double *ref_lat, int64_t n_ref, const sx_col
                 goto out;
             }
             if ((rc = sx_metrics_confusion(tc, pc, m, n_classes, conf, st)) != SX_OK) goto out;
-            sx_sb_free(&b);
             sx_sb_puts(&b, "true\\predicted");
             for (int j = 0; j < n_classes; j++) {
                 sx_sb_puts(&b, ",");
@@ -895,6 +880,7 @@ static int run_integrate(pl *c, sx_status *st)
         const char *cols[] = {"batch", label_like[0], label_like[1], lab, "leiden"};
         if ((rc = plot_umap(c, d, umap, cols, 5, NULL, NULL, st)) != SX_OK) goto fail;
     }
+    if ((rc = sx_pl_write_tables(c->outdir, d, sx_pipeline_opts_str(c->o, "label"), st))) goto fail;
     stage(c, NULL);
     rc = write_result_json(c, d, -1, st);
     goto done;
@@ -1242,6 +1228,8 @@ static int run_project(pl *c, sx_status *st)
         if ((rc = plot_umap(c, out, all_umap, cols, 4, n_ref ? hl : NULL, NULL, st)) != SX_OK)
             goto fail;
     }
+    if ((rc = sx_pl_write_tables(c->outdir, out, sx_pipeline_opts_str(c->o, "label"), st)))
+        goto fail;
     stage(c, NULL);
     rc = write_result_json(c, out, nq, st);
     goto done;
@@ -1373,6 +1361,7 @@ static int run_transfer(pl *c, sx_status *st)
         sx_free(u);
         if (rc != SX_OK) goto fail;
     }
+    if ((rc = sx_pl_write_tables(c->outdir, q, label, st))) goto fail;
     stage(c, NULL);
     rc = write_result_json(c, q, nq, st);
     goto done;

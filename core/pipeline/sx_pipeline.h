@@ -72,6 +72,10 @@ double sx_pipeline_opts_float(const sx_pipeline_opts *o, const char *name);
 const char *sx_pipeline_opts_str(const sx_pipeline_opts *o, const char *name); /* NULL if unset, no default */
 int sx_pipeline_opts_list(const sx_pipeline_opts *o, const char *name, const char *const **vals);
 int sx_pipeline_opts_is_set(const sx_pipeline_opts *o, const char *name);
+/* Set every member of a JSON object of options (strings, numbers, booleans, arrays of those;
+ * null = not set) through sx_pipeline_opts_set: the daemon's and job.json's path. */
+struct json_t;
+int sx_pipeline_opts_from_json(sx_pipeline_opts *o, const struct json_t *options, sx_status *st);
 
 typedef struct sx_job_spec {
     sx_job_type type;
