@@ -7,6 +7,7 @@
 
 #include "sx_alloc.h"
 #include "sx_io.h"
+#include "sx_jobdir.h"
 #include "sx_metrics.h"
 #include "sx_pipeline_ctx.h"
 #include "sx_plot.h"
@@ -201,7 +202,7 @@ static int write_result_json(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query,
     if (c->metrics.s) sx_sb_puts(&b, c->metrics.s);
     sx_sb_puts(&b, "},\n  \"files\": [");
     if (c->files.s) sx_sb_puts(&b, c->files.s);
-    sx_sb_puts(&b, ", \"log.txt\", \"result.json\"],\n  \"timings\": {");
+    sx_sb_puts(&b, ", \"" SX_JOBDIR_LOG "\", \"" SX_JOBDIR_RESULT "\"],\n  \"timings\": {");
     for (int i = 0; i < c->n_stages; i++) {
         if (i) sx_sb_puts(&b, ", ");
         sx_sb_json_str(&b, c->stage_name[i]);
@@ -211,7 +212,7 @@ static int write_result_json(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query,
     int rc;
     if (b.oom) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
     else {
-        char *p = sx_pl_out_path(c, "result.json");
+        char *p = sx_pl_out_path(c, SX_JOBDIR_RESULT);
         rc = p ? sx_pl_write_file(p, b.s, b.len, st) : sx_status_set(st, SX_ENOMEM, "oom");
         sx_free(p);
     }
