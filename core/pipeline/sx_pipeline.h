@@ -15,6 +15,7 @@
  *   OUTDIR/reference.h5        (integrate) model + reference latent + UMAP layout + obs labels:
  *                              what a daemon loads as a reference
  *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
+ *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h)
  *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
  *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings
  */
