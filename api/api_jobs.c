@@ -250,6 +250,8 @@ int api_h_job_cancel(api_req *r, api_resp *o)
 /* ---- results ---- */
 
 /* The job's folder when it is visible and COMPLETE (log: any state); else a problem. */
+#include "srv_service_results.h" /* the results half of this file (below) */
+
 static int job_dir(api_req *r, api_resp *o, int need_complete, char dir[4200], char type[32])
 {
     srv_db *db = api_db(r, o);
@@ -302,38 +304,49 @@ static int send_file(api_req *r, api_resp *o, const char *path, const char *ctyp
     return API_DONE;
 }
 
-static const struct {
-    const char *name, *ctype;
-} result_files[] = {
-    {"adata.h5ad", "application/x-hdf5"}, {"labels.csv", "text/csv"},
-    {"result.json", "application/json"},  {"umap.png", "image/png"},
-    {"umap.pdf", "application/pdf"},       {"umap.svg", "image/svg+xml"},
-    {"confusion.png", "image/png"},        {"confusion.csv", "text/csv"},
-    {"reference.h5", "application/x-hdf5"}, {"umap.tsv", "text/tab-separated-values"},
-    {"latent.csv", "text/csv"},            {"log.txt", "text/plain; charset=utf-8"},
-};
-#define N_RESULT_FILES (sizeof result_files / sizeof result_files[0])
+/* A download made from a result table (labels.csv, latent.csv, umap.tsv): its path, made
+ * on first use; 0 when there is none (404 answered). */
+static int table_download(api_req *r, api_resp *o, const char *dir, int table, char *path,
+                          size_t cap)
+{
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = srv_results_download(dir, (sx_jobdir_table_id)table, path, cap, &st);
+    if (rc == SX_OK) return 1;
+    if (rc == SX_ENOTFOUND)
+        api_problem(o, 404, "not-found", "job '%s' has no %s: GET /v1/jobs/%s/results lists "
+                    "what it produced", r->params[0], sx_jobdir_table_download(table), r->params[0]);
+    else
+        api_problem_sx(o, &st);
+    return 0;
+}
 
 int api_h_job_results(api_req *r, api_resp *o)
 {
     char dir[4200], type[32], path[4400];
     if (job_dir(r, o, 1, dir, type)) return API_DONE;
+    int nf;
+    const sx_jobdir_file *rf = sx_jobdir_files(&nf);
     json_t *files = json_array();
-    for (size_t i = 0; i < N_RESULT_FILES; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, result_files[i].name);
+    for (int i = 0; i < nf; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, rf[i].name);
+        sx_status st;
+        if (rf[i].table >= 0 &&
+            srv_results_download(dir, (sx_jobdir_table_id)rf[i].table, path, sizeof path, &st))
+            continue;
         struct stat sb;
         if (stat(path, &sb) != 0) continue;
         json_t *f = json_object();
         char href[200];
-        snprintf(href, sizeof href, "/v1/jobs/%s/results/%s", r->params[0], result_files[i].name);
-        json_object_set_new(f, "name", json_string(result_files[i].name));
+        snprintf(href, sizeof href, "/v1/jobs/%s/results/%s", r->params[0], rf[i].name);
+        json_object_set_new(f, "name", json_string(rf[i].name));
         json_object_set_new(f, "size_bytes", json_integer(sb.st_size));
         json_object_set_new(f, "href", json_string(href));
         json_array_append_new(files, f);
     }
     json_t *j = json_object();
     json_object_set_new(j, "files", files);
-    snprintf(path, sizeof path, "%s/result.json", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, SX_JOBDIR_RESULT);
     json_t *summary = json_load_file(path, 0, NULL);
     json_object_set_new(j, "summary", summary ? summary : json_null());
     return api_json(o, 200, j);
@@ -342,12 +355,16 @@ int api_h_job_results(api_req *r, api_resp *o)
 int api_h_job_file(api_req *r, api_resp *o)
 {
     const char *name = r->params[1];
-    for (size_t i = 0; i < N_RESULT_FILES; i++) {
-        if (strcmp(name, result_files[i].name)) continue;
+    int nf;
+    const sx_jobdir_file *rf = sx_jobdir_files(&nf);
+    for (int i = 0; i < nf; i++) {
+        if (strcmp(name, rf[i].name)) continue;
         char dir[4200], type[32], path[4400];
         if (job_dir(r, o, 1, dir, type)) return API_DONE;
         snprintf(path, sizeof path, "%s/%s", dir, name);
-        return send_file(r, o, path, result_files[i].ctype, name, 1);
+        if (rf[i].table >= 0 && !table_download(r, o, dir, rf[i].table, path, sizeof path))
+            return API_DONE;
+        return send_file(r, o, path, rf[i].media_type, name, 1);
     }
     return api_problem(o, 404, "not-found", "no result named '%s': GET /v1/jobs/%s/results lists "
                        "them", name, r->params[0]);
@@ -357,7 +374,7 @@ int api_h_job_log(api_req *r, api_resp *o)
 {
     char dir[4200], type[32], path[4400];
     if (job_dir(r, o, 0, dir, type)) return API_DONE;
-    snprintf(path, sizeof path, "%s/log.txt", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, SX_JOBDIR_LOG);
     if (!srv_file_exists(path)) {
         o->status = 200;
         o->ctype = "text/plain; charset=utf-8";
@@ -367,76 +384,75 @@ int api_h_job_log(api_req *r, api_resp *o)
     return send_file(r, o, path, "text/plain; charset=utf-8", "log", 0);
 }
 
-/* One CSV record: fields split on commas with RFC 4180 quotes; returns the field count. */
-static int csv_fields(char *line, char **f, int max)
+/* Open a job's result table; 0 with the problem answered when it cannot. */
+static srv_results *open_table(api_resp *o, const char *dir, sx_jobdir_table_id which,
+                               const char *job_id, const char *missing)
 {
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        if (*p == '"') {
-            char *w = ++p;
-            f[n++] = w;
-            while (*p) {
-                if (*p == '"' && p[1] == '"') {
-                    *w++ = '"';
-                    p += 2;
-                } else if (*p == '"') {
-                    p++;
-                    break;
-                } else {
-                    *w++ = *p++;
-                }
-            }
-            *w = 0;
-            /* w <= p: the closing quote was consumed; skip to the comma */
-            while (*p && *p != ',') p++;
-        } else {
-            f[n++] = p;
-            while (*p && *p != ',') p++;
-        }
-        if (*p != ',') break;
-        *p++ = 0;
-    }
-    return n;
+    srv_results *t = NULL;
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = srv_results_open(dir, which, &t, &st);
+    if (rc == SX_ENOTFOUND) api_problem(o, 404, which == SX_JOBDIR_LABELS ? "no-labels" : "not-found",
+                                        "job '%s' %s", job_id, missing);
+    else if (rc) api_problem_sx(o, &st);
+    return t;
 }
+
+/* A page of a table (answered as a problem when it cannot be read). */
+static int read_page(api_resp *o, srv_results *t, int64_t off, int size, const char *fcol,
+                     const char *fval, srv_results_page *p)
+{
+    sx_status st;
+    sx_status_clear(&st);
+    if (srv_results_page_read(t, off, size, fcol, fval, p, &st) == SX_OK) return 1;
+    api_problem_sx(o, &st);
+    return 0;
+}
+
+static json_t *text_or_null(const char *s) { return *s ? json_string(s) : json_null(); }
 
 json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o)
 {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/jobs/%s/labels.csv", s->cfg->data_dir, job_id);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        api_problem(o, 404, "no-labels", "job '%s' wrote no labels: run a project or "
-                    "label_transfer job with a label column (?label=COLUMN on /map, or the label "
-                    "option)", job_id);
-        return NULL;
-    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/jobs/%s", s->cfg->data_dir, job_id);
+    srv_results *t = open_table(o, dir, SX_JOBDIR_LABELS, job_id,
+                                "wrote no labels: run a project or label_transfer job with a "
+                                "label column (?label=COLUMN on /map, or the label option)");
+    if (!t) return NULL;
+    srv_results_page p;
+    int64_t n = srv_results_rows(t);
+    int ok = n <= INT32_MAX && read_page(o, t, 0, (int)n, NULL, NULL, &p);
+    srv_results_close(t);
+    if (!ok) return NULL;
     json_t *a = json_array();
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int header = 1;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (!n) continue;
-        char *fl[4];
-        int k = csv_fields(line, fl, 4);
-        if (header) {
-            header = 0;
-            if (k >= 2 && !strcmp(fl[1], "label")) continue;
-        }
-        if (k < 2) continue;
+    /* columns: cell, label, confidence (sx_jobdir's labels table) */
+    for (int64_t i = 0; p.n_cols >= 3 && i < p.n_rows; i++) {
         json_t *x = json_object();
-        json_object_set_new(x, "cell", json_string(fl[0]));
-        json_object_set_new(x, "label", json_string(fl[1]));
-        char *end;
-        double c = k >= 3 ? strtod(fl[2], &end) : 0;
-        json_object_set_new(x, "confidence", k >= 3 && end != fl[2] ? json_real(c) : json_null());
+        json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
+        json_object_set_new(x, "label", json_string(p.cols[1].str[i]));
+        json_object_set_new(x, "confidence", json_real(p.cols[2].num[i]));
         json_array_append_new(a, x);
     }
-    free(line);
-    fclose(f);
+    srv_results_page_free(&p);
     return a;
+}
+
+/* ETag of a table's JSON form; 1 when If-None-Match matched (304 answered). */
+static int table_etag(api_req *r, api_resp *o, const char *dir, sx_jobdir_table_id which,
+                      const char *what)
+{
+    srv_results *t = NULL;
+    sx_status st;
+    if (srv_results_open(dir, which, &t, &st)) return 0;
+    int64_t size, mtime;
+    srv_results_stamp(t, &size, &mtime);
+    srv_results_close(t);
+    snprintf(o->etag, sizeof o->etag, "\"%s-%s-%lld-%lld\"", r->params[0], what,
+             (long long)size, (long long)mtime);
+    const char *inm = api_header(r, "If-None-Match");
+    if (!inm || !strstr(inm, o->etag)) return 0;
+    o->status = 304;
+    return 1;
 }
 
 int api_h_job_labels(api_req *r, api_resp *o)
@@ -446,22 +462,14 @@ int api_h_job_labels(api_req *r, api_resp *o)
     const char *accept = api_header(r, "Accept");
     const char *fmt = api_arg(r, "format");
     if ((accept && strstr(accept, "text/csv")) || (fmt && !strcmp(fmt, "csv"))) {
-        snprintf(path, sizeof path, "%s/labels.csv", dir);
-        return send_file(r, o, path, "text/csv", "labels.csv", 1);
+        if (!table_download(r, o, dir, SX_JOBDIR_LABELS, path, sizeof path)) return API_DONE;
+        return send_file(r, o, path, "text/csv", sx_jobdir_table_download(SX_JOBDIR_LABELS), 1);
     }
     json_t *a = api_job_labels_json(r->srv, r->params[0], o);
     if (!a) return API_DONE;
-    snprintf(path, sizeof path, "%s/labels.csv", dir);
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        snprintf(o->etag, sizeof o->etag, "\"%s-labels-%lld-%lld\"", r->params[0],
-                 (long long)sb.st_size, (long long)sb.st_mtime);
-        const char *inm = api_header(r, "If-None-Match");
-        if (inm && strstr(inm, o->etag)) {
-            json_decref(a);
-            o->status = 304;
-            return API_DONE;
-        }
+    if (table_etag(r, o, dir, SX_JOBDIR_LABELS, "labels")) {
+        json_decref(a);
+        return API_DONE;
     }
     json_t *j = json_object();
     json_object_set_new(j, "job", json_string(r->params[0]));
@@ -473,10 +481,10 @@ int api_h_job_labels(api_req *r, api_resp *o)
     return API_DONE;
 }
 
-/* umap.tsv (written by the engine after the job): cell, x, y, batch, label, set */
+/* the umap table: cell, x, y, batch, label, set */
 int api_h_job_umap(api_req *r, api_resp *o)
 {
-    char dir[4200], type[32], path[4400];
+    char dir[4200], type[32];
     if (job_dir(r, o, 1, dir, type)) return API_DONE;
     int size;
     int64_t off;
@@ -485,110 +493,72 @@ int api_h_job_umap(api_req *r, api_resp *o)
     if (want && strcmp(want, "query") && strcmp(want, "reference") && strcmp(want, "all"))
         return api_problem(o, 400, "invalid-parameter", "set must be query, reference or all");
     if (want && !strcmp(want, "all")) want = NULL;
-    snprintf(path, sizeof path, "%s/umap.tsv", dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return api_problem(o, 404, "not-found", "job '%s' has no UMAP coordinates (it computed "
-                           "none, or the result table could not be written: see its log)",
-                           r->params[0]);
+    srv_results *t = open_table(o, dir, SX_JOBDIR_UMAP, r->params[0],
+                                "has no UMAP coordinates (it computed none, or the result table "
+                                "could not be written: see its log)");
+    if (!t) return API_DONE;
+    srv_results_page p;
+    int ok = read_page(o, t, off, size, want ? "set" : NULL, want, &p);
+    srv_results_close(t);
+    if (!ok) return API_DONE;
     json_t *cells = json_array();
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int64_t idx = 0;
-    int more = 0, header = 1;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (header) {
-            header = 0;
-            continue;
-        }
-        char *fl[6] = {0};
-        int k = 0;
-        char *cur = line, *t;
-        while (k < 6 && (t = strsep(&cur, "\t"))) fl[k++] = t;
-        if (k < 3) continue;
-        if (want && (k < 6 || strcmp(fl[5], want))) continue;
-        if (idx++ < off) continue;
-        if ((int)json_array_size(cells) == size) {
-            more = 1;
-            break;
-        }
+    for (int64_t i = 0; p.n_cols >= 6 && i < p.n_rows; i++) {
         json_t *x = json_object();
-        json_object_set_new(x, "cell", json_string(fl[0]));
-        json_object_set_new(x, "x", json_real(strtod(fl[1], NULL)));
-        json_object_set_new(x, "y", json_real(strtod(fl[2], NULL)));
-        json_object_set_new(x, "batch", k > 3 && *fl[3] ? json_string(fl[3]) : json_null());
-        json_object_set_new(x, "label", k > 4 && *fl[4] ? json_string(fl[4]) : json_null());
-        json_object_set_new(x, "set", k > 5 && *fl[5] ? json_string(fl[5]) : json_string("query"));
+        json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
+        json_object_set_new(x, "x", json_real(p.cols[1].num[i]));
+        json_object_set_new(x, "y", json_real(p.cols[2].num[i]));
+        json_object_set_new(x, "batch", text_or_null(p.cols[3].str[i]));
+        json_object_set_new(x, "label", text_or_null(p.cols[4].str[i]));
+        json_object_set_new(x, "set", json_string(*p.cols[5].str[i] ? p.cols[5].str[i] : "query"));
         json_array_append_new(cells, x);
     }
-    free(line);
-    fclose(f);
     json_t *j = json_object();
     json_object_set_new(j, "job", json_string(r->params[0]));
     json_object_set_new(j, "cells", cells);
-    api_next_token(j, more, off, size);
+    api_next_token(j, p.more, off, size);
+    srv_results_page_free(&p);
     return api_json(o, 200, j);
 }
 
-/* latent.csv (written by the engine after the job): cell,latent_0,...; JSON pages of
- * {cell, latent: [...]}, or the whole file as CSV */
+/* the latent table: cell, latent_0, ...; JSON pages of {cell, latent: [...]}, or the whole
+ * table as CSV */
 int api_h_job_latent(api_req *r, api_resp *o)
 {
     char dir[4200], type[32], path[4400];
     if (job_dir(r, o, 1, dir, type)) return API_DONE;
-    snprintf(path, sizeof path, "%s/latent.csv", dir);
     const char *accept = api_header(r, "Accept");
     const char *fmt = api_arg(r, "format");
     if (fmt && strcmp(fmt, "csv") && strcmp(fmt, "json"))
         return api_problem(o, 400, "invalid-parameter", "format must be json or csv, got '%s'", fmt);
-    if ((fmt && !strcmp(fmt, "csv")) || (!fmt && accept && strstr(accept, "text/csv")))
-        return send_file(r, o, path, "text/csv", "latent.csv", 1);
+    if ((fmt && !strcmp(fmt, "csv")) || (!fmt && accept && strstr(accept, "text/csv"))) {
+        if (!table_download(r, o, dir, SX_JOBDIR_LATENT, path, sizeof path)) return API_DONE;
+        return send_file(r, o, path, "text/csv", sx_jobdir_table_download(SX_JOBDIR_LATENT), 1);
+    }
     int size;
     int64_t off;
     if (api_page(r, o, 1000, 100000, &size, &off)) return API_DONE;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return api_problem(o, 404, "not-found", "job '%s' has no latent coordinates (its output "
-                           "has no obsm latent, or the table could not be written: see its log)",
-                           r->params[0]);
-    enum { MAXF = 1025 };
-    char **fl = malloc(MAXF * sizeof *fl);
+    srv_results *t = open_table(o, dir, SX_JOBDIR_LATENT, r->params[0],
+                                "has no latent coordinates (its output has no obsm latent, or the "
+                                "table could not be written: see its log)");
+    if (!t) return API_DONE;
+    srv_results_page p;
+    int ok = read_page(o, t, off, size, NULL, NULL, &p);
+    srv_results_close(t);
+    if (!ok) return API_DONE;
     json_t *cells = json_array();
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int64_t idx = 0;
-    int more = 0, header = 1, dim = 0;
-    while (fl && (n = getline(&line, &cap, f)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        int k = csv_fields(line, fl, MAXF);
-        if (header) {
-            header = 0;
-            dim = k - 1;
-            continue;
-        }
-        if (k < 2) continue;
-        if (idx++ < off) continue;
-        if ((int)json_array_size(cells) == size) {
-            more = 1;
-            break;
-        }
+    for (int64_t i = 0; i < p.n_rows; i++) {
         json_t *x = json_object();
         json_t *v = json_array();
-        for (int i = 1; i < k; i++) json_array_append_new(v, json_real(strtod(fl[i], NULL)));
-        json_object_set_new(x, "cell", json_string(fl[0]));
+        for (int k = 1; k < p.n_cols; k++) json_array_append_new(v, json_real(p.cols[k].num[i]));
+        json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
         json_object_set_new(x, "latent", v);
         json_array_append_new(cells, x);
     }
-    free(line);
-    free(fl);
-    fclose(f);
     json_t *j = json_object();
     json_object_set_new(j, "job", json_string(r->params[0]));
-    json_object_set_new(j, "dim", json_integer(dim));
+    json_object_set_new(j, "dim", json_integer(p.n_cols - 1));
     json_object_set_new(j, "cells", cells);
-    api_next_token(j, more, off, size);
+    api_next_token(j, p.more, off, size);
+    srv_results_page_free(&p);
     return api_json(o, 200, j);
 }

@@ -1,6 +1,6 @@
-/* engine — binds the daemon to core/: uploads are checked with the readers (sx_io), jobs run
- * sx_pipeline_run, and after a job the UMAP table the API pages (umap.tsv) is extracted from
- * the job's adata.h5ad. Only the scalexd binary links this file; tests inject fakes. */
+/* engine — binds the daemon to core/: uploads are checked with the readers (sx_io) and jobs
+ * run sx_pipeline_run (which writes the job's result tables itself, see sx_jobdir.h). Only
+ * the scalexd binary links this file; tests inject fakes. */
 #include "engine.h"
 
 #include <hdf5.h>
@@ -97,155 +97,22 @@ out:
     return rc;
 }
 
-/* JSON options -> sx_pipeline_opts through the same text path the CLI uses */
-static int set_opts(sx_pipeline_opts *po, const json_t *opts, sx_status *st)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)opts, k, v) {
-        char buf[64];
-        int rc = SX_OK;
-        if (json_is_array(v)) {
-            size_t i;
-            json_t *x;
-            json_array_foreach(v, i, x) {
-                const char *t = json_is_string(x) ? json_string_value(x) : buf;
-                if (json_is_integer(x)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(x));
-                else if (json_is_real(x)) snprintf(buf, sizeof buf, "%.17g", json_real_value(x));
-                if ((rc = sx_pipeline_opts_set(po, k, t, st))) return rc;
-            }
-            continue;
-        }
-        const char *t = buf;
-        if (json_is_string(v)) t = json_string_value(v);
-        else if (json_is_boolean(v)) t = json_is_true(v) ? "true" : "false";
-        else if (json_is_integer(v)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-        else if (json_is_real(v)) snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
-        else continue;
-        if ((rc = sx_pipeline_opts_set(po, k, t, st))) return rc;
-    }
-    return SX_OK;
-}
-
 static int check_options(void *user, const json_t *options, sx_status *st)
 {
     (void)user;
     sx_pipeline_opts *po = sx_pipeline_opts_new();
     if (!po) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    int rc = set_opts(po, options, st);
+    int rc = sx_pipeline_opts_from_json(po, options, st);
     sx_pipeline_opts_free(po);
-    return rc;
-}
-
-static const sx_column *find_col(const sx_frame *f, const char *const *names)
-{
-    for (; *names; names++) {
-        const sx_column *c = sx_frame_col(f, *names);
-        if (c) return c;
-    }
-    return NULL;
-}
-
-static void tsv_field(FILE *f, const char *s)
-{
-    for (; s && *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
-}
-
-/* OUTDIR/latent.csv: cell,latent_0..latent_{Z-1} from obsm "latent" (what the API pages and
- * serves as CSV); written under a temporary name and renamed. No latent: nothing written. */
-static int write_latent(const sx_dataset *d, const char *outdir, sx_status *st)
-{
-    const sx_dense *z = sx_dataset_obsm(d, "latent");
-    if (!z || z->n_rows != sx_dataset_n_obs(d) || z->n_cols < 1) return SX_OK;
-    char path[4200], tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s/latent.csv.tmp", outdir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return sx_status_set(st, SX_EIO, "cannot write %s", tmp);
-    fputs("cell", f);
-    for (int64_t k = 0; k < z->n_cols; k++) fprintf(f, ",latent_%lld", (long long)k);
-    fputc('\n', f);
-    for (int64_t i = 0; i < z->n_rows; i++) {
-        /* RFC 4180: quote every name, double its quotes */
-        fputc('"', f);
-        for (const char *c = d->obs->index[i]; *c; c++) {
-            if (*c == '"') fputc('"', f);
-            fputc(*c == '\n' || *c == '\r' ? ' ' : *c, f);
-        }
-        fputc('"', f);
-        for (int64_t k = 0; k < z->n_cols; k++) fprintf(f, ",%.9g", z->v[i * z->n_cols + k]);
-        fputc('\n', f);
-    }
-    int bad = fclose(f) != 0;
-    snprintf(path, sizeof path, "%s/latent.csv", outdir);
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return sx_status_set(st, SX_EIO, "cannot write %s", path);
-    }
-    return SX_OK;
-}
-
-int engine_write_umap_table(const char *outdir, const char *label, sx_status *st)
-{
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/adata.h5ad", outdir);
-    sx_dataset *d = sx_io_read(path, NULL, NULL, st);
-    if (!d) return st->code;
-    int rc = write_latent(d, outdir, st);
-    if (rc) goto out;
-    const sx_dense *um = sx_dataset_obsm(d, "X_umap");
-    if (!um || um->n_cols < 2 || um->n_rows != sx_dataset_n_obs(d)) {
-        rc = sx_status_set(st, SX_ENOTFOUND, "%s has no 2-D obsm X_umap", path);
-        goto out;
-    }
-    char lt[200];
-    snprintf(lt, sizeof lt, "%s_transfer", label ? label : "");
-    const char *const batch_names[] = {"batch", NULL};
-    const char *const label_names[] = {label ? lt : "leiden", label ? label : "leiden", "leiden", NULL};
-    const char *const set_names[] = {"projection", NULL};
-    const sx_column *cb = find_col(d->obs, batch_names);
-    const sx_column *cl = find_col(d->obs, label_names);
-    /* reference cells carry their own label, query cells the transferred one */
-    const char *const own_names[] = {label ? label : "leiden", NULL};
-    const sx_column *co = find_col(d->obs, own_names);
-    const sx_column *cs = find_col(d->obs, set_names);
-    snprintf(tmp, sizeof tmp, "%s/umap.tsv.tmp", outdir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        rc = sx_status_set(st, SX_EIO, "cannot write %s", tmp);
-        goto out;
-    }
-    fputs("cell\tx\ty\tbatch\tlabel\tset\n", f);
-    char b1[64], b2[64], b3[64];
-    for (int64_t i = 0; i < um->n_rows; i++) {
-        tsv_field(f, d->obs->index[i]);
-        fprintf(f, "\t%.7g\t%.7g\t", um->v[i * um->n_cols], um->v[i * um->n_cols + 1]);
-        if (cb) tsv_field(f, sx_column_text(cb, i, b1, sizeof b1));
-        fputc('\t', f);
-        const char *lab = cl ? sx_column_text(cl, i, b2, sizeof b2) : NULL;
-        if ((!lab || !*lab) && co) lab = sx_column_text(co, i, b2, sizeof b2);
-        tsv_field(f, lab);
-        fputc('\t', f);
-        const char *set = cs ? sx_column_text(cs, i, b3, sizeof b3) : "query";
-        fputs(set && !strcmp(set, "reference") ? "reference" : "query", f);
-        fputc('\n', f);
-    }
-    int bad = fclose(f) != 0;
-    snprintf(path, sizeof path, "%s/umap.tsv", outdir);
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        rc = sx_status_set(st, SX_EIO, "cannot write %s", path);
-    }
-out:
-    sx_dataset_free(d);
     return rc;
 }
 
 static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
 {
-    engine *e = user;
+    (void)user;
     sx_pipeline_opts *po = sx_pipeline_opts_new();
     if (!po) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    int rc = job->options ? set_opts(po, job->options, st) : SX_OK;
+    int rc = sx_pipeline_opts_from_json(po, job->options, st);
     if (rc) goto out;
     sx_job_spec spec = {.type = sx_job_type_parse(job->type), .inputs = job->inputs,
                         .n_inputs = job->n_inputs, .reference = job->reference,
@@ -255,13 +122,7 @@ static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_s
         rc = sx_status_set(st, SX_EINVAL, "unknown job type '%s'", job->type);
         goto out;
     }
-    rc = sx_pipeline_run(&spec, prog, st);
-    if (rc) goto out;
-    const char *label = e->label_option ? sx_pipeline_opts_str(po, e->label_option) : NULL;
-    sx_status ust;
-    sx_status_clear(&ust);
-    if (engine_write_umap_table(job->outdir, label, &ust))
-        SX_WARN("job %s: no UMAP table for the API: %s", job->id, ust.msg);
+    rc = sx_pipeline_run(&spec, prog, st); /* it writes the result tables the API pages */
 out:
     sx_pipeline_opts_free(po);
     return rc;

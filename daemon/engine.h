@@ -11,8 +11,5 @@ typedef struct engine {
 } engine;
 
 void engine_init(engine *e, srv_engine *out);
-/* Write OUTDIR/latent.csv (cell, latent_0...) and OUTDIR/umap.tsv (cell, x, y, batch, label,
- * set) from OUTDIR/adata.h5ad. */
-int engine_write_umap_table(const char *outdir, const char *label, sx_status *st);
 
 #endif

@@ -209,18 +209,6 @@ static void clean_spool(const char *data_dir, int shared)
     srv_mkdirs(dir, &st);
 }
 
-/* after a job a remote executor ran: the UMAP table the API pages, as engine.c's run does */
-static int after_remote_job(void *user, const srv_job_run *run, const sx_progress *prog,
-                            sx_status *st)
-{
-    const engine *e = user;
-    (void)prog;
-    const char *label = e->label_option && run->options
-                            ? json_string_value(json_object_get(run->options, e->label_option))
-                            : NULL;
-    return engine_write_umap_table(run->outdir, label, st);
-}
-
 static int serve(int argc, char **argv)
 {
     srv_config cfg;
@@ -287,7 +275,7 @@ static int serve(int argc, char **argv)
     srv_db *db = srv_registry_get(reg, &st);
     int nq = 0, nf = 0;
     /* jobs still at a remote executor are re-attached, not re-run: before reconciling */
-    srv_exec *exec = db ? srv_exec_new(&cfg.exec, reg, eng.run, eng.user, after_remote_job,
+    srv_exec *exec = db ? srv_exec_new(&cfg.exec, reg, eng.run, eng.user, NULL,
                                        &eng_state, &st) : NULL;
     int nr = exec ? srv_exec_prepare_reattach(exec, db, &st) : -1;
     if (nr > 0) SX_WARN("%d job(s) still at %s: re-attaching", nr, srv_exec_name(exec));

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "srv_exec.h"
 #include "srv_util.h"
+#include "sx_jobdir.h"
 #include "sx_log.h"
 #include "sx_pipeline.h"
 
@@ -151,7 +151,7 @@ static void relay_progress(void *user)
     relay *r = user;
     char stage[32], msg[256];
     double frac = -1;
-    if (srv_exec_read_progress(r->jobdir, stage, &frac, msg) == 0 && stage[0])
+    if (sx_jobdir_progress_read(r->jobdir, stage, &frac, msg) == 0 && stage[0])
         sx_progress_report(r->prog, stage, frac, msg[0] ? msg : NULL);
 }
 
@@ -161,7 +161,7 @@ static int job_outcome(const srv_job_run *job, const srv_child_result *res,
 {
     char state[16], msg[512];
     int code = SX_OK;
-    if (srv_exec_read_status(job->outdir, state, &code, msg) == 0 && res->exited) {
+    if (sx_jobdir_status_read(job->outdir, state, &code, msg) == 0 && res->exited) {
         if (!strcmp(state, "succeeded")) return SX_OK;
         return sx_status_set(st, code ? code : SX_EINTERNAL, "%s", msg[0] ? msg : "the job failed");
     }
@@ -194,15 +194,6 @@ static int run_in_child(void *user, const srv_job_run *job, const sx_progress *p
     rc = srv_child_run(argv, NULL, &sb->job, 64 << 10, &w, &res, st);
     if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
     srv_child_result_free(&res);
-    if (rc == SX_OK) { /* TEMPORARY until the pipeline writes the API's tables (sx_jobdir) */
-        const engine *e = user;
-        const char *label = e->label_option && job->options
-                                ? json_string_value(json_object_get(job->options, e->label_option))
-                                : NULL;
-        sx_status ust;
-        if (engine_write_umap_table(job->outdir, label, &ust))
-            SX_WARN("job %s: no UMAP table for the API: %s", job->id, ust.msg);
-    }
     return rc;
 }
 

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "sx_error.h"
-#include "sx_pipeline.h"
+#include "sx_jobtypes.h"
 #include "srv_jobs.h"
 
 typedef struct srv_dataset_info {

@@ -1,7 +1,7 @@
 /* srv_exec — executor-neutral parts: settings (the executors' keys from the table), the
- * job function the worker threads call (submit / re-attach / poll / cancel loop), job.json,
- * the job directory's status and progress files, the registry rows that keep executor
- * handles, and running commands. No executor is named here: srv_exec_table.c lists them. */
+ * job function the worker threads call (submit / re-attach / poll / cancel loop; the job
+ * directory's files are sx_jobdir's), the registry rows that keep executor handles, and
+ * running commands. No executor is named here: srv_exec_table.c lists them. */
 #include "srv_exec.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sx_jobdir.h"
 #include "sx_log.h"
 #include "srv_exec_internal.h"
 #include "srv_jobs.h"
@@ -193,107 +194,6 @@ void srv_exec_free(srv_exec *x)
 
 const char *srv_exec_name(const srv_exec *x) { return x->ops->name; }
 int srv_exec_is_local(const srv_exec *x) { return x->ops->run != NULL; }
-
-/* ---- job directory files ---- */
-
-/* Option values as `scalex run-job` reads them: strings, or arrays of strings. */
-static json_t *opt_text(const json_t *v)
-{
-    char buf[64];
-    if (json_is_string(v)) return json_string(json_string_value(v));
-    if (json_is_true(v)) return json_string("true");
-    if (json_is_false(v)) return json_string("false");
-    if (json_is_integer(v)) {
-        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-        return json_string(buf);
-    }
-    if (json_is_real(v)) {
-        /* the same text the in-process engine hands the option parser */
-        snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
-        return json_string(buf);
-    }
-    return NULL;
-}
-
-char *srv_exec_job_json(const srv_job_run *run, int threads)
-{
-    json_t *o = json_object(), *in = json_array(), *opts = json_object();
-    json_object_set_new(o, "type", json_string(run->type));
-    for (int i = 0; i < run->n_inputs; i++) json_array_append_new(in, json_string(run->inputs[i]));
-    json_object_set_new(o, "inputs", in);
-    json_object_set_new(o, "reference", run->reference ? json_string(run->reference) : json_null());
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)run->options, k, v) {
-        if (json_is_array(v)) {
-            json_t *a = json_array();
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e) {
-                json_t *t = opt_text(e);
-                if (t) json_array_append_new(a, t);
-            }
-            json_object_set_new(opts, k, a);
-        } else {
-            json_t *t = opt_text(v);
-            if (t) json_object_set_new(opts, k, t);
-        }
-    }
-    json_object_set_new(o, "options", opts);
-    json_object_set_new(o, "threads", json_integer(threads));
-    char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return s;
-}
-
-int srv_exec_read_progress(const char *jobdir, char stage[32], double *frac, char msg[256])
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/progress.json", jobdir);
-    json_t *o = json_load_file(path, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return -1;
-    }
-    const char *s = json_string_value(json_object_get(o, "stage"));
-    const char *m = json_string_value(json_object_get(o, "message"));
-    snprintf(stage, 32, "%s", s ? s : "");
-    snprintf(msg, 256, "%s", m ? m : "");
-    *frac = json_number_value(json_object_get(o, "fraction"));
-    json_decref(o);
-    return 0;
-}
-
-static int code_of_name(const char *name)
-{
-    for (int c = SX_EINTERNAL; c <= SX_EINVAL; c++)
-        if (!strcmp(sx_errname(c), name)) return c;
-    return SX_EINTERNAL;
-}
-
-int srv_exec_read_status(const char *jobdir, char state[16], int *code, char msg[512])
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/status.json", jobdir);
-    json_t *o = json_load_file(path, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return -1;
-    }
-    const char *s = json_string_value(json_object_get(o, "state"));
-    snprintf(state, 16, "%s", s ? s : "");
-    json_t *e = json_object_get(o, "error");
-    *code = SX_OK;
-    msg[0] = 0;
-    if (json_is_object(e)) {
-        const char *c = json_string_value(json_object_get(e, "code"));
-        const char *m = json_string_value(json_object_get(e, "message"));
-        *code = c ? code_of_name(c) : SX_EINTERNAL;
-        snprintf(msg, 512, "%s", m ? m : "");
-    }
-    json_decref(o);
-    return 0;
-}
 
 /* ---- registry rows (schema/0002_executor.sql) ---- */
 
@@ -522,7 +422,7 @@ static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
 {
     char sstate[16] = "", smsg[512] = "";
     int scode = SX_OK, rc;
-    int have_status = srv_exec_read_status(run->outdir, sstate, &scode, smsg) == 0;
+    int have_status = sx_jobdir_status_read(run->outdir, sstate, &scode, smsg) == 0;
     switch (es->state) {
     case SRV_X_COMPLETE:
         if (!have_status || strcmp(sstate, "succeeded"))
@@ -567,12 +467,8 @@ static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
 
 static int write_unit(srv_exec *x, const srv_job_run *run, int threads, sx_status *st)
 {
-    char path[4200];
-    char *js = srv_exec_job_json(run, threads);
-    if (!js) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    snprintf(path, sizeof path, "%s/job.json", run->outdir);
-    int rc = srv_write_file_atomic(path, js, strlen(js), st);
-    free(js);
+    int rc = sx_jobdir_spec_write(run->outdir, run->type, run->inputs, run->n_inputs,
+                                  run->reference, run->options, threads, st);
     (void)x;
     return rc;
 }
@@ -597,7 +493,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
         } else {
             char s16[16], m[512];
             int c;
-            if (srv_exec_read_status(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
+            if (sx_jobdir_status_read(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
                 /* the executor forgot the unit but its worker finished: take its word */
                 attached = 1;
                 es.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
@@ -608,7 +504,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
     }
     if (!attached) {
         /* a fresh unit: no leftover status, progress or cancel of a lost one */
-        const char *stale[] = {"status.json", "progress.json", "cancel"};
+        const char *stale[] = {SX_JOBDIR_STATUS, SX_JOBDIR_PROGRESS, SX_JOBDIR_CANCEL};
         for (int i = 0; i < 3; i++) {
             char p[4200];
             snprintf(p, sizeof p, "%s/%s", run->outdir, stale[i]);
@@ -637,7 +533,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
             }
             if (!cancel_sent) {
                 char p[4200];
-                snprintf(p, sizeof p, "%s/cancel", run->outdir);
+                snprintf(p, sizeof p, "%s/" SX_JOBDIR_CANCEL, run->outdir);
                 srv_write_file_atomic(p, "", 0, NULL); /* the worker stops cleanly */
                 sx_status cst;
                 if (x->ops->cancel(x, handle, &cst))
@@ -655,7 +551,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
             char stage[32], msg[256];
             double frac;
             if (es.state == SRV_X_RUNNING &&
-                srv_exec_read_progress(run->outdir, stage, &frac, msg) == 0 &&
+                sx_jobdir_progress_read(run->outdir, stage, &frac, msg) == 0 &&
                 (strcmp(stage, last_stage) || frac != last_frac)) {
                 if (prog && prog->fn) prog->fn(prog->user, stage, frac, msg);
                 snprintf(last_stage, sizeof last_stage, "%s", stage);
@@ -687,7 +583,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
              * status.json is the last word */
             char s16[16], m[512];
             int c;
-            if (srv_exec_read_status(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
+            if (sx_jobdir_status_read(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
                 ns.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
                            : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
                 snprintf(ns.raw, sizeof ns.raw, "%s", s16);
@@ -707,7 +603,7 @@ static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *pr
     if (es.state == SRV_X_COMPLETE || es.state == SRV_X_RUNNING) {
         char stage[32], msg[256];
         double frac;
-        if (prog && prog->fn && srv_exec_read_progress(run->outdir, stage, &frac, msg) == 0)
+        if (prog && prog->fn && sx_jobdir_progress_read(run->outdir, stage, &frac, msg) == 0)
             prog->fn(prog->user, stage, frac, msg);
     }
     rc = outcome(x, run, handle, &es, cancel_sent, st);

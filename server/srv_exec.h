@@ -144,14 +144,6 @@ int srv_exec_handle_get(srv_db *db, const char *job_id, char executor[16], char 
 int srv_exec_handle_clear(srv_db *db, const char *job_id, sx_status *st);
 
 /* ---- pieces exposed for unit tests ---- */
-/* job.json of `scalex run-job` for a run (options flattened to strings / string arrays). */
-char *srv_exec_job_json(const struct srv_job_run *run, int threads);
-/* JOBDIR/progress.json -> stage/fraction/message; 0 when read. */
-int srv_exec_read_progress(const char *jobdir, char stage[32], double *frac, char msg[256]);
-/* JOBDIR/status.json -> state word ("running", "succeeded", "failed", "canceled"), the SX_E*
- * code of the error (SX_OK if none) and its message; 0 when read. */
-int srv_exec_read_status(const char *jobdir, char state[16], int *code, char msg[512]);
-
 /* Run argv (argv[0] found on PATH when it has no '/'), capture stdout (up to cap-1 bytes)
  * and the first line of stderr into err; returns the exit status (>= 0) or SX_EIO when it
  * could not be started. */

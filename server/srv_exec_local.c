@@ -1,29 +1,25 @@
-/* srv_exec_local — the default executor: srv_jobs' worker pool runs the unit in-process.
+/* srv_exec_local — the default executor: srv_jobs' worker pool runs the unit on this machine.
  *
- * The job directory gets the same job.json a cluster worker would read (so any job dir
- * can be re-run by hand with `scalex run-job JOBDIR`), then the engine runs the pipeline
- * on the worker thread: the same sx_pipeline_run call, options and thread count that
- * `scalex run-job` makes, so results are identical to other executors'. Progress and
- * cancel go through memory (sx_progress), not files: nothing to poll, nothing to
- * re-attach to after a restart (an interrupted job is re-run). */
+ * The job directory gets the same job.json a cluster worker reads, then the engine's run
+ * function takes the worker thread. In scalexd that function starts `scalex run-job JOBDIR`
+ * in a child process under limits (daemon/sandbox.c, isolation=process) and relays its
+ * progress; with isolation=thread (and in unit tests' fakes) it runs the pipeline in the
+ * worker thread. Either way nothing outlives the daemon: an interrupted job is re-run. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "srv_exec_internal.h"
+#include "sx_jobdir.h"
 #include "srv_jobs.h"
 #include "srv_util.h"
 
 static int local_run(srv_exec *x, const srv_job_run *run, const sx_progress *prog, sx_status *st)
 {
     if (!x->local_fn) return sx_status_set(st, SX_EINTERNAL, "local executor without a job function");
-    char *js = srv_exec_job_json(run, run->threads);
-    if (js) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/job.json", run->outdir);
-        srv_write_file_atomic(path, js, strlen(js), NULL); /* a record, not needed to run */
-        free(js);
-    }
-    return x->local_fn(x->local_user, run, prog, st);
+    /* the spec the child process runs from (and a record of the run) */
+    int rc = sx_jobdir_spec_write(run->outdir, run->type, run->inputs, run->n_inputs,
+                                  run->reference, run->options, run->threads, st);
+    return rc ? rc : x->local_fn(x->local_user, run, prog, st);
 }
 
 const srv_exec_ops srv_exec_local_ops = {

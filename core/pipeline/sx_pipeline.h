@@ -15,6 +15,7 @@
  *   OUTDIR/reference.h5        (integrate) model + reference latent + UMAP layout + obs labels:
  *                              what a daemon loads as a reference
  *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
+ *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h)
  *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
  *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings
  */
@@ -27,30 +28,8 @@
 #include "sx_error.h"
 #include "sx_frame.h"
 #include "sx_nn.h"
+#include "sx_jobtypes.h"
 #include "sx_progress.h"
-
-typedef enum sx_job_type {
-    SX_JOB_INTEGRATE = 1,
-    SX_JOB_PROJECT = 2,
-    SX_JOB_TRANSFER = 4 /* label transfer (also done by project when a label is given) */
-} sx_job_type;
-
-/* "integrate" / "project" / "label_transfer" <-> enum; returns 0 when unknown. */
-sx_job_type sx_job_type_parse(const char *name);
-const char *sx_job_type_name(sx_job_type t);
-
-typedef enum { SX_POPT_BOOL, SX_POPT_INT, SX_POPT_FLOAT, SX_POPT_STRING, SX_POPT_LIST } sx_popt_type;
-
-typedef struct sx_popt_spec {
-    const char *name;   /* SCALEX's spelling, e.g. "batch_name", "max_iteration" */
-    sx_popt_type type;
-    const char *def;    /* default as text, NULL = none */
-    const char *help;
-    unsigned jobs;      /* bitmask of sx_job_type it applies to */
-    /* added: value checks shared by the CLI and the API */
-    const char *choices; /* "a|b|c": the allowed values of a STRING option (NULL = any) */
-    double lo, hi;       /* INT/FLOAT range [lo, hi], checked when lo < hi */
-} sx_popt_spec;
 
 /* The spec of one option by name (NULL when unknown). */
 const sx_popt_spec *sx_pipeline_option_spec(const char *name);
@@ -73,6 +52,10 @@ double sx_pipeline_opts_float(const sx_pipeline_opts *o, const char *name);
 const char *sx_pipeline_opts_str(const sx_pipeline_opts *o, const char *name); /* NULL if unset, no default */
 int sx_pipeline_opts_list(const sx_pipeline_opts *o, const char *name, const char *const **vals);
 int sx_pipeline_opts_is_set(const sx_pipeline_opts *o, const char *name);
+/* Set every member of a JSON object of options (strings, numbers, booleans, arrays of those;
+ * null = not set) through sx_pipeline_opts_set: the daemon's and job.json's path. */
+struct json_t;
+int sx_pipeline_opts_from_json(sx_pipeline_opts *o, const struct json_t *options, sx_status *st);
 
 typedef struct sx_job_spec {
     sx_job_type type;

@@ -9,6 +9,7 @@
 #include "sx_dataset.h"
 #include "sx_error.h"
 #include "sx_pipeline.h"
+#include "sx_transfer.h"
 
 /* ---- growable text (JSON / CSV) ---- */
 typedef struct sx_sb {
@@ -51,5 +52,13 @@ void sx_pl_permutation(int64_t *perm, int64_t n, uint64_t seed);
 int sx_pl_reference_write(const char *path, const sx_nn_model *m, const sx_frame *obs,
                           const double *latent, int dim, const float *umap, double umap_a,
                           double umap_b, sx_status *st);
+
+/* ---- result tables (sx_jobdir.h), written once from memory ---- */
+/* labels.sxt (cell, label, confidence of each query cell) and its labels.csv. */
+int sx_pl_write_labels(const char *outdir, const char *const *cells, const sx_transfer_result *tr,
+                       sx_status *st);
+/* latent.sxt from obsm latent and umap.sxt from obsm X_umap (each only when present); the
+ * UMAP label is "<label>_transfer", else label, else leiden. */
+int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label, sx_status *st);
 
 #endif

@@ -184,7 +184,7 @@ ID=$(slurm_id "$SJ")
 [[ "$ID" =~ ^[0-9]+$ ]] || fail "no Slurm id kept for $SJ: '$ID'"
 [ "$(SQ "$ID")" = COMPLETED ] || fail "Slurm says $(SQ "$ID") for $ID"
 [ -f "$D/jobs/$SJ/slurm-$ID.out" ] || fail "no slurm-$ID.out in the job dir"
-[ -s "$D/jobs/$SJ/umap.tsv" ] || fail "no umap.tsv after the Slurm job"
+[ -s "$D/jobs/$SJ/umap.sxt" ] || fail "no UMAP table after the Slurm job"
 expect 200 "$(req "$ALICE" GET "/v1/jobs/$SJ/results/labels")" "labels of the Slurm job"
 # identical to the local executor's result: latent, UMAP and transferred labels
 "$PY" - "$D/jobs/$LJ/adata.h5ad" "$D/jobs/$SJ/adata.h5ad" <<'PY' || fail "Slurm result differs from the local one"

@@ -1,0 +1,30 @@
+/* sx_pipeline_opts_json — a JSON "options" object (the daemon's request, job.json) into
+ * sx_pipeline_opts through the same text path the command line uses. */
+#include <jansson.h>
+
+#include "sx_jobdir.h"
+#include "sx_pipeline.h"
+
+int sx_pipeline_opts_from_json(sx_pipeline_opts *po, const struct json_t *options, sx_status *st)
+{
+    const char *k;
+    json_t *v;
+    if (!options) return SX_OK;
+    if (!json_is_object(options)) return sx_status_set(st, SX_EINVAL, "options must be an object");
+    json_object_foreach((json_t *)options, k, v) {
+        char buf[64];
+        int rc = SX_OK;
+        if (json_is_array(v)) {
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) {
+                const char *t = sx_jobdir_option_text(x, buf, sizeof buf);
+                if (t && (rc = sx_pipeline_opts_set(po, k, t, st))) return rc;
+            }
+            continue;
+        }
+        const char *t = sx_jobdir_option_text(v, buf, sizeof buf);
+        if (t && (rc = sx_pipeline_opts_set(po, k, t, st))) return rc; /* null: not set */
+    }
+    return SX_OK;
+}

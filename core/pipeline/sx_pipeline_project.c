@@ -1,0 +1,349 @@
+/* sx_pipeline_project — the projection workflow (ALGORITHM.md §5.3): a query encoded by a
+ * trained reference's model, placed on the reference's UMAP (or a joint one), labels
+ * transferred when a label column is given; the output holds reference + query cells. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sx_alloc.h"
+#include "sx_jobdir.h"
+#include "sx_nn.h"
+#include "sx_pipeline_ctx.h"
+#include "sx_umap.h"
+
+/* What the stages hand on; freed by proj_clear. */
+typedef struct proj {
+    sx_reference *own_ref;  /* loaded here; else the daemon's (borrowed) */
+    const sx_reference *R;
+    const char *const *genes;
+    int64_t G;
+    sx_dataset *q, *out;
+    sx_prep_result pr;
+    sx_reindex_report rep;
+    int dim;
+    int64_t nq, n_ref, n;   /* n = n_ref + nq rows of the output */
+    double *qlat, *all_lat;
+    int64_t *perm;
+    float *all_umap;
+    int32_t *leiden;
+    sx_transfer_result *tr;
+    double a, b;
+    int joint;              /* UMAP and Leiden recomputed on reference + query */
+} proj;
+
+static void proj_clear(proj *s)
+{
+    sx_reference_free(s->own_ref);
+    sx_dataset_free(s->q);
+    sx_dataset_free(s->out);
+    sx_prep_result_free(&s->pr);
+    sx_reindex_report_free(&s->rep);
+    sx_free(s->qlat);
+    sx_free(s->all_lat);
+    sx_free(s->perm);
+    sx_free(s->all_umap);
+    sx_free(s->leiden);
+    sx_transfer_free(s->tr);
+}
+
+static int canceled(sx_status *st) { return sx_status_set(st, SX_ECANCELED, "the job was canceled"); }
+
+static int load_reference(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (sx_pl_stage(c, "read") != SX_OK) return canceled(st);
+    s->R = c->job->reference_obj;
+    if (!s->R) {
+        if (!c->job->reference)
+            return sx_status_set(st, SX_EINVAL, "a projection needs a reference (--projection DIR)");
+        if (!(s->R = s->own_ref = sx_reference_load(c->job->reference, st))) return st->code;
+    }
+    const sx_reference *R = s->R;
+    s->genes = sx_nn_model_genes(R->model, &s->G);
+    if (!s->genes || s->G <= 0)
+        return sx_status_set(st, SX_EFORMAT, "reference '%s' has no gene list in its model",
+                             R->path ? R->path : "(memory)");
+    sx_pl_log_msg(&c->log, "Reference %s: %lld cells, %lld genes", R->path ? R->path : "(memory)",
+                  (long long)R->n_cells, (long long)s->G);
+    return SX_OK;
+}
+
+/* several query files are concatenated with an outer join (ALGORITHM.md §5.3), then put on
+ * the reference's genes */
+static int read_prep(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (!(s->q = sx_pl_read_inputs(c, 1, st))) return st->code;
+    if (sx_pl_stage(c, "preprocess") != SX_OK) return canceled(st);
+    int rc = sx_prep_apply_reference(s->q, s->genes, s->G, &c->set.prep, NULL, &s->pr, &s->rep,
+                                     c->prog, st);
+    if (rc) return rc;
+    sx_pl_log_prep(c, &s->pr, s->q);
+    sx_pl_log_msg(&c->log, "Reference genes found in the query: %lld of %lld (%.1f%%)",
+                  (long long)s->rep.n_present, (long long)s->rep.n_ref, 100 * s->rep.fraction);
+    sx_pl_metric(c, "genes_present", (double)s->rep.n_present);
+    sx_pl_metric(c, "genes_fraction", s->rep.fraction);
+    s->nq = sx_dataset_n_obs(s->q);
+    return SX_OK;
+}
+
+static int encode(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (sx_pl_stage(c, "encode") != SX_OK) return canceled(st);
+    sx_nn_config cfg;
+    sx_nn_model_get_config(s->R->model, &cfg);
+    s->dim = (int)cfg.n_latent;
+    if (s->dim != s->R->dim)
+        return sx_status_set(st, SX_EFORMAT, "reference latent has %d columns, the model %d",
+                             s->R->dim, s->dim);
+    s->qlat = sx_mallocarray((size_t)s->nq * s->dim, sizeof *s->qlat);
+    s->perm = sx_mallocarray((size_t)s->nq + 1, sizeof *s->perm);
+    if (!s->qlat || !s->perm) return sx_pl_oom(st);
+    sx_nn_infer_opts io;
+    sx_pl_infer_opts(c, &io, s->perm, s->nq);
+    /* encode a copy of the model: inference in train mode updates running statistics and
+     * a cached reference must stay as loaded */
+    sx_nn_model *mc = sx_nn_model_clone(s->R->model, cfg.dtype, st);
+    if (!mc) return st->code;
+    int rc = sx_nn_encode(mc, s->q->X, s->pr.domain_of_cell, &io, s->qlat, c->prog, st);
+    sx_nn_model_free(mc);
+    return rc;
+}
+
+/* The output dataset: reference cells first (X all zero: the reference's own adata.h5ad
+ * holds its matrix), then the query; the latent of both. */
+static int combine_cells(proj *s, sx_status *st)
+{
+    int64_t n = s->n, n_ref = s->n_ref;
+    int dim = s->dim, rc = SX_OK;
+    if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
+    if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
+    memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
+    char **names = sx_calloc((size_t)n + 1, sizeof *names);
+    if (!names) return sx_pl_oom(st);
+    for (int64_t i = 0; i < n; i++)
+        names[i] = i < n_ref ? s->R->obs->index[i] : s->q->obs->index[i - n_ref];
+    sx_frame *ob = NULL, *vr = NULL;
+    if (!(s->out = sx_dataset_new(n, s->G, st)) ||
+        !(ob = sx_frame_new(n, (const char *const *)names, st)) ||
+        !(vr = sx_frame_copy(s->q->var, st))) {
+        sx_frame_free(ob);
+        sx_free(names);
+        return st->code;
+    }
+    sx_free(names);
+    sx_frame_free(s->out->obs);
+    s->out->obs = ob;
+    sx_frame_free(s->out->var);
+    s->out->var = vr;
+    if (!n_ref) {
+        s->out->X = s->q->X;
+        s->q->X = NULL;
+        return SX_OK;
+    }
+    sx_csr *zero = sx_csr_new(n_ref, s->G, 0, st);
+    if (!zero) return st->code;
+    const sx_csr *parts[2] = {zero, s->q->X};
+    if (!(s->out->X = sx_csr_vstack(parts, 2, st))) rc = st->code;
+    sx_csr_free(zero);
+    return rc;
+}
+
+static int add_combined_col(sx_frame *obs, const char *name, const sx_column *rc_, int64_t n_ref,
+                            const sx_column *qc, int64_t nq, sx_status *st)
+{
+    const char **v = sx_calloc((size_t)(n_ref + nq) + 1, sizeof *v);
+    char **own = sx_calloc((size_t)(n_ref + nq) + 1, sizeof *own);
+    int rc;
+    if (!v || !own) {
+        sx_free(v);
+        sx_free(own);
+        return sx_status_set(st, SX_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < n_ref + nq; i++) {
+        const sx_column *col = i < n_ref ? rc_ : qc;
+        int64_t r = i < n_ref ? i : i - n_ref;
+        if (!col) continue;
+        char buf[64];
+        const char *t = sx_column_text(col, r, buf, sizeof buf);
+        if (t == buf) t = own[i] = sx_strdup(buf);
+        v[i] = t && *t ? t : NULL;
+    }
+    /* NULL = missing; sorted categories (pandas' default for a new Categorical) */
+    rc = sx_frame_add_categorical_from_strings(obs, name, v, 1, st);
+    for (int64_t i = 0; i < n_ref + nq; i++) sx_free(own[i]);
+    sx_free(own);
+    sx_free(v);
+    return rc;
+}
+
+/* obs of the output: "projection" (reference | query), batch, the label, and every column
+ * present in both (as strings, S18) */
+static int combine_obs(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    int64_t n = s->n, n_ref = s->n_ref;
+    const sx_reference *R = s->R;
+    int32_t *pc = sx_mallocarray((size_t)n + 1, sizeof *pc);
+    if (!pc) return sx_pl_oom(st);
+    for (int64_t i = 0; i < n; i++) pc[i] = i < n_ref ? 0 : 1;
+    const char *pcats[2] = {"reference", "query"};
+    int rc = sx_frame_add_categorical(s->out->obs, "projection", pc, pcats, 2, 0, st);
+    sx_free(pc);
+    for (int k = 0; rc == SX_OK && k < R->obs->n_cols; k++) {
+        const sx_column *rcol = &R->obs->cols[k];
+        if (strcmp(rcol->name, "leiden") == 0 || strcmp(rcol->name, "projection") == 0) continue;
+        const sx_column *qcol = sx_frame_col(s->q->obs, rcol->name);
+        const char *lab = c->set.label;
+        int keep = qcol || strcmp(rcol->name, "batch") == 0 || (lab && strcmp(lab, rcol->name) == 0);
+        if ((!keep || n_ref == 0) && !qcol) continue;
+        rc = add_combined_col(s->out->obs, rcol->name, n_ref ? rcol : NULL, n_ref, qcol, s->nq, st);
+    }
+    if (rc == SX_OK && !sx_frame_col(s->out->obs, "batch"))
+        rc = add_combined_col(s->out->obs, "batch", NULL, n_ref, sx_frame_col(s->q->obs, "batch"),
+                              s->nq, st);
+    return rc;
+}
+
+/* label transfer, when a label column was given */
+static int transfer(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    const char *label = c->set.label_given;
+    if (!label) return SX_OK;
+    const sx_reference *R = s->R;
+    const sx_column *lc = sx_frame_col(R->obs, label);
+    if (!lc) {
+        sx_sb cols = {0};
+        for (int k = 0; k < R->obs->n_cols; k++) {
+            if (k) sx_sb_puts(&cols, ", ");
+            sx_sb_puts(&cols, R->obs->cols[k].name);
+        }
+        int rc = sx_status_set(st, SX_ENOTFOUND, "the reference has no obs column '%s' to "
+                               "transfer (columns: %s)", label, cols.s ? cols.s : "none");
+        sx_sb_free(&cols);
+        return rc;
+    }
+    sx_pl_transfer_in in = {R->latent, R->n_cells, lc, s->qlat, s->nq, s->dim,
+                            (const char *const *)s->q->obs->index, sx_frame_col(s->q->obs, label)};
+    int rc = sx_pl_transfer_labels(c, &in, label, &s->tr, st);
+    return rc ? rc : sx_pl_add_transfer_cols(s->out->obs, s->n_ref, s->tr, label, st);
+}
+
+/* Leiden codes of reference + query: the reference's clusters, carried to the query by the
+ * kNN vote; codes in numeric order of the cluster names ("2" before "10"). */
+static int carry_leiden(sx_pl_ctx *c, proj *s, const sx_column *lc, sx_status *st)
+{
+    const sx_reference *R = s->R;
+    int64_t n = s->n, n_ref = s->n_ref;
+    const char **rl = sx_calloc((size_t)R->n_cells + 1, sizeof *rl);
+    int32_t *codes = sx_mallocarray((size_t)n + 1, sizeof *codes);
+    sx_transfer_result *ltr = NULL;
+    int rc = rl && codes ? SX_OK : sx_pl_oom(st);
+    for (int64_t i = 0; rc == SX_OK && i < R->n_cells; i++) {
+        char buf[64];
+        rl[i] = sx_column_text(lc, i, buf, sizeof buf);
+    }
+    sx_transfer_opts to;
+    sx_transfer_opts_init(&to);
+    to.n_threads = c->set.threads;
+    if (rc == SX_OK &&
+        !(ltr = sx_transfer_knn(R->latent, R->n_cells, rl, s->qlat, s->nq, s->dim, &to, c->prog, st)))
+        rc = st->code;
+    if (rc == SX_OK) {
+        int32_t ncl = 0;
+        for (int64_t i = 0; i < R->n_cells; i++) {
+            int v = atoi(rl[i]);
+            if (v + 1 > ncl) ncl = v + 1;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const char *t = i < n_ref ? rl[i] : sx_transfer_label(ltr, i - n_ref);
+            codes[i] = t ? atoi(t) : -1;
+        }
+        rc = sx_pl_add_leiden(s->out->obs, codes, ncl, st);
+    }
+    sx_transfer_free(ltr);
+    sx_free(rl);
+    sx_free(codes);
+    return rc;
+}
+
+/* the query on the reference's fixed map (umap-learn transform), clusters carried over */
+static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    const sx_reference *R = s->R;
+    if (sx_pl_stage(c, "umap") != SX_OK) return canceled(st);
+    sx_umap_params up;
+    sx_umap_params_init(&up);
+    up.a = R->umap_a;
+    up.b = R->umap_b;
+    up.n_threads = c->set.threads;
+    memcpy(s->all_umap, R->umap, (size_t)s->n_ref * 2 * sizeof *s->all_umap);
+    int rc = sx_umap_transform(R->latent, R->n_cells, R->umap, s->qlat, s->nq, s->dim, &up,
+                               s->all_umap + 2 * s->n_ref, c->prog, st);
+    if (rc) return rc;
+    s->a = R->umap_a;
+    s->b = R->umap_b;
+    sx_pl_log_msg(&c->log, "UMAP: %lld query cells placed on the reference layout",
+                  (long long)s->nq);
+    const sx_column *lc = sx_frame_col(R->obs, "leiden");
+    if (!lc) return SX_OK;
+    if (sx_pl_stage(c, "leiden") != SX_OK) return canceled(st);
+    return carry_leiden(c, s, lc, st);
+}
+
+static int embed(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    int rc, n_clusters = 0;
+    if (!c->set.ignore_umap) {
+        if (!(s->all_umap = sx_mallocarray((size_t)s->n * 2, sizeof *s->all_umap)))
+            return sx_pl_oom(st);
+        if (s->joint)
+            rc = sx_pl_embed_graph(c, s->all_lat, s->n, s->dim, s->all_umap, &s->leiden,
+                                   &n_clusters, &s->a, &s->b, st);
+        else
+            rc = fixed_umap(c, s, st);
+        if (rc == SX_OK && s->joint) rc = sx_pl_add_leiden(s->out->obs, s->leiden, n_clusters, st);
+        if (rc == SX_OK) rc = sx_pl_set_umap(s->out, s->all_umap, s->n, st);
+        if (rc) return rc;
+    }
+    return sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
+}
+
+static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (sx_pl_stage(c, "write") != SX_OK) return canceled(st);
+    int ignore = c->set.ignore_umap;
+    sx_pl_uns_provenance(c, s->out->uns, s->a, s->b, !ignore && s->joint);
+    sx_uns *pv = sx_uns_get(s->out->uns, "scalexd");
+    if (pv) sx_uns_set_string(pv, "umap", ignore ? "none" : s->joint ? "joint" : "fixed");
+    int rc = sx_pl_write_adata(c, s->out, st);
+    if (rc || ignore) return rc ? rc : sx_pl_finish(c, s->out, s->nq, st);
+    uint8_t *hl = sx_mallocarray((size_t)s->n + 1, sizeof *hl);
+    if (!hl) return sx_pl_oom(st);
+    for (int64_t i = 0; i < s->n; i++) hl[i] = i >= s->n_ref;
+    const char *label = c->set.label_given;
+    char tl[300] = "";
+    if (label) sx_jobdir_transfer_col(label, 0, tl, sizeof tl);
+    const char *cols[] = {"projection", "batch", label, label ? tl : NULL};
+    rc = sx_pl_plot_umap(c, s->out, s->all_umap, cols, 4, s->n_ref ? hl : NULL, NULL, st);
+    sx_free(hl);
+    return rc ? rc : sx_pl_finish(c, s->out, s->nq, st);
+}
+
+int sx_pl_project(sx_pl_ctx *c, sx_status *st)
+{
+    proj s;
+    memset(&s, 0, sizeof s);
+    int rc = load_reference(c, &s, st);
+    if (rc == SX_OK) rc = read_prep(c, &s, st);
+    if (rc == SX_OK) rc = encode(c, &s, st);
+    if (rc == SX_OK) {
+        s.n_ref = c->set.repeat ? 0 : s.R->n_cells;
+        s.n = s.n_ref + s.nq;
+        s.joint = c->set.joint_umap || !s.R->umap || c->set.repeat;
+        rc = combine_cells(&s, st);
+    }
+    if (rc == SX_OK) rc = combine_obs(c, &s, st);
+    if (rc == SX_OK) rc = transfer(c, &s, st);
+    if (rc == SX_OK) rc = embed(c, &s, st);
+    if (rc == SX_OK) rc = write_outputs(c, &s, st);
+    proj_clear(&s);
+    return rc;
+}

@@ -1,0 +1,171 @@
+/* sx_pipeline_tables — the result tables of a job (sx_jobdir.h), made once from memory at
+ * the end of a run: labels (cell, label, confidence), latent (cell, latent_0..), umap (cell,
+ * x, y, batch, label, set). The daemon pages them without reading adata.h5ad again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sx_alloc.h"
+#include "sx_jobdir.h"
+#include "sx_pipeline_internal.h"
+
+/* Text of every row of a column (NULL column: all ""). *own holds the copies made for
+ * values printed into a buffer; free both with texts_free. */
+static const char **col_texts(const sx_column *c, int64_t n, char ***own, sx_status *st)
+{
+    const char **t = sx_calloc((size_t)n + 1, sizeof *t);
+    *own = sx_calloc((size_t)n + 1, sizeof **own);
+    if (!t || !*own) {
+        sx_free(t);
+        sx_free(*own);
+        *own = NULL;
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        char buf[64];
+        const char *x = c ? sx_column_text(c, i, buf, sizeof buf) : "";
+        if (x == buf) x = (*own)[i] = sx_strdup(buf);
+        t[i] = x ? x : "";
+    }
+    return t;
+}
+
+static void texts_free(const char **t, char **own, int64_t n)
+{
+    for (int64_t i = 0; own && i < n; i++) sx_free(own[i]);
+    sx_free(own);
+    sx_free((void *)t);
+}
+
+static int table_path(const char *outdir, sx_jobdir_table_id id, char path[4400], sx_status *st)
+{
+    return sx_jobdir_path(outdir, sx_jobdir_table_name(id), path, 4400, st);
+}
+
+/* The download text of a table next to it (labels.csv for the command line). */
+static int write_download(const char *outdir, sx_jobdir_table_id id, sx_status *st)
+{
+    char tp[4400], path[4400], tmp[4500];
+    int rc = table_path(outdir, id, tp, st);
+    if (!rc) rc = sx_jobdir_path(outdir, sx_jobdir_table_download(id), path, sizeof path, st);
+    if (rc) return rc;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    sx_jobdir_table *t = NULL;
+    if ((rc = sx_jobdir_table_open(tp, &t, st))) return rc;
+    FILE *f = fopen(tmp, "w");
+    if (!f) rc = sx_status_set(st, SX_EIO, "cannot write '%s'", tmp);
+    else {
+        rc = sx_jobdir_table_download_text(t, id, f, st);
+        if ((fclose(f) != 0 || rename(tmp, path) != 0) && rc == SX_OK)
+            rc = sx_status_set(st, SX_EIO, "cannot write '%s' (disk full?)", path);
+        if (rc) remove(tmp);
+    }
+    sx_jobdir_table_close(t);
+    return rc;
+}
+
+int sx_pl_write_labels(const char *outdir, const char *const *cells, const sx_transfer_result *tr,
+                       sx_status *st)
+{
+    int64_t n = tr->n_query;
+    const char **lab = sx_calloc((size_t)n + 1, sizeof *lab);
+    if (!lab) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) lab[i] = sx_transfer_label(tr, i);
+    sx_jobdir_col cols[3] = {
+        {.name = "cell", .type = SX_JOBDIR_STR, .str = cells},
+        {.name = "label", .type = SX_JOBDIR_STR, .str = lab},
+        {.name = "confidence", .type = SX_JOBDIR_F64, .csv_prec = SX_JOBDIR_FIXED | 4,
+         .f64 = tr->confidence}};
+    char path[4400];
+    int rc = table_path(outdir, SX_JOBDIR_LABELS, path, st);
+    if (!rc) rc = sx_jobdir_table_write(path, n, cols, 3, st);
+    sx_free(lab);
+    return rc ? rc : write_download(outdir, SX_JOBDIR_LABELS, st);
+}
+
+/* latent.sxt: cell, latent_0..latent_{Z-1} from obsm "latent" (none: nothing written) */
+static int write_latent(const char *outdir, const sx_dataset *d, sx_status *st)
+{
+    const sx_dense *z = sx_dataset_obsm(d, "latent");
+    if (!z || z->n_rows != sx_dataset_n_obs(d) || z->n_cols < 1 || z->n_cols >= SX_JOBDIR_MAX_COLS)
+        return SX_OK;
+    int nc = (int)z->n_cols + 1;
+    sx_jobdir_col *cols = sx_calloc((size_t)nc, sizeof *cols);
+    char (*names)[32] = sx_calloc((size_t)nc, sizeof *names);
+    int rc = SX_OK;
+    if (!cols || !names) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int k = 0; rc == SX_OK && k < nc; k++) {
+        if (k == 0) {
+            cols[0] = (sx_jobdir_col){.name = "cell", .type = SX_JOBDIR_STR,
+                                      .str = (const char *const *)d->obs->index};
+            continue;
+        }
+        snprintf(names[k], sizeof names[k], "latent_%d", k - 1);
+        cols[k] = (sx_jobdir_col){.name = names[k], .type = SX_JOBDIR_F64, .csv_prec = 9,
+                                  .f64 = z->v + (k - 1), .stride = z->n_cols};
+    }
+    char path[4400];
+    if (rc == SX_OK) rc = table_path(outdir, SX_JOBDIR_LATENT, path, st);
+    if (rc == SX_OK) rc = sx_jobdir_table_write(path, z->n_rows, cols, nc, st);
+    sx_free(cols);
+    sx_free(names);
+    return rc;
+}
+
+/* The label a UMAP point is coloured by: the transferred label, else the cell's own label
+ * (reference cells), else its Leiden cluster. */
+static const sx_column *first_col(const sx_frame *f, const char *const *names, int n)
+{
+    for (int k = 0; k < n; k++) {
+        const sx_column *c = names[k] ? sx_frame_col(f, names[k]) : NULL;
+        if (c) return c;
+    }
+    return NULL;
+}
+
+/* umap.sxt: cell, x, y (float32), batch, label, set ("reference" | "query") */
+static int write_umap(const char *outdir, const sx_dataset *d, const char *label, sx_status *st)
+{
+    const sx_dense *um = sx_dataset_obsm(d, "X_umap");
+    int64_t n = sx_dataset_n_obs(d);
+    if (!um || um->n_cols < 2 || um->n_rows != n) return SX_OK; /* --ignore_umap */
+    char lt[300];
+    sx_jobdir_transfer_col(label, 0, lt, sizeof lt);
+    const char *lnames[] = {label ? lt : NULL, label ? label : "leiden", "leiden"};
+    const char *onames[] = {label ? label : "leiden"};
+    const char *bnames[] = {"batch"}, *snames[] = {"projection"};
+    char **own[4] = {0};
+    const char **t[4] = {0};
+    const sx_column *src[4] = {first_col(d->obs, bnames, 1), first_col(d->obs, lnames, 3),
+                               first_col(d->obs, onames, 1), first_col(d->obs, snames, 1)};
+    float *xy = sx_mallocarray((size_t)n * 2 + 1, sizeof *xy);
+    int rc = xy ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int k = 0; rc == SX_OK && k < 4; k++)
+        if (!(t[k] = col_texts(src[k], n, &own[k], st))) rc = st->code;
+    for (int64_t i = 0; rc == SX_OK && i < n; i++) {
+        xy[2 * i] = (float)um->v[i * um->n_cols];
+        xy[2 * i + 1] = (float)um->v[i * um->n_cols + 1];
+        if (!*t[1][i]) t[1][i] = t[2][i];
+        t[3][i] = !strcmp(t[3][i], "reference") ? "reference" : "query";
+    }
+    sx_jobdir_col cols[6] = {
+        {.name = "cell", .type = SX_JOBDIR_STR, .str = (const char *const *)d->obs->index},
+        {.name = "x", .type = SX_JOBDIR_F32, .csv_prec = 7, .f32 = xy, .stride = 2},
+        {.name = "y", .type = SX_JOBDIR_F32, .csv_prec = 7, .f32 = xy ? xy + 1 : NULL, .stride = 2},
+        {.name = "batch", .type = SX_JOBDIR_STR, .str = t[0]},
+        {.name = "label", .type = SX_JOBDIR_STR, .str = t[1]},
+        {.name = "set", .type = SX_JOBDIR_STR, .str = t[3]}};
+    char path[4400];
+    if (rc == SX_OK) rc = table_path(outdir, SX_JOBDIR_UMAP, path, st);
+    if (rc == SX_OK) rc = sx_jobdir_table_write(path, n, cols, 6, st);
+    for (int k = 0; k < 4; k++) texts_free(t[k], own[k], n);
+    sx_free(xy);
+    return rc;
+}
+
+int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label, sx_status *st)
+{
+    int rc = write_latent(outdir, d, st);
+    return rc ? rc : write_umap(outdir, d, label, st);
+}

@@ -1,0 +1,167 @@
+/* srv_service_results — pages and downloads of a job's result tables (see the header). */
+#include "srv_service_results.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct srv_results {
+    sx_jobdir_table *t;
+    int64_t size, mtime;
+};
+
+int srv_results_open(const char *jobdir, sx_jobdir_table_id which, srv_results **out,
+                     sx_status *st)
+{
+    char path[4400];
+    *out = NULL;
+    const char *name = sx_jobdir_table_name(which);
+    if (!name) return sx_status_set(st, SX_EINVAL, "no such result table");
+    int rc = sx_jobdir_path(jobdir, name, path, sizeof path, st);
+    if (rc) return rc;
+    srv_results *r = calloc(1, sizeof *r);
+    if (!r) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    struct stat sb;
+    if ((rc = sx_jobdir_table_open(path, &r->t, st)) || stat(path, &sb) != 0) {
+        free(r);
+        return rc ? rc : sx_status_set(st, SX_ENOTFOUND, "the result table does not exist");
+    }
+    r->size = (int64_t)sb.st_size;
+    r->mtime = (int64_t)sb.st_mtime;
+    *out = r;
+    return SX_OK;
+}
+
+void srv_results_close(srv_results *r)
+{
+    if (!r) return;
+    sx_jobdir_table_close(r->t);
+    free(r);
+}
+
+int64_t srv_results_rows(const srv_results *r) { return sx_jobdir_table_rows(r->t); }
+
+void srv_results_stamp(const srv_results *r, int64_t *size, int64_t *mtime)
+{
+    *size = r->size;
+    *mtime = r->mtime;
+}
+
+void srv_results_page_free(srv_results_page *p)
+{
+    for (int k = 0; p->cols && k < p->n_cols; k++) {
+        free(p->cols[k].num);
+        free(p->cols[k].str);
+    }
+    free(p->cols);
+    memset(p, 0, sizeof *p);
+}
+
+enum { SCAN = 65536 };
+
+/* Rows matching the filter: the (offset)th to the (offset + size)th, into rows[size];
+ * *n of them, *more when another match follows. */
+static int select_rows(srv_results *r, int fc, const char *value, int64_t offset, int size,
+                       int64_t *rows, int64_t *n, int *more, sx_status *st)
+{
+    int64_t total = sx_jobdir_table_rows(r->t), seen = 0;
+    *n = 0;
+    *more = 0;
+    for (int64_t r0 = 0; r0 < total; r0 += SCAN) {
+        int64_t m = total - r0 < SCAN ? total - r0 : SCAN;
+        char **v = NULL;
+        int rc = sx_jobdir_table_read_str(r->t, fc, r0, m, &v, st);
+        if (rc) return rc;
+        for (int64_t i = 0; i < m; i++) {
+            if (strcmp(v[i], value) || seen++ < offset) continue;
+            if (*n == size) {
+                *more = 1;
+                break;
+            }
+            rows[(*n)++] = r0 + i;
+        }
+        free(v);
+        if (*more) break;
+    }
+    return SX_OK;
+}
+
+/* Column k at the given rows (ascending): the span [rows[0], rows[n-1]] is read once. */
+static int read_col(srv_results *r, int k, const int64_t *rows, int64_t n, srv_results_col *c,
+                    sx_status *st)
+{
+    int64_t lo = n ? rows[0] : 0, span = n ? rows[n - 1] - lo + 1 : 0;
+    c->name = sx_jobdir_table_col_name(r->t, k);
+    c->is_str = sx_jobdir_table_col_type(r->t, k) == SX_JOBDIR_STR;
+    if (c->is_str) {
+        char **v = NULL;
+        int rc = sx_jobdir_table_read_str(r->t, k, lo, span, &v, st);
+        if (rc) return rc;
+        for (int64_t i = 0; i < n; i++) v[i] = v[rows[i] - lo]; /* ascending: in place */
+        c->str = v;
+        return SX_OK;
+    }
+    double *v = malloc(((size_t)span + 1) * sizeof *v);
+    if (!v) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    int rc = sx_jobdir_table_read_num(r->t, k, lo, span, v, st);
+    for (int64_t i = 0; i < n; i++) v[i] = v[rows[i] - lo];
+    c->num = v;
+    return rc;
+}
+
+int srv_results_page_read(srv_results *r, int64_t offset, int size, const char *filter_col,
+                          const char *filter_value, srv_results_page *p, sx_status *st)
+{
+    memset(p, 0, sizeof *p);
+    if (offset < 0 || size < 0) return sx_status_set(st, SX_EINVAL, "a page needs offset >= 0, size >= 0");
+    int64_t total = sx_jobdir_table_rows(r->t), n = 0;
+    int64_t *rows = malloc(((size_t)size + 1) * sizeof *rows);
+    int nc = sx_jobdir_table_cols(r->t), rc = SX_OK;
+    p->cols = calloc((size_t)nc, sizeof *p->cols);
+    if (!rows || !p->cols) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    else if (filter_col) {
+        int fc = sx_jobdir_table_find(r->t, filter_col);
+        if (fc < 0 || sx_jobdir_table_col_type(r->t, fc) != SX_JOBDIR_STR)
+            rc = sx_status_set(st, SX_ENOTFOUND, "the result table has no column '%s'", filter_col);
+        else
+            rc = select_rows(r, fc, filter_value, offset, size, rows, &n, &p->more, st);
+    } else {
+        for (int64_t i = offset; i < total && n < size; i++) rows[n++] = i;
+        p->more = offset + n < total;
+    }
+    p->n_cols = nc;
+    p->n_rows = n;
+    for (int k = 0; rc == SX_OK && k < nc; k++) rc = read_col(r, k, rows, n, &p->cols[k], st);
+    free(rows);
+    if (rc) srv_results_page_free(p);
+    return rc;
+}
+
+int srv_results_download(const char *jobdir, sx_jobdir_table_id which, char *path, size_t cap,
+                         sx_status *st)
+{
+    const char *name = sx_jobdir_table_download(which);
+    if (!name) return sx_status_set(st, SX_EINVAL, "no such result table");
+    int rc = sx_jobdir_path(jobdir, name, path, cap, st);
+    if (rc || access(path, R_OK) == 0) return rc; /* made before (or by the pipeline) */
+    srv_results *r = NULL;
+    if ((rc = srv_results_open(jobdir, which, &r, st))) return rc;
+    char tmp[4500];
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path); /* concurrent requests: one name each */
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd), unlink(tmp);
+        srv_results_close(r);
+        return sx_status_set(st, SX_EIO, "cannot write the job's %s", name);
+    }
+    fchmod(fd, 0644);
+    rc = sx_jobdir_table_download_text(r->t, which, f, st);
+    if ((fclose(f) != 0 || rename(tmp, path) != 0) && rc == SX_OK)
+        rc = sx_status_set(st, SX_EIO, "cannot write the job's %s (disk full?)", name);
+    if (rc) unlink(tmp);
+    srv_results_close(r);
+    return rc;
+}
