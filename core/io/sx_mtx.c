@@ -392,13 +392,6 @@ static int read_header(sx_lines *lr, const char *path, int64_t fsize, const sx_i
         h->n_rows = a;
         h->n_cols = b;
         h->nnz = c;
-        /* the file is features x barcodes; every allocation below is sized from these */
-        int rc = sx_io_limit_check(lim, SX_LIM_CELLS, b, path, "barcodes (cells, columns)", st);
-        if (rc == SX_OK)
-            rc = sx_io_limit_check(lim, SX_LIM_GENES, a, path, "features (genes, rows)", st);
-        if (rc == SX_OK && !h->array)
-            rc = sx_io_limit_check(lim, SX_LIM_NNZ, c, path, "entries", st);
-        if (rc != SX_OK) return rc;
         /* The smallest possible entry line: "1 1\n" (pattern), "1 1 1\n", or "0\n" (array). */
         int64_t min_line = h->array ? 2 : h->field == FIELD_PATTERN ? 4 : 6;
         int64_t ratio = sx_lines_is_gzip(lr) ? SX_GZ_MAX_RATIO : 1;
@@ -413,7 +406,13 @@ static int read_header(sx_lines *lr, const char *path, int64_t fsize, const sx_i
                                  "bytes (at most %lld entries fit); the header is wrong or the "
                                  "file is truncated", path, (long long)c, (long long)fsize,
                                  (long long)most);
-        return SX_OK;
+        /* the file is features x barcodes; every allocation below is sized from these */
+        int rc = sx_io_limit_check(lim, SX_LIM_CELLS, b, path, "barcodes (cells, columns)", st);
+        if (rc == SX_OK)
+            rc = sx_io_limit_check(lim, SX_LIM_GENES, a, path, "features (genes, rows)", st);
+        if (rc == SX_OK)
+            rc = sx_io_limit_check(lim, SX_LIM_NNZ, c, path, "entries", st);
+        return rc;
     }
     if (r < 0) return r;
     return sx_status_set(st, SX_EFORMAT, "%s: no size line after the MatrixMarket banner", path);
