@@ -43,6 +43,10 @@ static const key keys[] = {
     {"log_level", K_LEVEL, F(log_level), 0, "debug | info | warn | error (info)"},
     {"max_wait", K_DBL, F(max_wait_s), 0, "longest ?wait= in seconds (600)"},
     {"memory_budget", K_I64, F(memory_budget), 0, "memory for references kept loaded; least recently used unloaded first (2G)"},
+    {"max_cells", K_I64, F(max_cells), 0, "most cells an uploaded or job input may hold; more is refused with 413 (2000000)"},
+    {"max_genes", K_I64, F(max_genes), 0, "most genes / features / peaks of an input (1000000)"},
+    {"max_nnz", K_I64, F(max_nnz), 0, "most stored entries of an input's matrix (4000000000)"},
+    {"max_inflate_ratio", K_DBL, F(max_inflate_ratio), 0, "bytes an input may decompress to (gzip text) or declare (HDF5 datasets) per byte of the file, plus 16 MiB (100)"},
     {"web_dir", K_STR, F(web_dir), sizeof(((srv_config *)0)->web_dir), "folder of the web page served at / (automatic: <prefix>/share/scalexd/web or the source tree)"},
 #define X_STR(n, f, h) {n, K_STR, F(exec.f), sizeof(((srv_config *)0)->exec.f), h}
     X_STR("executor", executor, "where jobs run: local (in-process worker pool) | slurm"),
