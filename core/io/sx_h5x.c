@@ -369,14 +369,17 @@ int h5x_read_strings(h5x_ctx *c, hid_t loc, const char *path, const char *elem, 
 {
     hid_t d = h5x_dopen(c, loc, path, elem, st);
     if (d < 0) return st->code;
-    /* variable-length strings live in the global heap, outside the declared size, and
-     * several entries may point at one long string: count their bytes before reading */
+    /* Each string becomes a pointer and an allocation of its own: count that memory, so a
+     * compressed column of 20M one-byte names is seen as the gigabyte it becomes. */
     hid_t ft = H5Dget_type(d);
-    int rc = SX_OK;
     hid_t sp = H5Dget_space(d);
-    /* (libhdf5 1.10 crashes sizing a scalar dataspace: one string is bounded by the file) */
-    if (H5Tis_variable_str(ft) > 0 && H5Sget_simple_extent_type(sp) == H5S_SIMPLE &&
-        H5Sget_simple_extent_npoints(sp) > 0) {
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    int rc = sx_io_budget_add(&c->budget, (double)np * 40.0, c->path, elem, st);
+    /* Variable-length strings live in the global heap, outside the declared size, and several
+     * entries may point at one long string: count their bytes before reading. (libhdf5 1.10
+     * crashes sizing a scalar dataspace; one string is bounded by the file anyway.) */
+    if (rc == SX_OK && H5Tis_variable_str(ft) > 0 &&
+        H5Sget_simple_extent_type(sp) == H5S_SIMPLE && np > 0) {
         hid_t mt = H5Tcopy(ft);
         hsize_t vbytes = 0;
         /* a failure here is left to the read, which reports it with its own words */

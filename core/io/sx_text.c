@@ -526,10 +526,8 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
                                (long long)nfields);
             goto fail;
         }
-        /* rows are genes; the entries a row may add are counted before they are stored */
+        /* rows are genes (a row's values are bounded by the fields check above) */
         if ((rc = sx_io_limit_check(lim, SX_LIM_GENES, rb.rows + 1, path, "rows (genes)",
-                                    st)) != SX_OK ||
-            (rc = sx_io_limit_check(lim, SX_LIM_NNZ, rb.nnz, path, "nonzero values",
                                     st)) != SX_OK)
             goto fail;
         if (rownames && strvec_push(&genes, sx_io_unquote(f.v[0])) != 0) goto oom;
@@ -557,6 +555,9 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
             }
         }
         rb.indptr[++rb.rows] = rb.nnz;
+        if ((rc = sx_io_limit_check(lim, SX_LIM_NNZ, rb.nnz, path, "nonzero values", st)) !=
+            SX_OK)
+            goto fail;
     }
     if (r < 0) {
         rc = r;
