@@ -302,6 +302,9 @@ static int read_num(h5x_ctx *c, hid_t d, const char *elem, int want_f64, void **
         rc = sx_status_set(st, SX_EFORMAT, "%s: element '%s' is not numeric", c->path, elem);
         goto fail;
     }
+    /* widened to 8 bytes a value: 20M int8 codes in a small file are 160 MB here */
+    if ((rc = sx_io_budget_add(&c->budget, (double)cnt * 8.0, c->path, elem, st)) != SX_OK)
+        goto fail;
     buf = sx_mallocarray((size_t)(cnt > 0 ? cnt : 1), 8);
     if (!buf) {
         rc = sx_status_set(st, SX_ENOMEM, "%s: element '%s': cannot allocate %lld values", c->path,

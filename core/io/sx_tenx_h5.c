@@ -76,6 +76,8 @@ static int check_filters(h5x_ctx *cx, hid_t g, const char *name, const char *pat
     return rc;
 }
 
+static int64_t extent(hid_t g, const char *name);
+
 static int read_strs(h5x_ctx *cx, hid_t g, const char *name, int64_t want, char ***out,
                      const char *path, const char *grp, sx_status *st)
 {
@@ -83,16 +85,20 @@ static int read_strs(h5x_ctx *cx, hid_t g, const char *name, int64_t want, char 
     if (!sx_h5_exists(g, name))
         return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
                              "incomplete", path, grp, name);
+    /* the length first: names are read only when there are as many as the shape says */
+    if (want >= 0 && (n = extent(g, name)) != want) goto wrong_length;
     int rc = check_filters(cx, g, name, path, st);
     if (rc == SX_OK) rc = sx_h5_read_strings(g, name, out, &n, st);
     if (rc != SX_OK) return sx_status_prefix(st, "%s: %s/%s: ", path, grp, name);
     if (want >= 0 && n != want) {
         sx_h5_free_strings(*out, n);
         *out = NULL;
-        return sx_status_set(st, SX_EFORMAT, "%s: %s/%s has %lld entries, expected %lld (from "
-                             "%s/shape)", path, grp, name, (long long)n, (long long)want, grp);
+        goto wrong_length;
     }
     return SX_OK;
+wrong_length:
+    return sx_status_set(st, SX_EFORMAT, "%s: %s/%s has %lld entries, expected %lld (from "
+                         "%s/shape)", path, grp, name, (long long)n, (long long)want, grp);
 }
 
 static int read_nums(h5x_ctx *cx, hid_t g, const char *name, int64_t **out, int64_t *n,
@@ -250,7 +256,11 @@ static int read_part(h5x_ctx *cx, hid_t f, const char *grp, int v3, const char *
         if ((rc = read_strs(cx, g, "genes", nf, &p->ids, path, grp, st)) != SX_OK) goto out;
     }
 
-    if ((rc = read_nums(cx, g, "indptr", &indptr, &n_ptr, path, grp, st)) != SX_OK) goto out;
+    /* the length before the values, as for the names (read_nums reports a missing one) */
+    n_ptr = extent(g, "indptr");
+    if ((n_ptr == nb + 1 || n_ptr < 0) &&
+        (rc = read_nums(cx, g, "indptr", &indptr, &n_ptr, path, grp, st)) != SX_OK)
+        goto out;
     if (n_ptr != nb + 1) {
         rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indptr has %lld entries, expected %lld "
                            "(barcodes + 1)", path, grp, (long long)n_ptr, (long long)nb + 1);
