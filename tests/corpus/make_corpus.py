@@ -223,6 +223,19 @@ with h5py.File(p, "r+") as f:
     f["obs"].create_dataset(idx, data=np.full(N, b"a", dtype="S1"), chunks=(CH,),
                             compression="gzip", compression_opts=9)
 
+# a categorical column of 20M int8 codes (a few kB) in front of a 290-cell index
+p = copy(H5AD, case("budget_codes.h5ad", "error", "max_inflate_ratio"))
+with h5py.File(p, "r+") as f:
+    col = next(k for k in f["obs"] if k != f["obs"].attrs["_index"])
+    replace(f, f"obs/{col}/codes", np.zeros(20_000_000, dtype=np.int8), chunks=(1 << 20,),
+            compression="gzip", compression_opts=9)
+
+# a 10x file whose barcodes outnumber its shape 1000-fold (read only if the lengths agree)
+p = copy(V3_H5, case("budget_barcodes.h5", "error", "matrix/barcodes has 20000000 entries"))
+with h5py.File(p, "r+") as f:
+    replace(f, "matrix/barcodes", np.full(20_000_000, b"a", dtype="S1"), chunks=(1 << 20,),
+            compression="gzip", compression_opts=9)
+
 with open(os.path.join(out, "cases.tsv"), "w") as f:
     for c in cases:
         f.write("\t".join(c) + "\n")
