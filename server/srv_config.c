@@ -47,6 +47,8 @@ static const key keys[] = {
     {"max_genes", K_I64, F(max_genes), 0, "most genes / features / peaks of an input (1000000)"},
     {"max_nnz", K_I64, F(max_nnz), 0, "most stored entries of an input's matrix (4000000000)"},
     {"max_inflate_ratio", K_DBL, F(max_inflate_ratio), 0, "bytes an input may decompress to (gzip text) or declare (HDF5 datasets) per byte of the file, plus 16 MiB (100)"},
+    {"max_inflate_bytes", K_I64, F(max_inflate_bytes), 0, "absolute cap of those bytes for one input (64G)"},
+    {"max_line_bytes", K_I64, F(max_line_bytes), 0, "longest line of a text input (64M)"},
     {"web_dir", K_STR, F(web_dir), sizeof(((srv_config *)0)->web_dir), "folder of the web page served at / (automatic: <prefix>/share/scalexd/web or the source tree)"},
 #define X_STR(n, f, h) {n, K_STR, F(exec.f), sizeof(((srv_config *)0)->exec.f), h}
     X_STR("executor", executor, "where jobs run: local (in-process worker pool) | slurm"),

@@ -36,7 +36,7 @@ typedef struct srv_config {
     double max_wait_s;       /* cap of ?wait= */
     int64_t memory_budget;   /* bytes of loaded references (srv_refcache) */
     /* input size budget (sx_io_limits.h); 0 = the readers' defaults */
-    int64_t max_cells, max_genes, max_nnz;
+    int64_t max_cells, max_genes, max_nnz, max_inflate_bytes, max_line_bytes;
     double max_inflate_ratio;
     char web_dir[2048];      /* folder of the web page served at / ("" = automatic) */
     srv_exec_config exec;    /* executor: local | slurm, slurm_* settings (srv_exec.h) */
