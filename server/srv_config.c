@@ -53,6 +53,12 @@ static const key keys[] = {
     {"validate_memory", K_I64, F(validate_memory), 0, "address space of an upload's validation process (4G)"},
     {"job_timeout", K_DBL, F(job_timeout_s), 0, "seconds a job may run before it is stopped (0 = no limit)"},
     {"job_memory", K_I64, F(job_memory), 0, "address space of a job's process; a job that needs more fails with a message (16G)"},
+    {"max_cells", K_I64, F(max_cells), 0, "most cells an uploaded or job input may hold; more is refused with 413 (2000000)"},
+    {"max_genes", K_I64, F(max_genes), 0, "most genes / features / peaks of an input (1000000)"},
+    {"max_nnz", K_I64, F(max_nnz), 0, "most stored entries of an input's matrix (4000000000)"},
+    {"max_inflate_ratio", K_DBL, F(max_inflate_ratio), 0, "bytes an input may decompress to (gzip text) or declare (HDF5 datasets) per byte of the file, plus 16 MiB (100)"},
+    {"max_inflate_bytes", K_I64, F(max_inflate_bytes), 0, "absolute cap of those bytes for one input (64G)"},
+    {"max_line_bytes", K_I64, F(max_line_bytes), 0, "longest line of a text input (64M)"},
     {"web_dir", K_STR, F(web_dir), sizeof(((srv_config *)0)->web_dir), "folder of the web page served at / (automatic: <prefix>/share/scalexd/web or the source tree)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])

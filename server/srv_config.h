@@ -40,6 +40,9 @@ typedef struct srv_config {
     int log_level;           /* SX_LOG_* */
     double max_wait_s;       /* cap of ?wait= */
     int64_t memory_budget;   /* bytes of loaded references (srv_refcache) */
+    /* input size budget (sx_io_limits.h); 0 = the readers' defaults */
+    int64_t max_cells, max_genes, max_nnz, max_inflate_bytes, max_line_bytes;
+    double max_inflate_ratio;
     char web_dir[2048];      /* folder of the web page served at / ("" = automatic) */
     char isolation[16];      /* "process": uploads and jobs in child processes; "thread": in-process */
     double validate_timeout_s; /* base wall-clock limit of an upload's validation child */

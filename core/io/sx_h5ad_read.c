@@ -371,6 +371,7 @@ sx_dataset *sx_h5ad_read(const char *path, const sx_read_opts *opts, const sx_pr
     sx_status_clear(st);
     if (h5x_open(&c, path, prog, st) != SX_OK) goto fail;
     c.chunk_rows = opts ? opts->chunk_rows : 0;
+    h5x_set_limits(&c, opts ? opts->limits : NULL);
     int check_vals = !(opts && opts->skip_values_check);
     const char *ul = opts && opts->use_layer && *opts->use_layer ? opts->use_layer : "X";
     int use_raw = strcmp(ul, "raw") == 0 || strcmp(ul, "raw/X") == 0;

@@ -26,6 +26,7 @@ int h5x_open(h5x_ctx *c, const char *path, const sx_progress *prog, sx_status *s
     if (stat(path, &sb) != 0)
         return sx_status_set(st, SX_EIO, "%s: cannot open: no such file or not readable", path);
     c->file_size = (int64_t)sb.st_size;
+    sx_io_budget_init(&c->budget, NULL, c->file_size);
     c->f = sx_h5_open_ro(path, st);
     if (c->f < 0) return st ? st->code : SX_EFORMAT;
     char enc[64];
@@ -39,6 +40,22 @@ int h5x_open(h5x_ctx *c, const char *path, const sx_progress *prog, sx_status *s
         c->layout = H5X_LEGACY07;
     }
     return SX_OK;
+}
+
+void h5x_set_limits(h5x_ctx *c, const sx_io_limits *lim)
+{
+    int64_t used = c->budget.used;
+    sx_io_budget_init(&c->budget, lim, c->file_size);
+    c->budget.used = used;
+}
+
+int h5x_check_rows(h5x_ctx *c, const char *elem, int64_t n, sx_status *st)
+{
+    int obs = strcmp(elem, "obs") == 0;
+    char what[64];
+    snprintf(what, sizeof what, "rows in %s (%s)", elem, obs ? "cells" : "genes");
+    return sx_io_limit_check(&c->budget.lim, obs ? SX_LIM_CELLS : SX_LIM_GENES, n, c->path, what,
+                             st);
 }
 
 void h5x_close(h5x_ctx *c)
@@ -194,6 +211,15 @@ hid_t h5x_dopen(h5x_ctx *c, hid_t loc, const char *path, const char *elem, sx_st
         H5Dclose(d);
         return -1;
     }
+    if (h5x_check_size(c, d, elem, st) != SX_OK) {
+        H5Dclose(d);
+        return -1;
+    }
+    return d;
+}
+
+int h5x_check_size(h5x_ctx *c, hid_t d, const char *elem, sx_status *st)
+{
     hid_t pl = H5Dget_create_plist(d);
     /* Plausibility: the declared size must fit what the file can hold. */
     hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
@@ -212,14 +238,12 @@ hid_t h5x_dopen(h5x_ctx *c, hid_t loc, const char *path, const char *elem, sx_st
                       "file is truncated", c->path, elem,
                       (double)H5Sget_simple_extent_npoints(sp), declared, stored,
                       (long long)c->file_size);
+    else if (sx_io_budget_add(&c->budget, declared, c->path, elem, st) != SX_OK)
+        bad = 1;
     H5Tclose(ft);
     H5Sclose(sp);
     if (pl >= 0) H5Pclose(pl);
-    if (bad) {
-        H5Dclose(d);
-        return -1;
-    }
-    return d;
+    return bad ? (st ? st->code : SX_EFORMAT) : SX_OK;
 }
 
 int64_t h5x_npoints(hid_t d, int *ndim, int64_t dims[8])
@@ -278,6 +302,9 @@ static int read_num(h5x_ctx *c, hid_t d, const char *elem, int want_f64, void **
         rc = sx_status_set(st, SX_EFORMAT, "%s: element '%s' is not numeric", c->path, elem);
         goto fail;
     }
+    /* widened to 8 bytes a value: 20M int8 codes in a small file are 160 MB here */
+    if ((rc = sx_io_budget_add(&c->budget, (double)cnt * 8.0, c->path, elem, st)) != SX_OK)
+        goto fail;
     buf = sx_mallocarray((size_t)(cnt > 0 ? cnt : 1), 8);
     if (!buf) {
         rc = sx_status_set(st, SX_ENOMEM, "%s: element '%s': cannot allocate %lld values", c->path,
@@ -345,8 +372,29 @@ int h5x_read_strings(h5x_ctx *c, hid_t loc, const char *path, const char *elem, 
 {
     hid_t d = h5x_dopen(c, loc, path, elem, st);
     if (d < 0) return st->code;
+    /* Each string becomes a pointer and an allocation of its own: count that memory, so a
+     * compressed column of 20M one-byte names is seen as the gigabyte it becomes. */
+    hid_t ft = H5Dget_type(d);
+    hid_t sp = H5Dget_space(d);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    int rc = sx_io_budget_add(&c->budget, (double)np * 40.0, c->path, elem, st);
+    /* Variable-length strings live in the global heap, outside the declared size, and several
+     * entries may point at one long string: count their bytes before reading. (libhdf5 1.10
+     * crashes sizing a scalar dataspace; one string is bounded by the file anyway.) */
+    if (rc == SX_OK && H5Tis_variable_str(ft) > 0 &&
+        H5Sget_simple_extent_type(sp) == H5S_SIMPLE && np > 0) {
+        hid_t mt = H5Tcopy(ft);
+        hsize_t vbytes = 0;
+        /* a failure here is left to the read, which reports it with its own words */
+        if (H5Dvlen_get_buf_size(d, mt, sp, &vbytes) >= 0)
+            rc = sx_io_budget_add(&c->budget, (double)vbytes, c->path, elem, st);
+        H5Tclose(mt);
+    }
+    H5Sclose(sp);
+    H5Tclose(ft);
     H5Dclose(d);
-    int rc = sx_h5_read_strings(loc, path, out, n, st);
+    if (rc != SX_OK) return rc;
+    rc = sx_h5_read_strings(loc, path, out, n, st);
     if (rc != SX_OK) sx_status_prefix(st, "%s: element '%s': ", c->path, elem);
     return rc;
 }
@@ -402,6 +450,9 @@ int h5x_mat_open(h5x_ctx *c, hid_t loc, const char *path, const char *elem, h5x_
         m->n_rows = dims[0];
         m->n_cols = dims[1];
         m->data_int = cls == H5T_INTEGER;
+        if ((rc = sx_io_limit_check(&c->budget.lim, SX_LIM_CELLS, m->n_rows, c->path,
+                                    "rows (cells) in a dense matrix", st)) != SX_OK)
+            goto fail;
         return SX_OK;
     }
     if (ot != H5O_TYPE_GROUP)
@@ -429,6 +480,17 @@ int h5x_mat_open(h5x_ctx *c, hid_t loc, const char *path, const char *elem, h5x_
     }
     m->n_rows = shape[0];
     m->n_cols = shape[1];
+    /* before indptr (8 bytes a row) is read; obsp is cells x cells, so columns may be cells */
+    {
+        const sx_io_limits *lim = &c->budget.lim;
+        sx_io_limit_kind ck = lim->max_cells > lim->max_genes ? SX_LIM_CELLS : SX_LIM_GENES;
+        char what[400];
+        snprintf(what, sizeof what, "rows (cells) in '%s'", elem);
+        if ((rc = sx_io_limit_check(lim, SX_LIM_CELLS, m->n_rows, c->path, what, st)) != SX_OK)
+            goto fail;
+        snprintf(what, sizeof what, "columns in '%s'", elem);
+        if ((rc = sx_io_limit_check(lim, ck, m->n_cols, c->path, what, st)) != SX_OK) goto fail;
+    }
     if (m->n_cols > INT32_MAX || m->n_rows > INT32_MAX * 64LL) {
         rc = sx_status_set(st, SX_ELIMIT, "%s: element '%s': shape %lld x %lld is beyond what "
                            "scalexd supports", c->path, elem, (long long)m->n_rows,
@@ -452,6 +514,10 @@ int h5x_mat_open(h5x_ctx *c, hid_t loc, const char *path, const char *elem, h5x_
         goto fail;
     }
     m->nnz = nd_data;
+    char nw[400];
+    snprintf(nw, sizeof nw, "stored entries in '%s'", elem);
+    if ((rc = sx_io_limit_check(&c->budget.lim, SX_LIM_NNZ, m->nnz, c->path, nw, st)) != SX_OK)
+        goto fail;
     m->data_int = is_int_dtype(m->data);
     int64_t outer = m->kind == H5X_CSR ? m->n_rows : m->n_cols;
     int64_t inner = m->kind == H5X_CSR ? m->n_cols : m->n_rows;
@@ -890,6 +956,7 @@ static sx_frame *read_compound_frame(h5x_ctx *c, const char *path, const char *e
     void *buf = NULL;
     char **sv = NULL;
     int ok = 1;
+    if (h5x_check_rows(c, elem, n, st) != SX_OK) goto fail;
     if (nm < 1) {
         sx_status_set(st, SX_EFORMAT, "%s: element '%s' is a dataset but not a compound table "
                       "(anndata < 0.7 layout expected)", c->path, elem);
@@ -1041,6 +1108,10 @@ sx_frame *h5x_read_frame(h5x_ctx *c, const char *path, const char *elem, sx_uns 
                       idx);
         goto fail;
     }
+    hid_t id = H5Dopen2(g, idx, H5P_DEFAULT);
+    int64_t nidx = id >= 0 ? h5x_npoints(id, NULL, NULL) : 0;
+    if (id >= 0) H5Dclose(id);
+    if (h5x_check_rows(c, elem, nidx, st) != SX_OK) goto fail; /* before the names are read */
     if (h5x_read_strings(c, g, idx, ie, &names, &n, st) != SX_OK) goto fail;
     if (!(f = sx_frame_new(n, (const char *const *)names, st))) goto fail;
     sx_free(f->index_name);

@@ -25,10 +25,16 @@ typedef struct h5x_ctx {
     int layout;             /* H5X_MODERN / H5X_LEGACY07 / H5X_LEGACY06 */
     const sx_progress *prog;
     int64_t chunk_rows;     /* 0 = choose from the row width */
+    sx_io_budget budget;    /* limits, and the declared bytes of the datasets opened so far */
 } h5x_ctx;
 
-/* Open PATH read-only and classify its layout. Fills c; close with h5x_close. */
+/* Open PATH read-only and classify its layout. Fills c (default limits); close with
+ * h5x_close. */
 int h5x_open(h5x_ctx *c, const char *path, const sx_progress *prog, sx_status *st);
+/* Use these limits (NULL = defaults) from now on; call right after h5x_open. */
+void h5x_set_limits(h5x_ctx *c, const sx_io_limits *lim);
+/* SX_OK when n rows fit the limit of frame `elem` ("obs": max_cells, else max_genes). */
+int h5x_check_rows(h5x_ctx *c, const char *elem, int64_t n, sx_status *st);
 void h5x_close(h5x_ctx *c);
 
 /* encoding-type / encoding-version attribute of loc/path into buf ("" when absent). */
@@ -42,10 +48,14 @@ int h5x_attr_strings(hid_t loc, const char *path, const char *name, char ***out,
 /* Boolean-ish attribute (h5py enum, integer, or "True"/"False" string); def when absent. */
 int h5x_attr_bool(hid_t loc, const char *path, const char *name, int def);
 
-/* Open a dataset and check that (a) every filter in its pipeline can be decoded here and
- * (b) its declared size is plausible for the file size. Returns < 0 and fills st otherwise.
+/* Open a dataset and check that (a) every filter in its pipeline can be decoded here,
+ * (b) its declared size is plausible for the file size (SX_EFORMAT), and (c) the declared
+ * bytes of every dataset opened so far fit the input budget (SX_ELIMIT, sx_io_limits.h).
+ * Returns < 0 and fills st otherwise.
  * `elem` names the element in messages. */
 hid_t h5x_dopen(h5x_ctx *c, hid_t loc, const char *path, const char *elem, sx_status *st);
+/* Checks (b) and (c) of h5x_dopen on an open dataset; SX_OK or the code set in st. */
+int h5x_check_size(h5x_ctx *c, hid_t d, const char *elem, sx_status *st);
 /* Element count and rank of an open dataset. */
 int64_t h5x_npoints(hid_t d, int *ndim, int64_t dims[8]);
 

@@ -14,6 +14,7 @@
 
 #include "sx_dataset.h"
 #include "sx_format.h"
+#include "sx_io_limits.h"
 #include "sx_progress.h"
 
 typedef struct sx_read_opts {
@@ -21,6 +22,7 @@ typedef struct sx_read_opts {
     const char *genome;      /* 10x .h5 v2 with several genomes: one name, or NULL = all */
     int64_t chunk_rows;      /* rows per streamed chunk (0 = default) */
     int skip_values_check;   /* do not scan for NaN/Inf (trusted internal files) */
+    const struct sx_io_limits *limits; /* input size budget; NULL = defaults (sx_io_limits.h) */
 } sx_read_opts;
 
 /* Detect the format from the bytes (magic numbers, headers), falling back to the name

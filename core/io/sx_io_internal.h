@@ -21,6 +21,10 @@ sx_lines *sx_lines_open(const char *path, sx_status *st);
  * the caller may modify it in place) and *len; 0 at the end; a negative SX_E* code on a
  * read error (message names the file and the line). */
 int sx_lines_next(sx_lines *lr, char **line, size_t *len, sx_status *st);
+/* Apply an input budget (sx_io_limits.h; NULL = defaults, which sx_lines_open applies):
+ * the longest line, and the decompressed bytes of a gzip input against its file size. */
+struct sx_io_limits;
+void sx_lines_set_limits(sx_lines *lr, const struct sx_io_limits *lim);
 /* 1-based number of the line returned last. */
 int64_t sx_lines_lineno(const sx_lines *lr);
 /* Compressed bytes consumed so far (for progress), and whether the input is gzip. */
@@ -44,6 +48,11 @@ typedef struct sx_fields {
  * and trailing blanks). Returns SX_OK or SX_ENOMEM. */
 int sx_io_split(char *s, char delim, sx_fields *f, sx_status *st);
 void sx_fields_free(sx_fields *f);
+/* sx_io_split within the input budget: the fields are counted before a pointer is stored
+ * for each, and more than max_cells + 1 (a table is genes x cells: the values of every
+ * cell and a names column) is SX_ELIMIT. ln (> 0) names the line in the message. */
+int sx_io_split_limited(char *line, char delim, sx_fields *f, const struct sx_io_limits *lim,
+                        const char *path, int64_t ln, sx_status *st);
 
 /* Parse a whole field as a number the way Python's float() does (surrounding blanks
  * allowed, nan/inf accepted, no hex). Returns 1 and *v on success, 0 otherwise. */

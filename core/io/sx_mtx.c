@@ -21,6 +21,7 @@
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_io_internal.h"
+#include "sx_io_limits.h"
 #include "sx_log.h"
 
 /* deflate cannot compress better than about 1032:1, so a gzip file of B bytes holds at
@@ -216,10 +217,12 @@ static int namelist_grow(namelist *l)
 }
 
 /* Read barcodes (kind FEAT_NONE: last column) or features of the given kind. */
-static int read_names(const char *path, int kind, namelist *out, sx_status *st)
+static int read_names(const char *path, int kind, const sx_io_limits *lim, namelist *out,
+                      sx_status *st)
 {
     sx_lines *lr = sx_lines_open(path, st);
     if (!lr) return st ? st->code : SX_EIO;
+    sx_lines_set_limits(lr, lim);
     sx_fields f = {0};
     char *line;
     size_t len;
@@ -228,8 +231,14 @@ static int read_names(const char *path, int kind, namelist *out, sx_status *st)
     while ((r = sx_lines_next(lr, &line, &len, st)) > 0) {
         if (len == 0) continue;
         char delim = strchr(line, '\t') ? '\t' : 0;
-        if ((rc = sx_io_split(line, delim, &f, st)) != SX_OK) goto out;
+        if ((rc = sx_io_split_limited(line, delim, &f, lim, path, sx_lines_lineno(lr), st)) !=
+            SX_OK)
+            goto out;
         if (f.n == 0) continue;
+        if ((rc = sx_io_limit_check(lim, kind == FEAT_NONE ? SX_LIM_CELLS : SX_LIM_GENES,
+                                    out->n + 1, path,
+                                    kind == FEAT_NONE ? "barcodes" : "features", st)) != SX_OK)
+            goto out;
         if (namelist_grow(out) != 0) goto oom;
         int64_t i = out->n;
         out->names[i] = out->ids[i] = out->types[i] = NULL;
@@ -323,8 +332,8 @@ typedef struct {
 } mtx_header;
 
 /* Read the banner and the size line; validate sizes against the file size. */
-static int read_header(sx_lines *lr, const char *path, int64_t fsize, mtx_header *h,
-                       sx_status *st)
+static int read_header(sx_lines *lr, const char *path, int64_t fsize, const sx_io_limits *lim,
+                       mtx_header *h, sx_status *st)
 {
     char *line;
     size_t len;
@@ -386,14 +395,24 @@ static int read_header(sx_lines *lr, const char *path, int64_t fsize, mtx_header
         /* The smallest possible entry line: "1 1\n" (pattern), "1 1 1\n", or "0\n" (array). */
         int64_t min_line = h->array ? 2 : h->field == FIELD_PATTERN ? 4 : 6;
         int64_t ratio = sx_lines_is_gzip(lr) ? SX_GZ_MAX_RATIO : 1;
-        int64_t most = fsize > INT64_MAX / ratio ? INT64_MAX : fsize * ratio / min_line + 1;
+        int64_t bytes = fsize > INT64_MAX / ratio ? INT64_MAX : fsize * ratio;
+        sx_io_budget bud; /* the line reader refuses to decompress more than this */
+        sx_io_budget_init(&bud, lim, fsize);
+        if (ratio > 1 && bud.allowed < bytes) bytes = bud.allowed;
+        int64_t most = bytes / min_line + 1;
         if (c > most)
             return sx_status_set(st, SX_EFORMAT,
                                  "%s: the header claims %lld entries but the file has only %lld "
                                  "bytes (at most %lld entries fit); the header is wrong or the "
                                  "file is truncated", path, (long long)c, (long long)fsize,
                                  (long long)most);
-        return SX_OK;
+        /* the file is features x barcodes; every allocation below is sized from these */
+        int rc = sx_io_limit_check(lim, SX_LIM_CELLS, b, path, "barcodes (cells, columns)", st);
+        if (rc == SX_OK)
+            rc = sx_io_limit_check(lim, SX_LIM_GENES, a, path, "features (genes, rows)", st);
+        if (rc == SX_OK)
+            rc = sx_io_limit_check(lim, SX_LIM_NNZ, c, path, "entries", st);
+        return rc;
     }
     if (r < 0) return r;
     return sx_status_set(st, SX_EFORMAT, "%s: no size line after the MatrixMarket banner", path);
@@ -580,6 +599,8 @@ sx_dataset *sx_mtx_read(const char *path, const sx_read_opts *opts, const sx_pro
     char *dir = NULL;
     int rc = SX_OK;
     int skip = opts ? opts->skip_values_check : 0;
+    sx_io_limits limbuf;
+    const sx_io_limits *lim = sx_io_limits_resolve(opts ? opts->limits : NULL, &limbuf);
     struct stat sb;
 
     if (stat(path, &sb) != 0) {
@@ -614,11 +635,13 @@ sx_dataset *sx_mtx_read(const char *path, const sx_read_opts *opts, const sx_pro
     int64_t fsize = sx_io_file_size(files.matrix, st);
     if (fsize < 0) goto fail_st;
     if (!(lr = sx_lines_open(files.matrix, st))) goto fail_st;
+    sx_lines_set_limits(lr, lim);
     mtx_header h = {0};
-    if ((rc = read_header(lr, files.matrix, fsize, &h, st)) != SX_OK) goto fail;
+    if ((rc = read_header(lr, files.matrix, fsize, lim, &h, st)) != SX_OK) goto fail;
     if (files.features) {
-        if ((rc = read_names(files.features, files.feat_kind, &feats, st)) != SX_OK) goto fail;
-        if ((rc = read_names(files.barcodes, FEAT_NONE, &bcs, st)) != SX_OK) goto fail;
+        if ((rc = read_names(files.features, files.feat_kind, lim, &feats, st)) != SX_OK)
+            goto fail;
+        if ((rc = read_names(files.barcodes, FEAT_NONE, lim, &bcs, st)) != SX_OK) goto fail;
         if (feats.n != h.n_rows || bcs.n != h.n_cols) {
             rc = sx_status_set(st, SX_EFORMAT,
                                "%s is %lld features x %lld barcodes but %s has %lld lines and "

@@ -60,43 +60,54 @@ static int is_kind(hid_t loc, const char *name, H5I_type_t kind)
 }
 
 /* Refuse datasets compressed with a filter this process cannot decode (FORMATS 3). */
-static int check_filters(hid_t g, const char *name, const char *path, sx_status *st)
+/* ... and datasets whose declared size the file cannot back or the budget does not allow
+ * (h5x_check_size), before anything is read from them. */
+static int check_filters(h5x_ctx *cx, hid_t g, const char *name, const char *path,
+                         sx_status *st)
 {
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
     if (d < 0) return SX_OK; /* reported by the reader that needs it */
     char elem[512] = "";
     if (H5Iget_name(d, elem, sizeof elem) <= 0) snprintf(elem, sizeof elem, "%s", name);
-    int rc = sx_h5_check_filters(d, path, elem[0] == '/' ? elem + 1 : elem, 0, st);
+    const char *e = elem[0] == '/' ? elem + 1 : elem;
+    int rc = sx_h5_check_filters(d, path, e, 0, st);
+    if (rc == SX_OK) rc = h5x_check_size(cx, d, e, st);
     H5Dclose(d);
     return rc;
 }
 
-static int read_strs(hid_t g, const char *name, int64_t want, char ***out, const char *path,
-                     const char *grp, sx_status *st)
+static int64_t extent(hid_t g, const char *name);
+
+static int read_strs(h5x_ctx *cx, hid_t g, const char *name, int64_t want, char ***out,
+                     const char *path, const char *grp, sx_status *st)
 {
     int64_t n = 0;
     if (!sx_h5_exists(g, name))
         return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
                              "incomplete", path, grp, name);
-    int rc = check_filters(g, name, path, st);
+    /* the length first: names are read only when there are as many as the shape says */
+    if (want >= 0 && (n = extent(g, name)) != want) goto wrong_length;
+    int rc = check_filters(cx, g, name, path, st);
     if (rc == SX_OK) rc = sx_h5_read_strings(g, name, out, &n, st);
     if (rc != SX_OK) return sx_status_prefix(st, "%s: %s/%s: ", path, grp, name);
     if (want >= 0 && n != want) {
         sx_h5_free_strings(*out, n);
         *out = NULL;
-        return sx_status_set(st, SX_EFORMAT, "%s: %s/%s has %lld entries, expected %lld (from "
-                             "%s/shape)", path, grp, name, (long long)n, (long long)want, grp);
+        goto wrong_length;
     }
     return SX_OK;
+wrong_length:
+    return sx_status_set(st, SX_EFORMAT, "%s: %s/%s has %lld entries, expected %lld (from "
+                         "%s/shape)", path, grp, name, (long long)n, (long long)want, grp);
 }
 
-static int read_nums(hid_t g, const char *name, int64_t **out, int64_t *n, const char *path,
-                     const char *grp, sx_status *st)
+static int read_nums(h5x_ctx *cx, hid_t g, const char *name, int64_t **out, int64_t *n,
+                     const char *path, const char *grp, sx_status *st)
 {
     if (!sx_h5_exists(g, name))
         return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
                              "incomplete", path, grp, name);
-    int rc = check_filters(g, name, path, st);
+    int rc = check_filters(cx, g, name, path, st);
     if (rc == SX_OK) rc = sx_h5_read_i64(g, name, out, n, st);
     if (rc != SX_OK) return sx_status_prefix(st, "%s: %s/%s: ", path, grp, name);
     return SX_OK;
@@ -122,15 +133,15 @@ static int64_t extent(hid_t g, const char *name)
 
 /* The checks read_part makes on indices and data, on slabs of 1M entries: the matrix is
  * never in memory (an upload is validated with flat memory whatever its size). */
-static int stream_part(hid_t g, const char *grp, const char *path, int64_t nf, int64_t nb,
-                       const int64_t *indptr, tenx_check *chk, sx_status *st)
+static int stream_part(h5x_ctx *cx, hid_t g, const char *grp, const char *path, int64_t nf,
+                       int64_t nb, const int64_t *indptr, tenx_check *chk, sx_status *st)
 {
     int rc;
     if (!sx_h5_exists(g, "indices") || !sx_h5_exists(g, "data"))
         return sx_status_set(st, SX_EFORMAT, "%s: dataset %s/%s is missing; the 10x file is "
                              "incomplete", path, grp, sx_h5_exists(g, "data") ? "indices" : "data");
-    if ((rc = check_filters(g, "indices", path, st)) != SX_OK) return rc;
-    if ((rc = check_filters(g, "data", path, st)) != SX_OK) return rc;
+    if ((rc = check_filters(cx, g, "indices", path, st)) != SX_OK) return rc;
+    if ((rc = check_filters(cx, g, "data", path, st)) != SX_OK) return rc;
     int64_t n_ind = extent(g, "indices"), n_dat = extent(g, "data");
     if (n_ind < 0 || n_ind != n_dat || indptr[0] != 0 || indptr[nb] != n_dat)
         return sx_status_set(st, SX_EFORMAT,
@@ -186,8 +197,8 @@ static int stream_part(hid_t g, const char *grp, const char *path, int64_t nf, i
 
 /* Read the matrix of group grp (v3 "matrix", v2 "<genome>"); with chk, check it by
  * streaming instead (p->m stays NULL). */
-static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_part *p,
-                     tenx_check *chk, sx_status *st)
+static int read_part(h5x_ctx *cx, hid_t f, const char *grp, int v3, const char *path,
+                     tenx_part *p, tenx_check *chk, sx_status *st)
 {
     hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
     int64_t *shape = NULL, *indptr = NULL, *indices = NULL;
@@ -196,15 +207,21 @@ static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_pa
     int rc = SX_OK;
     if (g < 0) return sx_status_set(st, SX_EFORMAT, "%s: cannot open group /%s", path, grp);
 
-    if ((rc = read_nums(g, "shape", &shape, &n_shape, path, grp, st)) != SX_OK) goto out;
+    if ((rc = read_nums(cx, g, "shape", &shape, &n_shape, path, grp, st)) != SX_OK) goto out;
     if (n_shape != 2 || shape[0] < 0 || shape[1] < 0 || shape[0] > INT32_MAX) {
         rc = sx_status_set(st, SX_EFORMAT, "%s: %s/shape must hold 2 sizes (features, "
                            "barcodes) below 2^31", path, grp);
         goto out;
     }
     int64_t nf = shape[0], nb = shape[1];
+    /* before the names and indptr (sized from these) are read */
+    if ((rc = sx_io_limit_check(&cx->budget.lim, SX_LIM_CELLS, nb, path, "barcodes (cells)",
+                                st)) != SX_OK ||
+        (rc = sx_io_limit_check(&cx->budget.lim, SX_LIM_GENES, nf, path, "features (genes)",
+                                st)) != SX_OK)
+        goto out;
     /* names first: they are small and confirm the shape before the big arrays are read */
-    if ((rc = read_strs(g, "barcodes", nb, &p->barcodes, path, grp, st)) != SX_OK) goto out;
+    if ((rc = read_strs(cx, g, "barcodes", nb, &p->barcodes, path, grp, st)) != SX_OK) goto out;
     p->n_bc = nb;
     if (v3) {
         hid_t fg = H5Gopen2(g, "features", H5P_DEFAULT);
@@ -213,16 +230,16 @@ static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_pa
                                "is incomplete", path, grp);
             goto out;
         }
-        rc = read_strs(fg, "name", nf, &p->names, path, "matrix/features", st);
+        rc = read_strs(cx, fg, "name", nf, &p->names, path, "matrix/features", st);
         p->n_feat = nf;
-        if (rc == SX_OK) rc = read_strs(fg, "id", nf, &p->ids, path, "matrix/features", st);
+        if (rc == SX_OK) rc = read_strs(cx, fg, "id", nf, &p->ids, path, "matrix/features", st);
         /* feature_type, then the other per-feature string datasets (genome, ...) */
         static const char *const extra[] = {"feature_type", "genome", "gene_id", "interval"};
         for (size_t i = 0; rc == SX_OK && i < sizeof extra / sizeof extra[0]; i++) {
             if (!sx_h5_exists(fg, extra[i])) continue;
             if (!is_kind(fg, extra[i], H5I_DATASET)) continue;
             char **vals = NULL;
-            rc = read_strs(fg, extra[i], nf, &vals, path, "matrix/features", st);
+            rc = read_strs(cx, fg, extra[i], nf, &vals, path, "matrix/features", st);
             if (rc != SX_OK) break;
             p->extra[p->n_extra] = vals;
             if (!(p->extra_name[p->n_extra++] = sx_strdup(extra[i]))) {
@@ -234,27 +251,35 @@ static int read_part(hid_t f, const char *grp, int v3, const char *path, tenx_pa
         if (rc != SX_OK) goto out;
     } else {
         p->n_feat = nf;
-        if ((rc = read_strs(g, "gene_names", nf, &p->names, path, grp, st)) != SX_OK) goto out;
-        if ((rc = read_strs(g, "genes", nf, &p->ids, path, grp, st)) != SX_OK) goto out;
+        if ((rc = read_strs(cx, g, "gene_names", nf, &p->names, path, grp, st)) != SX_OK)
+            goto out;
+        if ((rc = read_strs(cx, g, "genes", nf, &p->ids, path, grp, st)) != SX_OK) goto out;
     }
 
-    if ((rc = read_nums(g, "indptr", &indptr, &n_ptr, path, grp, st)) != SX_OK) goto out;
+    /* the length before the values, as for the names (read_nums reports a missing one) */
+    n_ptr = extent(g, "indptr");
+    if ((n_ptr == nb + 1 || n_ptr < 0) &&
+        (rc = read_nums(cx, g, "indptr", &indptr, &n_ptr, path, grp, st)) != SX_OK)
+        goto out;
     if (n_ptr != nb + 1) {
         rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indptr has %lld entries, expected %lld "
                            "(barcodes + 1)", path, grp, (long long)n_ptr, (long long)nb + 1);
         goto out;
     }
+    if ((rc = sx_io_limit_check(&cx->budget.lim, SX_LIM_NNZ, extent(g, "data"), path,
+                                "stored entries", st)) != SX_OK)
+        goto out;
     if (chk) {
-        rc = stream_part(g, grp, path, nf, nb, indptr, chk, st);
+        rc = stream_part(cx, g, grp, path, nf, nb, indptr, chk, st);
         goto out;
     }
-    if ((rc = read_nums(g, "indices", &indices, &n_ind, path, grp, st)) != SX_OK) goto out;
+    if ((rc = read_nums(cx, g, "indices", &indices, &n_ind, path, grp, st)) != SX_OK) goto out;
     if (!sx_h5_exists(g, "data")) {
         rc = sx_status_set(st, SX_EFORMAT, "%s: dataset %s/data is missing; the 10x file is "
                            "incomplete", path, grp);
         goto out;
     }
-    if ((rc = check_filters(g, "data", path, st)) != SX_OK) goto out;
+    if ((rc = check_filters(cx, g, "data", path, st)) != SX_OK) goto out;
     if ((rc = sx_h5_read_f32(g, "data", &data, &n_dat, st)) != SX_OK) {
         sx_status_prefix(st, "%s: %s/data: ", path, grp);
         goto out;
@@ -456,14 +481,14 @@ static int filter_genome(sx_dataset *d, const char *genome, const char *path, sx
  * *groups keeps the genome group names (empty for /matrix); the caller frees parts and
  * groups with parts_free. CHK (may be NULL) streams the values through a check instead of
  * keeping them. */
-static int read_parts(hid_t f, const char *path, const char *genome, tenx_check *chk,
+static int read_parts(h5x_ctx *cx, hid_t f, const char *path, const char *genome, tenx_check *chk,
                       namevec *groups, tenx_part **parts, int *n_parts, int *v3, sx_status *st)
 {
     *v3 = sx_h5_exists(f, "matrix");
     if (*v3) {
         if (!(*parts = sx_calloc(1, sizeof **parts))) goto oom;
         *n_parts = 1;
-        return read_part(f, "matrix", 1, path, &(*parts)[0], chk, st);
+        return read_part(cx, f, "matrix", 1, path, &(*parts)[0], chk, st);
     }
     if (list_groups(f, groups) != 0) goto oom;
     if (groups->n == 0)
@@ -489,7 +514,7 @@ static int read_parts(hid_t f, const char *path, const char *genome, tenx_check 
     if (!(*parts = sx_calloc((size_t)count, sizeof **parts))) goto oom;
     *n_parts = count;
     for (int i = 0; i < count; i++) {
-        int rc = read_part(f, groups->v[first + i], 0, path, &(*parts)[i], chk, st);
+        int rc = read_part(cx, f, groups->v[first + i], 0, path, &(*parts)[i], chk, st);
         if (rc) return rc;
     }
     return SX_OK;
@@ -505,6 +530,18 @@ static void parts_free(tenx_part *parts, int n_parts, namevec *groups)
     sx_free(groups->v);
 }
 
+/* The h5x context of an open 10x file: its size and the input budget (check_filters). */
+static int tenx_ctx(h5x_ctx *cx, const char *path, hid_t f, const sx_io_limits *lim,
+                    sx_status *st)
+{
+    memset(cx, 0, sizeof *cx);
+    cx->path = path;
+    cx->f = f;
+    if ((cx->file_size = sx_io_file_size(path, st)) < 0) return st->code;
+    h5x_set_limits(cx, lim);
+    return SX_OK;
+}
+
 sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
                             const sx_progress *prog, sx_status *st)
 {
@@ -512,6 +549,11 @@ sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
     int skip = opts ? opts->skip_values_check : 0;
     hid_t f = sx_h5_open_ro(path, st);
     if (f < 0) return NULL;
+    h5x_ctx cxs, *cx = &cxs;
+    if (tenx_ctx(cx, path, f, opts ? opts->limits : NULL, st) != SX_OK) {
+        H5Fclose(f);
+        return NULL;
+    }
     sx_dataset *d = NULL;
     namevec groups = {0};
     tenx_part *parts = NULL;
@@ -519,7 +561,7 @@ sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
 
     sx_progress_report(prog, "read", 0.0, NULL);
     /* v3 with a genome: the whole matrix, then that genome's features (filter_genome) */
-    if (read_parts(f, path, genome, NULL, &groups, &parts, &n_parts, &v3, st)) goto fail;
+    if (read_parts(cx, f, path, genome, NULL, &groups, &parts, &n_parts, &v3, st)) goto fail;
     if (n_parts > 1)
         SX_INFO("%s: %d genomes read side by side; var 'genome' says which gene is whose",
                 path, n_parts);
@@ -543,11 +585,16 @@ int sx_tenx_h5_check(const char *path, const sx_progress *prog, int64_t *n_obs, 
 {
     hid_t f = sx_h5_open_ro(path, st);
     if (f < 0) return st->code ? st->code : SX_EFORMAT;
+    h5x_ctx cxs, *cx = &cxs;
+    if (tenx_ctx(cx, path, f, NULL, st) != SX_OK) {
+        H5Fclose(f);
+        return st->code;
+    }
     namevec groups = {0};
     tenx_part *parts = NULL;
     int n_parts = 0, v3 = 0;
     tenx_check chk = {.prog = prog};
-    int rc = read_parts(f, path, NULL, &chk, &groups, &parts, &n_parts, &v3, st);
+    int rc = read_parts(cx, f, path, NULL, &chk, &groups, &parts, &n_parts, &v3, st);
     if (rc == SX_OK) rc = same_barcodes(parts, n_parts, path, st);
     if (rc == SX_OK) {
         *n_vars = 0;

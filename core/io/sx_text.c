@@ -17,6 +17,7 @@
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_io_internal.h"
+#include "sx_io_limits.h"
 #include "sx_log.h"
 
 /* ---------------------------------------------------------------- line reader */
@@ -31,6 +32,7 @@ struct sx_lines {
     int64_t lineno;
     int eof;
     int gzip;
+    sx_io_budget budget;  /* decompressed bytes of a gzip input (issue 14) */
 };
 
 #define SX_LINES_BLOCK (1u << 18)
@@ -53,6 +55,8 @@ sx_lines *sx_lines_open(const char *path, sx_status *st)
         return NULL;
     }
     gzbuffer(lr->gz, 1u << 17);
+    struct stat sb;
+    sx_io_budget_init(&lr->budget, NULL, stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0);
     return lr;
 oom:
     sx_lines_close(lr);
@@ -68,6 +72,11 @@ void sx_lines_close(sx_lines *lr)
     sx_free(lr->buf);
     sx_free(lr->line);
     sx_free(lr);
+}
+
+void sx_lines_set_limits(sx_lines *lr, const sx_io_limits *lim)
+{
+    sx_io_budget_init(&lr->budget, lim, lr->budget.file_bytes);
 }
 
 int64_t sx_lines_lineno(const sx_lines *lr) { return lr->lineno; }
@@ -98,6 +107,8 @@ static int lines_fill(sx_lines *lr, sx_status *st)
                              err == Z_ERRNO ? strerror(errno) : (msg ? msg : "unknown"));
     }
     if (lr->lineno == 0 && lr->blen == 0) lr->gzip = !gzdirect(lr->gz);
+    if (lr->gzip && sx_io_budget_add(&lr->budget, n, lr->path, "the gzip stream", st) != SX_OK)
+        return SX_ELIMIT;
     lr->bpos = 0;
     lr->blen = (size_t)n;
     if (n == 0) {
@@ -125,6 +136,10 @@ int sx_lines_next(sx_lines *lr, char **line, size_t *len, sx_status *st)
         size_t avail = lr->blen - lr->bpos;
         char *nl = memchr(start, '\n', avail);
         size_t take = nl ? (size_t)(nl - start) : avail;
+        /* a bound before the buffer grows: one line of commas must not take gigabytes */
+        if ((int64_t)(ll + take) > lr->budget.lim.max_line_bytes)
+            return sx_io_limit_check(&lr->budget.lim, SX_LIM_LINE, (int64_t)(ll + take),
+                                     lr->path, "bytes (or more) in one line", st);
         if (ll + take + 1 > lr->lcap) {
             size_t cap = lr->lcap;
             while (ll + take + 1 > cap) cap *= 2;
@@ -376,6 +391,31 @@ static void names_default(strvec *s, int64_t n, int *fail)
     }
 }
 
+/* Fields a split would produce, counted before the split stores a pointer per field. */
+static int64_t count_fields(const char *s, char delim)
+{
+    int64_t n = 0;
+    if (delim) {
+        for (n = 1; (s = strchr(s, delim)) != NULL; s++) n++;
+        return n;
+    }
+    for (int in = 0; *s; s++) {
+        int blank = *s == ' ' || *s == '\t';
+        n += !blank && !in;
+        in = !blank;
+    }
+    return n;
+}
+
+int sx_io_split_limited(char *line, char delim, sx_fields *f, const sx_io_limits *lim,
+                         const char *path, int64_t ln, sx_status *st)
+{
+    char what[64] = "fields in the column-name comment";
+    if (ln > 0) snprintf(what, sizeof what, "fields in line %lld", (long long)ln);
+    int rc = sx_io_limit_check(lim, SX_LIM_FIELDS, count_fields(line, delim), path, what, st);
+    return rc != SX_OK ? rc : sx_io_split(line, delim, f, st);
+}
+
 sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_progress *prog,
                          sx_status *st)
 {
@@ -388,6 +428,8 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
     sx_dataset *d = NULL;
     int rc = SX_OK;
     int skip = opts ? opts->skip_values_check : 0;
+    sx_io_limits limbuf;
+    const sx_io_limits *lim = sx_io_limits_resolve(opts ? opts->limits : NULL, &limbuf);
 
     /* SCALEX decides by suffix (FORMATS 4): .csv[.gz] = anndata read_csv, .txt/.tsv[.gz] =
      * pandas with a tab separator, header line and index column. */
@@ -399,6 +441,7 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
     int64_t fsize = sx_io_file_size(path, st);
     if (fsize < 0) return NULL;
     if (!(lr = sx_lines_open(path, st))) return NULL;
+    sx_lines_set_limits(lr, lim);
 
     char delim = csv ? ',' : '\t';
     int have_header = 0, header_done = 0, rownames = -1, all_int = 1;
@@ -441,7 +484,7 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
                                    "separated (use .txt/.tsv for tab separated tables)", path);
                 goto fail;
             }
-            if ((rc = sx_io_split(line, delim, &f, st)) != SX_OK) goto fail;
+            if ((rc = sx_io_split_limited(line, delim, &f, lim, path, ln, st)) != SX_OK) goto fail;
             double v;
             header_done = 1;
             /* csv: a header exists when the last field is not a number; txt: always */
@@ -451,7 +494,7 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
                     if (strvec_push(&header, sx_io_unquote(f.v[i])) != 0) goto oom;
                 continue;
             }
-        } else if ((rc = sx_io_split(line, delim, &f, st)) != SX_OK) {
+        } else if ((rc = sx_io_split_limited(line, delim, &f, lim, path, ln, st)) != SX_OK) {
             goto fail;
         }
         if (rownames < 0) {
@@ -483,6 +526,10 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
                                (long long)nfields);
             goto fail;
         }
+        /* rows are genes (a row's values are bounded by the fields check above) */
+        if ((rc = sx_io_limit_check(lim, SX_LIM_GENES, rb.rows + 1, path, "rows (genes)",
+                                    st)) != SX_OK)
+            goto fail;
         if (rownames && strvec_push(&genes, sx_io_unquote(f.v[0])) != 0) goto oom;
         if (rowbuf_reserve(&rb, ndata) != 0) goto oom;
         for (int64_t j = 0; j < ndata; j++) {
@@ -508,6 +555,9 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
             }
         }
         rb.indptr[++rb.rows] = rb.nnz;
+        if ((rc = sx_io_limit_check(lim, SX_LIM_NNZ, rb.nnz, path, "nonzero values", st)) !=
+            SX_OK)
+            goto fail;
     }
     if (r < 0) {
         rc = r;
@@ -530,7 +580,7 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
         for (int64_t i = drop; i < header.n; i++)
             if (strvec_push(&cells, header.v[i]) != 0) goto oom;
     } else if (last_comment) {
-        if ((rc = sx_io_split(last_comment, 0, &f, st)) != SX_OK) goto fail;
+        if ((rc = sx_io_split_limited(last_comment, 0, &f, lim, path, 0, st)) != SX_OK) goto fail;
         if (f.n != ndata) {
             rc = sx_status_set(st, SX_EFORMAT,
                                "%s: the last comment line has %lld names but the rows have "

@@ -200,6 +200,42 @@ with h5py.File(p, "r+") as f:
     ptr[-1] += 100
     replace(f, "matrix/indptr", ptr)
 
+# ---- size budget (issue 14): small files that declare or expand to far more -----------
+# (the bombs of ../shared/security, smaller, made here: refused before they are allocated)
+p = case("budget_dims.mtx", "error", "max_cells")
+with open(p, "w") as f:
+    f.write("%%MatrixMarket matrix coordinate integer general\n5000000 5000000 1\n1 1 1\n")
+
+p = case("budget_commas.csv.gz", "error", "max_inflate_ratio")
+with gzip.open(p, "wb", compresslevel=9) as f:
+    f.write(b"," * (20 << 20))
+
+p = copy(V3_H5, case("budget_shape.h5", "error", "max_cells"))
+with h5py.File(p, "r+") as f:
+    replace(f, "matrix/shape", np.array([507, 3_000_000], dtype=np.int32))
+
+# an h5ad of 3M cells in a few kB: one-byte names and a zero indptr, gzip-9
+p = copy(H5AD, case("budget_rows.h5ad", "error", "max_cells"))
+N, CH = 3_000_000, 1 << 20
+with h5py.File(p, "r+") as f:
+    idx = f["obs"].attrs["_index"]
+    del f["obs"][idx]
+    f["obs"].create_dataset(idx, data=np.full(N, b"a", dtype="S1"), chunks=(CH,),
+                            compression="gzip", compression_opts=9)
+
+# a categorical column of 20M int8 codes (a few kB) in front of a 290-cell index
+p = copy(H5AD, case("budget_codes.h5ad", "error", "max_inflate_ratio"))
+with h5py.File(p, "r+") as f:
+    col = next(k for k in f["obs"] if k != f["obs"].attrs["_index"])
+    replace(f, f"obs/{col}/codes", np.zeros(20_000_000, dtype=np.int8), chunks=(1 << 20,),
+            compression="gzip", compression_opts=9)
+
+# a 10x file whose barcodes outnumber its shape 1000-fold (read only if the lengths agree)
+p = copy(V3_H5, case("budget_barcodes.h5", "error", "matrix/barcodes has 20000000 entries"))
+with h5py.File(p, "r+") as f:
+    replace(f, "matrix/barcodes", np.full(20_000_000, b"a", dtype="S1"), chunks=(1 << 20,),
+            compression="gzip", compression_opts=9)
+
 with open(os.path.join(out, "cases.tsv"), "w") as f:
     for c in cases:
         f.write("\t".join(c) + "\n")
