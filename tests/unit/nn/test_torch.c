@@ -10,6 +10,7 @@
 #include "nn_golden_util.h"
 #include "sx_nn_scalex.h"
 #include "sx_torch.h"
+#include "sx_torch_internal.h"
 
 #define GOLD "golden/scalex_outdir/"
 
@@ -512,6 +513,90 @@ START_TEST(corrupt_storage_crc)
 }
 END_TEST
 
+/* Deterministic mutation fuzzing (runs under ASan/UBSan in the sanitizer build): random byte
+ * changes to both golden pickles, run through the pickle machine directly, and to the whole of
+ * config.pt, run through the config reader. Every outcome must be a clean accept or a refusal
+ * with a message; the sanitizers catch anything else. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void mutate(unsigned char *b, size_t n, uint64_t *rs)
+{
+    int k = 1 + (int)(rng_next(rs) % 4);
+    for (int i = 0; i < k; i++) {
+        size_t at = (size_t)(rng_next(rs) % n);
+        uint64_t r = rng_next(rs);
+        b[at] = (r & 3) == 0 ? (unsigned char)(r >> 8) : (r & 3) == 1 ? b[at] ^ 0xFF
+              : (r & 3) == 2 ? (unsigned char)"()}]qhrjRbustea.QcXJKM\x85\x86"[(r >> 8) % 24]
+                             : 0;
+    }
+}
+
+START_TEST(fuzz_mutations)
+{
+    gold g;
+    gold_load(&g);
+    size_t clen;
+    unsigned char *cfg = (unsigned char *)slurp(sx_test_shared(GOLD "ref/checkpoint/config.pt"),
+                                                &clen);
+    char *facts = slurp(sx_test_shared(GOLD "facts.json"), NULL);
+    long coff, csize;
+    member(facts, "config/data.pkl", &coff, &csize);
+    const unsigned char *pk[2] = {g.pkl, cfg + coff};
+    size_t pn[2] = {g.pkl_len, (size_t)csize};
+    unsigned char *buf = malloc(clen > g.pkl_len ? clen : g.pkl_len);
+    uint64_t rs = 0x9E3779B97F4A7C15ull;
+    int accepted = 0, refused_n = 0;
+    for (int it = 0; it < 6000; it++) {
+        int w = it & 1;
+        memcpy(buf, pk[w], pn[w]);
+        mutate(buf, pn[w], &rs);
+        sx_status st = {0};
+        sx_pkl *p = sx_pkl_parse(buf, pn[w], "fuzz", &st);
+        if (p) accepted++;
+        else { refused_n++; ck_assert_msg(st.code != SX_OK && st.msg[0], "silent refusal"); }
+        sx_pkl_free(p);
+    }
+    const char *path = NULL;
+    char dir_path[600];
+    snprintf(dir_path, sizeof dir_path, "%s/config.pt", sx_test_tmpdir());
+    path = dir_path;
+    for (int it = 0; it < 1500; it++) {
+        memcpy(buf, cfg, clen);
+        /* half the time aim at the zip structure: headers, directory, end records */
+        if (it & 1) {
+            size_t at = (size_t)(rng_next(&rs) % 128);
+            size_t where = (rng_next(&rs) & 1) ? at : clen - 1 - (size_t)(rng_next(&rs) % 240);
+            buf[where] ^= (unsigned char)(1u << (rng_next(&rs) % 8));
+        } else {
+            mutate(buf, clen, &rs);
+        }
+        FILE *f = fopen(path, "wb");
+        fwrite(buf, 1, clen, f);
+        fclose(f);
+        sx_status st = {0};
+        sx_scalex_config c;
+        if (sx_scalex_config_read(path, &c, &st) == SX_OK) {
+            accepted++;
+            sx_scalex_config_clear(&c);
+        } else {
+            refused_n++;
+            ck_assert_msg(st.msg[0], "silent refusal");
+        }
+    }
+    fprintf(stderr, "fuzz: %d accepted, %d refused, no crash\n", accepted, refused_n);
+    free(buf);
+    free(cfg);
+    free(facts);
+    gold_free(&g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("torch");
@@ -525,6 +610,7 @@ int main(void)
     tcase_add_test(tc, hostile_tensors);
     tcase_add_test(tc, hostile_zips);
     tcase_add_test(tc, corrupt_storage_crc);
+    tcase_add_test(tc, fuzz_mutations);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
