@@ -12,6 +12,8 @@
 /* data.pkl of a state_dict is a few KB; SCALEX's config.pt a few hundred KB for 30k genes. */
 #define PKL_MAX_BYTES ((uint64_t)256 << 20)
 #define NAME_DEPTH 4
+/* dicts visited while naming tensors: a dict may hold itself many times over */
+#define MAX_VISITS 100000
 
 typedef struct tens {
     char *name;
@@ -24,6 +26,7 @@ struct sx_torch {
     sx_pkl *pkl;
     tens *t;
     int n, cap;
+    int64_t visits;
     char top[256];
 };
 
@@ -104,6 +107,9 @@ static int add_tensor(sx_torch *t, const char *name, const sx_pv *v, sx_status *
 static int collect(sx_torch *t, const sx_pv *d, const char *prefix, int depth, sx_status *st)
 {
     if (!d || d->kind != SX_PV_DICT || depth > NAME_DEPTH) return SX_OK;
+    if (++t->visits > MAX_VISITS || t->n >= MAX_VISITS)
+        return sx_status_set(st, SX_ELIMIT, "'%s': the checkpoint's dicts nest or repeat far "
+                             "more than a state_dict's; refusing", sx_tzip_label(t->z));
     for (size_t i = 0; i + 1 < d->n; i += 2) {
         const sx_pv *k = d->items[i], *v = d->items[i + 1];
         if (k->kind != SX_PV_STR || strlen(k->s) != k->len || k->len > 200) continue;

@@ -213,7 +213,10 @@ static int op_memo(pm *m, int k, int put)
     if (rc) return rc;
     uint64_t id = rd_le(m->b + m->pos, k);
     m->pos += (size_t)k;
-    if (id >= PKL_MAX_MEMO) return fail(m, SX_ELIMIT, "%s", "a memo id past its bound; refusing");
+    /* picklers number memo slots from 0, one per PUT of 2+ bytes: an id past the stream's
+     * length is hostile (it would only make us allocate) */
+    if (id >= PKL_MAX_MEMO || id > m->n)
+        return fail(m, SX_ELIMIT, "%s", "a memo id past its bound; refusing");
     if (!put) {
         if (id >= m->memo_cap || !m->memo[id])
             return fail(m, SX_EFORMAT, "%s", "the pickle reads a memo slot it never wrote");

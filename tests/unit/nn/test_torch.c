@@ -433,6 +433,25 @@ START_TEST(hostile_tensors)
         free(p);
     }
     gold_free(&g);
+    gold_load(&g); /* a dict holding itself 1000 times: naming its tensors must not explode */
+    {
+        unsigned char *p = malloc(20000), *q = p;
+        *q++ = 0x80; *q++ = 2; *q++ = '}'; *q++ = 'q'; *q++ = 0; *q++ = '(';
+        for (int k = 0; k < 1000; k++) {
+            char key[8];
+            int kl = snprintf(key, sizeof key, "k%d", k);
+            *q++ = 'X'; *q++ = (unsigned char)kl; *q++ = 0; *q++ = 0; *q++ = 0;
+            memcpy(q, key, (size_t)kl);
+            q += kl;
+            *q++ = 'h'; *q++ = 0;
+        }
+        *q++ = 'u'; *q++ = '.';
+        g.e[0].data = p;
+        g.e[0].len = (size_t)(q - p);
+        refused(write_zip(g.e, g.n), SX_ELIMIT, "nest or repeat");
+        free(p);
+    }
+    gold_free(&g);
     gold_load(&g); /* cut short: the pickle ends before STOP */
     g.e[0].len -= 40;
     refused(write_zip(g.e, g.n), SX_EFORMAT, "truncated");
