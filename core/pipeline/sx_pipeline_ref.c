@@ -6,6 +6,7 @@
 #include "sx_alloc.h"
 #include "sx_h5.h"
 #include "sx_pipeline_internal.h"
+#include "sx_pipeline_scalex.h"
 
 #define REF_FORMAT "scalexd-reference"
 #define REF_VERSION 1
@@ -151,6 +152,8 @@ sx_reference *sx_reference_load(const char *path, sx_status *st)
         sx_status_set(st, SX_EINVAL, "no reference given");
         return NULL;
     }
+    if (sx_pl_is_dir(path) && sx_reference_is_scalex(path)) /* a folder SCALEX wrote */
+        return sx_reference_load_scalex(path, st);
     file = sx_pl_is_dir(path) ? sx_pl_join(path, "reference.h5") : sx_strdup(path);
     if (!file) {
         sx_status_set(st, SX_ENOMEM, "out of memory");

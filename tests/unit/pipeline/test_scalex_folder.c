@@ -140,6 +140,56 @@ START_TEST(reference_latent_reproduced)
 }
 END_TEST
 
+/* End to end: the raw query projected onto the SCALEX folder with --eval (sx_pipeline_run, as
+ * `scalex project --projection DIR --eval` does) gives SCALEX's eval-mode latent. */
+START_TEST(project_eval_end_to_end)
+{
+    sx_status st = {0};
+    char out[600];
+    snprintf(out, sizeof out, "%s/out", sx_test_tmpdir());
+    const char *inputs[] = {sx_test_shared("data/pbmc_3tech_symphony/query_3pv1.h5ad")};
+    sx_pipeline_opts *o = sx_pipeline_opts_new();
+    ck_assert(sx_pipeline_opts_set(o, "eval", "true", &st) == SX_OK);
+    ck_assert(sx_pipeline_opts_set(o, "min_features", "0", &st) == SX_OK);
+    ck_assert(sx_pipeline_opts_set(o, "ignore_umap", "true", &st) == SX_OK);
+    sx_job_spec job = {.type = SX_JOB_PROJECT, .inputs = inputs, .n_inputs = 1,
+                       .reference = sx_test_shared(GOLD "ref"), .outdir = out, .opts = o,
+                       .threads = 1};
+    ck_assert_msg(sx_pipeline_run(&job, NULL, &st) == SX_OK, "%s", st.msg);
+    sx_pipeline_opts_free(o);
+    char path[700];
+    snprintf(path, sizeof path, "%s/adata.h5ad", out);
+    sx_status s2 = {0};
+    hid_t f = sx_h5_open_ro(path, &s2);
+    ck_assert_msg(f >= 0, "%s", s2.msg);
+    int64_t n_lat, n_names, n_q;
+    double *lat = rd(f, "obsm/latent", 'd', &n_lat);
+    char **names, **qn;
+    ck_assert(sx_h5_read_strings(f, "obs/_index", &names, &n_names, &s2) == SX_OK);
+    H5Fclose(f);
+    ck_assert_int_eq(n_lat, n_names * 10);
+    f = h5(GOLD "query_input.h5");
+    double *want = rd(f, "latent_eval", 'd', NULL);
+    ck_assert(sx_h5_read_strings(f, "obs_names", &qn, &n_q, &s2) == SX_OK);
+    H5Fclose(f);
+    double mx = 0, worst = 0;
+    for (int64_t i = 0; i < n_q * 10; i++) mx = fmax(mx, fabs(want[i]));
+    for (int64_t i = 0; i < n_q; i++) {
+        int64_t j = 0;
+        while (j < n_names && strcmp(names[j], qn[i]) != 0) j++;
+        ck_assert_msg(j < n_names, "query cell %s missing from the output", qn[i]);
+        for (int k = 0; k < 10; k++)
+            worst = fmax(worst, sx_test_reldiff(lat[j * 10 + k], want[i * 10 + k], 0.1 * mx));
+    }
+    fprintf(stderr, "end-to-end eval-mode query latent vs SCALEX: worst relative %.3g\n", worst);
+    ck_assert_msg(worst < 1e-4, "worst relative difference %.3g", worst);
+    sx_h5_free_strings(names, n_names);
+    sx_h5_free_strings(qn, n_q);
+    sx_free(lat);
+    sx_free(want);
+}
+END_TEST
+
 START_TEST(not_a_scalex_folder)
 {
     sx_status st = {0};
@@ -160,6 +210,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, reference_cells_equal_adata);
     tcase_add_test(tc, reference_latent_reproduced);
+    tcase_add_test(tc, project_eval_end_to_end);
     tcase_add_test(tc, not_a_scalex_folder);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
