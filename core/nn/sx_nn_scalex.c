@@ -96,8 +96,12 @@ sx_nn_model *sx_nn_model_from_torch(const char *model_pt, const char *config_pt,
     if (check_arch(&c, &cfg, st) != SX_OK || !(t = sx_torch_open(model_pt, st))) goto fail;
     cfg.dtype = checkpoint_dtype(t);
     if (!(m = sx_nn_model_new(&cfg, 0, st))) goto fail;
+    /* the origin travels with the model (and into a reference.h5 made from it): SCALEX's
+     * folders record no SCALEX version, so the source is all we can say */
     if (copy_all(m, t, st) != SX_OK ||
-        sx_nn_model_set_genes(m, (const char *const *)c.genes, c.n_genes, st) != SX_OK)
+        sx_nn_model_set_genes(m, (const char *const *)c.genes, c.n_genes, st) != SX_OK ||
+        sx_nn_model_set_prep_json(m, "{\"source\": \"scalex\", \"checkpoint\": \"pytorch\"}",
+                                  st) != SX_OK)
         goto fail;
     sx_torch_close(t);
     sx_scalex_config_clear(&c);

@@ -13,7 +13,8 @@
 
 /* Load `folder`/checkpoint/{model.pt,config.pt}: weights, BN running statistics and
  * num_batches_tracked bit-exact (float32 model; float64 when the checkpoint is float64), the
- * gene list from config.pt. Domain names are not in the checkpoint (SCALEX keeps them in
+ * gene list from config.pt, and prep_json {"source": "scalex", "checkpoint": "pytorch"} to
+ * mark the origin (SCALEX records no version of itself in the folder). Domain names are not in the checkpoint (SCALEX keeps them in
  * adata.h5ad's obs 'batch' categories): left unset for the caller. Caller frees the model.
  * Errors: SX_EIO / SX_EFORMAT / SX_EUNSUPPORTED from the reader, SX_EUNSUPPORTED for an
  * architecture we do not implement, SX_EFORMAT for a missing or mis-shaped tensor. */

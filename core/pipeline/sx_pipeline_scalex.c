@@ -7,6 +7,7 @@
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_nn_scalex.h"
+#include "sx_pipeline_internal.h"
 #include "sx_pipeline_scalex.h"
 #include "sx_umap.h"
 
@@ -125,4 +126,14 @@ fail:
     sx_free(h5);
     sx_reference_free(r);
     return NULL;
+}
+
+int sx_reference_write_scalex(const char *dir, const char *out_path, sx_status *st)
+{
+    sx_reference *r = sx_reference_load_scalex(dir, st);
+    if (!r) return st->code;
+    int rc = sx_pl_reference_write(out_path, r->model, r->obs, r->latent, r->dim, r->umap,
+                                   r->umap_a, r->umap_b, st);
+    sx_reference_free(r);
+    return rc;
 }

@@ -26,4 +26,9 @@ int sx_reference_is_scalex(const char *dir);
  * model (latent width, cells), or obs['batch'] does not name the model's domains. */
 sx_reference *sx_reference_load_scalex(const char *dir, sx_status *st);
 
+/* Convert a SCALEX folder into our single-file reference (reference.h5 at out_path, replaced
+ * if present; the format of sx_pipeline.h, which sx_reference_load reads), e.g. for a daemon
+ * registry that stores one file per reference. The model's prep_json names the source. */
+int sx_reference_write_scalex(const char *dir, const char *out_path, sx_status *st);
+
 #endif

@@ -190,6 +190,51 @@ START_TEST(project_eval_end_to_end)
 }
 END_TEST
 
+/* The folder converted to our reference.h5 reads back equal (latent, UMAP, obs, model). */
+START_TEST(converted_reference_reads_back)
+{
+    sx_status st = {0};
+    char path[600];
+    snprintf(path, sizeof path, "%s/reference.h5", sx_test_tmpdir());
+    ck_assert_msg(sx_reference_write_scalex(sx_test_shared(GOLD "ref"), path, &st) == SX_OK, "%s",
+                  st.msg);
+    sx_reference *a = sx_reference_load_scalex(sx_test_shared(GOLD "ref"), &st);
+    sx_reference *b = sx_reference_load(path, &st);
+    ck_assert_msg(a && b, "%s", st.msg);
+    ck_assert_int_eq(a->n_cells, b->n_cells);
+    ck_assert_int_eq(a->dim, b->dim);
+    ck_assert(memcmp(a->latent, b->latent, (size_t)(a->n_cells * a->dim) * sizeof(double)) == 0);
+    ck_assert(memcmp(a->umap, b->umap, (size_t)a->n_cells * 2 * sizeof(float)) == 0);
+    ck_assert(a->umap_a == b->umap_a && a->umap_b == b->umap_b);
+    const sx_column *ca = sx_frame_col(a->obs, "cell_type"), *cb = sx_frame_col(b->obs, "cell_type");
+    ck_assert(ca && cb);
+    for (int64_t i = 0; i < a->n_cells; i++) {
+        char x[64], y[64];
+        ck_assert_str_eq(sx_column_text(ca, i, x, 64), sx_column_text(cb, i, y, 64));
+    }
+    for (int i = 0; i < sx_nn_model_n_tensors(a->model); i++) {
+        const char *nm = sx_nn_model_tensor_name(a->model, i);
+        int nd;
+        int64_t d[2];
+        ck_assert(sx_nn_model_tensor_shape(a->model, nm, &nd, d, &st) == SX_OK);
+        int64_t k = nd == 0 ? 1 : nd == 1 ? d[0] : d[0] * d[1];
+        double *va = sx_mallocarray((size_t)k, sizeof *va), *vb = sx_mallocarray((size_t)k, sizeof *vb);
+        ck_assert(sx_nn_model_get(a->model, nm, va, k, &st) == SX_OK);
+        ck_assert_msg(sx_nn_model_get(b->model, nm, vb, k, &st) == SX_OK, "%s", st.msg);
+        ck_assert_msg(memcmp(va, vb, (size_t)k * sizeof *va) == 0, "%s differs", nm);
+        sx_free(va);
+        sx_free(vb);
+    }
+    int64_t nd;
+    const char *const *dom = sx_nn_model_domains(b->model, &nd);
+    ck_assert_int_eq(nd, 2);
+    ck_assert_str_eq(dom[0], "3pv2");
+    ck_assert_ptr_nonnull(strstr(sx_nn_model_prep_json(b->model), "scalex"));
+    sx_reference_free(a);
+    sx_reference_free(b);
+}
+END_TEST
+
 START_TEST(not_a_scalex_folder)
 {
     sx_status st = {0};
@@ -211,6 +256,7 @@ int main(void)
     tcase_add_test(tc, reference_cells_equal_adata);
     tcase_add_test(tc, reference_latent_reproduced);
     tcase_add_test(tc, project_eval_end_to_end);
+    tcase_add_test(tc, converted_reference_reads_back);
     tcase_add_test(tc, not_a_scalex_folder);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
