@@ -527,7 +527,9 @@ static int call_rebuild(pm *m, const sx_pv *a, sx_pv **out)
                     "overflows); refusing");
     for (int d = 0; numel > 0 && d < t->ndim; d++) {
         int64_t s = t->shape[d] - 1;
-        if (t->stride[d] != 0 && s > (INT64_MAX / 4 - extent) / t->stride[d])
+        /* a size-1 dim's stride is never used to address, but walking past it adds it once */
+        if (t->stride[d] > ((int64_t)1 << 60) ||
+            (t->stride[d] != 0 && s > (INT64_MAX / 4 - extent) / t->stride[d]))
             return fail(m, SX_ELIMIT, "%s", "a tensor's strides overflow; refusing");
         extent += s * t->stride[d];
     }

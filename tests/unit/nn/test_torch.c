@@ -403,6 +403,12 @@ START_TEST(hostile_tensors)
     pkl_patch(&g, size_w1, 7, "\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x40M\xbb\x05\x86", 14);
     refused(write_zip(g.e, g.n), SX_ELIMIT, "huge shape");
     gold_free(&g);
+    gold_load(&g); /* shape (1, 1467) whose size-1 dim has a stride near 2^63 */
+    pkl_patch(&g, size_w1, 7, "K\x01M\xbb\x05\x86", 6);
+    pkl_patch(&g, "M\xbb\x05K\x01\x86", 6, "\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7fK\x01\x86",
+              13);
+    refused(write_zip(g.e, g.n), SX_ELIMIT, "strides overflow");
+    gold_free(&g);
     gold_load(&g); /* the storage declares fewer elements than its tensor needs */
     pkl_patch(&g, "J\x00\xec\x16\x00", 5, "J\xff\xeb\x16\x00", 5); /* 1502208 -> 1502207 */
     refused(write_zip(g.e, g.n), SX_EFORMAT, "storage holds 1502207");
