@@ -7,6 +7,7 @@
 #include "sx_alloc.h"
 #include "sx_h5.h"
 #include "sx_pipeline_internal.h"
+#include "sx_pipeline_scalex.h"
 
 #define REF_FORMAT "scalexd-reference"
 #define REF_VERSION 1
@@ -212,6 +213,8 @@ sx_reference *sx_reference_load(const char *path, sx_status *st)
         sx_status_clear(&ms);
         sx_reference *mapped = sx_reference_map_open(path, &ms);
         if (mapped) return mapped;
+        if (sx_reference_is_scalex(path)) /* a folder SCALEX wrote */
+            return sx_reference_load_scalex(path, st);
     }
     char *file = sx_pl_is_dir(path) ? sx_pl_join(path, "reference.h5") : sx_strdup(path);
     if (!file) {

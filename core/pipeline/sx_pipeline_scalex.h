@@ -1,0 +1,34 @@
+/* sx_pipeline_scalex — a folder written by the original Python SCALEX (SCALEX(...,
+ * outdir=DIR)) served as a reference, without retraining.
+ *
+ * DIR/checkpoint/model.pt and config.pt give the network and its gene list (sx_nn_scalex.h);
+ * DIR/adata.h5ad gives the reference cells: obsm['latent'] (SCALEX's train-mode latent, as
+ * it stored it), obsm['X_umap'], the obs columns (batch, leiden, labels), uns['umap']['params']
+ * a and b. The domain names are the categories of obs['batch'], in order (SCALEX's domain ids
+ * are those category codes).
+ *
+ * The UMAP layout served for a fixed-map projection is SCALEX's own X_umap with the reference
+ * latent: queries are placed on it by our transform (as for references we trained). That is
+ * an approximation of what SCALEX itself shows, since SCALEX recomputes one UMAP over
+ * reference + query after a projection. */
+#ifndef SX_PIPELINE_SCALEX_H
+#define SX_PIPELINE_SCALEX_H
+
+#include "sx_error.h"
+#include "sx_pipeline.h"
+
+/* 1 when dir holds checkpoint/model.pt, checkpoint/config.pt and adata.h5ad. */
+int sx_reference_is_scalex(const char *dir);
+
+/* Load a SCALEX output folder as a reference. r->path is dir. Caller frees with
+ * sx_reference_free. Errors: SX_ENOTFOUND (not a SCALEX folder), the checkpoint reader's
+ * codes, SX_EFORMAT when adata.h5ad lacks obsm['latent'] or its shapes disagree with the
+ * model (latent width, cells), or obs['batch'] does not name the model's domains. */
+sx_reference *sx_reference_load_scalex(const char *dir, sx_status *st);
+
+/* Convert a SCALEX folder into our single-file reference (reference.h5 at out_path, replaced
+ * if present; the format of sx_pipeline.h, which sx_reference_load reads), e.g. for a daemon
+ * registry that stores one file per reference. The model's prep_json names the source. */
+int sx_reference_write_scalex(const char *dir, const char *out_path, sx_status *st);
+
+#endif
