@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sx_format.h"
 #include "sx_sha256.h"
@@ -114,7 +115,9 @@ static inline srv_service api_service(const api_server *s)
 {
     srv_service v = {.reg = s->reg, .jobs = s->jobs, .eng = s->eng, .data_dir = s->cfg->data_dir,
                      .user_max_jobs = s->cfg->user_max_jobs, .queue_cap = s->cfg->queue_cap,
-                     .draining = &s->draining};
+                     .draining = &s->draining,
+                     .publish_everyone = !strcmp(s->cfg->publish_references, "everyone"),
+                     .storage_quota = s->cfg->user_storage_quota};
     return v;
 }
 
@@ -180,6 +183,8 @@ int api_h_job_log(api_req *r, api_resp *o);
 int api_h_ref_create(api_req *r, api_resp *o);
 int api_h_ref_list(api_req *r, api_resp *o);
 int api_h_ref_get(api_req *r, api_resp *o);
+int api_h_ref_delete(api_req *r, api_resp *o);
+int api_h_job_delete(api_req *r, api_resp *o);
 int api_h_ref_map(api_req *r, api_resp *o);
 int api_h_static(api_req *r, api_resp *o); /* api_static.c: the web page */
 

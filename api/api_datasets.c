@@ -108,14 +108,25 @@ int api_h_dataset_get(api_req *r, api_resp *o)
     return api_json(o, 200, j);
 }
 
-int api_h_dataset_delete(api_req *r, api_resp *o)
+/* DELETE of a dataset, a finished job, a reference: one shape, the use case differs */
+typedef int (*delete_fn)(const srv_service *, const srv_user *, const char *, srv_why *,
+                         sx_status *);
+
+static int delete_with(api_req *r, api_resp *o, delete_fn fn)
 {
     srv_service svc = api_service(r->srv);
     sx_status st;
     sx_status_clear(&st);
     srv_why why;
-    if (srv_service_dataset_delete(&svc, &r->user, r->params[0], &why, &st))
-        return api_problem_svc(o, why, &st);
+    if (fn(&svc, &r->user, r->params[0], &why, &st)) return api_problem_svc(o, why, &st);
     o->status = 204;
     return API_DONE;
+}
+
+int api_h_job_delete(api_req *r, api_resp *o) { return delete_with(r, o, srv_service_job_delete); }
+int api_h_ref_delete(api_req *r, api_resp *o) { return delete_with(r, o, srv_service_ref_withdraw); }
+
+int api_h_dataset_delete(api_req *r, api_resp *o)
+{
+    return delete_with(r, o, srv_service_dataset_delete);
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "srv_auth.h"
@@ -103,9 +104,27 @@ static void metrics_jobs(buf *b, const int64_t counts[SRV_JOB_N_STATES], const s
             js->run_seconds_sum, (long long)js->run_seconds_count);
 }
 
+/* metrics_token set: /metrics answers only that bearer token (compared in constant time, so
+ * response times do not reveal how much of a guess was right) */
+static int metrics_allowed(api_req *r)
+{
+    const char *want = r->srv->cfg->metrics_token;
+    if (!want[0]) return 1;
+    const char *h = api_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    h += 7;
+    size_t n = strlen(want), m = strlen(h);
+    unsigned diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)want[i] ^ (unsigned char)(i < m ? h[i] : 0);
+    return diff == 0;
+}
+
 int api_h_metrics(api_req *r, api_resp *o)
 {
     api_server *s = r->srv;
+    if (!metrics_allowed(r))
+        return api_problem(o, 401, "unauthorized", "/metrics needs the operators' metrics token: "
+                           "Authorization: Bearer <metrics_token>");
     srv_db *db = api_db(r, o);
     if (!db) return API_DONE;
     int64_t counts[SRV_JOB_N_STATES];
@@ -206,5 +225,14 @@ int api_h_me(api_req *r, api_resp *o)
     json_t *j = json_object();
     json_object_set_new(j, "user", json_string(r->user.name));
     json_object_set_new(j, "admin", json_boolean(r->user.admin));
+    srv_service svc = api_service(r->srv);
+    int64_t used = 0, quota = 0;
+    sx_status st;
+    if (srv_service_storage(&svc, &r->user, &used, &quota, NULL, &st) == SX_OK) {
+        json_t *s = json_object();
+        json_object_set_new(s, "used_bytes", json_integer(used));
+        json_object_set_new(s, "quota_bytes", quota > 0 ? json_integer(quota) : json_null());
+        json_object_set_new(j, "storage", s);
+    }
     return api_json(o, 200, j);
 }

@@ -154,6 +154,9 @@ static const struct {
     {SRV_WHY_WRONG_STATE, 409, "conflict", "", 0},
     {SRV_WHY_BAD_OPTIONS, 400, "invalid-value", "", 0},
     {SRV_WHY_UNSTORABLE, 503, "unavailable", ": retry later", 0},
+    {SRV_WHY_FORBIDDEN, 403, "forbidden", "", 0},
+    {SRV_WHY_STORAGE_QUOTA, 413, "storage-quota", "", 0},
+    {SRV_WHY_STORAGE_FULL, 507, "storage-quota", "", 0},
 };
 
 int api_problem_svc(api_resp *o, srv_why why, const sx_status *st)

@@ -22,6 +22,7 @@ static const api_route routes[] = {
     {"GET", "/v1/jobs", api_h_job_list, API_BODY_NONE, 1, "list jobs"},
     {"GET", "/v1/jobs/{id}", api_h_job_get, API_BODY_NONE, 1, "one job"},
     {"POST", "/v1/jobs/{id}/cancel", api_h_job_cancel, API_BODY_NONE, 1, "cancel a job"},
+    {"DELETE", "/v1/jobs/{id}", api_h_job_delete, API_BODY_NONE, 1, "delete a finished job and its results"},
     {"GET", "/v1/jobs/{id}/log", api_h_job_log, API_BODY_NONE, 1, "the job's log"},
     {"GET", "/v1/jobs/{id}/results", api_h_job_results, API_BODY_NONE, 1, "result files"},
     {"GET", "/v1/jobs/{id}/results/labels", api_h_job_labels, API_BODY_NONE, 1, "transferred labels"},
@@ -31,6 +32,7 @@ static const api_route routes[] = {
     {"POST", "/v1/references", api_h_ref_create, API_BODY_JSON, 1, "register a reference"},
     {"GET", "/v1/references", api_h_ref_list, API_BODY_NONE, 1, "reference catalog"},
     {"GET", "/v1/references/{name}", api_h_ref_get, API_BODY_NONE, 1, "one reference"},
+    {"DELETE", "/v1/references/{name}", api_h_ref_delete, API_BODY_NONE, 1, "withdraw a reference"},
     {"POST", "/v1/references/{name}/map", api_h_ref_map, API_BODY_UPLOAD, 1, "upload + project + transfer"},
 };
 

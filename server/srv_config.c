@@ -48,6 +48,9 @@ static const key keys[] = {
     {"log_level", K_LEVEL, F(log_level), 0, "debug | info | warn | error (info)"},
     {"max_wait", K_DBL, F(max_wait_s), 0, "longest ?wait= in seconds (600)"},
     {"memory_budget", K_I64, F(memory_budget), 0, "memory for references kept loaded; least recently used unloaded first (2G)"},
+    {"publish_references", K_STR, F(publish_references), sizeof(((srv_config *)0)->publish_references), "who may add a reference to the shared catalog (and withdraw their own): admins | everyone (admins)"},
+    {"metrics_token", K_STR, F(metrics_token), sizeof(((srv_config *)0)->metrics_token), "a secret that /metrics then requires as a bearer token (none: /metrics is open; keep it on a private network)"},
+    {"user_storage_quota", K_I64, F(user_storage_quota), 0, "bytes each user may keep in datasets and job results; an upload past it gets 413, a job 507 (0 = no quota)"},
     {"isolation", K_STR, F(isolation), sizeof(((srv_config *)0)->isolation), "process: uploads are read and jobs run in child processes under limits, so a crafted file costs one request, never the service; thread: in the daemon (debugging and measurement only) (process)"},
     {"validate_timeout", K_DBL, F(validate_timeout_s), 0, "seconds an upload's validation may take, plus 1 s per 20 MB (30)"},
     {"validate_memory", K_I64, F(validate_memory), 0, "address space of an upload's validation process (4G)"},
@@ -90,6 +93,7 @@ void srv_config_defaults(srv_config *c)
     c->user_max_jobs = 16;
     c->queue_cap = 256;
     snprintf(c->isolation, sizeof c->isolation, "process");
+    snprintf(c->publish_references, sizeof c->publish_references, "admins");
     c->validate_timeout_s = 30;
     c->validate_memory = (int64_t)4 << 30;
     c->job_memory = (int64_t)16 << 30;
@@ -317,6 +321,11 @@ int srv_config_check(srv_config *c, sx_status *st)
     if (c->job_nice > 19)
         return sx_status_set(st, SX_EINVAL, "job_nice is %d; nice values go up to 19 (10 is the "
                              "default, 0 runs jobs at the daemon's own priority)", c->job_nice);
+    if (strcmp(c->publish_references, "admins") && strcmp(c->publish_references, "everyone"))
+        return sx_status_set(st, SX_EINVAL, "publish_references is '%s'; use admins (the default) "
+                             "or everyone", c->publish_references);
+    if (c->user_storage_quota < 0)
+        return sx_status_set(st, SX_EINVAL, "user_storage_quota must be >= 0 (0: no quota)");
     if (strcmp(c->isolation, "process") && strcmp(c->isolation, "thread"))
         return sx_status_set(st, SX_EINVAL, "isolation is '%s'; use process (the default) or "
                              "thread", c->isolation);

@@ -44,6 +44,9 @@ typedef struct srv_config {
     int64_t max_cells, max_genes, max_nnz, max_inflate_bytes, max_line_bytes;
     double max_inflate_ratio;
     char web_dir[2048];      /* folder of the web page served at / ("" = automatic) */
+    char publish_references[16]; /* "admins" (default) or "everyone": who may add to the catalog */
+    char metrics_token[128];  /* "" = /metrics open; else it needs "Authorization: Bearer <this>" */
+    int64_t user_storage_quota; /* bytes of datasets + results per user (0 = no quota) */
     char isolation[16];      /* "process": uploads and jobs in child processes; "thread": in-process */
     double validate_timeout_s; /* base wall-clock limit of an upload's validation child */
     int64_t validate_memory; /* address space of a validation child */

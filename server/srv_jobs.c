@@ -284,6 +284,8 @@ static void finish_slot(srv_jobs *j, slot *s)
                  ? st.code : SX_OK;
     } else {
         rc = srv_job_finish(j->db, s->id, srv_jstate_name(state), etype, err, &st);
+        /* what the results take counts against the owner's storage (user_storage_quota) */
+        if (!rc) rc = srv_job_set_result_bytes(j->db, s->id, srv_tree_bytes(s->outdir), &st);
     }
     if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, srv_jstate_name(state), st.msg);
     sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,

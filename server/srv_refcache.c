@@ -18,6 +18,7 @@ typedef struct entry {
     int refs;           /* jobs holding obj */
     uint64_t last_use;  /* tick of the last acquire/release: LRU order */
     int loading;
+    int withdrawn;      /* its reference left the catalog: never found again, freed when idle */
     struct entry *next;
 } entry;
 
@@ -95,8 +96,20 @@ void srv_refcache_free(srv_refcache *c)
 static entry *find(srv_refcache *c, const char *name)
 {
     for (entry *e = c->head; e; e = e->next)
-        if (!strcmp(e->name, name)) return e;
+        if (!e->withdrawn && !strcmp(e->name, name)) return e;
     return NULL;
+}
+
+void srv_refcache_forget(srv_refcache *c, const char *name)
+{
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    entry *e = find(c, name);
+    if (e) {
+        e->withdrawn = 1; /* a reference registered again under the name loads afresh */
+        if (e->obj && !e->refs && !e->loading) drop(c, e);
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 void *srv_refcache_acquire(srv_refcache *c, const char *name, const char *path, sx_status *st)
@@ -166,6 +179,7 @@ void srv_refcache_release(srv_refcache *c, void *obj)
         if (e->obj == obj) {
             if (e->refs > 0) e->refs--;
             e->last_use = ++c->tick;
+            if (e->withdrawn && !e->refs) drop(c, e);
             break;
         }
     evict(c);

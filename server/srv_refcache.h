@@ -39,6 +39,9 @@ void srv_refcache_release(srv_refcache *c, void *obj);
  * were loaded. Errors are logged, not fatal (the reference loads again when a job needs it). */
 int srv_refcache_preload(srv_refcache *c, srv_db *db, const char *data_dir);
 /* Is `name` loaded now? *bytes (may be NULL) gets its footprint. */
+/* The reference left the catalog: unload it now, or when the last job holding it is done; a
+ * later reference of the same name is loaded anew. */
+void srv_refcache_forget(srv_refcache *c, const char *name);
 int srv_refcache_is_loaded(srv_refcache *c, const char *name, int64_t *bytes);
 /* Loaded entries and their total bytes (metrics). */
 void srv_refcache_stats(srv_refcache *c, int *n_loaded, int64_t *bytes, int64_t *budget);

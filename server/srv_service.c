@@ -136,8 +136,9 @@ int srv_service_job_submit(const srv_service *svc, const srv_user *u, const char
         return svc_why(why, SRV_WHY_DRAINING,
                        sx_status_set(st, SX_ESTATE, "the server is shutting down"));
     char id[32]; /* id_out is only written for a job that exists */
-    int rc = srv_random_id("job_", id, sizeof id, st);
-    if (rc) return svc_why(why, SRV_WHY_NONE, rc);
+    int rc = svc_check_storage(svc, u, 0, why, st);
+    if (rc) return rc;
+    if ((rc = srv_random_id("job_", id, sizeof id, st))) return svc_why(why, SRV_WHY_NONE, rc);
     char *text = json_dumps(request, JSON_COMPACT);
     if (!text) return svc_why(why, SRV_WHY_NONE, sx_status_set(st, SX_ENOMEM, "out of memory"));
     srv_db *db = svc_db(svc, why, st);

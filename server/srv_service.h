@@ -33,6 +33,8 @@ typedef struct srv_service {
     int user_max_jobs;           /* unfinished jobs per user */
     int queue_cap;               /* QUEUED jobs of everyone */
     const atomic_int *draining;  /* raised at shutdown: no new jobs; may be NULL */
+    int publish_everyone;        /* 0: only admins register and withdraw references */
+    int64_t storage_quota;       /* bytes of datasets + results per user; 0 = none */
 } srv_service;
 
 /* Which refusal a failed call was (the code alone does not tell a quota from a full queue). */
@@ -49,7 +51,10 @@ typedef enum srv_why {
     SRV_WHY_WRONG_STATE,    /* SX_ESTATE: the object is not in a state the call needs */
     SRV_WHY_BAD_OPTIONS,    /* SX_EINVAL: option values the pipeline refuses */
     SRV_WHY_BAD_UPLOAD,     /* the readers refused the upload (EFORMAT, EUNSUPPORTED, ELIMIT) */
-    SRV_WHY_UNSTORABLE      /* SX_EIO: the upload could not be moved into place: retry */
+    SRV_WHY_UNSTORABLE,     /* SX_EIO: the upload could not be moved into place: retry */
+    SRV_WHY_FORBIDDEN,      /* SX_ESTATE: the user may not do this (publish_references) */
+    SRV_WHY_STORAGE_QUOTA,  /* SX_ELIMIT: the upload would pass user_storage_quota */
+    SRV_WHY_STORAGE_FULL    /* SX_ELIMIT: the user's storage is at user_storage_quota */
 } srv_why;
 
 /* ---- datasets ---- */
@@ -98,6 +103,13 @@ int srv_service_job_cancel(const srv_service *svc, const srv_user *u, const char
 int srv_service_job_dir(const srv_service *svc, const srv_user *u, const char *id,
                         int need_complete, char dir[4200], srv_jstate *state, char type[32],
                         srv_why *why, sx_status *st);
+/* Delete a finished job visible to u: its row and its result folder (what frees storage
+ * under user_storage_quota). SX_ESTATE (SRV_WHY_WRONG_STATE) while it has not finished. */
+int srv_service_job_delete(const srv_service *svc, const srv_user *u, const char *id,
+                           srv_why *why, sx_status *st);
+/* Bytes u stores (datasets + finished jobs' results) and the quota (0 = none). */
+int srv_service_storage(const srv_service *svc, const srv_user *u, int64_t *used,
+                        int64_t *quota, srv_why *why, sx_status *st);
 /* Views (srv_registry's JSON; caller decrefs): one job, one page of jobs (state may be
  * SRV_JOB_UNKNOWN: all), one dataset, one page of datasets. */
 json_t *srv_service_job_get(const srv_service *svc, const srv_user *u, const char *id,
@@ -122,6 +134,11 @@ typedef struct srv_ref_request {
  * not a COMPLETE integrate job or a name that is taken. */
 int srv_service_ref_register(const srv_service *svc, const srv_user *u,
                              const srv_ref_request *rq, srv_why *why, sx_status *st);
+/* Withdraw a reference from the catalog: its row, its folder and its loaded copy. Admins may
+ * withdraw any; with publish_everyone, a user the ones they registered (SRV_WHY_FORBIDDEN
+ * otherwise). A job already running keeps its mapped copy; later ones find no reference. */
+int srv_service_ref_withdraw(const srv_service *svc, const srv_user *u, const char *name,
+                             srv_why *why, sx_status *st);
 /* One reference (with whether it is loaded in memory) or the catalog; caller decrefs. */
 json_t *srv_service_ref_get(const srv_service *svc, const char *name, srv_why *why,
                             sx_status *st);

@@ -67,8 +67,9 @@ int srv_service_dataset_store(const srv_service *svc, const srv_user *u, const s
     memset(&info, 0, sizeof info);
     char rel[128], abs[4300], defname[64];
     srv_db *db = NULL;
-    int rc = check_upload(svc, up, &info, why, st);
+    int rc = svc_check_storage(svc, u, up->bytes, why, st);
     if (rc) goto out;
+    if ((rc = check_upload(svc, up, &info, why, st))) goto out;
     if ((rc = srv_random_id("ds_", id_out, 32, st))) goto out;
     if ((rc = place_upload(svc, up, id_out, info.ext, rel, abs, why, st))) goto out;
     const char *name = up->name;

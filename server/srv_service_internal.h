@@ -19,4 +19,9 @@ void svc_put(const srv_service *svc, srv_db *db);
  * other codes pass through with SRV_WHY_NONE. */
 int svc_lookup_fail(int code, srv_why not_found, srv_why *why, sx_status *st);
 
+/* SX_OK when u may add `adding` bytes (0: when u is under the quota at all) under
+ * user_storage_quota; SRV_WHY_STORAGE_QUOTA / _FULL with a message saying what to delete. */
+int svc_check_storage(const srv_service *svc, const srv_user *u, int64_t adding, srv_why *why,
+                      sx_status *st);
+
 #endif

@@ -107,7 +107,14 @@ int srv_service_ref_register(const srv_service *svc, const srv_user *u,
         svc_put(svc, db);
         return svc_lookup_fail(rc, SRV_WHY_NO_JOB, why, st);
     }
-    rc = register_from(svc, db, u, rq, &job, why, st);
+    /* after the lookup: a job the user cannot see stays a 404 whatever the policy */
+    if (!svc->publish_everyone && !u->admin)
+        rc = svc_why(why, SRV_WHY_FORBIDDEN,
+                     sx_status_set(st, SX_ESTATE, "only administrators add references to this "
+                                   "server's shared catalog (publish_references = admins): ask "
+                                   "one to register job '%s'", rq->job_id));
+    else
+        rc = register_from(svc, db, u, rq, &job, why, st);
     srv_job_row_free(&job);
     svc_put(svc, db);
     return rc;

@@ -238,3 +238,23 @@ int srv_ncpu(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;
 }
+
+int64_t srv_tree_bytes(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return 0;
+    if (S_ISREG(sb.st_mode)) return (int64_t)sb.st_size;
+    if (!S_ISDIR(sb.st_mode)) return 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int64_t total = 0;
+    struct dirent *e;
+    char sub[4400];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) continue;
+        total += srv_tree_bytes(sub);
+    }
+    closedir(d);
+    return total;
+}

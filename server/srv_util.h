@@ -21,6 +21,8 @@ int srv_random_id(const char *prefix, char *out, size_t outsz, sx_status *st);
 int srv_mkdirs(const char *path, sx_status *st);
 /* Remove a directory tree (best effort, no symlink following). */
 void srv_rmtree(const char *path);
+/* Bytes of the regular files under path (a file or a folder; links not followed). */
+int64_t srv_tree_bytes(const char *path);
 /* Copy a file (to dst.tmp then rename). */
 int srv_copy_file(const char *src, const char *dst, sx_status *st);
 /* Read a whole small file (<= max bytes) into a NUL-terminated malloc'd buffer (caller

@@ -67,7 +67,7 @@ grep -q "cannot connect to the PostgreSQL registry postgresql://scalexd:\*\*\*@1
     fail "unreachable registry message: $(cat "$WORK/bad.log")"
 grep -q secret "$WORK/bad.log" && fail "the password was printed"
 
-ALICE=$("$BIN" token create --data-dir "$D" --registry "$REG" --user alice) || fail "token create"
+ALICE=$("$BIN" token create --data-dir "$D" --registry "$REG" --user alice --admin) || fail "token create" # publishes
 [ "$(sql "SELECT count(*) FROM tokens t JOIN users u ON u.id = t.user_id WHERE u.name = 'alice'")" = 1 ] ||
     fail "the token is not in PostgreSQL"
 [ "$(sql "SELECT max(version) FROM schema_version")" -ge 3 ] || fail "schema_version"
@@ -206,7 +206,7 @@ PID_a="" PID_b=""
 
 if [ "${SX_PG_BENCH:-0}" = 1 ]; then
     DS=$WORK/sqlite
-    BOB=$("$BIN" token create --data-dir "$DS" --user alice)
+    BOB=$("$BIN" token create --data-dir "$DS" --user alice --admin)
     start_daemon "$DS" --workers 2 --threads-per-job 1
     expect 201 "$(upload "$BOB" '/v1/datasets?name=human' "$P/reference_human.h5ad")" "upload reference"
     R2=$(jq_ 'd["id"]')

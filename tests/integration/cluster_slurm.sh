@@ -137,7 +137,7 @@ slurm_id() { "$PY" -c "import sqlite3,sys; r=sqlite3.connect('$D/registry.sqlite
 job_field() { req "$ALICE" GET "/v1/jobs/$1" >/dev/null; jq_ "d[\"$2\"]"; }
 
 D=$WORK/data
-ALICE=$("$BIN" token create --data-dir "$D" --user alice)
+ALICE=$("$BIN" token create --data-dir "$D" --user alice --admin) # publishes the reference
 P=$DATA/pancreas_baron_human_mouse_cider
 
 # ---- the local executor: reference + projection ----

@@ -8,6 +8,8 @@ source "$(dirname "$0")/daemon_common.bash"
 D=$WORK/data
 ALICE=$("$BIN" token create --data-dir "$D" --user alice)
 BOB=$("$BIN" token create --data-dir "$D" --user bob)
+# references are published by admins (publish_references = admins, the default)
+CURATOR=$("$BIN" token create --data-dir "$D" --user curator --admin)
 start_daemon "$D" --workers 1 --threads-per-job 1
 P=$DATA/pancreas_baron_human_mouse_cider
 expect 201 "$(upload "$ALICE" '/v1/datasets?name=human' "$P/reference_human.h5ad")" "upload reference"
@@ -19,8 +21,9 @@ grep -qi "^location: /v1/jobs/$JOB" "$WORK/hdr" || fail "no Location"
 wait_job "$ALICE" "$JOB" 300 COMPLETE EXECUTOR_ERROR SYSTEM_ERROR
 [ "$(jq_ 'd["state"]')" = COMPLETE ] || fail "integrate: $(cat "$WORK/body")"
 [ "$(jq_ 'd["progress"]')" = 1.0 ] || fail "progress of a complete job"
-expect 201 "$(req "$ALICE" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\",\"species\":\"human\"}")" "register reference"
-expect_problem 409 conflict "$(req "$ALICE" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\"}")" "duplicate reference"
+expect_problem 403 forbidden "$(req "$ALICE" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\"}")" "a user publishes"
+expect 201 "$(req "$CURATOR" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\",\"species\":\"human\"}")" "register reference"
+expect_problem 409 conflict "$(req "$CURATOR" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\"}")" "duplicate reference"
 expect 200 "$(req "$BOB" GET /v1/references)" "bob sees the shared catalog"
 [ "$(jq_ 'd["references"][0]["name"]')" = pancreas ] || fail "catalog"
 [ "$(jq_ '"Group" in d["references"][0]["label_columns"]')" = True ] || fail "label columns"

@@ -24,6 +24,8 @@ echo "API reference: up to date ($nroutes operations)"
 {
     # api_problem(o, 404, "not-found", ...) anywhere in the daemon
     grep -rhoE 'api_problem\([^,]+, [0-9]+, "[a-z-]+"' "$SRC/api" "$SRC/server" | sed -E 's/.*"([a-z-]+)"$/\1/'
+    # the service refusals' table in api_problem.c: {SRV_WHY_X, 404, "not-found", ...}
+    grep -rhoE '\{SRV_WHY_[A-Z_]+, [0-9]+, "[a-z-]+"' "$SRC/api" | sed -E 's/.*"([a-z-]+)"$/\1/'
     # job error types: srv_error_type()'s table, and error_type = '...' set in SQL
     awk '/^const char \*srv_error_type\(/,/^}/' "$SRC/server/srv_jobs.c" | grep -oE 'return "[a-z-]+"' | cut -d'"' -f2
     # (the SQL string may be split across C string literals: -z reads each file as one line)

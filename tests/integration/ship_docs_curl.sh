@@ -7,7 +7,7 @@ source "$(dirname "$0")/daemon_common.bash"
 SRC=${SX_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v jq >/dev/null || fail "jq is not installed: run scripts/install-deps.sh"
 D=$WORK/data
-TOKEN=$("$BIN" token create --data-dir "$D" --user walker)
+TOKEN=$("$BIN" token create --data-dir "$D" --user walker --admin) # the walk-throughs publish references (admins only by default)
 start_daemon "$D" --workers 1 --threads-per-job 1
 pages=("$SRC"/docs/guide/walkthrough*.md)
 # one per SCALEX tutorial: integration, projection, label transfer, scATAC, RNA + ATAC

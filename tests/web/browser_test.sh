@@ -12,7 +12,7 @@ CHROME=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)
 ART=$SX_BUILD_DIR/test-artifacts
 mkdir -p "$ART"
 D=$WORK/data
-ALICE=$("$BIN" token create --data-dir "$D" --user alice)
+ALICE=$("$BIN" token create --data-dir "$D" --user alice --admin) # publishes the reference
 start_daemon "$D" --workers 1 --threads-per-job 1
 P=$DATA/pancreas_baron_human_mouse_cider
 expect 201 "$(upload "$ALICE" '/v1/datasets?name=human' "$P/reference_human.h5ad")" "upload reference"

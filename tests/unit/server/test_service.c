@@ -87,7 +87,7 @@ typedef struct env {
     fake_runs f;
     atomic_int draining;
     srv_service svc;
-    srv_user alice, bob;
+    srv_user alice, bob, root;
 } env;
 
 /* runner: start the job runner (else jobs stay where the test puts them) */
@@ -101,6 +101,7 @@ static void env_start(env *e, int runner)
     srv_db *db = srv_registry_get(e->reg, &st);
     ck_assert_int_eq(srv_user_ensure(db, "alice", 0, &e->alice, &st), SX_OK);
     ck_assert_int_eq(srv_user_ensure(db, "bob", 0, &e->bob, &st), SX_OK);
+    ck_assert_int_eq(srv_user_ensure(db, "root", 1, &e->root, &st), SX_OK);
     srv_registry_put(e->reg, db);
     e->eng = (srv_engine){.run = fake_run, .user = &e->f, .validate = fake_validate,
                           .check_options = fake_check_options, .label_option = "label"};
@@ -111,7 +112,8 @@ static void env_start(env *e, int runner)
         ck_assert_msg(e->jobs, "%s", st.msg);
     }
     e->svc = (srv_service){.reg = e->reg, .jobs = e->jobs, .eng = &e->eng, .data_dir = e->dir,
-                           .user_max_jobs = 2, .queue_cap = 3, .draining = &e->draining};
+                           .user_max_jobs = 2, .queue_cap = 3, .draining = &e->draining,
+                           .publish_everyone = 1};
 }
 
 static void env_stop(env *e)
@@ -486,6 +488,106 @@ START_TEST(reference_and_map)
 }
 END_TEST
 
+/* an integrate job of u run to COMPLETE (a reference can be made of it) */
+static void finished_integrate(env *e, const srv_user *u, char job[32])
+{
+    char ds[32];
+    sx_status st;
+    srv_why why;
+    store(e, u, "good atlas", ds);
+    json_t *rq = json_pack("{s:s, s:[s]}", "type", "integrate", "datasets", ds);
+    ck_assert_int_eq(srv_service_job_submit(&e->svc, u, "integrate", rq, job, NULL, &why, &st),
+                     SX_OK);
+    json_decref(rq);
+    double t0 = srv_mono_s();
+    srv_job_outcome out = {0};
+    while (srv_mono_s() - t0 < 30) {
+        srv_service_job_outcome(&e->svc, u, job, &out, NULL, &st);
+        if (out.state == SRV_JOB_COMPLETE) break;
+        usleep(10000);
+    }
+    ck_assert_int_eq(out.state, SRV_JOB_COMPLETE);
+}
+
+START_TEST(publish_and_withdraw)
+{
+    env e;
+    env_start(&e, 1);
+    sx_status st;
+    srv_why why;
+    char job[32], ref_dir[4400];
+    finished_integrate(&e, &e.alice, job);
+    srv_ref_request ref = {.name = "atlas", .job_id = job};
+    /* admins only (the default of publish_references): alice's own job is refused to her */
+    e.svc.publish_everyone = 0;
+    ck_assert_int_eq(srv_service_ref_register(&e.svc, &e.alice, &ref, &why, &st), SX_ESTATE);
+    ck_assert_int_eq(why, SRV_WHY_FORBIDDEN);
+    /* a job bob cannot see stays not-found, whatever the policy */
+    ck_assert_int_eq(srv_service_ref_register(&e.svc, &e.bob, &ref, &why, &st), SX_ENOTFOUND);
+    ck_assert_int_eq(srv_service_ref_register(&e.svc, &e.root, &ref, &why, &st), SX_OK);
+    snprintf(ref_dir, sizeof ref_dir, "%s/references/atlas", e.dir);
+    ck_assert_int_eq(count_entries(ref_dir) > 0, 1);
+    ck_assert_int_eq(srv_service_ref_withdraw(&e.svc, &e.alice, "atlas", &why, &st), SX_ESTATE);
+    ck_assert_int_eq(why, SRV_WHY_FORBIDDEN);
+    ck_assert_int_eq(srv_service_ref_withdraw(&e.svc, &e.root, "atlas", &why, &st), SX_OK);
+    ck_assert_ptr_null(srv_service_ref_get(&e.svc, "atlas", &why, &st));
+    ck_assert_int_eq(why, SRV_WHY_NO_REFERENCE);
+    ck_assert_int_ne(access(ref_dir, F_OK), 0); /* its folder is gone */
+    ck_assert_int_eq(srv_service_ref_withdraw(&e.svc, &e.root, "atlas", &why, &st), SX_ENOTFOUND);
+    /* everyone publishes: each withdraws their own, never another's */
+    e.svc.publish_everyone = 1;
+    ck_assert_int_eq(srv_service_ref_register(&e.svc, &e.alice, &ref, &why, &st), SX_OK);
+    ck_assert_int_eq(srv_service_ref_withdraw(&e.svc, &e.bob, "atlas", &why, &st), SX_ESTATE);
+    ck_assert_int_eq(why, SRV_WHY_FORBIDDEN);
+    ck_assert_int_eq(srv_service_ref_withdraw(&e.svc, &e.alice, "atlas", &why, &st), SX_OK);
+    env_stop(&e);
+}
+END_TEST
+
+START_TEST(storage_quota)
+{
+    env e;
+    env_start(&e, 1);
+    sx_status st;
+    srv_why why;
+    int64_t used, quota;
+    char a[32], b[32], job[32];
+    e.svc.storage_quota = 25;
+    store(&e, &e.alice, "good one", a); /* store() records 10 bytes an upload */
+    store(&e, &e.alice, "good two", b);
+    ck_assert_int_eq(srv_service_storage(&e.svc, &e.alice, &used, &quota, &why, &st), SX_OK);
+    ck_assert(used == 20 && quota == 25);
+    srv_upload up = {.spool_path = spool(&e, "up", "good three"), .sha256 = "ab", .bytes = 10};
+    char id[32];
+    ck_assert_int_eq(srv_service_dataset_store(&e.svc, &e.alice, &up, id, NULL, &why, &st),
+                     SX_ELIMIT);
+    ck_assert_int_eq(why, SRV_WHY_STORAGE_QUOTA);
+    ck_assert_ptr_nonnull(strstr(st.msg, "user_storage_quota"));
+    /* bob's storage is his own */
+    store(&e, &e.bob, "good bob", id);
+    /* under the quota a job runs, and its results count once it finished */
+    e.svc.storage_quota = 1 << 20;
+    finished_integrate(&e, &e.alice, job);
+    ck_assert_int_eq(srv_service_storage(&e.svc, &e.alice, &used, &quota, &why, &st), SX_OK);
+    char dir[4400];
+    snprintf(dir, sizeof dir, "%s/jobs/%s", e.dir, job);
+    ck_assert_int_eq(used, 30 + srv_tree_bytes(dir));
+    /* full: no new job; deleting the finished job frees its results */
+    e.svc.storage_quota = used;
+    json_t *rq = json_pack("{s:s, s:[s]}", "type", "integrate", "datasets", a);
+    ck_assert_int_eq(srv_service_job_submit(&e.svc, &e.alice, "integrate", rq, id, NULL, &why,
+                                            &st), SX_ELIMIT);
+    ck_assert_int_eq(why, SRV_WHY_STORAGE_FULL);
+    json_decref(rq);
+    ck_assert_int_eq(srv_service_job_delete(&e.svc, &e.bob, job, &why, &st), SX_ENOTFOUND);
+    ck_assert_int_eq(srv_service_job_delete(&e.svc, &e.alice, job, &why, &st), SX_OK);
+    ck_assert_int_ne(access(dir, F_OK), 0);
+    ck_assert_int_eq(srv_service_storage(&e.svc, &e.alice, &used, &quota, &why, &st), SX_OK);
+    ck_assert_int_eq(used, 30);
+    env_stop(&e);
+}
+END_TEST
+
 START_TEST(layout)
 {
     char out[64];
@@ -514,6 +616,8 @@ int main(void)
     tcase_add_test(tc, cancel_each_state);
     tcase_add_test(tc, cancel_running_job);
     tcase_add_test(tc, reference_and_map);
+    tcase_add_test(tc, publish_and_withdraw);
+    tcase_add_test(tc, storage_quota);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
