@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "srv_layout.h"
 #include "srv_util.h"
 
 static const char *json_type_name(const json_t *v)
@@ -169,11 +170,6 @@ static int check_job_request(api_server *s, const srv_user *u, json_t *req, api_
     return API_DONE;
 }
 
-static int job_not_found(api_resp *o, const char *id)
-{
-    return api_problem(o, 404, "not-found", "no job '%s' here: GET /v1/jobs lists yours", id);
-}
-
 int api_h_job_create(api_req *r, api_resp *o)
 {
     json_error_t err;
@@ -254,23 +250,19 @@ int api_h_job_cancel(api_req *r, api_resp *o)
 
 static int job_dir(api_req *r, api_resp *o, int need_complete, char dir[4200], char type[32])
 {
-    srv_db *db = api_db(r, o);
-    if (!db) return -1;
+    srv_service svc = api_service(r->srv);
     sx_status st;
     sx_status_clear(&st);
-    char state[16];
-    int rc = srv_job_state(db, r->params[0], &r->user, state, type, &st);
-    api_db_put(r, db);
-    if (rc) return (st.code == SX_ENOTFOUND ? job_not_found(o, r->params[0]) : api_problem_sx(o, &st)), -1;
+    srv_why why;
+    srv_jstate state;
     snprintf(r->job_id, sizeof r->job_id, "%.31s", r->params[0]);
-    if (need_complete && strcmp(state, "COMPLETE")) {
-        if (!strcmp(state, "QUEUED") || !strcmp(state, "INITIALIZING") || !strcmp(state, "RUNNING"))
-            o->retry_after = 5;
-        return api_problem(o, 409, "not-ready", "job '%s' is %s: results exist once it is COMPLETE "
-                           "(poll GET /v1/jobs/%s)", r->params[0], state, r->params[0]), -1;
-    }
-    snprintf(dir, 4200, "%s/jobs/%s", r->srv->cfg->data_dir, r->params[0]);
-    return 0;
+    if (!srv_service_job_dir(&svc, &r->user, r->params[0], need_complete, dir, &state, type, &why,
+                             &st))
+        return API_DONE;
+    if (why != SRV_WHY_WRONG_STATE) return api_refuse_svc(o, why, &st);
+    if (!srv_jstate_terminal(state)) o->retry_after = 5;
+    return api_refuse(o, 409, "not-ready", "job '%s' is %s: results exist once it is COMPLETE "
+                      "(poll GET /v1/jobs/%s)", r->params[0], srv_jstate_name(state), r->params[0]);
 }
 
 /* Serve a file; ETag for immutable results; If-None-Match -> 304. */
@@ -372,16 +364,19 @@ int api_h_job_file(api_req *r, api_resp *o)
 
 int api_h_job_log(api_req *r, api_resp *o)
 {
-    char dir[4200], type[32], path[4400];
-    if (job_dir(r, o, 0, dir, type)) return API_DONE;
-    snprintf(path, sizeof path, "%s/%s", dir, SX_JOBDIR_LOG);
-    if (!srv_file_exists(path)) {
-        o->status = 200;
-        o->ctype = "text/plain; charset=utf-8";
-        o->body = strdup("");
-        return API_DONE;
-    }
-    return send_file(r, o, path, "text/plain; charset=utf-8", "log", 0);
+    srv_service svc = api_service(r->srv);
+    sx_status st;
+    sx_status_clear(&st);
+    srv_why why;
+    char *text = NULL;
+    size_t len = 0;
+    if (srv_service_job_log(&svc, &r->user, r->params[0], &text, &len, &why, &st))
+        return api_problem_svc(o, why, &st);
+    o->status = 200;
+    o->ctype = "text/plain; charset=utf-8";
+    o->body = text;
+    o->len = len;
+    return API_DONE;
 }
 
 /* Open a job's result table; 0 with the problem answered when it cannot. */
@@ -414,7 +409,11 @@ static json_t *text_or_null(const char *s) { return *s ? json_string(s) : json_n
 json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o)
 {
     char dir[4200];
-    snprintf(dir, sizeof dir, "%s/jobs/%s", s->cfg->data_dir, job_id);
+    sx_status st;
+    if (srv_layout_job_dir(s->cfg->data_dir, job_id, dir, sizeof dir, &st)) {
+        api_problem_sx(o, &st);
+        return NULL;
+    }
     srv_results *t = open_table(o, dir, SX_JOBDIR_LABELS, job_id,
                                 "wrote no labels: run a project or label_transfer job with a "
                                 "label column (?label=COLUMN on /map, or the label option)");

@@ -259,6 +259,7 @@ static void finish_slot(srv_jobs *j, slot *s)
         state = (s->rc == SX_ENOMEM || s->rc == SX_EIO || s->rc == SX_EINTERNAL)
                     ? SRV_JOB_SYSTEM_ERROR : SRV_JOB_EXECUTOR_ERROR;
         etype = srv_error_type(s->rc);
+        srv_redact_dir(s->st.msg, j->cfg.data_dir); /* the owner reads it: no server paths */
         err = s->st.msg;
     }
     flush_progress(j);

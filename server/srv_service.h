@@ -107,6 +107,10 @@ int srv_service_job_dir(const srv_service *svc, const srv_user *u, const char *i
  * under user_storage_quota). SX_ESTATE (SRV_WHY_WRONG_STATE) while it has not finished. */
 int srv_service_job_delete(const srv_service *svc, const srv_user *u, const char *id,
                            srv_why *why, sx_status *st);
+/* The job's log (log.txt) as text with the data dir's path taken out (malloc'd, *len bytes;
+ * "" when the job has written none yet). */
+int srv_service_job_log(const srv_service *svc, const srv_user *u, const char *id, char **text,
+                        size_t *len, srv_why *why, sx_status *st);
 /* Bytes u stores (datasets + finished jobs' results) and the quota (0 = none). */
 int srv_service_storage(const srv_service *svc, const srv_user *u, int64_t *used,
                         int64_t *quota, srv_why *why, sx_status *st);

@@ -2,9 +2,11 @@
  * job results, against user_storage_quota), deleting finished jobs to free it, and who may
  * withdraw a reference from the shared catalog (publish_references). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "srv_layout.h"
+#include "sx_jobdir.h"
 #include "srv_refcache.h"
 #include "srv_service_internal.h"
 #include "srv_util.h"
@@ -51,6 +53,27 @@ int svc_check_storage(const srv_service *svc, const srv_user *u, int64_t adding,
                                  "results need room. Delete datasets or finished jobs (DELETE "
                                  "/v1/jobs/{id}), or ask an operator to raise user_storage_quota",
                                  u_s, q_s));
+}
+
+int srv_service_job_log(const srv_service *svc, const srv_user *u, const char *id, char **text,
+                        size_t *len, srv_why *why, sx_status *st)
+{
+    char dir[4200], path[4400];
+    *text = NULL;
+    *len = 0;
+    int rc = srv_service_job_dir(svc, u, id, 0, dir, NULL, NULL, why, st);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/" SX_JOBDIR_LOG, dir);
+    if (!srv_file_exists(path)) {
+        *text = strdup("");
+        return svc_why(why, SRV_WHY_NONE, *text ? SX_OK : SX_ENOMEM);
+    }
+    /* a log is lines of progress: 64 MiB is far beyond any job's, and bounds the read */
+    *text = srv_read_file(path, (size_t)64 << 20, len, st);
+    if (!*text) return svc_why(why, SRV_WHY_NONE, st->code);
+    srv_redact_dir(*text, svc->data_dir);
+    *len = strlen(*text);
+    return svc_why(why, SRV_WHY_NONE, SX_OK);
 }
 
 int srv_service_job_delete(const srv_service *svc, const srv_user *u, const char *id,

@@ -258,3 +258,19 @@ int64_t srv_tree_bytes(const char *path)
     closedir(d);
     return total;
 }
+
+void srv_redact_dir(char *text, const char *dir)
+{
+    size_t n = dir ? strlen(dir) : 0;
+    while (n > 1 && dir[n - 1] == '/') n--; /* "data/" and "data" alike */
+    if (!text || n == 0) return;
+    char *w = text;
+    for (const char *p = text; *p;) {
+        if (!strncmp(p, dir, n) && p[n] == '/') {
+            p += n + 1;
+            continue;
+        }
+        *w++ = *p++;
+    }
+    *w = 0;
+}

@@ -21,6 +21,9 @@ int srv_random_id(const char *prefix, char *out, size_t outsz, sx_status *st);
 int srv_mkdirs(const char *path, sx_status *st);
 /* Remove a directory tree (best effort, no symlink following). */
 void srv_rmtree(const char *path);
+/* Remove every "<dir>/" from text, in place (server paths become data-dir-relative ones such
+ * as "datasets/ds_1.h5ad", which say nothing of the server). */
+void srv_redact_dir(char *text, const char *dir);
 /* Bytes of the regular files under path (a file or a folder; links not followed). */
 int64_t srv_tree_bytes(const char *path);
 /* Copy a file (to dst.tmp then rename). */

@@ -12,6 +12,16 @@
 #include "sx_pipeline_ctx.h"
 #include "sx_plot.h"
 
+/* the last component of a path ("a/b/c.h5ad" -> "c.h5ad", "a/ref/" -> "ref") */
+static const char *base_name(const char *p)
+{
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') n--;
+    const char *b = p + n;
+    while (b > p && b[-1] != '/') b--;
+    return b;
+}
+
 const char *const sx_pl_label_like[] = {"celltype", "cell_type", NULL};
 
 /* uns: scanpy's neighbors/umap/leiden parameter records + scalexd provenance. */
@@ -64,16 +74,23 @@ void sx_pl_uns_provenance(sx_pl_ctx *c, sx_uns *root, double a, double b, int wi
         const char *v = sx_pipeline_opts_str(c->o, sp[i].name);
         if (v) sx_uns_set_string(set, sp[i].name, v);
     }
+    /* inputs by file name and sha256, never by path: the file travels (a download from a
+     * shared server must not show that server's folders), and the digest identifies it */
     if (c->set.n_inputs > 0) {
-        sx_uns_set_strings(pv, "inputs", c->set.inputs, c->set.n_inputs);
+        const char **nm = sx_calloc((size_t)c->set.n_inputs, sizeof *nm);
         const char **sh = sx_calloc((size_t)c->set.n_inputs, sizeof *sh);
-        if (sh) {
-            for (int i = 0; i < c->set.n_inputs; i++) sh[i] = c->sha[i];
+        if (nm && sh) {
+            for (int i = 0; i < c->set.n_inputs; i++) {
+                nm[i] = base_name(c->set.inputs[i]);
+                sh[i] = c->sha[i];
+            }
+            sx_uns_set_strings(pv, "inputs", nm, c->set.n_inputs);
             sx_uns_set_strings(pv, "inputs_sha256", sh, c->set.n_inputs);
-            sx_free(sh);
         }
+        sx_free(nm);
+        sx_free(sh);
     }
-    if (c->job->reference) sx_uns_set_string(pv, "reference", c->job->reference);
+    if (c->job->reference) sx_uns_set_string(pv, "reference", base_name(c->job->reference));
 }
 
 int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st)
