@@ -22,8 +22,8 @@ echo "API reference: up to date ($nroutes operations)"
 
 # ---- troubleshooting: problem types in the code <-> sections of the page ----
 {
-    # api_problem(o, 404, "not-found", ...) anywhere in the daemon
-    grep -rhoE 'api_problem\([^,]+, [0-9]+, "[a-z-]+"' "$SRC/api" "$SRC/server" | sed -E 's/.*"([a-z-]+)"$/\1/'
+    # api_problem(o, 404, "not-found", ...) and api_refuse(...) anywhere in the daemon
+    grep -rhoE 'api_(problem|refuse)\([^,]+, [0-9]+, "[a-z-]+"' "$SRC/api" "$SRC/server" | sed -E 's/.*"([a-z-]+)"$/\1/'
     # the service refusals' table in api_problem.c: {SRV_WHY_X, 404, "not-found", ...}
     grep -rhoE '\{SRV_WHY_[A-Z_]+, [0-9]+, "[a-z-]+"' "$SRC/api" | sed -E 's/.*"([a-z-]+)"$/\1/'
     # job error types: srv_error_type()'s table, and error_type = '...' set in SQL
