@@ -155,7 +155,7 @@ curl -sS "$URL/metrics" >"$W/metrics0.txt" || true
 mkdir -p "$D/spool"
 "$PY" "$GEN" sample --pid "$PID" --spool "$D/spool" --out "$W/samples.json" --stop "$W/stop" &
 SPID=$!
-sleep 0.3
+for _ in $(seq 600); do [ -e "$W/stop.ready" ] && break; sleep 0.05; done
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
 T_REQ=$(date +%s.%N)
 code=$(map "$QRY" "$W/map.json")

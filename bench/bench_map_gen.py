@@ -18,7 +18,7 @@ product; /usr/bin/python3 with numpy, scipy, h5py, anndata). Subcommands:
       memory copy (GB/s), sgemm (GFLOP/s, OpenBLAS through numpy, T threads, the encoder's
       first-layer shape) and a loopback curl upload of F to a null sink (MB/s).
   sample --pid PID --spool DIR --out FILE --stop FILE
-      Samples every 20 ms until FILE exists: wall time, CPU seconds (utime+stime) and RSS
+      Samples every 20 ms (FILE.ready once the first sample is taken) until FILE exists: wall time, CPU seconds (utime+stime) and RSS
       of PID and its descendants (jobs in child processes count), and the largest file size
       in the daemon's spool folder (when it reaches the upload's size the upload is done).
   report --run RUN.json --samples FILE --limits FILE --job-dir DIR --daemon-log FILE
@@ -399,12 +399,18 @@ def sample(a):
         tick += 1
         cpu, rss = cpu_rss(pids, a.pid, hz)
         spool = 0
-        try:
+        try:  # raw bodies spool to <rid>.part, multipart parts to <rid>.d/<name>
             for e in os.scandir(a.spool):
-                spool = max(spool, e.stat().st_size)
+                if e.is_dir():
+                    for x in os.scandir(e.path):
+                        spool = max(spool, x.stat().st_size)
+                else:
+                    spool = max(spool, e.stat().st_size)
         except OSError:
             pass
         rows.append((time.time(), cpu, rss, spool))
+        if len(rows) == 1:
+            open(a.stop + ".ready", "w").close()
         time.sleep(a.interval)
     with open(a.out, "w") as f:
         json.dump(rows, f)
@@ -450,7 +456,8 @@ def gnu_time(path):
 
 
 def metrics_delta(before, after):
-    """Prometheus counters of the daemon that changed during the map (name -> delta)."""
+    """The daemon's Prometheus series that changed during the map: counters as deltas
+    (name -> delta), gauges (memory, references) as their value after it."""
     def load(p):
         d = {}
         try:
@@ -466,7 +473,9 @@ def metrics_delta(before, after):
             pass
         return d
     b, e = load(before), load(after)
-    return {k: e[k] - b.get(k, 0.0) for k in e if e[k] != b.get(k, 0.0)}
+    gauge = ("_bytes", "_references", "scalexd_references", "_running", "_depth")
+    return {k: e[k] if k.endswith(gauge) or k in gauge else e[k] - b.get(k, 0.0)
+            for k in e if e[k] != b.get(k, 0.0) or k.endswith(gauge)}
 
 
 ISSUE_FIRST_S = 27.5  # issue 15: 100k x 5k query onto a 58k reference, job time, quiet machine
@@ -632,6 +641,13 @@ def print_table(doc):
           % (fmt(s["upload_MBps"], "%.0f"), fmt(s["read_GBps"], "%.2f")))
     print("transferred labels: %d cells, accuracy against the query's true cell types %s"
           % (s["labelled_cells"] or 0, fmt(s["label_accuracy"], "%.4f")))
+    m = doc.get("metrics") or {}
+    if m:
+        print("daemon /metrics: job duration %s s, %s MB uploaded, resident %s MiB, references "
+              "loaded %s MiB" % (fmt(m.get("scalexd_job_duration_seconds_sum"), "%.2f"),
+                                 fmt(m.get("scalexd_upload_bytes_total", 0) / 1e6, "%.0f"),
+                                 fmt(m.get("scalexd_resident_memory_bytes", 0) / 2 ** 20, "%.0f"),
+                                 fmt(m.get("scalexd_references_loaded_bytes", 0) / 2 ** 20, "%.0f")))
     t = doc.get("training")
     if t:
         print("reference training (scalex integrate, GNU time): wall %s s, CPU %s s, peak RSS %s MiB"
