@@ -117,7 +117,7 @@ D=$W/d
 TOK=$("$BUILD/scalexd" token create --data-dir "$D" --user bench)
 "$BUILD/scalexd" reference add "$REFDIR" --name bench --data-dir "$D" >/dev/null
 QBYTES=$(stat -c %s "$QRY")
-"$BUILD/scalexd" --listen 127.0.0.1:0 --data-dir "$D" --workers 1 --threads-per-job "$THREADS" \
+$N "$BUILD/scalexd" --listen 127.0.0.1:0 --data-dir "$D" --workers 1 --threads-per-job "$THREADS" \
     --max-upload-bytes $((QBYTES + (256 << 20))) --memory-budget 16G --max-wait 3600 --log-level info \
     --drain-grace 1 2>"$W/daemon.log" &
 PID=$!
@@ -153,7 +153,7 @@ OPENBLAS_NUM_THREADS=$THREADS $N "$PY" "$GEN" limits --file "$QRY" --threads "$T
 # ---- 5. the measured map ----
 curl -sS "$URL/metrics" >"$W/metrics0.txt" || true
 mkdir -p "$D/spool"
-"$PY" "$GEN" sample --pid "$PID" --spool "$D/spool" --out "$W/samples.json" --stop "$W/stop" &
+$N "$PY" "$GEN" sample --pid "$PID" --spool "$D/spool" --out "$W/samples.json" --stop "$W/stop" &
 SPID=$!
 for _ in $(seq 600); do [ -e "$W/stop.ready" ] && break; sleep 0.05; done
 LOAD=$(cut -d' ' -f1 /proc/loadavg)

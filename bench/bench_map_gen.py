@@ -16,7 +16,8 @@ product; /usr/bin/python3 with numpy, scipy, h5py, anndata). Subcommands:
   limits --file F --threads T --inputs NIN [--hidden 1024] [--latent 10]
       The machine's physical limits measured now, as JSON: page-cache read of F (GB/s),
       memory copy (GB/s), sgemm (GFLOP/s, OpenBLAS through numpy, T threads, the encoder's
-      first-layer shape) and a loopback curl upload of F to a null sink (MB/s).
+      first-layer shape; run it with OPENBLAS_NUM_THREADS=T, read when numpy loads) and a
+      loopback curl upload of F to a null sink (MB/s).
   sample --pid PID --spool DIR --out FILE --stop FILE
       Samples every 20 ms (FILE.ready once the first sample is taken) until FILE exists: wall time, CPU seconds (utime+stime) and RSS
       of PID and its descendants (jobs in child processes count), and the largest file size
@@ -338,7 +339,6 @@ def loopback_upload(path):
 
 
 def limits(a):
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
     r = {"threads": a.threads,
          "page_cache_read_GBps": page_cache_read(a.file),
          "memcpy_GBps": memcpy_bw(),
@@ -438,6 +438,29 @@ def window(rows, t0, t1):
     return b[1] - a[1], max(inside)
 
 
+def model_shape(run):
+    """The encoder's shape (input genes, hidden units, latent dim) from the reference's
+    reference.h5, and the query's nonzeros that fall in the input genes (from the first 20,000
+    cells): the work of a sparse first layer."""
+    import h5py
+    ref = os.path.join(run.get("reference_dir", ""), "reference.h5")
+    if os.path.exists(ref):
+        with h5py.File(ref, "r") as f:
+            genes = set(g.decode() if isinstance(g, bytes) else g for g in f["genes"][:])
+            w = f.get("state/encoder.enc.net.0.fc.weight")
+            if w is not None:
+                run["hidden"], run["ref_genes"] = int(w.shape[0]), int(w.shape[1])
+            if "reference/latent" in f:
+                run["latent_dim"] = int(f["reference/latent"].shape[1])
+        with h5py.File(run["query_path"], "r") as f:
+            names = f["var/_index"][:]
+            keep = np.array([(n.decode() if isinstance(n, bytes) else n) in genes for n in names])
+            ip = f["X/indptr"]
+            end = int(ip[min(len(ip) - 1, 20000)])
+            idx = f["X/indices"][:end]
+        run["query_nnz_in_ref_genes"] = int(run["query_nnz"] * (keep[idx].mean() if end else 0))
+
+
 def gnu_time(path):
     """wall, CPU and peak RSS of a `/usr/bin/time -v` record."""
     t = {}
@@ -481,14 +504,11 @@ def metrics_delta(before, after):
 ISSUE_FIRST_S = 27.5  # issue 15: 100k x 5k query onto a 58k reference, job time, quiet machine
 
 
-def report(a):
+def load_run(a):
+    """run.json completed with what the answer, the query file and the reference say."""
     import h5py
     run = json.load(open(a.run))
-    rows = json.load(open(a.samples))
-    lim = json.load(open(a.limits))
-    res = json.load(open(os.path.join(a.job_dir, "result.json")))
     answer = json.load(open(a.map))
-    job = answer["job"]
     with h5py.File(run["query_path"], "r") as f:
         run["query_nnz"] = int(f["X/indptr"][-1])
         ct = f["obs/cell_type"]
@@ -499,103 +519,130 @@ def report(a):
     hits = sum(truth.get(x["cell"]) == x["label"] for x in labels)
     run["label_accuracy"] = hits / len(labels) if labels else None
     run["labelled_cells"] = len(labels)
+    model_shape(run)
     if a.time_file and os.path.exists(a.time_file):
         run["training"] = gnu_time(a.time_file)
     if a.metrics:
         run["metrics"] = metrics_delta(a.metrics[0], a.metrics[1])
-    timings = res.get("timings", {})
-    # absolute stage windows: the pipeline's stages run back to back from the job's start
-    t_start, t_fin = iso_s(job["started"]), iso_s(job["finished"])
-    stages, t = [], t_start
-    for name, secs in timings.items():
-        stages.append((name, t, t + secs))
-        t += secs
-    # the upload is over when the spool file reaches the file's size; validation runs from
-    # there to the dataset's "dataset stored" line in the daemon log
-    size = run["query_bytes"]
-    t_req = run["t_request"]
-    t_up = next((r[0] for r in rows if r[3] >= size), None)
-    t_stored = None
-    for line in open(a.daemon_log, errors="replace"):
-        if '"dataset stored"' in line or "dataset stored" in line:
+    return run, answer["job"]
+
+
+def stored_time(daemon_log):
+    """Time of the last "dataset stored" line of the daemon's JSON log (validation's end)."""
+    t = None
+    for line in open(daemon_log, errors="replace"):
+        if "dataset stored" in line:
             try:
-                t_stored = iso_s(json.loads(line)["ts"])
+                t = iso_s(json.loads(line)["ts"])
             except (ValueError, KeyError):
-                m = re.search(r"\d{4}-\d\d-\d\dT[\d:.]+Z", line)
-                t_stored = iso_s(m.group(0)) if m else None
-    t_created = iso_s(job["created"])
-    nq, nref = run["query_cells"], run["ref_cells"]
-    nnz_q = run["query_nnz"]
-    csr_bytes = nnz_q * 8 + (nq + 1) * 8
-    dim, n_in, hidden = run["latent_dim"], run["ref_genes"], run["hidden"]
-    k = run.get("k", 30)  # UMAP neighbours (SCALEX: 30)
-    ep = 100 if nq <= 10000 else 30
-    bw = lim["memcpy_GBps"] * 1e9
-    pc = lim["page_cache_read_GBps"] * 1e9
-    fl = lim["sgemm_GFLOPs"] * 1e9
-    up = lim["loopback_upload_MBps"] * 1e6
-    out_bytes = run.get("output_bytes", 0)
-    # (stage, limit in seconds, what the limit is): the time the stage would take at the
-    # machine's limit for the work it must do; ratio = measured / limit (1 = at the limit)
-    limit_of = {
+                pass
+    return t
+
+
+def stage_limits(run, lim):
+    """stage -> (seconds the stage's work takes at the machine's limit measured now, what
+    that is): the ratio measured / limit is 1 at the limit."""
+    nq, nref, dim = run["query_cells"], run["ref_cells"], run["latent_dim"]
+    n_in, hidden, size = run["ref_genes"], run["hidden"], run["query_bytes"]
+    csr = run["query_nnz"] * 8 + (nq + 1) * 8
+    nnz_in = run.get("query_nnz_in_ref_genes", run["query_nnz"] * n_in / max(1, run["genes"]))
+    k, ep = 30, (100 if nq <= 10000 else 30)  # UMAP neighbours (SCALEX), transform epochs
+    bw, pc = lim["memcpy_GBps"] * 1e9, lim["page_cache_read_GBps"] * 1e9
+    fl, up = lim["sgemm_GFLOPs"] * 1e9, lim["loopback_upload_MBps"] * 1e6
+    out = run.get("output_bytes", 0)
+    knn = 2.0 * nq * nref * dim / fl
+    read = (csr / pc, "CSR %.0f MB at page-cache read %.2f GB/s" % (csr / 1e6, pc / 1e9))
+    return {
         "upload": (size / up, "%.0f MB at loopback %.0f MB/s" % (size / 1e6, up / 1e6)),
-        "validate": (csr_bytes / pc, "CSR %.0f MB at page-cache read %.2f GB/s" % (csr_bytes / 1e6, pc / 1e9)),
-        "read": (csr_bytes / pc, "CSR %.0f MB at page-cache read %.2f GB/s" % (csr_bytes / 1e6, pc / 1e9)),
-        "preprocess": (csr_bytes / bw, "one pass over %.0f MB at memcpy %.2f GB/s" % (csr_bytes / 1e6, bw / 1e9)),
-        "encode": (2.0 * nq * (n_in * hidden + hidden * 2 * dim) / fl,
-                   "2*cells*(%d*%d+%d*%d) FLOP at sgemm %.0f GFLOP/s" % (n_in, hidden, hidden, 2 * dim, fl / 1e9)),
-        "knn": (2.0 * nq * nref * dim / fl, "exact 2*%d*%d*%d FLOP at sgemm" % (nq, nref, dim)),
-        "transfer": (2.0 * nq * nref * dim / fl, "exact kNN 2*%d*%d*%d FLOP at sgemm" % (nq, nref, dim)),
-        # exact kNN of the query against the reference, then the epochs (100 up to 10k
-        # cells, else 30): each edge and its 5 negative samples move 2 float32 of a head
-        "umap": (2.0 * nq * nref * dim / fl + nq * k * ep * 6 * 16 / bw,
+        "validate": read,
+        "read": read,
+        "preprocess": (csr / bw, "one pass over %.0f MB at memcpy %.2f GB/s" % (csr / 1e6, bw / 1e9)),
+        # the sparse first layer's work (query nonzeros in the model's genes x hidden), then
+        # hidden -> mean and variance of the latent, at the dense sgemm rate (a sparse product
+        # does not beat it); the dense product's time is in the note
+        "encode": ((2.0 * nnz_in * hidden + 2.0 * nq * hidden * 2 * dim) / fl,
+                   "sparse 2*%.1fM nnz*%d + head FLOP at sgemm %.0f GFLOP/s (dense %dx%d: %.2f s)"
+                   % (nnz_in / 1e6, hidden, fl / 1e9, nq, n_in,
+                      2.0 * nq * (n_in * hidden + hidden * 2 * dim) / fl)),
+        "knn": (knn, "exact 2*%d*%d*%d FLOP at sgemm" % (nq, nref, dim)),
+        "transfer": (knn, "exact kNN 2*%d*%d*%d FLOP at sgemm" % (nq, nref, dim)),
+        # exact kNN, then the epochs: each edge and its 5 negative samples move 2 float32
+        "umap": (knn + nq * k * ep * 6 * 16 / bw,
                  "exact kNN at sgemm + %d x k %d x %d epochs x 6 moves of 16 B at memcpy"
                  % (nq, k, ep)),
-        "write": (out_bytes / bw, "%.0f MB of outputs at memcpy" % (out_bytes / 1e6)),
+        "write": (out / bw, "%.0f MB of outputs at memcpy" % (out / 1e6)),
     }
-    table = []
 
-    def add(name, t0, t1, note=""):
+
+KNOWN = ("read", "preprocess", "encode", "knn", "transfer", "umap", "leiden", "write")
+NOTES = {"upload": "request start -> spool file complete",
+         "validate": "streamed check of the upload", "queue": "dataset stored -> job started",
+         "umap": "UMAP transform onto the reference layout",
+         "other": "job time outside the pipeline's stages (executor, results)",
+         "answer": "job end -> map response received"}
+
+
+def stage_table(rows, windows, limits):
+    """One row per (name, t0, t1) window: wall, CPU and peak RSS from the samples."""
+    table = []
+    for name, t0, t1, note in windows:
         if t0 is None or t1 is None:
             table.append({"stage": name, "wall_s": None, "note": note or "not measured"})
-            return
+            continue
         cpu, rss = window(rows, t0, t1)
-        lim_s, what = limit_of.get(name, (None, ""))
-        wall = t1 - t0
-        table.append({"stage": name, "wall_s": wall, "cpu_s": cpu,
-                      "peak_rss_MiB": rss / 2 ** 20 if rss else None,
-                      "limit_s": lim_s, "ratio_to_limit": wall / lim_s if lim_s else None,
-                      "limit": what, "note": note})
-    add("upload", t_req, t_up, "request start -> spool file complete")
-    add("validate", t_up, t_stored or t_created, "streamed check of the upload")
-    add("queue", t_stored or t_created, t_start, "dataset stored -> job started")
-    names = [s[0] for s in stages]
-    for want in ("read", "preprocess", "encode", "knn", "transfer", "umap", "leiden", "write"):
-        hit = [s for s in stages if s[0] == want]
-        if hit:
-            add(want, hit[0][1], hit[0][2],
-                {"transfer": "kNN + vote (the job times them as one stage)" if "knn" not in names else "",
-                 "umap": "UMAP transform onto the reference layout"}.get(want, ""))
-        elif want == "knn":
-            table.append({"stage": "knn", "wall_s": None, "note": "inside 'transfer'"})
-    for s in stages:  # stages this bench does not know yet
-        if s[0] not in ("read", "preprocess", "encode", "knn", "transfer", "umap", "leiden", "write"):
-            add(s[0], s[1], s[2], "new stage")
-    add("answer", t_fin, run["t_response"], "job end -> map response received")
+        lim_s, what = limits.get(name, (None, ""))
+        table.append({"stage": name, "wall_s": t1 - t0, "cpu_s": cpu,
+                      "peak_rss_MiB": rss / 2 ** 20 if rss else None, "limit_s": lim_s,
+                      "ratio_to_limit": (t1 - t0) / lim_s if lim_s else None, "limit": what,
+                      "note": note or NOTES.get(name, "")})
+    return table
+
+
+def report(a):
+    run, job = load_run(a)
+    rows = json.load(open(a.samples))
+    lim = json.load(open(a.limits))
+    timings = json.load(open(os.path.join(a.job_dir, "result.json"))).get("timings", {})
+    # the pipeline's stages run back to back from the job's start; the upload is over when
+    # the spool file reaches the file's size, validation when the dataset is stored
+    t_start, t_fin = iso_s(job["started"]), iso_s(job["finished"])
+    t_req, size = run["t_request"], run["query_bytes"]
+    t_up = next((r[0] for r in rows if r[3] >= size), None)
+    t_stored = stored_time(a.daemon_log) or iso_s(job["created"])
+    stages, t = {}, t_start
+    for name, secs in timings.items():
+        stages[name] = (t, t + secs)
+        t += secs
+    win = [("upload", t_req, t_up, ""), ("validate", t_up, t_stored, ""),
+           ("queue", t_stored, t_start, "")]
+    for name in KNOWN:
+        if name in stages:
+            note = "kNN + vote (the job times them as one stage)" \
+                if name == "transfer" and "knn" not in stages else ""
+            win.append((name, stages[name][0], stages[name][1], note))
+        elif name == "knn":
+            win.append(("knn", None, None, "inside 'transfer'"))
+    win += [(n, b, e, "new stage") for n, (b, e) in stages.items() if n not in KNOWN]
+    win += [("other", t, t_fin, ""), ("answer", t_fin, run["t_response"], "")]
+    table = stage_table(rows, win, stage_limits(run, lim))
     job_s = job["timings"]["run_seconds"]
-    cpu_job, rss_job = window(rows, t_start, t_fin)
-    summary = {"query_cells": nq, "ref_cells": nref, "genes": run["genes"],
-               "query_nnz_per_cell": nnz_q / max(1, nq), "ref_genes_used": n_in,
-               "query_file_MB": size / 1e6, "job_s": job_s, "job_cpu_s": cpu_job,
-               "job_peak_rss_MiB": rss_job / 2 ** 20 if rss_job else None,
+    cpu_job, _ = window(rows, t_start, t_fin)
+    nq = run["query_cells"]
+    csr = run["query_nnz"] * 8 + (nq + 1) * 8
+    summary = {"query_cells": nq, "ref_cells": run["ref_cells"], "genes": run["genes"],
+               "query_nnz_per_cell": run["query_nnz"] / max(1, nq),
+               "ref_genes_used": run["ref_genes"], "query_file_MB": size / 1e6, "job_s": job_s,
+               "job_cpu_s": cpu_job,
                "daemon_peak_rss_MiB": max(r[2] for r in rows) / 2 ** 20 if rows else None,
                "end_to_end_s": run["t_response"] - t_req,
                "issue_first_measurement_s": ISSUE_FIRST_S,
                "job_over_first": job_s / ISSUE_FIRST_S, "speedup_vs_first": ISSUE_FIRST_S / job_s,
                "upload_MBps": size / 1e6 / (t_up - t_req) if t_up and t_up > t_req else None,
-               "read_GBps": csr_bytes / 1e9 / timings["read"] if timings.get("read") else None,
+               "read_GBps": csr / 1e9 / timings["read"] if timings.get("read") else None,
                "threads": run["threads"], "load_average": run.get("load_average"),
-               "label_accuracy": run.get("label_accuracy"), "labelled_cells": run.get("labelled_cells")}
+               "label_accuracy": run.get("label_accuracy"),
+               "labelled_cells": run.get("labelled_cells")}
+    summary["outputs"] = {e.name: e.stat().st_size for e in os.scandir(a.job_dir) if e.is_file()}
     doc = {"summary": summary, "stages": table, "limits": lim, "timings_result_json": timings,
            "training": run.get("training"), "metrics": run.get("metrics"), "run": run}
     print_table(doc)
@@ -631,7 +678,7 @@ def print_table(doc):
             r["stage"], r["wall_s"], fmt(r["cpu_s"], "%.2f"), fmt(r["peak_rss_MiB"], "%.0f"),
             fmt(r["limit_s"], "%.3f"), fmt(r["ratio_to_limit"], "%.1f"),
             "; ".join(x for x in (r.get("limit"), r.get("note")) if x)))
-    print("job time %.2f s (CPU %s s, peak RSS of the daemon and its children %s MiB); "
+    print("job time %.2f s (CPU %s s), peak RSS of the daemon and its children %s MiB; "
           "end to end %.2f s" % (s["job_s"], fmt(s["job_cpu_s"], "%.1f"),
                                 fmt(s["daemon_peak_rss_MiB"], "%.0f"), s["end_to_end_s"]))
     print("vs the issue's first measurement (%.1f s, 100k x 5k onto 58k): job time ratio %.3f "
@@ -639,6 +686,8 @@ def print_table(doc):
           % (s["issue_first_measurement_s"], s["job_over_first"], s["speedup_vs_first"]))
     print("upload %s MB/s (target >= 400), read %s GB/s of CSR (target >= 1)"
           % (fmt(s["upload_MBps"], "%.0f"), fmt(s["read_GBps"], "%.2f")))
+    print("job outputs: " + ", ".join("%s %.1f MB" % (k, v / 1e6) for k, v in
+                                       sorted(s["outputs"].items(), key=lambda x: -x[1])))
     print("transferred labels: %d cells, accuracy against the query's true cell types %s"
           % (s["labelled_cells"] or 0, fmt(s["label_accuracy"], "%.4f")))
     m = doc.get("metrics") or {}
