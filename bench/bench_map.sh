@@ -84,10 +84,11 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 2^20}'
 # ---- 1. data (cached): one world (seed 1) for the reference and its queries ----
 gen() { # gen FILE CELLS SEED PREFIX BATCHES
     [ -s "$1" ] && return 0
+    local check=()
+    [ "$2" -le 5000 ] && check=(--check) # anndata reads small files back
     echo "generating $(basename "$1") ($2 cells x $GENES genes, ~$NNZ per cell)"
     $N "$PY" "$GEN" gen "${1%.h5ad}.part.h5ad" --cells "$2" --genes "$GENES" --nnz "$NNZ" --world-seed 1 \
-        --seed "$3" --batch-prefix "$4" --batches "$5" --progress \
-        $([ "$2" -le 5000 ] && echo --check)
+        --seed "$3" --batch-prefix "$4" --batches "$5" --progress "${check[@]}"
     mv "${1%.h5ad}.part.h5ad" "$1"
 }
 REF=$CACHE/ref-$RN-g$GENES-n$NNZ.h5ad
