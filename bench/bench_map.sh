@@ -33,13 +33,14 @@
 #     BUILD/bench/cache; a 1M reference is trained once). --ref-dir: a trained `scalex
 #     integrate -o` folder to register instead (its genes must be the generated world's).
 #   --out: the table as JSON (default BUILD/bench/out/bench_map-Q-on-R-DATE.json).
-# env: SX_PYTHON (/usr/bin/python3), NICE (10: the bench runs niced on a shared machine).
+# env: SX_PYTHON (/usr/bin/python3), NICE (10: the bench runs niced on a shared machine),
+#      WAIT (3600: seconds the map request waits for its job; a longer job fails the bench).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${SX_PYTHON:-/usr/bin/python3}
 GEN=$ROOT/bench/bench_map_gen.py
 BUILD=$ROOT/build QCELLS=10k RCELLS=100k GENES=20000 NNZ=1500 ITER=2000 THREADS=2
-CACHE="" REFDIR="" OUTJSON="" WARM=1 KEEP=0
+CACHE="" REFDIR="" OUTJSON="" WARM=1 KEEP=0 WAIT=${WAIT:-3600}
 num() { # 10k -> 10000, 1M -> 1000000
     case $1 in *k|*K) echo $((${1%?} * 1000)) ;; *m|*M) echo $((${1%?} * 1000000)) ;; *) echo "$1" ;; esac
 }
@@ -119,7 +120,7 @@ TOK=$("$BUILD/scalexd" token create --data-dir "$D" --user bench)
 "$BUILD/scalexd" reference add "$REFDIR" --name bench --data-dir "$D" >/dev/null
 QBYTES=$(stat -c %s "$QRY")
 $N "$BUILD/scalexd" --listen 127.0.0.1:0 --data-dir "$D" --workers 1 --threads-per-job "$THREADS" \
-    --max-upload-bytes $((QBYTES + (256 << 20))) --memory-budget 16G --max-wait 3600 --log-level info \
+    --max-upload-bytes $((QBYTES + (256 << 20))) --memory-budget 16G --max-wait "$WAIT" --log-level info \
     --drain-grace 1 2>"$W/daemon.log" &
 PID=$!
 for _ in $(seq 600); do
@@ -131,7 +132,7 @@ URL=http://127.0.0.1:$(cat "$D/scalexd.port")
 H="Authorization: Bearer $TOK"
 map() { # map FILE RESPONSE: prints the HTTP status
     curl -sS -o "$2" -w '%{http_code}' -H "$H" -H 'Content-Type: application/octet-stream' \
-        -H 'Expect:' -X POST -T "$1" "$URL/v1/references/bench/map?wait=3600&label=cell_type"
+        -H 'Expect:' -X POST -T "$1" "$URL/v1/references/bench/map?wait=$WAIT&label=cell_type"
 }
 json() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 curl -sS -H "$H" "$URL/v1/references" >"$W/catalog.json"
@@ -143,7 +144,7 @@ if [ "$WARM" = 1 ]; then
     code=$(map "$WRM" "$W/warm.json")
     T1=$(date +%s.%N)
     [ "$code" = 200 ] || { echo "warm-up map: HTTP $code: $(head -c 600 "$W/warm.json")" >&2; exit 1; }
-    echo "first map (500 cells; loads the reference into memory): $(echo "$T1 - $T0" | bc | cut -c1-6) s end to end, job $(json "$W/warm.json" '"%.2f" % d["job"]["timings"]["run_seconds"]') s"
+    echo "first map (500 cells; loads the reference into memory): $(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.2f", b - a}') s end to end, job $(json "$W/warm.json" '"%.2f" % d["job"]["timings"]["run_seconds"]') s"
 fi
 
 # ---- 4. the machine's limits, measured now ----
