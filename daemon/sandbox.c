@@ -2,7 +2,6 @@
 #include "sandbox.h"
 
 #include <jansson.h>
-#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,27 +158,28 @@ static void relay_progress(void *user)
 static int job_outcome(const srv_job_run *job, const srv_child_result *res,
                        const srv_child_limits *lim, sx_status *st)
 {
-    char state[16], msg[512];
+    char state[16] = "", msg[512] = "";
     int code = SX_OK;
-    if (sx_jobdir_status_read(job->outdir, state, &code, msg) == 0 && res->exited) {
+    /* a final word the runner wrote itself ("running" is its first, not its last) */
+    if (sx_jobdir_status_read(job->outdir, state, &code, msg) == 0 && strcmp(state, "running")) {
         if (!strcmp(state, "succeeded")) return SX_OK;
         return sx_status_set(st, code ? code : SX_EINTERNAL, "%s", msg[0] ? msg : "the job failed");
     }
     if (res->cancelled) return sx_status_set(st, SX_ECANCELED, "canceled");
     char how[256];
     srv_child_describe(res, lim, how, sizeof how);
-    SX_WARN("job %s: its process %s (%.1f s, %lld MB peak): %s", job->id, how, res->wall_s,
-            (long long)(res->max_rss_kb / 1024), res->err_tail);
+    SX_WARN("job %s: its process %s without a final status (%.1f s, %lld MB peak): %s", job->id,
+            how, res->wall_s, (long long)(res->max_rss_kb / 1024), res->err_tail);
     if (res->timed_out)
         return sx_status_set(st, SX_ELIMIT, "the job did not finish within its %.0f s time limit "
                              "(an operator can raise job_timeout)", lim->wall_seconds);
-    if (res->signal == SIGKILL || res->signal == SIGSEGV || res->signal == SIGABRT ||
-        res->signal == SIGBUS)
-        return sx_status_set(st, SX_EFORMAT,
-                             "the job's process %s: an input could not be read safely, or the "
-                             "job needed more memory than the server allows (job_memory). "
-                             "Re-save the inputs with anndata and try again", how);
-    return sx_status_set(st, SX_EINTERNAL, "the job's process %s", how);
+    /* crashed, killed, or died before it could say why (a sanitizer's abort exits 1): the
+     * job's inputs are the likeliest cause, and the user's to act on */
+    return sx_status_set(st, SX_EFORMAT,
+                         "the job's process %s before it finished: an input could not be read "
+                         "safely (it may be corrupt or crafted), or the job needed more memory "
+                         "than the server allows (job_memory). Re-save the inputs with anndata "
+                         "and try again", how);
 }
 
 static int run_in_child(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)

@@ -10,14 +10,21 @@ SEC=${SX_SHARED}/security
 D=$WORK/data
 mkdir -p "$D"
 TOK=$("$BIN" token create --data-dir "$D" --user mallory)
+# a small reference for the /map half (trained briefly: only its existence matters here)
+"$SCALEX_BIN" integrate --data_list "$SX_SOURCE_DIR/data/demo/reference_human.h5ad" \
+    --batch_name Sample --min_features 10 --max_iteration 30 --seed 1 -o "$WORK/ref" \
+    >"$WORK/train.log" 2>&1 || fail "training the reference: $(tail -3 "$WORK/train.log")"
+"$BIN" reference add "$WORK/ref" --name demo --data-dir "$D" >/dev/null
 # two validation threads: the two hang files would wedge both in an unconfined daemon
 start_daemon "$D" --workers 1
 PID0=$DPID
 rss_mb() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$DPID/status"; }
 n=0
+HOSTILE=()
 for f in "$SEC"/fuzz/*.h5ad "$SEC"/mtx_dims_5000000.mtx "$SEC"/mtx_dims_max.mtx \
          "$SEC"/bomb_commas_50M.csv.gz "$SEC"/h5_manyrows_2e7.h5ad; do
     [ -f "$f" ] || continue
+    HOSTILE+=("$f")
     name=$(basename "$f")
     t0=$(date +%s)
     code=$(upload "$TOK" "/v1/datasets?name=bad" "$f" --max-time 120) || code=timeout
@@ -35,5 +42,39 @@ for f in "$SEC"/fuzz/*.h5ad "$SEC"/mtx_dims_5000000.mtx "$SEC"/mtx_dims_max.mtx 
     n=$((n + 1))
 done
 [ "$n" -ge 9 ] || fail "only $n reproducers found under $SEC"
+healthy
+
+# ---- the same through /map (upload + project + transfer in one call) ----
+for f in "${HOSTILE[@]}"; do
+    name=$(basename "$f")
+    t0=$(date +%s)
+    code=$(upload "$TOK" "/v1/references/demo/map?wait=60&label=Group" "$f" --max-time 120) || code=timeout
+    dt=$(( $(date +%s) - t0 ))
+    case "$code" in 4??) ;; *) fail "map $name: HTTP $code, expected a 4xx: $(head -c 300 "$WORK/body")" ;; esac
+    [ "$dt" -le 60 ] || fail "map $name: answered after ${dt}s (limit 60 s)"
+    kill -0 "$PID0" 2>/dev/null || fail "map $name: the daemon died"
+    r=$(rss_mb)
+    [ "$r" -lt 400 ] || fail "map $name: daemon RSS ${r} MB (limit 400)"
+done
+echo "ok: ${#HOSTILE[@]} hostile maps refused"
+expect 200 "$(upload "$TOK" '/v1/references/demo/map?wait=300&label=Group' "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")" "a valid map right after"
+
+# ---- a job whose input crashes the reader: the stored file is replaced after validation
+# (what a reader bug that validation does not reach, or a corrupted disk, would do) ----
+expect 201 "$(upload "$TOK" '/v1/datasets?name=victim' "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")" "upload"
+DS=$(jq_ 'd["id"]')
+stored=$(ls "$D"/datasets/"$DS"*)
+cp "$SEC/fuzz/crash-3338a0f887.h5ad" "$stored"
+expect 202 "$(req "$TOK" POST /v1/jobs -H 'Content-Type: application/json' \
+    -d "{\"type\":\"project\",\"datasets\":[\"$DS\"],\"reference\":\"demo\"}")" "submit the job"
+J=$(jq_ 'd["id"]')
+wait_job "$TOK" "$J" 300 EXECUTOR_ERROR COMPLETE SYSTEM_ERROR
+req "$TOK" GET "/v1/jobs/$J" >/dev/null
+[ "$(jq_ 'd["state"]')" = EXECUTOR_ERROR ] || fail "the crashing job ended $(jq_ 'd["state"]'), expected EXECUTOR_ERROR: $(cat "$WORK/body")"
+jq_ 'd["error"]["message"] if isinstance(d.get("error"), dict) else d.get("error")' | grep -qi 'could not be read safely\|corrupt' ||
+    fail "the job's error does not say the input could not be read: $(cat "$WORK/body")"
+grep -q "$D\|/tmp/" "$WORK/body" && fail "the job's error shows a server path: $(cat "$WORK/body")"
+kill -0 "$PID0" 2>/dev/null || fail "the daemon died with the job"
+echo "ok: the crashing job ended EXECUTOR_ERROR: $(jq_ 'str(d.get("error"))[:200]')"
 healthy
 echo "PASS: $n hostile uploads refused, daemon pid $PID0 alive, RSS $(rss_mb) MB"
