@@ -387,8 +387,10 @@ static srv_results *open_table(api_resp *o, const char *dir, sx_jobdir_table_id 
     sx_status st;
     sx_status_clear(&st);
     int rc = srv_results_open(dir, which, &t, &st);
-    if (rc == SX_ENOTFOUND) api_problem(o, 404, which == SX_JOBDIR_LABELS ? "no-labels" : "not-found",
-                                        "job '%s' %s", job_id, missing);
+    if (rc == SX_ENOTFOUND && which == SX_JOBDIR_LABELS)
+        api_problem(o, 404, "no-labels", "job '%s' %s", job_id, missing);
+    else if (rc == SX_ENOTFOUND)
+        api_problem(o, 404, "not-found", "job '%s' %s", job_id, missing);
     else if (rc) api_problem_sx(o, &st);
     return t;
 }
