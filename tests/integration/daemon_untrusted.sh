@@ -71,7 +71,7 @@ J=$(jq_ 'd["id"]')
 wait_job "$TOK" "$J" 300 EXECUTOR_ERROR COMPLETE SYSTEM_ERROR
 req "$TOK" GET "/v1/jobs/$J" >/dev/null
 [ "$(jq_ 'd["state"]')" = EXECUTOR_ERROR ] || fail "the crashing job ended $(jq_ 'd["state"]'), expected EXECUTOR_ERROR: $(cat "$WORK/body")"
-jq_ 'd["error"]["message"] if isinstance(d.get("error"), dict) else d.get("error")' | grep -qi 'could not be read safely\|corrupt' ||
+jq_ 'd["error"]["detail"]' | grep -qi 'could not be read safely\|corrupt' ||
     fail "the job's error does not say the input could not be read: $(cat "$WORK/body")"
 grep -q "$D\|/tmp/" "$WORK/body" && fail "the job's error shows a server path: $(cat "$WORK/body")"
 kill -0 "$PID0" 2>/dev/null || fail "the daemon died with the job"
