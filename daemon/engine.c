@@ -16,11 +16,12 @@
 #include "sx_nn.h"
 #include "sx_pipeline.h"
 
-static int summarise(const char *read_path, srv_dataset_info *info, sx_status *st);
+static int summarise(const engine *e, const char *read_path, srv_dataset_info *info,
+                     sx_status *st);
 
 static int validate(void *user, const char *path, srv_dataset_info *info, sx_status *st)
 {
-    (void)user;
+    const engine *e = user;
     /* the format table says what the bytes are (inside gzip too) and, for a folder (a
      * multipart upload), checks nothing more: the reader checks its members */
     sx_format fmt = SX_FMT_UNKNOWN;
@@ -30,7 +31,7 @@ static int validate(void *user, const char *path, srv_dataset_info *info, sx_sta
     const sx_format_info *fi = sx_format_get(fmt);
     snprintf(info->format, sizeof info->format, "%s", fi->name);
     info->ext[0] = 0;
-    if (fi->members) return summarise(path, info, st);
+    if (fi->members) return summarise(e, path, info, st);
     /* the readers may also look at the name: give them the table's extension */
     const char *ext = sx_format_ext(fmt, gz);
     if (!ext) return sx_status_set(st, SX_EFORMAT, "%s cannot be read gzip-compressed", fi->label);
@@ -38,7 +39,7 @@ static int validate(void *user, const char *path, srv_dataset_info *info, sx_sta
     snprintf(info->ext, sizeof info->ext, "%s", ext);
     snprintf(named, sizeof named, "%s.%s", path, ext);
     if (link(path, named) != 0) return sx_status_set(st, SX_EIO, "cannot stage the upload");
-    rc = summarise(named, info, st);
+    rc = summarise(e, named, info, st);
     unlink(named);
     return rc;
 }
@@ -48,10 +49,12 @@ static int validate(void *user, const char *path, srv_dataset_info *info, sx_sta
  * offsets monotone and ending at nnz, every index in range, every value finite), so a
  * multi-GB upload is validated without holding its matrix: the daemon's memory stays flat.
  * Text formats and mtx folders are read whole by the readers (they must be parsed anyway). */
-static int summarise(const char *read_path, srv_dataset_info *info, sx_status *st)
+static int summarise(const engine *e, const char *read_path, srv_dataset_info *info,
+                     sx_status *st)
 {
     int rc = SX_OK;
-    sx_inspect *d = sx_inspect_stream(read_path, NULL, st);
+    sx_read_opts ro = {.limits = &e->limits};
+    sx_inspect *d = sx_inspect_stream(read_path, &ro, NULL, st);
     if (!d) return st->code ? st->code : SX_EFORMAT;
     if (!d->has_x) {
         rc = sx_status_set(st, SX_EFORMAT, "the file has no X matrix: store the counts in X");
@@ -66,11 +69,11 @@ static int summarise(const char *read_path, srv_dataset_info *info, sx_status *s
     }
     /* the reader refuses an obsm/layers element whose rows disagree with obs: so do we */
     for (int k = 0; k < d->n_obsm + d->n_layers; k++) {
-        const sx_inspect_shape *e = k < d->n_obsm ? &d->obsm[k] : &d->layers[k - d->n_obsm];
-        if (e->n_rows >= 0 && e->n_rows != d->n_obs) {
+        const sx_inspect_shape *el = k < d->n_obsm ? &d->obsm[k] : &d->layers[k - d->n_obsm];
+        if (el->n_rows >= 0 && el->n_rows != d->n_obs) {
             rc = sx_status_set(st, SX_EFORMAT, "element '%s/%s' has %lld rows but obs has %lld; "
                                "the file is inconsistent", k < d->n_obsm ? "obsm" : "layers",
-                               e->name, (long long)e->n_rows, (long long)d->n_obs);
+                               el->name, (long long)el->n_rows, (long long)d->n_obs);
             goto out;
         }
     }
@@ -183,4 +186,14 @@ void engine_init(engine *e, srv_engine *out)
     hbool_t ts = 0;
     H5is_library_threadsafe(&ts);
     e->hdf5_threadsafe = ts;
+}
+
+void engine_configure(engine *e, const srv_config *cfg)
+{
+    e->limits = (sx_io_limits){.max_cells = cfg->max_cells, .max_genes = cfg->max_genes,
+                               .max_nnz = cfg->max_nnz, .max_inflate_ratio = cfg->max_inflate_ratio,
+                               .max_inflate_bytes = cfg->max_inflate_bytes,
+                               .max_line_bytes = cfg->max_line_bytes};
+    sx_io_limits full; /* a setting left at 0 takes the default */
+    e->limits = *sx_io_limits_resolve(&e->limits, &full);
 }

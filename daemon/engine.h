@@ -2,14 +2,20 @@
 #ifndef ENGINE_H
 #define ENGINE_H
 
+#include "srv_config.h"
 #include "srv_engine.h"
+#include "sx_io_limits.h"
 
 typedef struct engine {
     const char *label_option; /* the pipeline option naming the label column */
     int hdf5_threadsafe;
     struct sandbox *sandbox; /* child-process validation (sandbox.h), or NULL: in-process */
+    sx_io_limits limits;     /* every upload's size budget (max_cells, ...: the settings) */
 } engine;
 
 void engine_init(engine *e, srv_engine *out);
+/* The settings the engine itself applies: every upload's size budget (max_cells, max_genes,
+ * max_nnz, max_inflate_ratio/_bytes, max_line_bytes). */
+void engine_configure(engine *e, const srv_config *cfg);
 
 #endif

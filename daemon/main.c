@@ -229,6 +229,7 @@ static int serve(int argc, char **argv)
     engine eng_state;
     srv_engine eng;
     engine_init(&eng_state, &eng);
+    engine_configure(&eng_state, &cfg);
     /* uploads are read and jobs run in child processes (sandbox.h): the daemon never opens a
      * user's file itself */
     sandbox sb;
@@ -362,6 +363,15 @@ static int cmd_validate(int argc, char **argv)
     engine eng_state;
     srv_engine eng;
     engine_init(&eng_state, &eng);
+    /* the daemon's size budget, handed over as `--max_cells N ...` after the file */
+    for (int i = 3; i + 1 < argc; i += 2) {
+        sx_status st;
+        if (strncmp(argv[i], "--", 2) || sx_io_limits_set(&eng_state.limits, argv[i] + 2,
+                                                           argv[i + 1], &st)) {
+            fprintf(stderr, "scalexd __validate: bad limit '%s'\n", argv[i]);
+            return 2;
+        }
+    }
     return sandbox_validate_main(&eng, argc, argv);
 }
 

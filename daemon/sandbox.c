@@ -90,7 +90,18 @@ static int validate_in_child(void *user, const char *path, srv_dataset_info *inf
     srv_child_limits lim = sb->validate;
     lim.wall_seconds += mb / sb->validate_mb_per_s;
     lim.cpu_seconds = (int)lim.wall_seconds + 1;
-    char *argv[] = {sb->exe, "__validate", (char *)path, NULL};
+    /* the budget travels on the command line: the child has no config of its own */
+    const sx_io_limits *l = &((engine *)user)->limits;
+    char v[6][32];
+    snprintf(v[0], 32, "%lld", (long long)l->max_cells);
+    snprintf(v[1], 32, "%lld", (long long)l->max_genes);
+    snprintf(v[2], 32, "%lld", (long long)l->max_nnz);
+    snprintf(v[3], 32, "%.17g", l->max_inflate_ratio);
+    snprintf(v[4], 32, "%lld", (long long)l->max_inflate_bytes);
+    snprintf(v[5], 32, "%lld", (long long)l->max_line_bytes);
+    char *argv[] = {sb->exe, "__validate", (char *)path, "--max_cells", v[0], "--max_genes", v[1],
+                    "--max_nnz", v[2], "--max_inflate_ratio", v[3], "--max_inflate_bytes", v[4],
+                    "--max_line_bytes", v[5], NULL};
     srv_child_result res;
     int rc = srv_child_run(argv, NULL, &lim, ANSWER_CAP, NULL, &res, st);
     if (rc) return rc;

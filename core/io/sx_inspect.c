@@ -245,6 +245,7 @@ sx_inspect *sx_inspect_h5ad(const char *path, const sx_read_opts *opts, const sx
     sx_frame *obs = NULL, *var = NULL, *rvar = NULL;
     if (h5x_open(&c, path, prog, st) != SX_OK) goto fail;
     c.chunk_rows = opts ? opts->chunk_rows : 0;
+    h5x_set_limits(&c, opts ? opts->limits : NULL); /* the same budget as the reader's */
     if (!(r = sx_calloc(1, sizeof *r))) {
         sx_status_set(st, SX_ENOMEM, "out of memory");
         goto fail;
@@ -358,13 +359,14 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
     return inspect_read(fi, path, opts, prog, st);
 }
 
-sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st)
+sx_inspect *sx_inspect_stream(const char *path, const sx_read_opts *opts, const sx_progress *prog,
+                               sx_status *st)
 {
     const sx_format_info *fi = detect(path, st);
     if (!fi) return NULL;
-    if (fi->check) return fi->check(path, prog, st);
-    if (fi->inspect) return fi->inspect(path, NULL, prog, st);
-    return inspect_read(fi, path, NULL, prog, st);
+    if (fi->check) return fi->check(path, prog, st); /* 10x .h5: its default budget (no opts) */
+    if (fi->inspect) return fi->inspect(path, opts, prog, st);
+    return inspect_read(fi, path, opts, prog, st);
 }
 
 sx_inspect *sx_inspect_tenx_h5(const char *path, const sx_progress *prog, sx_status *st)

@@ -48,7 +48,8 @@ sx_inspect *sx_inspect_path(const char *path, const sx_read_opts *opts, const sx
  * index and value is read, in slabs, with the readers' structural and NaN/Inf checks); other
  * formats are read whole. For a 10x file only the sizes, nnz, x_sum and n_negative are
  * filled (its obs has no columns). Used by scalexd to check uploads. */
-sx_inspect *sx_inspect_stream(const char *path, const sx_progress *prog, sx_status *st);
+sx_inspect *sx_inspect_stream(const char *path, const sx_read_opts *opts, const sx_progress *prog,
+                               sx_status *st);
 void sx_inspect_free(sx_inspect *r);
 
 /* Format inspectors (the format table of sx_format.h names them; sx_inspect_path and

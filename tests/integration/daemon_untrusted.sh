@@ -77,4 +77,10 @@ grep -q "$D\|/tmp/" "$WORK/body" && fail "the job's error shows a server path: $
 kill -0 "$PID0" 2>/dev/null || fail "the daemon died with the job"
 echo "ok: the crashing job ended EXECUTOR_ERROR: $(jq_ 'str(d.get("error"))[:200]')"
 healthy
+# the budget is the operator's: a daemon with --max-cells 100 refuses the 153-cell query, by name
+stop_daemon
+start_daemon "$D" --workers 1 --max-cells 100
+code=$(upload "$TOK" "/v1/datasets?name=over" "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")
+expect_problem 413 too-large "$code" "an upload over --max-cells"
+grep -q 'max_cells = 100' "$WORK/body" || fail "the 413 does not name the configured limit: $(cat "$WORK/body")"
 echo "PASS: $n hostile uploads refused, daemon pid $PID0 alive, RSS $(rss_mb) MB"

@@ -318,7 +318,7 @@ END_TEST
 START_TEST(inspectors_from_the_table)
 {
     sx_status st = {0};
-    sx_inspect *r = sx_inspect_stream(sx_test_shared(real[7].rel), NULL, &st);
+    sx_inspect *r = sx_inspect_stream(sx_test_shared(real[7].rel), NULL, NULL, &st);
     ck_assert_msg(r != NULL, "%s", st.msg);
     ck_assert_int_eq(r->format, SX_FMT_10X_H5);
     ck_assert(r->has_x && r->n_obs > 0 && r->n_vars > 0 && r->n_obs_cols == 0);
