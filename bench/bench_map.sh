@@ -32,6 +32,7 @@
 #   --cache: generated files and trained references, reused by later runs (default
 #     BUILD/bench/cache; a 1M reference is trained once). --ref-dir: a trained `scalex
 #     integrate -o` folder to register instead (its genes must be the generated world's).
+#   SCALEXD_ARGS: extra daemon flags, e.g. "--isolation thread" to compare with in-process jobs.
 #   --out: the table as JSON (default BUILD/bench/out/bench_map-Q-on-R-DATE.json).
 # env: SX_PYTHON (/usr/bin/python3), NICE (10: the bench runs niced on a shared machine),
 #      WAIT (3600: seconds the map request waits for its job; a longer job fails the bench).
@@ -121,7 +122,7 @@ TOK=$("$BUILD/scalexd" token create --data-dir "$D" --user bench)
 QBYTES=$(stat -c %s "$QRY")
 $N "$BUILD/scalexd" --listen 127.0.0.1:0 --data-dir "$D" --workers 1 --threads-per-job "$THREADS" \
     --max-upload-bytes $((QBYTES + (256 << 20))) --memory-budget 16G --max-wait "$WAIT" --log-level info \
-    --drain-grace 1 2>"$W/daemon.log" &
+    --drain-grace 1 ${SCALEXD_ARGS:-} 2>"$W/daemon.log" &
 PID=$!
 for _ in $(seq 600); do
     [ -s "$D/scalexd.port" ] && break
