@@ -58,7 +58,10 @@ static void __attribute__((noreturn)) child_exec(char *const argv[], char *const
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (lim) {
+#ifndef __SANITIZE_ADDRESS__
         limit(RLIMIT_AS, lim->as_bytes);
+#endif /* AddressSanitizer reserves terabytes of shadow address space: a sanitizer build's
+        * children run without the address-space cap (the other limits hold) */
         limit(RLIMIT_CPU, lim->cpu_seconds);
         limit(RLIMIT_NOFILE, lim->nofile);
         limit(RLIMIT_FSIZE, lim->fsize_bytes);

@@ -187,12 +187,9 @@ int srv_service_job_dir(const srv_service *svc, const srv_user *u, const char *i
                         int need_complete, char dir[4200], srv_jstate *state, char type[32],
                         srv_why *why, sx_status *st)
 {
-    srv_db *db = svc_db(svc, why, st);
-    if (!db) return st->code;
     srv_job_row row;
-    int rc = srv_job_row_get(db, id, u, &row, st);
-    svc_put(svc, db);
-    if (rc) return svc_lookup_fail(rc, SRV_WHY_NO_JOB, why, st);
+    int rc = svc_job_row(svc, u, id, &row, why, st);
+    if (rc) return rc;
     srv_job_row_free(&row);
     if (state) *state = row.state;
     if (type) snprintf(type, 32, "%s", row.type);
@@ -208,12 +205,9 @@ int srv_service_job_outcome(const srv_service *svc, const srv_user *u, const cha
 {
     memset(out, 0, sizeof *out);
     out->state = SRV_JOB_UNKNOWN;
-    srv_db *db = svc_db(svc, why, st);
-    if (!db) return st->code;
     srv_job_row row;
-    int rc = srv_job_row_get(db, id, u, &row, st);
-    svc_put(svc, db);
-    if (rc) return svc_lookup_fail(rc, SRV_WHY_NO_JOB, why, st);
+    int rc = svc_job_row(svc, u, id, &row, why, st);
+    if (rc) return rc;
     out->state = row.state;
     snprintf(out->error_type, sizeof out->error_type, "%s", row.error_type ? row.error_type : "");
     snprintf(out->error, sizeof out->error, "%s", row.error ? row.error : "");
@@ -229,16 +223,32 @@ int srv_service_job_wait(const srv_service *svc, const char *id, double timeout_
     return rc ? sx_status_set(st, rc, "cannot wait for job '%s'", id) : SX_OK;
 }
 
-json_t *srv_service_job_get(const srv_service *svc, const srv_user *u, const char *id,
-                            srv_why *why, sx_status *st)
+json_t *svc_view(const srv_service *svc, svc_getter get, const char *id, const srv_user *u,
+                 srv_why not_found, srv_why *why, sx_status *st)
 {
     srv_db *db = svc_db(svc, why, st);
     if (!db) return NULL;
-    json_t *j = srv_job_get(db, id, u, st);
+    json_t *j = get(db, id, u, st);
     svc_put(svc, db);
-    if (!j) svc_lookup_fail(st->code, SRV_WHY_NO_JOB, why, st);
+    if (!j) svc_lookup_fail(st->code, not_found, why, st);
     else svc_why(why, SRV_WHY_NONE, SX_OK);
     return j;
+}
+
+int svc_job_row(const srv_service *svc, const srv_user *u, const char *id, srv_job_row *row,
+                srv_why *why, sx_status *st)
+{
+    srv_db *db = svc_db(svc, why, st);
+    if (!db) return st->code;
+    int rc = srv_job_row_get(db, id, u, row, st);
+    svc_put(svc, db);
+    return rc ? svc_lookup_fail(rc, SRV_WHY_NO_JOB, why, st) : SX_OK;
+}
+
+json_t *srv_service_job_get(const srv_service *svc, const srv_user *u, const char *id,
+                            srv_why *why, sx_status *st)
+{
+    return svc_view(svc, srv_job_get, id, u, SRV_WHY_NO_JOB, why, st);
 }
 
 json_t *srv_service_job_list(const srv_service *svc, const srv_user *u, srv_jstate state,

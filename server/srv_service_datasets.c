@@ -130,13 +130,7 @@ int srv_service_dataset_delete(const srv_service *svc, const srv_user *u, const 
 json_t *srv_service_dataset_get(const srv_service *svc, const srv_user *u, const char *id,
                                 srv_why *why, sx_status *st)
 {
-    srv_db *db = svc_db(svc, why, st);
-    if (!db) return NULL;
-    json_t *j = srv_dataset_get(db, id, u, st);
-    svc_put(svc, db);
-    if (!j) svc_lookup_fail(st->code, SRV_WHY_NO_DATASET, why, st);
-    else svc_why(why, SRV_WHY_NONE, SX_OK);
-    return j;
+    return svc_view(svc, srv_dataset_get, id, u, SRV_WHY_NO_DATASET, why, st);
 }
 
 json_t *srv_service_dataset_list(const srv_service *svc, const srv_user *u, int64_t offset,

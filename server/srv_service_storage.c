@@ -79,15 +79,12 @@ int srv_service_job_log(const srv_service *svc, const srv_user *u, const char *i
 int srv_service_job_delete(const srv_service *svc, const srv_user *u, const char *id,
                            srv_why *why, sx_status *st)
 {
+    srv_job_row job;
+    int rc = svc_job_row(svc, u, id, &job, why, st);
+    if (rc) return rc;
+    srv_job_row_free(&job);
     srv_db *db = svc_db(svc, why, st);
     if (!db) return st->code;
-    srv_job_row job;
-    int rc = srv_job_row_get(db, id, u, &job, st);
-    if (rc) {
-        svc_put(svc, db);
-        return svc_lookup_fail(rc, SRV_WHY_NO_JOB, why, st);
-    }
-    srv_job_row_free(&job);
     rc = srv_job_delete(db, id, st);
     svc_put(svc, db);
     if (rc) return svc_why(why, rc == SX_ESTATE ? SRV_WHY_WRONG_STATE : SRV_WHY_NONE, rc);

@@ -58,6 +58,9 @@ END_TEST
 
 START_TEST(memory_limit_holds)
 {
+#ifdef __SANITIZE_ADDRESS__
+    return; /* srv_child sets no address-space cap in a sanitizer build (see there) */
+#endif
     /* 64 MiB of address space: a shell asked to build a 200 MB string fails inside it */
     const char *script = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived";
     srv_child_limits free_lim = {.wall_seconds = 120};
