@@ -649,69 +649,45 @@ static void request_id(char *out, size_t outsz)
     snprintf(out, outsz, "r%016llx", (unsigned long long)z);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+/* A request's first call (headers read): its state, its id, and an answer now when the
+ * request is refused before any body (or is a CORS preflight). */
+static enum MHD_Result on_headers(api_server *s, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls)
 {
-    api_server *s = cls;
-    api_req *r = *con_cls;
-    (void)version;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        r->srv = s;
-        r->conn = conn;
-        r->spool_fd = -1;
-        r->part_fd = -1;
-        r->t0 = srv_mono_s();
-        api_resp_init(&r->resp);
-        snprintf(r->method, sizeof r->method, "%s", method);
-        snprintf(r->path, sizeof r->path, "%s", url);
-        const char *xr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        if (!xr || !srv_name_ok(xr) || strlen(xr) > 36 ||
-            snprintf(r->rid, sizeof r->rid, "%s", xr) <= 0)
-            request_id(r->rid, sizeof r->rid);
-        *con_cls = r;
-        if (!strcmp(method, "OPTIONS")) {
-            r->first_done = 1;
-            return send_preflight(r, preflight(r, &r->resp));
-        }
-        if (begin(r, &r->resp)) {
-            r->first_done = 1;
-            r->resp_ready = 2; /* sent now; body (if any) is not read */
-            return send_resp(r, &r->resp);
-        }
+    api_req *r = calloc(1, sizeof *r);
+    if (!r) return MHD_NO;
+    r->srv = s;
+    r->conn = conn;
+    r->spool_fd = -1;
+    r->part_fd = -1;
+    r->t0 = srv_mono_s();
+    api_resp_init(&r->resp);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
+    const char *xr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (!xr || !srv_name_ok(xr) || strlen(xr) > 36 ||
+        snprintf(r->rid, sizeof r->rid, "%s", xr) <= 0)
+        request_id(r->rid, sizeof r->rid);
+    *con_cls = r;
+    if (!strcmp(method, "OPTIONS")) {
         r->first_done = 1;
-        api_edge_phase(conn, r->route->body != API_BODY_NONE ? API_EDGE_BODY : API_EDGE_BUSY);
-        return MHD_YES;
+        return send_preflight(r, preflight(r, &r->resp));
     }
-    if (r->resp_ready == 2) { /* already answered: drop body bytes */
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (r->resp_ready == 3) { /* answered mid-body (answer_mid_body): drop the rest a moment */
-        /* the body's end, or more than a generous linger's worth of bytes: close now */
-        r->received += (int64_t)*upload_data_size; /* counts dropped bytes since the answer */
-        if (!*upload_data_size || r->received > ((int64_t)64 << 20)) return MHD_NO;
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        if (r->route) body_chunk(r, upload_data, *upload_data_size);
-        *upload_data_size = 0;
-        if (r->route && r->too_large) { /* refuse at once, not after the whole body */
-            body_problem(r, &r->resp);
-            r->received = 0;
-            answer_mid_body(r, &r->resp);
-        }
-        return MHD_YES;
-    }
-    if (r->resp_ready == 1) { /* resumed after async work */
-        r->resp_ready = 2;
+    if (begin(r, &r->resp)) {
+        r->first_done = 1;
+        r->resp_ready = 2; /* sent now; body (if any) is not read */
         return send_resp(r, &r->resp);
     }
-    if (r->suspended) return MHD_YES;
-    /* end of the body: run the handler */
+    r->first_done = 1;
+    api_edge_phase(conn, r->route->body != API_BODY_NONE ? API_EDGE_BODY : API_EDGE_BUSY);
+    return MHD_YES;
+}
+
+/* The body's end: the problem found while reading it, or the handler's answer (sent now, on
+ * the call after an async handler resumes the connection, or after a synchronous answer to
+ * a suspended upload). */
+static enum MHD_Result on_body_end(api_req *r, struct MHD_Connection *conn)
+{
     api_edge_phase(conn, API_EDGE_BUSY);
     if (r->spool_fd >= 0) {
         int bad = close(r->spool_fd) != 0;
@@ -742,6 +718,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_resp(r, &r->resp);
 }
 
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    api_server *s = cls;
+    api_req *r = *con_cls;
+    (void)version;
+    if (!r) return on_headers(s, conn, url, method, con_cls);
+    if (r->resp_ready == 2) { /* already answered: drop body bytes */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->resp_ready == 3) { /* answered mid-body (answer_mid_body): drop the rest a moment */
+        /* the body's end, or more than a generous linger's worth of bytes: close now */
+        r->received += (int64_t)*upload_data_size; /* counts dropped bytes since the answer */
+        if (!*upload_data_size || r->received > ((int64_t)64 << 20)) return MHD_NO;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (r->route) body_chunk(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        if (r->route && r->too_large) { /* refuse at once, not after the whole body */
+            body_problem(r, &r->resp);
+            r->received = 0;
+            answer_mid_body(r, &r->resp);
+        }
+        return MHD_YES;
+    }
+    if (r->resp_ready == 1) { /* resumed after async work */
+        r->resp_ready = 2;
+        return send_resp(r, &r->resp);
+    }
+    if (r->suspended) return MHD_YES;
+    /* end of the body: run the handler */
+    return on_body_end(r, conn);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -758,22 +772,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs *jobs,
-                             srv_pool *pool, const srv_engine *eng, sx_status *st)
+/* The CORS allow-list from cors_origins (comma or space separated); out of memory ends it. */
+static void cors_list(api_server *s, const char *origins)
 {
-    api_server *s = calloc(1, sizeof *s);
-    if (!s) {
-        sx_status_set(st, SX_ENOMEM, "out of memory");
-        return NULL;
-    }
-    s->cfg = cfg;
-    s->reg = reg;
-    s->jobs = jobs;
-    s->pool = pool;
-    s->eng = eng;
-    s->started = srv_mono_s();
-    /* CORS allow-list */
-    char *list = strdup(cfg->cors_origins);
+    char *list = strdup(origins);
     for (char *save = NULL, *tok = list ? strtok_r(list, ", ", &save) : NULL; tok;
          tok = strtok_r(NULL, ", ", &save)) {
         char **nc = realloc(s->cors, (size_t)(s->n_cors + 1) * sizeof *nc);
@@ -782,19 +784,31 @@ api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs 
         s->cors[s->n_cors++] = strdup(tok);
     }
     free(list);
-    /* 1024 tokens: far more than the clients of one daemon; each entry is ~100 bytes */
-    if (!cfg->no_auth && !(s->auth = srv_auth_new(reg, 1024, cfg->auth_cache_ttl_s))) {
-        sx_status_set(st, SX_ENOMEM, "out of memory");
-        goto fail;
+}
+
+/* The listening address of --listen (host) and --port, adding the flag its family needs to
+ * flags. Returns non-zero when the host is not an IP address. */
+static int listen_addr(const srv_config *cfg, struct sockaddr_storage *ss, unsigned *flags)
+{
+    if (strchr(cfg->host, ':')) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) != 1) return 1;
+        *flags |= MHD_USE_IPv6;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+        const char *h = !strcmp(cfg->host, "localhost") ? "127.0.0.1" : cfg->host;
+        if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) return 1;
     }
-    /* 256 job views: the jobs being polled at one time */
-    s->views = srv_respcache_new(256, cfg->job_cache_ttl_s);
-    if (cfg->no_auth) {
-        srv_db *db = srv_registry_get(reg, st);
-        int rc = db ? srv_user_ensure(db, "local", 1, &s->local_user, st) : st->code;
-        srv_registry_put(reg, db);
-        if (rc) goto fail;
-    }
+    return 0;
+}
+
+/* The deadline thread and the HTTP daemon itself, listening; s->port is the bound port. */
+static int start_listening(api_server *s, const srv_config *cfg, sx_status *st)
+{
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     /* a small pool of epoll event loops (http_threads) serves every connection; TURBO reads
@@ -802,29 +816,13 @@ api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs 
      * status polling (bench/bench_daemon.sh) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    socklen_t slen;
-    if (strchr(cfg->host, ':')) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)cfg->port);
-        if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) != 1) goto badhost;
-        flags |= MHD_USE_IPv6;
-        slen = sizeof *a6;
-    } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)cfg->port);
-        const char *h = !strcmp(cfg->host, "localhost") ? "127.0.0.1" : cfg->host;
-        if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) goto badhost;
-        slen = sizeof *a4;
-    }
-    (void)slen;
+    if (listen_addr(cfg, &ss, &flags))
+        return sx_status_set(st, SX_EINVAL, "--listen host '%s' is not an IP address: use "
+                             "127.0.0.1, ::1 or 0.0.0.0", cfg->host);
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
-    if (!(s->edge = api_edge_new(cfg))) {
-        sx_status_set(st, SX_ENOMEM, "cannot start the HTTP deadline thread: out of memory or "
-                      "threads");
-        goto fail;
-    }
+    if (!(s->edge = api_edge_new(cfg)))
+        return sx_status_set(st, SX_ENOMEM, "cannot start the HTTP deadline thread: out of "
+                             "memory or threads");
     /* the idle timeout stays for stalled answers (a client that stops reading); headers and
      * bodies have deadlines a trickle cannot extend (api_edge) */
     s->mhd = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
@@ -840,17 +838,44 @@ api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs 
                               (unsigned)cfg->http_max_connections_per_ip,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_END);
-    if (!s->mhd) {
-        sx_status_set(st, SX_EIO, "cannot listen on %s:%d (%s): is the port in use?", cfg->host,
-                      cfg->port, strerror(errno));
-        goto fail;
-    }
+    if (!s->mhd)
+        return sx_status_set(st, SX_EIO, "cannot listen on %s:%d (%s): is the port in use?",
+                             cfg->host, cfg->port, strerror(errno));
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
+    return SX_OK;
+}
+
+api_server *api_server_start(const srv_config *cfg, srv_registry *reg, srv_jobs *jobs,
+                             srv_pool *pool, const srv_engine *eng, sx_status *st)
+{
+    api_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->reg = reg;
+    s->jobs = jobs;
+    s->pool = pool;
+    s->eng = eng;
+    s->started = srv_mono_s();
+    cors_list(s, cfg->cors_origins);
+    /* 1024 tokens: far more than the clients of one daemon; each entry is ~100 bytes */
+    if (!cfg->no_auth && !(s->auth = srv_auth_new(reg, 1024, cfg->auth_cache_ttl_s))) {
+        sx_status_set(st, SX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* 256 job views: the jobs being polled at one time */
+    s->views = srv_respcache_new(256, cfg->job_cache_ttl_s);
+    if (cfg->no_auth) {
+        srv_db *db = srv_registry_get(reg, st);
+        int rc = db ? srv_user_ensure(db, "local", 1, &s->local_user, st) : st->code;
+        srv_registry_put(reg, db);
+        if (rc) goto fail;
+    }
+    if (start_listening(s, cfg, st)) goto fail;
     return s;
-badhost:
-    sx_status_set(st, SX_EINVAL, "--listen host '%s' is not an IP address: use 127.0.0.1, ::1 or "
-                  "0.0.0.0", cfg->host);
 fail:
     api_edge_free(s->edge);
     srv_respcache_free(s->views);

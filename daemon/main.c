@@ -209,152 +209,206 @@ static void clean_spool(const char *data_dir, int shared)
     srv_mkdirs(dir, &st);
 }
 
-static int serve(int argc, char **argv)
-{
+/* What serve() starts, in start-up order; serve_stop() ends it. Lives in serve()'s frame:
+ * the engine, the sandbox and the API keep pointers into it. */
+typedef struct {
     srv_config cfg;
-    sx_status st;
-    sx_status_clear(&st);
-    srv_config_defaults(&cfg);
-    if (srv_config_load(&cfg, argc, argv, 1, &st) || srv_config_check(&cfg, &st)) return die(&st);
-    srv_log_install(cfg.log_level);
-
-    /* signals are taken by sigwait in this thread only: block them before any thread exists */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+    sigset_t set; /* the signals sigwait takes */
     engine eng_state;
     srv_engine eng;
-    engine_init(&eng_state, &eng);
-    engine_configure(&eng_state, &cfg);
+    sandbox sb;
+    srv_registry *reg;
+    int shared; /* a PostgreSQL registry other instances share */
+    srv_exec *exec;
+    srv_refcache *refs;
+    srv_jobs *jobs;
+    srv_pool *pool;
+    api_server *api;
+} daemon_run;
+
+/* Settings, logging, signals and the engine (wrapped in the sandbox unless isolation=thread). */
+static int setup(daemon_run *d, int argc, char **argv, sx_status *st)
+{
+    srv_config_defaults(&d->cfg);
+    if (srv_config_load(&d->cfg, argc, argv, 1, st) || srv_config_check(&d->cfg, st)) return 1;
+    srv_log_install(d->cfg.log_level);
+
+    /* signals are taken by sigwait in this thread only: block them before any thread exists */
+    sigemptyset(&d->set);
+    sigaddset(&d->set, SIGTERM);
+    sigaddset(&d->set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &d->set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    engine_init(&d->eng_state, &d->eng);
+    engine_configure(&d->eng_state, &d->cfg);
     /* uploads are read and jobs run in child processes (sandbox.h): the daemon never opens a
      * user's file itself */
-    sandbox sb;
-    if (!strcmp(cfg.isolation, "process")) {
-        if (sandbox_wrap_validate(&sb, &cfg, &eng, &st)) return die(&st);
-        if (sandbox_wrap_run(&sb, &cfg, &eng, &st)) return die(&st);
+    if (!strcmp(d->cfg.isolation, "process")) {
+        if (sandbox_wrap_validate(&d->sb, &d->cfg, &d->eng, st)) return 1;
+        if (sandbox_wrap_run(&d->sb, &d->cfg, &d->eng, st)) return 1;
     } else {
         SX_WARN("isolation=thread: uploads are read and jobs run inside the daemon; one crafted "
                 "file can stop the service (use only to debug or measure)");
     }
-    if (!eng_state.hdf5_threadsafe)
+    if (!d->eng_state.hdf5_threadsafe)
         SX_WARN("this HDF5 is not thread-safe: concurrent jobs and uploads may crash; run with "
                 "--workers 1");
+    return SX_OK;
+}
 
+/* Workers and threads per job the settings left open (0), within the cores when jobs run here. */
+static void size_workers(srv_config *cfg)
+{
     int cores = srv_ncpu();
     /* a remote executor's worker thread only waits on the cluster: many, and no core cap */
-    int remote = !srv_exec_config_local_cores(&cfg.exec);
-    if (cfg.workers <= 0) cfg.workers = remote ? 32 : cores >= 4 ? 2 : 1;
-    if (cfg.threads_per_job <= 0) cfg.threads_per_job = cores / cfg.workers;
-    if (cfg.threads_per_job < 1) cfg.threads_per_job = 1;
-    if (!remote && cfg.workers * cfg.threads_per_job > cores) {
-        int t = cores / cfg.workers;
+    int remote = !srv_exec_config_local_cores(&cfg->exec);
+    if (cfg->workers <= 0) cfg->workers = remote ? 32 : cores >= 4 ? 2 : 1;
+    if (cfg->threads_per_job <= 0) cfg->threads_per_job = cores / cfg->workers;
+    if (cfg->threads_per_job < 1) cfg->threads_per_job = 1;
+    if (!remote && cfg->workers * cfg->threads_per_job > cores) {
+        int t = cores / cfg->workers;
         SX_WARN("%d workers x %d threads exceed the %d cores: using %d thread(s) per job",
-                cfg.workers, cfg.threads_per_job, cores, t < 1 ? 1 : t);
-        cfg.threads_per_job = t < 1 ? 1 : t;
+                cfg->workers, cfg->threads_per_job, cores, t < 1 ? 1 : t);
+        cfg->threads_per_job = t < 1 ? 1 : t;
     }
+}
 
-    srv_registry *reg = srv_registry_open_url(cfg.data_dir, cfg.registry, &st);
-    if (!reg) return die(&st);
-    int shared = srv_registry_kind(reg) == SRV_DB_POSTGRES;
-    if (cfg.instance[0]) {
-        srv_registry_set_instance(reg, cfg.instance);
+/* The registry, and this process's instance name in it. */
+static int open_registry(daemon_run *d, sx_status *st)
+{
+    d->reg = srv_registry_open_url(d->cfg.data_dir, d->cfg.registry, st);
+    if (!d->reg) return 1;
+    d->shared = srv_registry_kind(d->reg) == SRV_DB_POSTGRES;
+    if (d->cfg.instance[0]) {
+        srv_registry_set_instance(d->reg, d->cfg.instance);
     } else { /* HOST:PORT: stable across restarts, distinct for instances on one host */
         char host[100] = "scalexd", inst[128];
         gethostname(host, sizeof host - 1);
-        snprintf(inst, sizeof inst, "%s:%d", host, cfg.port);
-        srv_registry_set_instance(reg, inst);
+        snprintf(inst, sizeof inst, "%s:%d", host, d->cfg.port);
+        srv_registry_set_instance(d->reg, inst);
     }
-    srv_jobs *jobs = NULL;
-    srv_pool *pool = NULL;
-    api_server *api = NULL;
-    srv_refcache *refs = NULL;
-    int rc = 1;
-    srv_db *db = srv_registry_get(reg, &st);
+    return SX_OK;
+}
+
+/* references the jobs will want, loaded before the first request (within the budget) */
+static void preload_refs(daemon_run *d, srv_db *db)
+{
+    d->refs = srv_refcache_new(d->cfg.memory_budget, d->eng.ref_load, d->eng.ref_free,
+                               d->eng.user);
+    int nl = d->refs ? srv_refcache_preload(d->refs, db, d->cfg.data_dir) : 0;
+    int nloaded = 0;
+    int64_t bytes = 0;
+    srv_refcache_stats(d->refs, &nloaded, &bytes, NULL);
+    json_t *f = json_object();
+    json_object_set_new(f, "loaded", json_integer(nl));
+    json_object_set_new(f, "bytes", json_integer(bytes));
+    json_object_set_new(f, "budget", json_integer(d->cfg.memory_budget));
+    srv_log_event(SX_LOG_INFO, "references preloaded", f);
+}
+
+/* The executor, and the jobs the previous process left: re-attached at a remote executor,
+ * else re-queued or failed; then the references and the upload spool. */
+static int reconcile(daemon_run *d, sx_status *st)
+{
+    srv_db *db = srv_registry_get(d->reg, st);
     int nq = 0, nf = 0;
     /* jobs still at a remote executor are re-attached, not re-run: before reconciling */
-    srv_exec *exec = db ? srv_exec_new(&cfg.exec, reg, eng.run, eng.user, NULL,
-                                       &eng_state, &st) : NULL;
-    int nr = exec ? srv_exec_prepare_reattach(exec, db, &st) : -1;
-    if (nr > 0) SX_WARN("%d job(s) still at %s: re-attaching", nr, srv_exec_name(exec));
-    if (!db || nr < 0 || srv_job_reconcile(db, cfg.max_attempts, &nq, &nf, &st) < 0) {
-        srv_registry_put(reg, db);
-        die(&st);
-        goto out;
+    d->exec = db ? srv_exec_new(&d->cfg.exec, d->reg, d->eng.run, d->eng.user, NULL,
+                                &d->eng_state, st) : NULL;
+    int nr = d->exec ? srv_exec_prepare_reattach(d->exec, db, st) : -1;
+    if (nr > 0) SX_WARN("%d job(s) still at %s: re-attaching", nr, srv_exec_name(d->exec));
+    if (!db || nr < 0 || srv_job_reconcile(db, d->cfg.max_attempts, &nq, &nf, st) < 0) {
+        srv_registry_put(d->reg, db);
+        return 1;
     }
-    /* references the jobs will want, loaded before the first request (within the budget) */
-    if (eng.ref_load && srv_exec_config_in_process(&cfg.exec)) {
-        refs = srv_refcache_new(cfg.memory_budget, eng.ref_load, eng.ref_free, eng.user);
-        int nl = refs ? srv_refcache_preload(refs, db, cfg.data_dir) : 0;
-        int nloaded = 0;
-        int64_t bytes = 0;
-        srv_refcache_stats(refs, &nloaded, &bytes, NULL);
-        json_t *f = json_object();
-        json_object_set_new(f, "loaded", json_integer(nl));
-        json_object_set_new(f, "bytes", json_integer(bytes));
-        json_object_set_new(f, "budget", json_integer(cfg.memory_budget));
-        srv_log_event(SX_LOG_INFO, "references preloaded", f);
-    }
-    srv_registry_put(reg, db);
+    if (d->eng.ref_load && srv_exec_config_in_process(&d->cfg.exec)) preload_refs(d, db);
+    srv_registry_put(d->reg, db);
     if (nq || nf) SX_WARN("reconciled jobs of the previous run: %d re-queued, %d failed", nq, nf);
-    clean_spool(cfg.data_dir, shared);
+    clean_spool(d->cfg.data_dir, d->shared);
+    return SX_OK;
+}
 
-    srv_jobs_config jc = {.reg = reg, .data_dir = cfg.data_dir, .workers = cfg.workers,
-                          .threads_per_job = cfg.threads_per_job,
-                          .fn = srv_exec_job_fn, .fn_user = exec, /* local or remote */
-                          .refs = refs, .nice = cfg.job_nice};
-    jobs = srv_jobs_start(&jc, &st);
-    if (!jobs) {
-        die(&st);
-        goto out;
-    }
-    pool = srv_pool_start(2, &st);
-    if (!pool) {
-        die(&st);
-        goto out;
-    }
-    api = api_server_start(&cfg, reg, jobs, pool, &eng, &st);
-    if (!api) {
-        die(&st);
-        goto out;
-    }
+/* The job workers (running jobs through the executor, local or remote) and the thread pool
+ * that answers waiting clients. */
+static int start_workers(daemon_run *d, sx_status *st)
+{
+    srv_jobs_config jc = {.reg = d->reg, .data_dir = d->cfg.data_dir, .workers = d->cfg.workers,
+                          .threads_per_job = d->cfg.threads_per_job,
+                          .fn = srv_exec_job_fn, .fn_user = d->exec, /* local or remote */
+                          .refs = d->refs, .nice = d->cfg.job_nice};
+    d->jobs = srv_jobs_start(&jc, st);
+    if (!d->jobs) return 1;
+    d->pool = srv_pool_start(2, st);
+    return d->pool ? SX_OK : 1;
+}
+
+/* The HTTP API, then the port file and the "listening" event clients and tests wait for. */
+static int start_api(daemon_run *d, sx_status *st)
+{
+    const srv_config *cfg = &d->cfg;
+    d->api = api_server_start(cfg, d->reg, d->jobs, d->pool, &d->eng, st);
+    if (!d->api) return 1;
     char portfile[4200], port[16];
-    srv_layout_port_file(cfg.data_dir, portfile, sizeof portfile, &st);
-    snprintf(port, sizeof port, "%d\n", api_server_port(api));
+    srv_layout_port_file(cfg->data_dir, portfile, sizeof portfile, st);
+    snprintf(port, sizeof port, "%d\n", api_server_port(d->api));
     srv_write_file_atomic(portfile, port, strlen(port), NULL);
     json_t *f = json_object();
-    json_object_set_new(f, "host", json_string(cfg.host));
-    json_object_set_new(f, "port", json_integer(api_server_port(api)));
-    json_object_set_new(f, "data_dir", json_string(cfg.data_dir));
-    json_object_set_new(f, "workers", json_integer(cfg.workers));
-    json_object_set_new(f, "executor", json_string(cfg.exec.executor));
-    json_object_set_new(f, "registry", json_string(shared ? "postgresql" : "sqlite"));
-    json_object_set_new(f, "instance", json_string(srv_registry_instance(reg)));
-    json_object_set_new(f, "threads_per_job", json_integer(cfg.threads_per_job));
-    json_object_set_new(f, "auth", json_boolean(!cfg.no_auth));
+    json_object_set_new(f, "host", json_string(cfg->host));
+    json_object_set_new(f, "port", json_integer(api_server_port(d->api)));
+    json_object_set_new(f, "data_dir", json_string(cfg->data_dir));
+    json_object_set_new(f, "workers", json_integer(cfg->workers));
+    json_object_set_new(f, "executor", json_string(cfg->exec.executor));
+    json_object_set_new(f, "registry", json_string(d->shared ? "postgresql" : "sqlite"));
+    json_object_set_new(f, "instance", json_string(srv_registry_instance(d->reg)));
+    json_object_set_new(f, "threads_per_job", json_integer(cfg->threads_per_job));
+    json_object_set_new(f, "auth", json_boolean(!cfg->no_auth));
     json_object_set_new(f, "version", json_string(SX_VERSION));
     srv_log_event(SX_LOG_INFO, "listening", f);
+    return SX_OK;
+}
 
+/* Wait for SIGTERM or SIGINT, then stop accepting connections. */
+static void wait_signal(daemon_run *d)
+{
     int sig = 0;
-    sigwait(&set, &sig);
-    f = json_object();
+    sigwait(&d->set, &sig);
+    json_t *f = json_object();
     json_object_set_new(f, "signal", json_integer(sig));
-    json_object_set_new(f, "grace_seconds", json_real(cfg.drain_grace_s));
+    json_object_set_new(f, "grace_seconds", json_real(d->cfg.drain_grace_s));
     srv_log_event(SX_LOG_INFO, "draining", f);
-    api_server_quiesce(api);
-    rc = 0;
-out:
-    srv_jobs_stop(jobs, cfg.drain_grace_s); /* answers waiters through the pool */
-    srv_exec_free(exec);
-    srv_pool_stop(pool);
-    api_server_stop(api);
-    srv_refcache_free(refs); /* after the workers: nothing holds a reference now */
-    srv_registry_close(reg);
+    api_server_quiesce(d->api);
+}
+
+/* Drain and stop what started, in the order that lets running jobs finish and waiting
+ * clients get their answers; rc is serve()'s exit code. */
+static int serve_stop(daemon_run *d, int rc)
+{
+    srv_jobs_stop(d->jobs, d->cfg.drain_grace_s); /* answers waiters through the pool */
+    srv_exec_free(d->exec);
+    srv_pool_stop(d->pool);
+    api_server_stop(d->api);
+    srv_refcache_free(d->refs); /* after the workers: nothing holds a reference now */
+    srv_registry_close(d->reg);
     if (rc == 0) srv_log_event(SX_LOG_INFO, "stopped", NULL);
     return rc;
+}
+
+static int serve(int argc, char **argv)
+{
+    daemon_run d;
+    memset(&d, 0, sizeof d);
+    sx_status st;
+    sx_status_clear(&st);
+    if (setup(&d, argc, argv, &st)) return die(&st);
+    size_workers(&d.cfg);
+    if (open_registry(&d, &st)) return die(&st);
+    if (reconcile(&d, &st) || start_workers(&d, &st) || start_api(&d, &st)) {
+        die(&st);
+        return serve_stop(&d, 1);
+    }
+    wait_signal(&d);
+    return serve_stop(&d, 0);
 }
 
 /* `scalexd __validate FILE`: the child side of upload validation (sandbox.h) */

@@ -473,142 +473,188 @@ static int write_unit(srv_exec *x, const srv_job_run *run, int threads, sx_statu
     return rc;
 }
 
+/* The worker's status.json as the unit's state, when it says the worker finished: the
+ * executor may forget a unit its worker completed. Returns 1 when it set es. */
+static int worker_final_state(const char *outdir, srv_exec_status *es)
+{
+    char s16[16], m[512];
+    int c;
+    if (sx_jobdir_status_read(outdir, s16, &c, m) != 0 || !strcmp(s16, "running")) return 0;
+    es->state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
+                : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
+    snprintf(es->raw, sizeof es->raw, "%s", s16);
+    return 1;
+}
+
+/* Re-attach to the unit a previous process submitted (handle and es filled), or submit a
+ * fresh one and record its handle. */
+static int attach_or_submit(srv_exec *x, srv_db *db, const srv_job_run *run, char handle[64],
+                            srv_exec_status *es, sx_status *st)
+{
+    int rc;
+    char exe[16] = "";
+    int threads = x->ops->unit_threads ? x->ops->unit_threads(x, run) : run->threads;
+    if (threads < 1) threads = 1;
+    if ((rc = srv_exec_handle_get(db, run->id, exe, handle, st))) return rc;
+    if (handle[0] && !strcmp(exe, x->ops->name)) {
+        sx_status pst;
+        if (x->ops->poll(x, handle, es, &pst) == SX_OK && es->state != SRV_X_UNKNOWN) {
+            SX_INFO("job %s: re-attached to %s job %s (%s)", run->id, x->ops->name, handle, es->raw);
+            return SX_OK;
+        }
+        /* the executor forgot the unit but its worker finished: take its word */
+        if (worker_final_state(run->outdir, es)) return SX_OK;
+    }
+    /* a fresh unit: no leftover status, progress or cancel of a lost one */
+    const char *stale[] = {SX_JOBDIR_STATUS, SX_JOBDIR_PROGRESS, SX_JOBDIR_CANCEL};
+    for (int i = 0; i < 3; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", run->outdir, stale[i]);
+        unlink(p);
+    }
+    if ((rc = write_unit(x, run, threads, st))) return rc;
+    if ((rc = x->ops->submit(x, run, threads, handle, st))) return rc;
+    if ((rc = srv_exec_handle_set(db, run->id, x->ops->name, handle, "SUBMITTED", st))) {
+        sx_status cst;
+        x->ops->cancel(x, handle, &cst); /* a unit nobody could find again */
+        return rc;
+    }
+    SX_INFO("job %s: submitted as %s job %s", run->id, x->ops->name, handle);
+    return SX_OK;
+}
+
+/* What the poll loop remembers between rounds. */
+typedef struct {
+    int cancel_sent, reported, unknown, failures;
+    double cancel_t;
+    char last_raw[48], last_stage[32];
+    double last_frac;
+} remote_watch;
+
+/* A cancel asked of a unit still going: leave it for the next start while the daemon drains,
+ * else ask the worker and the executor to stop, and give up waiting after 2 minutes.
+ * Returns non-zero (st set) when the job ends here. */
+static int on_cancel(srv_exec *x, const srv_job_run *run, const char *handle, remote_watch *w,
+                     sx_status *st)
+{
+    if (run->drain && atomic_load(run->drain)) {
+        /* the daemon stops: leave the unit running, re-attach at the next start */
+        return sx_status_set(st, SX_ECANCELED, "left running as %s job %s while the daemon "
+                             "restarts", x->ops->name, handle);
+    }
+    if (!w->cancel_sent) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/" SX_JOBDIR_CANCEL, run->outdir);
+        srv_write_file_atomic(p, "", 0, NULL); /* the worker stops cleanly */
+        sx_status cst;
+        if (x->ops->cancel(x, handle, &cst))
+            SX_WARN("job %s: %s", run->id, cst.msg);
+        w->cancel_sent = 1;
+        w->cancel_t = srv_mono_s();
+    } else if (srv_mono_s() - w->cancel_t > 120) {
+        return sx_status_set(st, SX_ECANCELED, "canceled (the %s job %s did not confirm "
+                             "within 2 minutes)", x->ops->name, handle);
+    }
+    return SX_OK;
+}
+
+/* Pass the worker's progress.json on while the unit runs (once "running" before it has one). */
+static void report_progress(srv_exec *x, const srv_job_run *run, const sx_progress *prog,
+                            const char *handle, const srv_exec_status *es, remote_watch *w)
+{
+    if (es->state != SRV_X_RUNNING && es->state != SRV_X_QUEUED && es->state != SRV_X_UNKNOWN)
+        return;
+    char stage[32], msg[256];
+    double frac;
+    if (es->state == SRV_X_RUNNING &&
+        sx_jobdir_progress_read(run->outdir, stage, &frac, msg) == 0 &&
+        (strcmp(stage, w->last_stage) || frac != w->last_frac)) {
+        if (prog && prog->fn) prog->fn(prog->user, stage, frac, msg);
+        snprintf(w->last_stage, sizeof w->last_stage, "%s", stage);
+        w->last_frac = frac;
+        w->reported = 1;
+    } else if (es->state == SRV_X_RUNNING && !w->reported) {
+        char m[128];
+        snprintf(m, sizeof m, "running as %s job %s", x->ops->name, handle);
+        if (prog && prog->fn) prog->fn(prog->user, "read", 0, m); /* INITIALIZING -> RUNNING */
+        w->reported = 1;
+    }
+}
+
+/* One question to the executor: es becomes the unit's new state (unchanged when the executor
+ * cannot be asked). Returns non-zero (st set) when the executor lost the unit. */
+static int poll_unit(srv_exec *x, const srv_job_run *run, const char *handle,
+                     srv_exec_status *es, remote_watch *w, sx_status *st)
+{
+    sx_status pst;
+    sx_status_clear(&pst);
+    srv_exec_status ns;
+    if (x->ops->poll(x, handle, &ns, &pst) != SX_OK) {
+        if (++w->failures % 12 == 1)
+            SX_WARN("job %s: cannot ask %s: %s", run->id, x->ops->name, pst.msg);
+        return SX_OK;
+    }
+    w->failures = 0;
+    if (ns.state != SRV_X_UNKNOWN) {
+        w->unknown = 0;
+    } else if (!worker_final_state(run->outdir, &ns)) {
+        /* the executor forgot the unit (or does not know it yet), and the worker's
+         * status.json, the last word, says nothing yet */
+        if (++w->unknown >= 10) {
+            int rc = explain(x, SRV_XW_LOST, run, handle, &ns, st);
+            if (!rc)
+                rc = sx_status_set(st, SX_EIO, "%s lost job %s: it no longer knows the job "
+                                   "and the job wrote no final status", x->ops->name, handle);
+            return rc;
+        }
+        ns = *es; /* keep the last known state */
+    }
+    *es = ns;
+    return SX_OK;
+}
+
+/* Poll the unit until the executor calls it ended (SX_OK, es terminal), or the job ends here
+ * (a cancel the daemon leaves or that was not confirmed, a lost unit). */
+static int watch_unit(srv_exec *x, srv_db *db, const srv_job_run *run, const sx_progress *prog,
+                      const char *handle, srv_exec_status *es, remote_watch *w, sx_status *st)
+{
+    int rc;
+    for (;;) {
+        if (!srv_xstate_terminal(es->state) && sx_progress_cancelled(prog) &&
+            (rc = on_cancel(x, run, handle, w, st)))
+            return rc;
+        if (srv_xstate_terminal(es->state)) return SX_OK;
+        report_progress(x, run, prog, handle, es, w);
+        if (es->raw[0] && strcmp(es->raw, w->last_raw)) {
+            handle_update(db, run->id, es->raw, 0);
+            snprintf(w->last_raw, sizeof w->last_raw, "%s", es->raw);
+        }
+        /* a cancel is confirmed quickly: poll fast while waiting for it */
+        if (sleep_or_cancel(w->cancel_sent ? 0.5 : x->poll_s, prog) && !w->cancel_sent) continue;
+        if ((rc = poll_unit(x, run, handle, es, w, st))) return rc;
+    }
+}
+
 static int run_remote(srv_exec *x, const srv_job_run *run, const sx_progress *prog, sx_status *st)
 {
     srv_db *db = srv_registry_get(x->reg, st);
     if (!db) return st->code;
-    int rc = SX_OK;
-    char handle[64] = "", exe[16] = "";
+    char handle[64] = "";
     srv_exec_status es;
     memset(&es, 0, sizeof es);
-    int threads = x->ops->unit_threads ? x->ops->unit_threads(x, run) : run->threads;
-    if (threads < 1) threads = 1;
-    if ((rc = srv_exec_handle_get(db, run->id, exe, handle, st))) goto out;
-    int attached = 0;
-    if (handle[0] && !strcmp(exe, x->ops->name)) {
-        sx_status pst;
-        if (x->ops->poll(x, handle, &es, &pst) == SX_OK && es.state != SRV_X_UNKNOWN) {
-            attached = 1;
-            SX_INFO("job %s: re-attached to %s job %s (%s)", run->id, x->ops->name, handle, es.raw);
-        } else {
-            char s16[16], m[512];
-            int c;
-            if (sx_jobdir_status_read(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
-                /* the executor forgot the unit but its worker finished: take its word */
-                attached = 1;
-                es.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
-                           : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
-                snprintf(es.raw, sizeof es.raw, "%s", s16);
-            }
-        }
-    }
-    if (!attached) {
-        /* a fresh unit: no leftover status, progress or cancel of a lost one */
-        const char *stale[] = {SX_JOBDIR_STATUS, SX_JOBDIR_PROGRESS, SX_JOBDIR_CANCEL};
-        for (int i = 0; i < 3; i++) {
-            char p[4200];
-            snprintf(p, sizeof p, "%s/%s", run->outdir, stale[i]);
-            unlink(p);
-        }
-        if ((rc = write_unit(x, run, threads, st))) goto out;
-        if ((rc = x->ops->submit(x, run, threads, handle, st))) goto out;
-        if ((rc = srv_exec_handle_set(db, run->id, x->ops->name, handle, "SUBMITTED", st))) {
-            sx_status cst;
-            x->ops->cancel(x, handle, &cst); /* a unit nobody could find again */
-            goto out;
-        }
-        SX_INFO("job %s: submitted as %s job %s", run->id, x->ops->name, handle);
-    }
-    int cancel_sent = 0, reported = 0, unknown = 0, failures = 0;
-    double cancel_t = 0;
-    char last_raw[48] = "", last_stage[32] = "";
-    double last_frac = -1;
-    for (;;) {
-        if (!srv_xstate_terminal(es.state) && sx_progress_cancelled(prog)) {
-            if (run->drain && atomic_load(run->drain)) {
-                /* the daemon stops: leave the unit running, re-attach at the next start */
-                rc = sx_status_set(st, SX_ECANCELED, "left running as %s job %s while the daemon "
-                                   "restarts", x->ops->name, handle);
-                goto out;
-            }
-            if (!cancel_sent) {
-                char p[4200];
-                snprintf(p, sizeof p, "%s/" SX_JOBDIR_CANCEL, run->outdir);
-                srv_write_file_atomic(p, "", 0, NULL); /* the worker stops cleanly */
-                sx_status cst;
-                if (x->ops->cancel(x, handle, &cst))
-                    SX_WARN("job %s: %s", run->id, cst.msg);
-                cancel_sent = 1;
-                cancel_t = srv_mono_s();
-            } else if (srv_mono_s() - cancel_t > 120) {
-                rc = sx_status_set(st, SX_ECANCELED, "canceled (the %s job %s did not confirm "
-                                   "within 2 minutes)", x->ops->name, handle);
-                goto out;
-            }
-        }
-        if (srv_xstate_terminal(es.state)) break;
-        if (es.state == SRV_X_RUNNING || es.state == SRV_X_QUEUED || es.state == SRV_X_UNKNOWN) {
+    remote_watch w = {.last_frac = -1};
+    int rc = attach_or_submit(x, db, run, handle, &es, st);
+    if (!rc) rc = watch_unit(x, db, run, prog, handle, &es, &w, st);
+    if (!rc) {
+        if (es.state == SRV_X_COMPLETE || es.state == SRV_X_RUNNING) {
             char stage[32], msg[256];
             double frac;
-            if (es.state == SRV_X_RUNNING &&
-                sx_jobdir_progress_read(run->outdir, stage, &frac, msg) == 0 &&
-                (strcmp(stage, last_stage) || frac != last_frac)) {
-                if (prog && prog->fn) prog->fn(prog->user, stage, frac, msg);
-                snprintf(last_stage, sizeof last_stage, "%s", stage);
-                last_frac = frac;
-                reported = 1;
-            } else if (es.state == SRV_X_RUNNING && !reported) {
-                char m[128];
-                snprintf(m, sizeof m, "running as %s job %s", x->ops->name, handle);
-                if (prog && prog->fn) prog->fn(prog->user, "read", 0, m); /* INITIALIZING -> RUNNING */
-                reported = 1;
-            }
+            if (prog && prog->fn && sx_jobdir_progress_read(run->outdir, stage, &frac, msg) == 0)
+                prog->fn(prog->user, stage, frac, msg);
         }
-        if (es.raw[0] && strcmp(es.raw, last_raw)) {
-            handle_update(db, run->id, es.raw, 0);
-            snprintf(last_raw, sizeof last_raw, "%s", es.raw);
-        }
-        /* a cancel is confirmed quickly: poll fast while waiting for it */
-        if (sleep_or_cancel(cancel_sent ? 0.5 : x->poll_s, prog) && !cancel_sent) continue;
-        sx_status pst;
-        sx_status_clear(&pst);
-        srv_exec_status ns;
-        if (x->ops->poll(x, handle, &ns, &pst) != SX_OK) {
-            if (++failures % 12 == 1) SX_WARN("job %s: cannot ask %s: %s", run->id, x->ops->name, pst.msg);
-            continue;
-        }
-        failures = 0;
-        if (ns.state == SRV_X_UNKNOWN) {
-            /* the executor forgot the unit (or does not know it yet): the worker's
-             * status.json is the last word */
-            char s16[16], m[512];
-            int c;
-            if (sx_jobdir_status_read(run->outdir, s16, &c, m) == 0 && strcmp(s16, "running")) {
-                ns.state = !strcmp(s16, "succeeded") ? SRV_X_COMPLETE
-                           : !strcmp(s16, "canceled") ? SRV_X_CANCELED : SRV_X_EXECUTOR_ERROR;
-                snprintf(ns.raw, sizeof ns.raw, "%s", s16);
-            } else if (++unknown >= 10) {
-                if (!(rc = explain(x, SRV_XW_LOST, run, handle, &ns, st)))
-                    rc = sx_status_set(st, SX_EIO, "%s lost job %s: it no longer knows the job "
-                                       "and the job wrote no final status", x->ops->name, handle);
-                goto out;
-            } else {
-                ns = es; /* keep the last known state */
-            }
-        } else {
-            unknown = 0;
-        }
-        es = ns;
+        rc = outcome(x, run, handle, &es, w.cancel_sent, st);
+        handle_update(db, run->id, es.raw[0] ? es.raw : srv_xstate_name(es.state), 1);
     }
-    if (es.state == SRV_X_COMPLETE || es.state == SRV_X_RUNNING) {
-        char stage[32], msg[256];
-        double frac;
-        if (prog && prog->fn && sx_jobdir_progress_read(run->outdir, stage, &frac, msg) == 0)
-            prog->fn(prog->user, stage, frac, msg);
-    }
-    rc = outcome(x, run, handle, &es, cancel_sent, st);
-    handle_update(db, run->id, es.raw[0] ? es.raw : srv_xstate_name(es.state), 1);
-out:
     srv_registry_put(x->reg, db);
     return rc;
 }

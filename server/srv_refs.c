@@ -26,12 +26,14 @@ static json_t *first_of(json_t *o, const char *const *keys)
     return NULL;
 }
 
-int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_status *st)
+/* A new reference's name and source: a valid name nobody took, and a reference.h5 in the
+ * source directory. */
+static int check_new(srv_db *db, const srv_ref_add *a, sx_status *st)
 {
     if (!srv_name_ok(a->name))
         return sx_status_set(st, SX_EINVAL, "reference name '%s' is not valid: use 1-64 letters, "
                              "digits, '.', '_' or '-'", a->name ? a->name : "");
-    char src[4200], dir[4200], tmp[4300], dst[4400];
+    char src[4200];
     snprintf(src, sizeof src, "%s/reference.h5", a->src_dir);
     if (!srv_file_exists(src) && a->job_id) /* no server path in what a client reads */
         return sx_status_set(st, SX_ENOTFOUND, "job '%s' has no reference.h5: register the output "
@@ -45,16 +47,32 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
         return sx_status_set(st, SX_ESTATE, "a reference named '%s' already exists: choose another "
                              "name", a->name);
     }
-    int rc = srv_layout_references_dir(data_dir, dir, sizeof dir, st);
+    return SX_OK;
+}
+
+/* The references directory (dir) and in it a fresh directory (tmp) the new reference's files
+ * go to before they are placed under the reference's name at once. */
+static int make_tmp(const char *data_dir, const char *name, char *dir, size_t dircap, char *tmp,
+                    size_t tmpcap, sx_status *st)
+{
+    int rc = srv_layout_references_dir(data_dir, dir, dircap, st);
     if (rc) return rc;
     rc = srv_mkdirs(dir, st);
     if (rc) return rc;
     char rnd[32];
     if ((rc = srv_random_id("", rnd, sizeof rnd, st))) return rc;
-    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%s", dir, a->name, rnd);
-    if ((rc = srv_mkdirs(tmp, st))) return rc;
+    snprintf(tmp, tmpcap, "%s/.tmp-%s-%s", dir, name, rnd);
+    return srv_mkdirs(tmp, st);
+}
+
+/* reference.h5 and the job's other files a reference keeps, into tmp */
+static int fill_tmp(const srv_ref_add *a, const char *tmp, sx_status *st)
+{
+    char src[4200], dst[4400];
+    int rc;
+    snprintf(src, sizeof src, "%s/reference.h5", a->src_dir);
     snprintf(dst, sizeof dst, "%s/reference.h5", tmp);
-    if ((rc = place(src, dst, st))) goto fail;
+    if ((rc = place(src, dst, st))) return rc;
     /* the model and the reference cells' table, when the job wrote them */
     static const char *const extra[] = {"adata.h5ad", "result.json", "checkpoint/model.h5"};
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
@@ -62,12 +80,19 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
         if (!srv_file_exists(src)) continue;
         if (strchr(extra[i], '/')) {
             snprintf(dst, sizeof dst, "%s/checkpoint", tmp);
-            if ((rc = srv_mkdirs(dst, st))) goto fail;
+            if ((rc = srv_mkdirs(dst, st))) return rc;
         }
         snprintf(dst, sizeof dst, "%s/%s", tmp, extra[i]);
-        if ((rc = place(src, dst, st))) goto fail;
+        if ((rc = place(src, dst, st))) return rc;
     }
-    /* catalog summary from the job's result.json (sizes and version) */
+    return SX_OK;
+}
+
+/* The catalog summary (compact JSON text; the caller frees it) from the job's result.json
+ * (sizes and version) and the label columns given. */
+static char *ref_summary(const srv_ref_add *a)
+{
+    char src[4200];
     json_t *sum = json_object();
     snprintf(src, sizeof src, "%s/result.json", a->src_dir);
     json_t *res = json_load_file(src, 0, NULL);
@@ -85,6 +110,17 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
     json_object_set_new(sum, "label_columns", lc ? lc : json_array());
     char *sum_text = json_dumps(sum, JSON_COMPACT);
     json_decref(sum);
+    return sum_text;
+}
+
+int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_status *st)
+{
+    char dir[4200], tmp[4300], dst[4400];
+    int rc = check_new(db, a, st);
+    if (rc) return rc;
+    if ((rc = make_tmp(data_dir, a->name, dir, sizeof dir, tmp, sizeof tmp, st))) return rc;
+    if ((rc = fill_tmp(a, tmp, st))) goto fail;
+    char *sum_text = ref_summary(a);
     snprintf(dst, sizeof dst, "%s/%s", dir, a->name);
     if (rename(tmp, dst) != 0) {
         free(sum_text);
