@@ -57,18 +57,16 @@ int api_page(api_req *r, api_resp *o, int def, int max, int *size, int64_t *offs
     if (ps) {
         long v = strtol(ps, &end, 10);
         if (*end || end == ps || v < 1 || v > max) {
-            api_problem(o, 400, "invalid-parameter", "page_size must be an integer from 1 to %d, "
-                        "got '%s'", max, ps);
-            return -1;
+            return api_refuse(o, 400, "invalid-parameter", "page_size must be an integer from 1 "
+                              "to %d, got '%s'", max, ps);
         }
         *size = (int)v;
     }
     if (pt && *pt) {
         long long v = strtoll(pt, &end, 10);
         if (*end || end == pt || v < 0) {
-            api_problem(o, 400, "invalid-parameter", "page_token '%s' is not one this server "
-                        "gave out: pass next_page_token from the previous page", pt);
-            return -1;
+            return api_refuse(o, 400, "invalid-parameter", "page_token '%s' is not one this "
+                              "server gave out: pass next_page_token from the previous page", pt);
         }
         *offset = v;
     }
@@ -239,10 +237,9 @@ static int authenticate(api_req *r, api_resp *o)
     }
     const char *h = api_header(r, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7)) {
-        api_problem(o, 401, "unauthorized", "this route needs a bearer token: send "
-                    "'Authorization: Bearer TOKEN' (create one with `scalexd token create "
-                    "--data-dir DIR --user NAME`)");
-        return -1;
+        return api_refuse(o, 401, "unauthorized", "this route needs a bearer token: send "
+                          "'Authorization: Bearer TOKEN' (create one with `scalexd token create "
+                          "--data-dir DIR --user NAME`)");
     }
     const char *tok = h + 7;
     while (*tok == ' ') tok++;
@@ -250,13 +247,12 @@ static int authenticate(api_req *r, api_resp *o)
     sx_status_clear(&st);
     int rc = srv_auth_check(s->auth, tok, &r->user, &st);
     if (rc == SX_ENOTFOUND) {
-        api_problem(o, 401, "unauthorized", "the bearer token is not known to this server: check "
-                    "it, or create one with `scalexd token create`");
-        return -1;
+        return api_refuse(o, 401, "unauthorized", "the bearer token is not known to this server: "
+                          "check it, or create one with `scalexd token create`");
     }
     if (rc) {
         api_problem_sx(o, &st);
-        return -1;
+        return API_REFUSED;
     }
     return 0;
 }
@@ -418,18 +414,18 @@ static int end_multipart(api_req *r, api_resp *o)
     r->part_fd = -1;
     if (r->too_large) return 0; /* 413 / 507 below */
     if (r->mp_err[0])
-        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body was refused: "
-                           "%s", r->mp_err), -1;
+        return api_refuse(o, 400, "bad-multipart", "the multipart/form-data body was refused: "
+                           "%s", r->mp_err);
     if (!complete)
-        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body ended before "
-                           "its closing boundary (--BOUNDARY--): the upload is incomplete; send "
-                           "it again (curl -F file=@FILE builds a complete body)"), -1;
+        return api_refuse(o, 400, "bad-multipart", "the multipart/form-data body ended before "
+                          "its closing boundary (--BOUNDARY--): the upload is incomplete; send "
+                          "it again (curl -F file=@FILE builds a complete body)");
     if (!api_edge_text_ok(r->form_name, strlen(r->form_name)))
-        return api_problem(o, 400, "invalid-parameter", "the name field must be UTF-8 text"), -1;
+        return api_refuse(o, 400, "invalid-parameter", "the name field must be UTF-8 text");
     if (r->n_parts == 0)
-        return api_problem(o, 400, "bad-multipart", "the multipart/form-data body holds no file "
+        return api_refuse(o, 400, "bad-multipart", "the multipart/form-data body holds no file "
                            "part (or is malformed): send curl -F file=@FILE, or an mtx folder as "
-                           "-F m=@matrix.mtx.gz -F f=@features.tsv.gz -F b=@barcodes.tsv.gz"), -1;
+                           "-F m=@matrix.mtx.gz -F f=@features.tsv.gz -F b=@barcodes.tsv.gz");
     r->received = r->part_bytes; /* what is stored, not the multipart framing */
     if (r->n_parts == 1) {
         char from[4500];
@@ -439,7 +435,8 @@ static int end_multipart(api_req *r, api_resp *o)
                                   sizeof r->spool_path, &st) != SX_OK ||
             rename(from, r->spool_path) != 0) {
             r->spool_path[0] = 0;
-            return api_edge_store_problem(o, errno), -1;
+            api_edge_store_problem(o, errno);
+            return API_REFUSED;
         }
         srv_rmtree(r->spool_dir);
         r->spool_dir[0] = 0;
@@ -455,8 +452,8 @@ static int end_multipart(api_req *r, api_resp *o)
     sx_format folder;
     sx_status fst;
     if (sx_format_folder_match(names, r->n_parts, &folder, &fst) != SX_OK)
-        return api_problem(o, 400, "bad-multipart", "%d files were sent (%s): %s", r->n_parts,
-                           sent, fst.msg), -1;
+        return api_refuse(o, 400, "bad-multipart", "%d files were sent (%s): %s", r->n_parts,
+                           sent, fst.msg);
     snprintf(r->spool_path, sizeof r->spool_path, "%s", r->spool_dir);
     r->spool_dir[0] = 0;
     r->is_dir = 1;
