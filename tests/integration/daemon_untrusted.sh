@@ -75,6 +75,19 @@ jq_ 'd["error"]["detail"]' | grep -qi 'could not be read safely\|corrupt' ||
     fail "the job's error does not say the input could not be read: $(cat "$WORK/body")"
 grep -q "$D\|/tmp/" "$WORK/body" && fail "the job's error shows a server path: $(cat "$WORK/body")"
 kill -0 "$PID0" 2>/dev/null || fail "the daemon died with the job"
+# what the user reads of a job shows no server path: the log, and the h5ad's provenance
+expect 200 "$(upload "$TOK" '/v1/references/demo/map?wait=300&label=Group' "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")" "map for the log check"
+MJ=$(jq_ 'd["job"]["id"]')
+expect 200 "$(req "$TOK" GET "/v1/jobs/$MJ/log")" "the job's log"
+grep -q "$D" "$WORK/body" && fail "the job log shows the data dir: $(grep -m1 "$D" "$WORK/body")"
+grep -q 'datasets/' "$WORK/body" || fail "the job log does not name its input at all: $(head -c 300 "$WORK/body")"
+expect 200 "$(req "$TOK" GET "/v1/jobs/$MJ/results/adata.h5ad")" "the result h5ad"
+"$PY" - "$WORK/body" "$D" <<'PY' || fail "the result h5ad's provenance shows a server path"
+import sys, anndata as ad
+a = ad.read_h5ad(sys.argv[1])
+prov = repr(a.uns)
+assert sys.argv[2] not in prov, prov[:400]
+PY
 echo "ok: the crashing job ended EXECUTOR_ERROR: $(jq_ 'str(d.get("error"))[:200]')"
 healthy
 # the budget is the operator's: a daemon with --max-cells 100 refuses the 153-cell query, by name
