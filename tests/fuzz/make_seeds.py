@@ -90,7 +90,8 @@ var_df = pd.DataFrame(index=[f"g{i}" for i in range(30)])
 tmp = os.path.join(out, "tmp")
 os.makedirs(tmp, exist_ok=True)
 for name, x, comp in [("dense", X, None), ("csr", sp.csr_matrix(X), None),
-                      ("csc", sp.csc_matrix(X), None), ("gzip", sp.csr_matrix(X), "gzip")]:
+                      ("csc", sp.csc_matrix(X), None), ("gzip", sp.csr_matrix(X), "gzip"),
+                      ("lzf", sp.csr_matrix(X), "lzf")]:  # lzf: our own decoder (sx_h5_lzf.c)
     a = anndata.AnnData(X=x, obs=obs_df.copy(), var=var_df.copy())
     if name == "csr":
         a.layers["counts"] = sp.csr_matrix(X)
