@@ -46,11 +46,13 @@ if [ ${#drivers[@]} -eq 0 ]; then
   for f in "$BUILD"/fuzz/fuzz_*; do drivers+=("${f##*/fuzz_}"); done
 fi
 
-# Seed corpora: generated once per build dir (ctest runs several drivers at once: a lock).
+# Seed corpora: generated once per build dir, again when the hand seeds or the generator
+# change (ctest runs several drivers at once: a lock).
 seeds="$BUILD/fuzz-seeds"
 (
   flock 9
-  if [ ! -f "$seeds/.done" ]; then
+  if [ ! -f "$seeds/.done" ] || [ tests/fuzz/make_seeds.py -nt "$seeds/.done" ] ||
+     [ -n "$(find tests/fuzz/seeds -newer "$seeds/.done" 2>/dev/null | head -1)" ]; then
     rm -rf "$seeds"
     "$PY" tests/fuzz/make_seeds.py "$SHARED" "$seeds" >"$BUILD/fuzz-seeds.log" 2>&1 ||
       { echo "fuzz.sh: seed generation failed:"; tail -5 "$BUILD/fuzz-seeds.log"; exit 2; }
