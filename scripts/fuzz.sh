@@ -105,7 +105,13 @@ for d in "${drivers[@]}"; do
   rc=$?
   cpu=$(( ($(cpu_ticks) - t0) / $(getconf CLK_TCK) ))
   grep -E '^#[0-9]+:' "$log" | tail -1
-  [ $rc -eq 0 ] || { echo "FAIL fuzz_$d: libFuzzer exited $rc:"; tail -20 "$log"; fail=1; }
+  # In fork mode libFuzzer exits with the code of its last worker, so a nonzero code after a
+  # finding is that finding (triaged below); without one, the run itself went wrong.
+  found=$(find "$findings" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o \
+          -name 'oom-*' -o -name 'leak-*' \) ! -name '*.log' | wc -l)
+  if [ $rc -ne 0 ] && [ "$found" -eq 0 ]; then
+    echo "FAIL fuzz_$d: libFuzzer exited $rc without a finding:"; tail -20 "$log"; fail=1
+  fi
   for a in "$findings"/crash-* "$findings"/timeout-* "$findings"/oom-* "$findings"/leak-*; do
     [ -f "$a" ] || continue
     kind=${a##*/}; kind=${kind%%-*}
