@@ -66,6 +66,11 @@ seeds="$BUILD/fuzz-seeds"
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:handle_abort=1:${ASAN_OPTIONS_EXTRA:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export OPENBLAS_NUM_THREADS=1
+# the inputs' files (tests/fuzz/fz_memfile.h): in RAM, and gone with this script
+shm=/dev/shm; [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+SX_FUZZ_TMP=$(mktemp -d "$shm/sxfuzz-run.XXXXXX") || exit 2
+export SX_FUZZ_TMP
+trap 'rm -rf "$SX_FUZZ_TMP"' EXIT
 
 # first frame of a stack in a log that is not sanitizer / libFuzzer / libc: of the first stack
 # (where it went wrong), or with `alloc` of the stack after "allocated by" / "freed by"

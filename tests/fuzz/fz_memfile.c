@@ -30,8 +30,12 @@ static void fz_die(const char *what)
 const char *fz_memfile(const char *name, const uint8_t *data, size_t size)
 {
     if (!fz_dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : tmp && *tmp ? tmp : "/tmp";
+        /* SX_FUZZ_TMP: set by scripts/fuzz.sh to a folder it removes, since a crashing
+         * input ends the process before atexit runs */
+        const char *tmp = getenv("TMPDIR"), *own = getenv("SX_FUZZ_TMP");
+        const char *base = own && *own ? own
+                           : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                           : tmp && *tmp ? tmp : "/tmp";
         snprintf(fz_dir, sizeof fz_dir, "%s/sxfuzz.XXXXXX", base);
         if (!mkdtemp(fz_dir)) fz_die("mkdtemp");
         atexit(fz_cleanup);
