@@ -10,11 +10,15 @@ export DEBIAN_FRONTEND=noninteractive
 BUILD_PKGS="build-essential cmake pkg-config
  libhdf5-dev liblzf-dev libopenblas-dev zlib1g-dev
  libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev libpq-dev
- libigraph-dev libcairo2-dev check"
+ libigraph-dev libcairo2-dev check
+ clang libclang-rt-14-dev"
 TEST_PKGS="python3 python3-anndata python3-h5py python3-scipy python3-numpy python3-pandas
  curl sqlite3
  chromium systemd jq
  postgresql"
+# clang + libclang-rt-14-dev: the fuzz build of scripts/test.sh (tests/fuzz). Debian's clang
+# does not pull in libclang-rt-14-dev, which holds libFuzzer (-fsanitize=fuzzer) and clang's
+# ASan/UBSan runtimes; libfuzzer-14-dev is only the standalone libFuzzer.a, not needed.
 # Benchmarks only (bench/bench_daemon.sh): installed with --bench, so CI does not need them.
 BENCH_PKGS="wrk"
 WANT="$BUILD_PKGS $TEST_PKGS"

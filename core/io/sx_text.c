@@ -496,6 +496,8 @@ sx_dataset *sx_text_read(const char *path, const sx_read_opts *opts, const sx_pr
             }
         } else if ((rc = sx_io_split_limited(line, delim, &f, lim, path, ln, st)) != SX_OK) {
             goto fail;
+        } else if (f.n == 0) {
+            continue; /* only spaces in a space-separated .txt: a blank line, as for pandas */
         }
         if (rownames < 0) {
             double v;
