@@ -161,6 +161,11 @@ START_TEST(tsv_rules)
     const float x3[] = {1, 0, 0, 5};
     check_small(d, 2, 2, o, v2, x3);
     sx_dataset_free(d);
+    /* lines of only spaces are blank lines (fuzz_text found a NULL read on " \n \n", and a
+     * use-after-free of the previous line's fields after a real line) */
+    d = read_ok(write_tmp("d.txt", "gene c1 c2\n  \ng1 1 0\n \ng2 0 5\n"));
+    check_small(d, 2, 2, o, v2, x3);
+    sx_dataset_free(d);
 }
 END_TEST
 
@@ -171,6 +176,7 @@ START_TEST(bad_tables)
     expect_fail(write_tmp("n.csv", "c1 c2\n"), SX_EFORMAT, "no ','");
     expect_fail(write_tmp("h.csv", "c1,c2\n"), SX_EFORMAT, "no data rows");
     expect_fail(write_tmp("e.csv", ""), SX_EFORMAT, "no data rows");
+    expect_fail(write_tmp("sp.txt", " \n \n"), SX_EFORMAT, "");
     expect_fail(write_tmp("m.csv", "a,b,c,d\ng1,1,2\n"), SX_EFORMAT, "header has 4 names");
     expect_fail(write_tmp("na.tsv.gz", "g\tc1\tc2\ng1\t1\tNA\n"), SX_EDATA, "NaN");
     expect_fail(write_tmp("nan.csv", "c1,c2\ng1,1,nan\n"), SX_EDATA, "NaN");
