@@ -72,7 +72,7 @@ void fz_read_both(const char *name, const uint8_t *data, size_t size)
     const char *path = fz_memfile(name, data, size);
     sx_status st;
     sx_status_clear(&st);
-    sx_inspect *r = sx_inspect_stream(path, NULL, &st);
+    sx_inspect *r = sx_inspect_stream(path, NULL, NULL, &st);
     /* SX_FUZZ_DEBUG=1: say what the readers answered (for seeds and reproducers) */
     int debug = getenv("SX_FUZZ_DEBUG") != NULL;
     if (debug) fprintf(stderr, "fz: inspect %s: %s\n", name, r ? "ok" : st.msg);

@@ -52,7 +52,7 @@ REG="postgresql://scalexd@127.0.0.1:$PGPORT/scalexd"
 sql() { "${PSQL[@]}" -d scalexd -A -t -c "$1"; }
 
 # the registry's unit tests, on this PostgreSQL (a database of their own)
-UT=${SX_BUILD_DIR:?run through ctest}/server/test_registry
+UT=${SX_BUILD_DIR:?run through ctest}/daemon/test_registry # the daemon layers' unit tests build in daemon/
 [ -x "$UT" ] || fail "$UT is not built"
 "${PSQL[@]}" -d postgres -c "CREATE DATABASE unit" || fail "createdb unit"
 SX_TEST_REGISTRY="postgresql://scalexd@127.0.0.1:$PGPORT/unit" "$UT" >"$WORK/unit.log" 2>&1 ||
