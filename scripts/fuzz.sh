@@ -81,6 +81,8 @@ first_frame() {
     /^ *#[0-9]+ 0x/ {
       if (want == "alloc" && !on) next
       if ($0 ~ /__sanitizer|__asan|__ubsan|__interceptor|fuzzer::|libc\.so|libclang_rt|compiler-rt|sanitizer_common/) next
+      # libc named by its sources (debug info present): memcpy and friends in sysdeps/
+      if ($0 ~ /sysdeps\/|glibc-[0-9]/) next
       # frames inside the driver binary without a source line are its sanitizer / libFuzzer
       # runtime (interceptors such as malloc or strlen): all code of ours has line info
       if ($0 ~ /\/fuzz\/fuzz_[a-z0-9_]+\+0x[0-9a-f]+\)/) next
@@ -106,6 +108,7 @@ for d in "${drivers[@]}"; do
   nice -n 10 "$bin" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="$SECONDS_EACH" -timeout="$TIMEOUT" -rss_limit_mb="$RSS_MB" \
     -malloc_limit_mb="$RSS_MB" -artifact_prefix="$findings/" -print_final_stats=1 \
+    ${SX_FUZZ_SEED:+-seed="$SX_FUZZ_SEED"} \
     "$corpus" "$seeds/$d" >"$log" 2>&1
   rc=$?
   cpu=$(( ($(cpu_ticks) - t0) / $(getconf CLK_TCK) ))

@@ -31,4 +31,6 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang 
   -DSX_FUZZ_SECONDS="${SX_FUZZ_SECONDS:-15}" >/dev/null
 cmake --build "$dir" -j "$JOBS" --target sx_fuzzers
 echo "== fuzz tests"
-SX_FUZZ_TIMEOUT="${SX_FUZZ_TIMEOUT:-5}" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" -L fuzz
+# a fixed seed in CI: a run explores the same inputs each time (a longer or random-seed run is
+# scripts/fuzz.sh's documented command), so a landing is not decided by a lucky draw
+SX_FUZZ_SEED="${SX_FUZZ_SEED:-1}" SX_FUZZ_TIMEOUT="${SX_FUZZ_TIMEOUT:-5}" ctest --test-dir "$dir" --output-on-failure -j "$JOBS" -L fuzz
