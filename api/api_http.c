@@ -646,6 +646,17 @@ static void request_id(char *out, size_t outsz)
     snprintf(out, outsz, "r%016llx", (unsigned long long)z);
 }
 
+/* A declared body small enough to read and drop before a refusal's answer (16 MiB: a
+ * fraction of a second over loopback, and bounded); chunked or larger ones are answered at once. */
+static int small_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (!cl) return 0;
+    char *end;
+    long long n = strtoll(cl, &end, 10);
+    return *end == 0 && end != cl && n > 0 && n <= (16LL << 20);
+}
+
 /* A request's first call (headers read): its state, its id, and an answer now when the
  * request is refused before any body (or is a CORS preflight). */
 static enum MHD_Result on_headers(api_server *s, struct MHD_Connection *conn, const char *url,
@@ -672,7 +683,15 @@ static enum MHD_Result on_headers(api_server *s, struct MHD_Connection *conn, co
     }
     if (begin(r, &r->resp)) {
         r->first_done = 1;
-        r->resp_ready = 2; /* sent now; body (if any) is not read */
+        if (small_body(conn)) {
+            /* answered after its body is read (and dropped): an answer sent before the body
+             * makes libmicrohttpd close with unread bytes, the kernel resets, and a client
+             * still sending never sees its 4xx. The body's rate is watched as any body's. */
+            r->resp_ready = 4;
+            api_edge_phase(conn, API_EDGE_BODY);
+            return MHD_YES;
+        }
+        r->resp_ready = 2; /* sent now; a large or chunked body is not read */
         return send_resp(r, &r->resp);
     }
     r->first_done = 1;
@@ -723,6 +742,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     api_req *r = *con_cls;
     (void)version;
     if (!r) return on_headers(s, conn, url, method, con_cls);
+    if (r->resp_ready == 4) { /* refused at its headers: drop the body, then answer */
+        if (*upload_data_size) {
+            api_edge_body(conn, *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        r->resp_ready = 2;
+        api_edge_phase(conn, API_EDGE_BUSY);
+        return send_resp(r, &r->resp);
+    }
     if (r->resp_ready == 2) { /* already answered: drop body bytes */
         *upload_data_size = 0;
         return MHD_YES;
