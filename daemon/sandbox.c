@@ -27,29 +27,8 @@ static int answer_error(sx_status *st, const char *what)
                          what);
 }
 
-/* The readers name the file they read; the upload's staging path is the server's business:
- * every occurrence of it (with any extension the validation gave it) becomes "the upload". */
-static void hide_path(char *msg, size_t cap, const char *path)
-{
-    size_t pl = strlen(path);
-    char out[SX_STATUS_MSG];
-    size_t o = 0;
-    for (const char *p = msg; *p && o + 16 < sizeof out;) {
-        if (!strncmp(p, path, pl)) {
-            p += pl;
-            while (*p == '.' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) p++;
-            o += (size_t)snprintf(out + o, sizeof out - o, "the upload");
-            continue;
-        }
-        out[o++] = *p++;
-    }
-    out[o] = 0;
-    snprintf(msg, cap, "%s", out);
-}
-
 /* Parse the child's one JSON line into info / st. */
-static int parse_answer(const char *text, const char *path, srv_dataset_info *info,
-                        sx_status *st)
+static int parse_answer(const char *text, srv_dataset_info *info, sx_status *st)
 {
     json_error_t je;
     json_t *a = json_loads(text, JSON_REJECT_DUPLICATES, &je);
@@ -64,8 +43,8 @@ static int parse_answer(const char *text, const char *path, srv_dataset_info *in
         int c = SX_EFORMAT;
         for (int k = SX_EINVAL; k >= SX_EINTERNAL; k--)
             if (code && !strcmp(code, sx_errname(k))) c = k;
+        /* it may name the upload's staging path: the service scrubs that for every engine */
         rc = sx_status_set(st, c, "%s", msg ? msg : "the file was refused");
-        hide_path(st->msg, sizeof st->msg, path);
     } else {
         snprintf(info->format, sizeof info->format, "%s",
                  json_string_value(json_object_get(a, "format")) ?: "");
@@ -106,7 +85,7 @@ static int validate_in_child(void *user, const char *path, srv_dataset_info *inf
     int rc = srv_child_run(argv, NULL, &lim, ANSWER_CAP, NULL, &res, st);
     if (rc) return rc;
     if (res.exited && res.exit_code == 0 && res.out && !res.out_truncated) {
-        rc = parse_answer(res.out, path, info, st);
+        rc = parse_answer(res.out, info, st);
     } else {
         char how[256];
         srv_child_describe(&res, &lim, how, sizeof how);

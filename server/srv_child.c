@@ -49,7 +49,7 @@ static void __attribute__((noreturn)) child_exec(char *const argv[], char *const
     dup2(out_fd, 1);
     dup2(err_fd, 2);
     /* the daemon's sockets, database and other children's pipes stay out of the child */
-    syscall(436 /* close_range */, 3U, ~0U, 0U);
+    close_range(3, ~0U, 0);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;

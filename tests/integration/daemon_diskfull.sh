@@ -33,13 +33,18 @@ code=$(req "$TOK" POST /v1/jobs -H 'Content-Type: application/json' \
 case "$code" in
 202)
     J=$(jq_ 'd["id"]')
-    # the runner cannot record a claim: the job must not run (and run, and run...)
-    sleep 8 # observation window, not a wait for a state: a loop would have restarted it many times
-    runs=$(grep -c "job $J (integrate) starts\|\"job\":\"$J\".*starts" "$WORK/daemon.log" || true)
+    # the runner cannot record a claim: /readyz says so once it has tried (generous deadline)...
+    for _ in $(seq 1 600); do # 60 s
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 503 ] && break
+        sleep 0.1
+    done
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 503 ] || fail "/readyz is ready while no claim can be written"
+    # ...and the job must not run (and run, and run): a loop restarts it every poll (1 s)
+    sleep 5 # an observation window for a loop, not a wait for a state: load only lowers the count
+    runs=$(grep -c "job $J (integrate) starts" "$WORK/daemon.log" || true)
     [ "$runs" -le 1 ] || fail "job $J started $runs times on a full disk (a re-claim loop)"
     expect 200 "$(req "$TOK" GET "/v1/jobs/$J")" "the job's state stays visible"
     echo "job on a full disk: $(jq_ 'd["state"]'), started $runs time(s)"
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 503 ] || fail "/readyz is ready while no claim can be written"
     code=$(req "$TOK" POST "/v1/jobs/$J/cancel")
     case "$code" in
         20[02]) echo "cancel on a full disk: $code" ;;
