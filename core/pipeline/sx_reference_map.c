@@ -146,12 +146,20 @@ int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st
     h.n_cols = (uint32_t)n_label_cols(r->obs);
     if (source_stat(dir, &h.source_size, &h.source_mtime_ns))
         return sx_status_set(st, SX_ENOTFOUND, "reference folder has no reference.h5");
-    char *path = sx_pl_join(dir, "reference.map"), *tmp = sx_pl_join(dir, "reference.map.tmp");
-    FILE *f = path && tmp ? fopen(tmp, "wb") : NULL;
+    /* Two processes may prepare the same map at once (two daemons on one data dir, or a
+     * daemon and a `scalex` run): each writes its own temporary file, and the last rename
+     * wins with an identical map; a shared temporary name let one rename the other's file
+     * away under it. */
+    char *path = sx_pl_join(dir, "reference.map"), *tmp = sx_pl_join(dir, "reference.map.XXXXXX");
+    int fd = path && tmp ? mkstemp(tmp) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
+        int e = errno;
+        if (fd >= 0) close(fd), unlink(tmp);
         sx_free(path), sx_free(tmp);
-        return sx_status_set(st, SX_EIO, "cannot write the reference's map file: %s", strerror(errno));
+        return sx_status_set(st, SX_EIO, "cannot write the reference's map file: %s", strerror(e));
     }
+    fchmod(fd, 0644); /* mkstemp makes it 0600: the map is read by job runners as the file was */
     wr w = {f, 0, 0};
     put(&w, &h, sizeof h);
     h.off_latent = align8(&w);
@@ -167,8 +175,9 @@ int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st
     if (fclose(f)) w.bad = 1;
     int rc = SX_OK;
     if (w.bad || rename(tmp, path)) {
+        int e = errno;
         unlink(tmp);
-        rc = sx_status_set(st, SX_EIO, "cannot write the reference's map file: %s", strerror(errno));
+        rc = sx_status_set(st, SX_EIO, "cannot write the reference's map file: %s", strerror(e));
     }
     sx_free(path), sx_free(tmp);
     return rc;

@@ -1,11 +1,14 @@
 /* sx_reference_map: the flat map of a reference gives back exactly what reference.h5 holds
  * (the HDF5 file, read by the ordinary loader, is the truth), is ignored once reference.h5
- * changes, and a damaged map is refused without harm (the loader falls back to the HDF5). */
+ * changes, a damaged map is refused without harm (the loader falls back to the HDF5), and
+ * several processes preparing one map at once (two daemons on one data dir) all succeed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,11 +133,66 @@ START_TEST(map_equals_hdf5)
 }
 END_TEST
 
+/* Four processes write the same map 25 times each at once: every write succeeds (a shared
+ * temporary name once made one rename the other's file away: "No such file or directory"),
+ * the map left is whole, and no temporary file is left behind. */
+START_TEST(concurrent_writers)
+{
+    make_reference();
+    sx_status st;
+    sx_reference *h5 = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(h5);
+    pid_t kids[4];
+    for (int k = 0; k < 4; k++) {
+        kids[k] = fork();
+        ck_assert_int_ge(kids[k], 0);
+        if (kids[k] == 0) {
+            int bad = 0;
+            for (int i = 0; i < 25; i++) {
+                sx_status cst;
+                if (sx_reference_map_write(h5, dir, &cst) != SX_OK) bad++;
+            }
+            _exit(bad ? 1 : 0);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        int ws = 0;
+        ck_assert_int_eq(waitpid(kids[k], &ws, 0), kids[k]);
+        ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "writer %d failed a write", k);
+    }
+    sx_reference *mp = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(mp);
+    ck_assert_ptr_nonnull(mp->mapped);
+    same_reference(h5, mp);
+    sx_reference_free(mp);
+    sx_reference_free(h5);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int others = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "reference.h5") || !strcmp(e->d_name, "reference.map"))
+            continue;
+        others++;
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    ck_assert_msg(others == 0, "%d temporary files left beside the map", others);
+    char *map = sx_pl_join(dir, "reference.map"), *file = sx_pl_join(dir, "reference.h5");
+    unlink(map), unlink(file);
+    free(map), free(file);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reference_map");
     TCase *tc = tcase_create("map");
     tcase_add_test(tc, map_equals_hdf5);
+    tcase_add_test(tc, concurrent_writers);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
