@@ -1,7 +1,9 @@
 /* sx_pipeline_scalex — SCALEX's output folder (checkpoint/model.pt + config.pt, adata.h5ad)
  * as an sx_reference. Messages name files relative to the folder, never a server path. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "sx_alloc.h"
@@ -128,12 +130,52 @@ fail:
     return NULL;
 }
 
-int sx_reference_write_scalex(const char *dir, const char *out_path, sx_status *st)
+/* the token after "version" in line (":", "=", "v" and blanks skipped), when it starts with a
+ * digit */
+static int version_in(const char *line, char *out, size_t cap)
+{
+    for (const char *p = line; *p; p++) {
+        if (strncasecmp(p, "version", 7) != 0) continue;
+        const char *q = p + 7;
+        while (*q == ' ' || *q == ':' || *q == '=' || *q == '\t' || *q == 'v') q++;
+        size_t n = 0;
+        while (q[n] && (isalnum((unsigned char)q[n]) || q[n] == '.' || q[n] == '+' || q[n] == '-'))
+            n++;
+        if (n && isdigit((unsigned char)*q) && n < cap) {
+            memcpy(out, q, n);
+            out[n] = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void sx_scalex_folder_version(const char *dir, char *out, size_t cap)
+{
+    if (!out || !cap) return;
+    out[0] = 0;
+    char *p = dir ? in_dir(dir, "log.txt") : NULL;
+    FILE *f = p ? fopen(p, "r") : NULL;
+    sx_free(p);
+    char line[1024];
+    int lines = 0; /* a log is small; a huge file is not read to its end */
+    while (f && lines++ < 10000 && fgets(line, sizeof line, f))
+        if (version_in(line, out, cap)) break;
+    if (f) fclose(f);
+}
+
+int sx_reference_write_scalex(const char *dir, const char *out_path, sx_scalex_info *info,
+                              sx_status *st)
 {
     sx_reference *r = sx_reference_load_scalex(dir, st);
     if (!r) return st->code;
     int rc = sx_pl_reference_write(out_path, r->model, r->obs, r->latent, r->dim, r->umap,
                                    r->umap_a, r->umap_b, st);
+    if (rc == SX_OK && info) {
+        info->n_cells = r->n_cells;
+        sx_nn_model_genes(r->model, &info->n_genes);
+        sx_scalex_folder_version(dir, info->version, sizeof info->version);
+    }
     sx_reference_free(r);
     return rc;
 }

@@ -26,9 +26,23 @@ int sx_reference_is_scalex(const char *dir);
  * model (latent width, cells), or obs['batch'] does not name the model's domains. */
 sx_reference *sx_reference_load_scalex(const char *dir, sx_status *st);
 
+/* What a SCALEX folder holds, for a catalog. */
+typedef struct sx_scalex_info {
+    int64_t n_cells, n_genes;
+    char version[32]; /* SCALEX's version when the folder records one, else "" */
+} sx_scalex_info;
+
+/* SCALEX's version as the folder records it, into out (cap bytes; "" when none). SCALEX 1.0.x
+ * writes no version anywhere: log.txt only has the run's messages and config.pt four keys. A
+ * log.txt line saying "version X" (a wrapper's or a later SCALEX's) is taken, where X starts
+ * with a digit; nothing else is guessed. */
+void sx_scalex_folder_version(const char *dir, char *out, size_t cap);
+
 /* Convert a SCALEX folder into our single-file reference (reference.h5 at out_path, replaced
  * if present; the format of sx_pipeline.h, which sx_reference_load reads), e.g. for a daemon
- * registry that stores one file per reference. The model's prep_json names the source. */
-int sx_reference_write_scalex(const char *dir, const char *out_path, sx_status *st);
+ * registry that stores one file per reference. The model's prep_json names the source.
+ * info (may be NULL) receives the cells, genes and version. */
+int sx_reference_write_scalex(const char *dir, const char *out_path, sx_scalex_info *info,
+                              sx_status *st);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include "sx_alloc.h"
 #include "sx_h5.h"
+#include "sx_io.h"
+#include "sx_prep.h"
 #include "sx_pipeline_scalex.h"
 #include "sx_test.h"
 
@@ -190,19 +192,104 @@ START_TEST(project_eval_end_to_end)
 }
 END_TEST
 
+/* Train mode (SCALEX's default) end to end, given SCALEX's chunks: the raw query through our
+ * projection preprocessing, then the encoder walking query_input.h5's train_chunk_perm (the
+ * numpy permutation SCALEX's sampler drew; every chunk is 64 cells of the one query batch, the
+ * leftover 34 last) gives SCALEX's train-mode latent (proj/adata.h5ad, = latent_train). The
+ * pipeline draws its own permutation; that path is checked by labels in
+ * tests/integration/pipeline_scalex_folder.sh. */
+START_TEST(project_train_mode_scalex_chunks)
+{
+    sx_status st = {0};
+    sx_reference *r = sx_reference_load_scalex(sx_test_shared(GOLD "ref"), &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    sx_read_opts ro = {0};
+    sx_dataset *q = sx_h5ad_read(sx_test_shared("data/pbmc_3tech_symphony/query_3pv1.h5ad"), &ro,
+                                 NULL, &st);
+    ck_assert_msg(q != NULL, "%s", st.msg);
+    int64_t G;
+    const char *const *genes = sx_nn_model_genes(r->model, &G);
+    sx_prep_opts po;
+    sx_prep_opts_init(&po);
+    po.min_features = 0; /* as the golden run (README: min_features=0) */
+    sx_prep_result pr = {0};
+    sx_reindex_report rep = {0};
+    ck_assert_msg(sx_prep_apply_reference(q, genes, G, &po, NULL, &pr, &rep, NULL, &st) == SX_OK,
+                  "%s", st.msg);
+    int64_t nq = sx_dataset_n_obs(q), n_perm, n_starts;
+    hid_t f = h5(GOLD "query_input.h5");
+    int64_t *perm = rd(f, "train_chunk_perm", 'i', &n_perm);
+    int64_t *starts = rd(f, "train_chunk_starts", 'i', &n_starts);
+    double *want = rd(f, "latent_train", 'd', NULL);
+    H5Fclose(f);
+    ck_assert_int_eq(nq, 290);
+    ck_assert_int_eq(n_perm, nq);
+    /* the recorded chunks are what our sampler makes of that walk: consecutive 64s */
+    for (int64_t c = 0; c < n_starts; c++) ck_assert_int_eq(starts[c], 64 * c);
+    double *lat = sx_mallocarray((size_t)nq * 10, sizeof *lat);
+    sx_nn_infer_opts o;
+    sx_nn_infer_opts_default(&o);
+    o.perm = perm;
+    o.threads = 1;
+    ck_assert_msg(sx_nn_encode(r->model, q->X, pr.domain_of_cell, &o, lat, NULL, &st) == SX_OK,
+                  "%s", st.msg);
+    double mx = 0, worst = 0;
+    for (int64_t i = 0; i < nq * 10; i++) mx = fmax(mx, fabs(want[i]));
+    for (int64_t i = 0; i < nq * 10; i++)
+        worst = fmax(worst, sx_test_reldiff(lat[i], want[i], 0.1 * mx));
+    fprintf(stderr, "end-to-end train-mode query latent (SCALEX's chunks) vs SCALEX: worst "
+            "relative %.3g\n", worst);
+    ck_assert_msg(worst < 1e-4, "worst relative difference %.3g", worst);
+    sx_prep_result_free(&pr);
+    sx_dataset_free(q);
+    sx_free(perm);
+    sx_free(starts);
+    sx_free(want);
+    sx_free(lat);
+    sx_reference_free(r);
+}
+END_TEST
+
+/* The version: the golden run's log.txt records none (SCALEX 1.0.7 writes none); a log line
+ * that states one is read. */
+START_TEST(folder_version)
+{
+    char v[32] = "x";
+    sx_scalex_folder_version(sx_test_shared(GOLD "ref"), v, sizeof v);
+    ck_assert_str_eq(v, "");
+    char path[600];
+    const char *dir = sx_test_tmpdir();
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("2026-12-05 09:52:03,538 - SCALEX - INFO - Raw dataset shape: (910, 1767)\n"
+          "2026-12-05 09:52:03,539 - SCALEX - INFO - SCALEX version: 1.0.7\n", f);
+    fclose(f);
+    sx_scalex_folder_version(dir, v, sizeof v);
+    ck_assert_str_eq(v, "1.0.7");
+    sx_scalex_folder_version(GOLD "no/such/folder", v, sizeof v);
+    ck_assert_str_eq(v, "");
+}
+END_TEST
+
 /* The folder converted to our reference.h5 reads back equal (latent, UMAP, obs, model). */
 START_TEST(converted_reference_reads_back)
 {
     sx_status st = {0};
     char path[600];
     snprintf(path, sizeof path, "%s/reference.h5", sx_test_tmpdir());
-    ck_assert_msg(sx_reference_write_scalex(sx_test_shared(GOLD "ref"), path, &st) == SX_OK, "%s",
+    sx_scalex_info info;
+    ck_assert_msg(sx_reference_write_scalex(sx_test_shared(GOLD "ref"), path, &info, &st) == SX_OK, "%s",
                   st.msg);
     sx_reference *a = sx_reference_load_scalex(sx_test_shared(GOLD "ref"), &st);
     sx_reference *b = sx_reference_load(path, &st);
     ck_assert_msg(a && b, "%s", st.msg);
     ck_assert_int_eq(a->n_cells, b->n_cells);
     ck_assert_int_eq(a->dim, b->dim);
+    /* what the catalog shows: README, 910 cells x 1467 genes; no version recorded */
+    ck_assert_int_eq(info.n_cells, 910);
+    ck_assert_int_eq(info.n_genes, 1467);
+    ck_assert_str_eq(info.version, "");
     ck_assert(memcmp(a->latent, b->latent, (size_t)(a->n_cells * a->dim) * sizeof(double)) == 0);
     ck_assert(memcmp(a->umap, b->umap, (size_t)a->n_cells * 2 * sizeof(float)) == 0);
     ck_assert(a->umap_a == b->umap_a && a->umap_b == b->umap_b);
@@ -256,6 +343,8 @@ int main(void)
     tcase_add_test(tc, reference_cells_equal_adata);
     tcase_add_test(tc, reference_latent_reproduced);
     tcase_add_test(tc, project_eval_end_to_end);
+    tcase_add_test(tc, project_train_mode_scalex_chunks);
+    tcase_add_test(tc, folder_version);
     tcase_add_test(tc, converted_reference_reads_back);
     tcase_add_test(tc, not_a_scalex_folder);
     suite_add_tcase(s, tc);
