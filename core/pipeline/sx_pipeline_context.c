@@ -7,6 +7,7 @@
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_pipeline_ctx.h"
+#include "sx_pipeline_scalex.h"
 #include "sx_sha256.h"
 
 int sx_pl_oom(sx_status *st) { return sx_status_set(st, SX_ENOMEM, "out of memory"); }
@@ -134,7 +135,7 @@ void sx_pl_infer_opts(const sx_pl_ctx *c, sx_nn_infer_opts *io, int64_t *perm, i
     sx_nn_infer_opts_default(io);
     io->eval = c->set.eval;
     io->threads = c->set.threads;
-    sx_pl_permutation(perm, n, c->set.seed);
+    sx_scalex_permutation(perm, n, c->set.seed); /* SCALEX's chunks for the same seed */
     io->perm = perm;
 }
 

@@ -44,9 +44,6 @@ typedef struct sx_pl_log {
 } sx_pl_log;
 void sx_pl_log_msg(sx_pl_log *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Fisher-Yates permutation of 0..n-1 from a seed (the inference sampler's walk order). */
-void sx_pl_permutation(int64_t *perm, int64_t n, uint64_t seed);
-
 /* Write reference.h5: the model file plus the "reference" group (see sx_pipeline.h). obs
  * columns written: every categorical or string column of obs. umap may be NULL. */
 int sx_pl_reference_write(const char *path, const sx_nn_model *m, const sx_frame *obs,

@@ -26,6 +26,11 @@ int sx_reference_is_scalex(const char *dir);
  * model (latent width, cells), or obs['batch'] does not name the model's domains. */
 sx_reference *sx_reference_load_scalex(const char *dir, sx_status *st);
 
+/* The inference sampler's walk order as SCALEX draws it: numpy's
+ * RandomState(seed).permutation(n) (legacy MT19937; seed's low 32 bits). perm: n entries. The
+ * pipeline's train-mode encoding walks this, so its chunks are SCALEX's for the same seed. */
+void sx_scalex_permutation(int64_t *perm, int64_t n, uint64_t seed);
+
 /* What a SCALEX folder holds, for a catalog. */
 typedef struct sx_scalex_info {
     int64_t n_cells, n_genes;

@@ -208,23 +208,3 @@ void sx_pl_log_msg(sx_pl_log *l, const char *fmt, ...)
     fprintf(l->f, "%s,%03d - SCALEX - INFO - %s\n", when, (int)(tv.tv_usec / 1000), msg);
     fflush(l->f);
 }
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-void sx_pl_permutation(int64_t *perm, int64_t n, uint64_t seed)
-{
-    uint64_t s = seed ^ 0x5ca1e5ca1e5ca1eULL;
-    for (int64_t i = 0; i < n; i++) perm[i] = i;
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(((unsigned __int128)splitmix(&s) * (uint64_t)(i + 1)) >> 64);
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-}

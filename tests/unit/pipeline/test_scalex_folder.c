@@ -196,8 +196,8 @@ END_TEST
  * projection preprocessing, then the encoder walking query_input.h5's train_chunk_perm (the
  * numpy permutation SCALEX's sampler drew; every chunk is 64 cells of the one query batch, the
  * leftover 34 last) gives SCALEX's train-mode latent (proj/adata.h5ad, = latent_train). The
- * pipeline draws its own permutation; that path is checked by labels in
- * tests/integration/pipeline_scalex_folder.sh. */
+ * pipeline draws the same permutation itself (sx_scalex_permutation, checked below), which
+ * tests/integration/pipeline_scalex_folder.sh checks through `scalex project`. */
 START_TEST(project_train_mode_scalex_chunks)
 {
     sx_status st = {0};
@@ -247,6 +247,52 @@ START_TEST(project_train_mode_scalex_chunks)
     sx_free(want);
     sx_free(lat);
     sx_reference_free(r);
+}
+END_TEST
+
+/* The walk order SCALEX drew (numpy's RandomState(124).permutation) and the chunks its sampler
+ * made of it, as recorded in query_input.h5: the query's permutation of 290 cells, and the
+ * reference's 15 chunks from RandomState(124).permutation(910) over the two domains. */
+START_TEST(scalex_permutation_and_chunks)
+{
+    sx_status st = {0};
+    hid_t f = h5(GOLD "query_input.h5");
+    int64_t nq, nord, ns, nl;
+    int64_t *qperm = rd(f, "train_chunk_perm", 'i', &nq);
+    int64_t *order = rd(f, "reference_train_chunks/order", 'i', &nord);
+    int64_t *starts = rd(f, "reference_train_chunks/starts", 'i', &ns);
+    int64_t *lens = rd(f, "reference_train_chunks/lengths", 'i', &nl);
+    H5Fclose(f);
+    int64_t *p = sx_mallocarray(910, sizeof *p);
+    sx_scalex_permutation(p, nq, 124);
+    for (int64_t i = 0; i < nq; i++) ck_assert_int_eq(p[i], qperm[i]);
+    f = h5(GOLD "ref/adata.h5ad");
+    int64_t nc;
+    int64_t *codes = rd(f, "obs/batch/codes", 'i', &nc);
+    H5Fclose(f);
+    ck_assert_int_eq(nc, 910);
+    ck_assert_int_eq(nord, 910);
+    int32_t *dom = sx_mallocarray(910, sizeof *dom);
+    for (int64_t i = 0; i < 910; i++) dom[i] = (int32_t)codes[i];
+    sx_scalex_permutation(p, 910, 124);
+    int64_t *idx, *off, n_chunks;
+    ck_assert(sx_nn_domain_chunks(dom, 910, 2, p, 64, &idx, &off, &n_chunks, &st) == SX_OK);
+    ck_assert_int_eq(n_chunks, ns);
+    ck_assert_int_eq(nl, ns);
+    for (int64_t c = 0; c < n_chunks; c++) {
+        ck_assert_int_eq(off[c], starts[c]);
+        ck_assert_int_eq(off[c + 1] - off[c], lens[c]);
+    }
+    for (int64_t i = 0; i < 910; i++) ck_assert_int_eq(idx[i], order[i]);
+    sx_free(idx);
+    sx_free(off);
+    sx_free(dom);
+    sx_free(codes);
+    sx_free(p);
+    sx_free(qperm);
+    sx_free(order);
+    sx_free(starts);
+    sx_free(lens);
 }
 END_TEST
 
@@ -345,6 +391,7 @@ int main(void)
     tcase_add_test(tc, project_eval_end_to_end);
     tcase_add_test(tc, project_train_mode_scalex_chunks);
     tcase_add_test(tc, folder_version);
+    tcase_add_test(tc, scalex_permutation_and_chunks);
     tcase_add_test(tc, converted_reference_reads_back);
     tcase_add_test(tc, not_a_scalex_folder);
     suite_add_tcase(s, tc);
