@@ -89,6 +89,56 @@ out:
     return API_DONE;
 }
 
+/* One query parameter as the JSON value of its option's type; NULL when it does not parse. */
+static json_t *typed_arg(const sx_popt_spec *p, const char *v)
+{
+    char *end;
+    switch (p->type) {
+    case SX_POPT_BOOL:
+        return !strcmp(v, "true") || !strcmp(v, "1") ? json_true()
+             : !strcmp(v, "false") || !strcmp(v, "0") ? json_false() : NULL;
+    case SX_POPT_INT: {
+        long long n = strtoll(v, &end, 10);
+        return *v && !*end ? json_integer(n) : NULL;
+    }
+    case SX_POPT_FLOAT: {
+        double d = strtod(v, &end);
+        return *v && !*end ? json_real(d) : NULL;
+    }
+    default: return json_string(v);
+    }
+}
+
+/* The project job's options of a /map request: ?label= and any project option given as a
+ * query parameter (?min_features=0&eval=true: a query whose cells are smaller than SCALEX's
+ * defaults expect, or SCALEX's settings of a reference it wrote), typed by the pipeline's
+ * table; their values are the service's to check. List options and threads are not taken.
+ * NULL after a 400 problem. */
+static json_t *map_options(api_req *r, api_resp *o)
+{
+    const srv_engine *e = r->srv->eng;
+    json_t *opts = json_object();
+    const char *label = api_arg(r, "label");
+    if (label && e->label_option) json_object_set_new(opts, e->label_option, json_string(label));
+    for (int i = 0; i < e->n_specs; i++) {
+        const sx_popt_spec *p = &e->specs[i];
+        const char *v = api_arg(r, p->name);
+        if (!v || !(p->jobs & SX_JOB_PROJECT) || p->type == SX_POPT_LIST ||
+            !strcmp(p->name, "threads") || json_object_get(opts, p->name))
+            continue;
+        json_t *x = typed_arg(p, v);
+        if (!x) {
+            json_decref(opts);
+            api_problem(o, 400, "invalid-parameter", "%s must be %s, got '%s'", p->name,
+                        p->type == SX_POPT_BOOL ? "true or false"
+                        : p->type == SX_POPT_INT ? "an integer" : "a number", v);
+            return NULL;
+        }
+        json_object_set_new(opts, p->name, x);
+    }
+    return opts;
+}
+
 /* The job ended or the wait ran out: answer with what there is. Pool thread. */
 static void map_finish(void *arg)
 {
@@ -159,9 +209,11 @@ static int map_after_store(api_req *r, const char *ds_id)
     sx_status_clear(&st);
     srv_why why;
     char id[32];
-    if (srv_service_map_submit(&svc, &r->user, ds_id, r->ref_name, api_arg(r, "label"), id, &why,
-                               &st))
-        return api_problem_svc(o, why, &st);
+    json_t *opts = map_options(r, o);
+    if (!opts) return API_DONE;
+    int rc = srv_service_map_submit_opts(&svc, &r->user, ds_id, r->ref_name, opts, id, &why, &st);
+    json_decref(opts);
+    if (rc) return api_problem_svc(o, why, &st);
     snprintf(r->job_id, sizeof r->job_id, "%s", id);
     const char *w = api_arg(r, "wait");
     double wait = w ? strtod(w, NULL) : 0;
@@ -188,6 +240,9 @@ int api_h_ref_map(api_req *r, api_resp *o)
     if (label && (!*label || strlen(label) > 128))
         return api_problem(o, 400, "invalid-parameter", "label must name an obs column of the "
                            "reference (1-128 characters)");
+    json_t *opts = map_options(r, o); /* refused before the upload is read */
+    if (!opts) return API_DONE;
+    json_decref(opts);
     srv_service svc = api_service(r->srv);
     sx_status st;
     sx_status_clear(&st);

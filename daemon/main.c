@@ -30,6 +30,7 @@
 #include "srv_registry.h"
 #include "srv_util.h"
 #include "sx_log.h"
+#include "sx_pipeline_scalex.h"
 
 static int die(const sx_status *st)
 {
@@ -135,6 +136,25 @@ static int cmd_token(int argc, char **argv)
     return rc ? die(&st) : 0;
 }
 
+/* `reference add` on a folder SCALEX wrote: converted by core/pipeline (server/ sees no
+ * numerics), SCALEX's own files kept as the reference's provenance */
+static int scalex_convert(const char *dir, const char *out_h5, srv_ref_import_info *info,
+                          sx_status *st)
+{
+    sx_scalex_info in;
+    int rc = sx_reference_write_scalex(dir, out_h5, &in, st);
+    if (rc) return rc;
+    info->n_cells = in.n_cells;
+    info->n_genes = in.n_genes;
+    snprintf(info->version, sizeof info->version, "%s", in.version);
+    return SX_OK;
+}
+
+static const char *const scalex_files[] = {"checkpoint/model.pt", "checkpoint/config.pt",
+                                           "adata.h5ad", "log.txt", NULL};
+static const srv_ref_import scalex_import = {"scalex", sx_reference_is_scalex, scalex_convert,
+                                             scalex_files};
+
 static int cmd_reference(int argc, char **argv)
 {
     sx_status st;
@@ -142,7 +162,8 @@ static int cmd_reference(int argc, char **argv)
     if (argc < 2 || strcmp(argv[0], "add")) {
         fprintf(stderr, "usage: scalexd reference add DIR --name NAME --data-dir DIR "
                         "[--registry URL] [--description TEXT] [--species S] [--tissue T] "
-                        "[--labels COL,COL]\n");
+                        "[--labels COL,COL]\n  DIR: a `scalex integrate` output folder, or a "
+                        "folder SCALEX wrote (SCALEX(..., outdir=DIR))\n");
         return 2;
     }
     char dir[4096];
@@ -173,7 +194,7 @@ static int cmd_reference(int argc, char **argv)
     srv_db *db = srv_registry_get(reg, &st);
     srv_ref_add a = {.name = name, .src_dir = src, .description = flag(argc, argv, "--description"),
                      .species = flag(argc, argv, "--species"), .tissue = flag(argc, argv, "--tissue"),
-                     .label_columns_json = cols};
+                     .label_columns_json = cols, .import = &scalex_import};
     int rc = db ? srv_refs_add(db, dir, &a, &st) : st.code;
     srv_registry_put(reg, db);
     srv_registry_close(reg);

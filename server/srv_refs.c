@@ -26,6 +26,12 @@ static json_t *first_of(json_t *o, const char *const *keys)
     return NULL;
 }
 
+/* 1 when the source is a foreign folder the import converts (never for a job's folder) */
+static int importing(const srv_ref_add *a)
+{
+    return a->import && !a->job_id && a->import->detect(a->src_dir);
+}
+
 /* A new reference's name and source: a valid name nobody took, and a reference.h5 in the
  * source directory. */
 static int check_new(srv_db *db, const srv_ref_add *a, sx_status *st)
@@ -35,12 +41,15 @@ static int check_new(srv_db *db, const srv_ref_add *a, sx_status *st)
                              "digits, '.', '_' or '-'", a->name ? a->name : "");
     char src[4200];
     snprintf(src, sizeof src, "%s/reference.h5", a->src_dir);
-    if (!srv_file_exists(src) && a->job_id) /* no server path in what a client reads */
+    if (importing(a)) src[0] = 0; /* a foreign folder: converted in fill_tmp */
+    else if (!srv_file_exists(src) && a->job_id) /* no server path in what a client reads */
         return sx_status_set(st, SX_ENOTFOUND, "job '%s' has no reference.h5: register the output "
                              "of a finished integrate job", a->job_id);
-    if (!srv_file_exists(src))
+    else if (!srv_file_exists(src))
         return sx_status_set(st, SX_ENOTFOUND, "%s has no reference.h5: register the output of a "
-                             "finished integrate job", a->src_dir);
+                             "finished integrate job%s", a->src_dir, a->import ?
+                             ", or a folder SCALEX wrote (checkpoint/model.pt, checkpoint/"
+                             "config.pt, adata.h5ad)" : "");
     char *exists = srv_ref_path(db, a->name, NULL);
     if (exists) {
         free(exists);
@@ -63,6 +72,26 @@ static int make_tmp(const char *data_dir, const char *name, char *dir, size_t di
     if ((rc = srv_random_id("", rnd, sizeof rnd, st))) return rc;
     snprintf(tmp, tmpcap, "%s/.tmp-%s-%s", dir, name, rnd);
     return srv_mkdirs(tmp, st);
+}
+
+/* A foreign folder: our reference.h5 converted from it, and its own files kept verbatim
+ * under tmp/<source>/ (the provenance: what SCALEX wrote, usable by SCALEX again). */
+static int import_tmp(const srv_ref_add *a, const char *tmp, srv_ref_import_info *info,
+                      sx_status *st)
+{
+    char src[4200], dst[4400];
+    snprintf(dst, sizeof dst, "%s/reference.h5", tmp);
+    int rc = a->import->convert(a->src_dir, dst, info, st);
+    for (const char *const *k = a->import->keep; !rc && k && *k; k++) {
+        snprintf(src, sizeof src, "%s/%s", a->src_dir, *k);
+        if (!srv_file_exists(src)) continue;
+        snprintf(dst, sizeof dst, "%s/%s/%s", tmp, a->import->source, *k);
+        *strrchr(dst, '/') = 0; /* its folder first */
+        if ((rc = srv_mkdirs(dst, st))) break;
+        snprintf(dst, sizeof dst, "%s/%s/%s", tmp, a->import->source, *k);
+        rc = place(src, dst, st);
+    }
+    return rc;
 }
 
 /* reference.h5 and the job's other files a reference keeps, into tmp */
@@ -89,11 +118,19 @@ static int fill_tmp(const srv_ref_add *a, const char *tmp, sx_status *st)
 }
 
 /* The catalog summary (compact JSON text; the caller frees it) from the job's result.json
- * (sizes and version) and the label columns given. */
-static char *ref_summary(const srv_ref_add *a)
+ * (sizes and version) or what an import found (imp, NULL for our own folders), and the label
+ * columns given. */
+static char *ref_summary(const srv_ref_add *a, const srv_ref_import_info *imp)
 {
     char src[4200];
     json_t *sum = json_object();
+    json_object_set_new(sum, "source", json_string(imp ? a->import->source : "scalexd"));
+    if (imp) {
+        json_object_set_new(sum, "source_version", imp->version[0] ? json_string(imp->version)
+                                                                   : json_null());
+        json_object_set_new(sum, "cells", json_integer(imp->n_cells));
+        json_object_set_new(sum, "genes", json_integer(imp->n_genes));
+    }
     snprintf(src, sizeof src, "%s/result.json", a->src_dir);
     json_t *res = json_load_file(src, 0, NULL);
     static const char *const kc[] = {"n_obs", "n_cells", "cells", NULL};
@@ -105,6 +142,7 @@ static char *ref_summary(const srv_ref_add *a)
     if (res && (v = first_of(res, kv)) && json_is_string(v)) json_object_set(sum, "model_version", v);
     if (!json_object_get(sum, "model_version"))
         json_object_set_new(sum, "model_version", json_string(SX_VERSION));
+    if (!imp) json_object_set(sum, "source_version", json_object_get(sum, "model_version"));
     json_decref(res);
     json_t *lc = a->label_columns_json ? json_loads(a->label_columns_json, 0, NULL) : NULL;
     json_object_set_new(sum, "label_columns", lc ? lc : json_array());
@@ -119,8 +157,10 @@ int srv_refs_add(srv_db *db, const char *data_dir, const srv_ref_add *a, sx_stat
     int rc = check_new(db, a, st);
     if (rc) return rc;
     if ((rc = make_tmp(data_dir, a->name, dir, sizeof dir, tmp, sizeof tmp, st))) return rc;
-    if ((rc = fill_tmp(a, tmp, st))) goto fail;
-    char *sum_text = ref_summary(a);
+    srv_ref_import_info info = {0};
+    int imp = importing(a);
+    if ((rc = imp ? import_tmp(a, tmp, &info, st) : fill_tmp(a, tmp, st))) goto fail;
+    char *sum_text = ref_summary(a, imp ? &info : NULL);
     snprintf(dst, sizeof dst, "%s/%s", dir, a->name);
     if (rename(tmp, dst) != 0) {
         free(sum_text);

@@ -158,6 +158,11 @@ int srv_service_ref_exists(const srv_service *svc, const char *name, srv_why *wh
 int srv_service_map_submit(const srv_service *svc, const srv_user *u, const char *ds_id,
                            const char *ref, const char *label, char id_out[32], srv_why *why,
                            sx_status *st);
+/* The same with the project job's options (label included, under the engine's label option
+ * name; NULL = defaults), as /map?min_features=0&label=... gives them. */
+int srv_service_map_submit_opts(const srv_service *svc, const srv_user *u, const char *ds_id,
+                                const char *ref, const json_t *options, char id_out[32],
+                                srv_why *why, sx_status *st);
 /* Where a job stands for an answer: its state and, for a job that failed, its error. */
 typedef struct srv_job_outcome {
     srv_jstate state;

@@ -120,9 +120,20 @@ int srv_service_ref_register(const srv_service *svc, const srv_user *u,
     return rc;
 }
 
-/* whether the reference is in memory now (srv_refcache), and its footprint */
+/* where the reference came from: rows registered before the catalog recorded it were all
+ * trained here */
+static void add_source(json_t *ref)
+{
+    if (json_object_get(ref, "source")) return;
+    json_object_set_new(ref, "source", json_string("scalexd"));
+    json_t *v = json_object_get(ref, "model_version");
+    json_object_set(ref, "source_version", v ? v : json_null());
+}
+
+/* whether the reference is in memory now (srv_refcache), and its footprint; its source */
 static void add_loaded(const srv_service *svc, json_t *ref)
 {
+    add_source(ref);
     int64_t bytes = 0;
     const char *name = json_string_value(json_object_get(ref, "name"));
     int loaded = name && svc->jobs &&
@@ -169,20 +180,31 @@ int srv_service_ref_exists(const srv_service *svc, const char *name, srv_why *wh
     return srv_service_job_check(svc, NULL, NULL, name, NULL, why, st);
 }
 
-int srv_service_map_submit(const srv_service *svc, const srv_user *u, const char *ds_id,
-                           const char *ref, const char *label, char id_out[32], srv_why *why,
-                           sx_status *st)
+int srv_service_map_submit_opts(const srv_service *svc, const srv_user *u, const char *ds_id,
+                                const char *ref, const json_t *options, char id_out[32],
+                                srv_why *why, sx_status *st)
 {
-    json_t *req = json_object(), *ds = json_array(), *opts = json_object();
+    json_t *req = json_object(), *ds = json_array();
+    json_t *opts = options ? json_deep_copy(options) : json_object();
     json_object_set_new(req, "type", json_string("project"));
     json_array_append_new(ds, json_string(ds_id));
     json_object_set_new(req, "datasets", ds);
     json_object_set_new(req, "reference", json_string(ref));
-    if (label && svc->eng->label_option)
-        json_object_set_new(opts, svc->eng->label_option, json_string(label));
     json_object_set_new(req, "options", opts);
     int rc = srv_service_job_check(svc, u, ds, ref, opts, why, st);
     if (!rc) rc = srv_service_job_submit(svc, u, "project", req, id_out, NULL, why, st);
     json_decref(req);
+    return rc;
+}
+
+int srv_service_map_submit(const srv_service *svc, const srv_user *u, const char *ds_id,
+                           const char *ref, const char *label, char id_out[32], srv_why *why,
+                           sx_status *st)
+{
+    json_t *opts = json_object();
+    if (label && svc->eng->label_option)
+        json_object_set_new(opts, svc->eng->label_option, json_string(label));
+    int rc = srv_service_map_submit_opts(svc, u, ds_id, ref, opts, id_out, why, st);
+    json_decref(opts);
     return rc;
 }

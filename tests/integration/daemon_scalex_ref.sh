@@ -1,0 +1,80 @@
+#!/bin/bash
+# A folder the original SCALEX wrote, served by the daemon (issue 17): `scalexd reference add
+# DIR` detects it (checkpoint/model.pt + config.pt + adata.h5ad), converts it and keeps SCALEX's
+# files as provenance; the catalog says "source": "scalex" (no version: SCALEX 1.0.7 records
+# none). Then the raw golden query is mapped onto it through POST /v1/references/{name}/map with
+# the golden run's min_features=0 as a query parameter: labels and UMAP come back for every
+# query cell, python3-anndata opens the result, and the labels equal SCALEX's label_transfer
+# (scikit-learn's default 5-NN on SCALEX's own projection, tests/tools/scalex_label_transfer.py)
+# on >= 98% of the cells. A folder that is neither ours nor SCALEX's is refused by name.
+source "$(dirname "$0")/daemon_common.bash"
+G=${SX_SHARED}/golden/scalex_outdir
+[ -f "$G/ref/checkpoint/model.pt" ] || { echo "SKIP: no $G"; exit 0; }
+SRC=${SX_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+Q=$DATA/pbmc_3tech_symphony/query_3pv1.h5ad
+D=$WORK/data
+TOK=$("$BIN" token create --data-dir "$D" --user alice)
+"$BIN" reference add "$G/ref" --name pbmc-scalex --data-dir "$D" --labels cell_type,cell_type_broad \
+    --species human >"$WORK/add.out" 2>&1 || fail "reference add: $(cat "$WORK/add.out")"
+mkdir -p "$WORK/empty"
+"$BIN" reference add "$WORK/empty" --name nothing --data-dir "$D" >"$WORK/add2.out" 2>&1 &&
+    fail "a folder without a reference was registered"
+grep -q "SCALEX wrote" "$WORK/add2.out" || fail "refusal does not name SCALEX folders: $(cat "$WORK/add2.out")"
+# provenance: SCALEX's own files, byte for byte, under the reference's scalex/
+R=$D/references/pbmc-scalex
+[ -f "$R/reference.h5" ] || fail "no reference.h5 in the registered reference"
+for f in checkpoint/model.pt checkpoint/config.pt adata.h5ad log.txt; do
+    cmp -s "$G/ref/$f" "$R/scalex/$f" || fail "provenance: scalex/$f differs from SCALEX's"
+done
+start_daemon "$D" --workers 1 --threads-per-job 1
+expect 200 "$(req "$TOK" GET /v1/references)" "catalog"
+"$PY" - "$WORK/body" <<'PY' || fail "catalog: $(cat "$WORK/body")"
+import json, sys
+r = {x["name"]: x for x in json.load(open(sys.argv[1]))["references"]}["pbmc-scalex"]
+assert r["source"] == "scalex", r
+assert "source_version" in r and r["source_version"] is None, r  # log.txt records no version
+assert r["cells"] == 910 and r["genes"] == 1467, r               # README: 910 x 1467 genes
+assert r["label_columns"] == ["cell_type", "cell_type_broad"], r
+PY
+expect 200 "$(req "$TOK" GET /v1/references/pbmc-scalex)" "one reference"
+[ "$(jq_ 'd["source"]')" = scalex ] || fail "reference: $(cat "$WORK/body")"
+expect_problem 400 invalid-parameter "$(upload "$TOK" '/v1/references/pbmc-scalex/map?min_features=few' "$Q")" "a mistyped option"
+
+# the map, with the golden run's setting (its cells have < 600 genes, SCALEX's default)
+code=$(upload "$TOK" '/v1/references/pbmc-scalex/map?wait=600&label=cell_type&min_features=0&name=q' "$Q")
+if [ "$code" = 202 ]; then # the wait ran out on a slow machine: poll
+    MJ=$(jq_ 'd["job"]["id"]')
+    wait_job "$TOK" "$MJ" 1200 COMPLETE EXECUTOR_ERROR SYSTEM_ERROR
+    [ "$(jq_ 'd["state"]')" = COMPLETE ] || fail "map job: $(cat "$WORK/body")"
+    expect 200 "$(req "$TOK" GET "/v1/jobs/$MJ/results/labels")" "labels"
+    "$PY" -c "import json; json.dump({'labels': json.load(open('$WORK/body'))['labels']}, open('$WORK/map.json', 'w'))"
+else
+    expect 200 "$code" "map?wait"
+    MJ=$(jq_ 'd["job"]["id"]')
+    cp "$WORK/body" "$WORK/map.json"
+fi
+expect 200 "$(req "$TOK" GET "/v1/jobs/$MJ/results/umap?set=query&page_size=100000")" "umap"
+cp "$WORK/body" "$WORK/umap.json"
+expect 200 "$(req "$TOK" GET "/v1/jobs/$MJ/results/adata.h5ad")" "adata.h5ad"
+cp "$WORK/body" "$WORK/out.h5ad"
+PYTHONPATH="$SRC/tests/tools" "$PY" - "$WORK" "$G" "$Q" <<'PY' || fail "map results"
+import json, sys
+import anndata as ad, numpy as np
+from scalex_label_transfer import scalex_truth
+W, G, Q = sys.argv[1:]
+q = ad.read_h5ad(Q)
+lab = {x["cell"]: x["label"] for x in json.load(open(f"{W}/map.json"))["labels"]}
+um = {c["cell"]: (c["x"], c["y"]) for c in json.load(open(f"{W}/umap.json"))["cells"]}
+assert set(lab) == set(q.obs_names), (len(lab), q.n_obs)
+assert set(um) == set(q.obs_names), (len(um), q.n_obs)
+assert all(np.isfinite(v).all() for v in um.values())
+a = ad.read_h5ad(f"{W}/out.h5ad")
+assert set(q.obs_names) <= set(a.obs_names) and "latent" in a.obsm and "X_umap" in a.obsm
+truth = scalex_truth(f"{G}/proj/adata.h5ad", "cell_type")
+agree = np.mean([lab[c] == truth[c] for c in truth])
+print("daemon map onto SCALEX's folder: %d cells, labels = SCALEX label_transfer on %.1f%%"
+      % (len(lab), 100 * agree))
+assert agree >= 0.98, agree
+PY
+stop_daemon
+echo "daemon_scalex_ref: all checks passed"
