@@ -152,8 +152,9 @@ static int scalex_convert(const char *dir, const char *out_h5, srv_ref_import_in
 
 static const char *const scalex_files[] = {"checkpoint/model.pt", "checkpoint/config.pt",
                                            "adata.h5ad", "log.txt", NULL};
-static const srv_ref_import scalex_import = {"scalex", sx_reference_is_scalex, scalex_convert,
-                                             scalex_files};
+static const srv_ref_import scalex_import = {
+    "scalex", "a folder SCALEX wrote (checkpoint/model.pt, checkpoint/config.pt, adata.h5ad)",
+    sx_reference_is_scalex, scalex_convert, scalex_files};
 
 static int cmd_reference(int argc, char **argv)
 {

@@ -33,7 +33,7 @@ static int importing(const srv_ref_add *a)
 }
 
 /* A new reference's name and source: a valid name nobody took, and a reference.h5 in the
- * source directory. */
+ * source directory (or a foreign folder the import converts). */
 static int check_new(srv_db *db, const srv_ref_add *a, sx_status *st)
 {
     if (!srv_name_ok(a->name))
@@ -41,15 +41,14 @@ static int check_new(srv_db *db, const srv_ref_add *a, sx_status *st)
                              "digits, '.', '_' or '-'", a->name ? a->name : "");
     char src[4200];
     snprintf(src, sizeof src, "%s/reference.h5", a->src_dir);
-    if (importing(a)) src[0] = 0; /* a foreign folder: converted in fill_tmp */
-    else if (!srv_file_exists(src) && a->job_id) /* no server path in what a client reads */
-        return sx_status_set(st, SX_ENOTFOUND, "job '%s' has no reference.h5: register the output "
-                             "of a finished integrate job", a->job_id);
-    else if (!srv_file_exists(src))
+    if (!srv_file_exists(src) && !importing(a)) {
+        if (a->job_id) /* no server path in what a client reads */
+            return sx_status_set(st, SX_ENOTFOUND, "job '%s' has no reference.h5: register the "
+                                 "output of a finished integrate job", a->job_id);
         return sx_status_set(st, SX_ENOTFOUND, "%s has no reference.h5: register the output of a "
-                             "finished integrate job%s", a->src_dir, a->import ?
-                             ", or a folder SCALEX wrote (checkpoint/model.pt, checkpoint/"
-                             "config.pt, adata.h5ad)" : "");
+                             "finished integrate job%s%s", a->src_dir, a->import ? ", or " : "",
+                             a->import ? a->import->what : "");
+    }
     char *exists = srv_ref_path(db, a->name, NULL);
     if (exists) {
         free(exists);

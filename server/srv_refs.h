@@ -18,6 +18,7 @@ typedef struct srv_ref_import_info {
  * verbatim (hard-linked or copied) under REFDIR/<source>/, as the reference's provenance. */
 typedef struct srv_ref_import {
     const char *source; /* the catalog's "source" for such folders, e.g. "scalex" */
+    const char *what;   /* such a folder, as a message names it */
     int (*detect)(const char *dir); /* 1: dir is such a folder */
     int (*convert)(const char *dir, const char *out_h5, srv_ref_import_info *info,
                    sx_status *st);
