@@ -241,6 +241,7 @@ START_TEST(project_train_mode_scalex_chunks)
             "relative %.3g\n", worst);
     ck_assert_msg(worst < 1e-4, "worst relative difference %.3g", worst);
     sx_prep_result_free(&pr);
+    sx_reindex_report_free(&rep);
     sx_dataset_free(q);
     sx_free(perm);
     sx_free(starts);
