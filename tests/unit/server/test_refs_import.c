@@ -28,6 +28,14 @@ static void put_file(const char *dir, const char *rel, const char *text)
     fclose(f);
 }
 
+/* a fresh fake SCALEX folder <tmp>/<name> with checkpoint/model.pt = "weights" */
+static void scalex_dir(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", sx_test_tmpdir(), name);
+    mkdir(out, 0755);
+    put_file(out, "checkpoint/model.pt", "weights");
+}
+
 static int same_text(const char *path, const char *text)
 {
     char buf[256] = {0};
@@ -102,9 +110,7 @@ START_TEST(scalex_folder_imported)
     env e;
     env_open(&e);
     char src[600];
-    snprintf(src, sizeof src, "%s/v107", sx_test_tmpdir());
-    mkdir(src, 0755);
-    put_file(src, "checkpoint/model.pt", "weights");
+    scalex_dir(src, sizeof src, "v107");
     put_file(src, "log.txt", "log");
     sx_status st = {0};
     srv_ref_add a = {.name = "pbmc", .src_dir = src, .import = &imp,
@@ -136,9 +142,7 @@ START_TEST(version_null_and_own_folders)
     env e;
     env_open(&e);
     char src[600], own[600];
-    snprintf(src, sizeof src, "%s/plain", sx_test_tmpdir());
-    mkdir(src, 0755);
-    put_file(src, "checkpoint/model.pt", "weights");
+    scalex_dir(src, sizeof src, "plain");
     snprintf(own, sizeof own, "%s", sx_test_tmpdir());
     put_file(own, "reference.h5", "ours");
     sx_status st = {0};
@@ -163,9 +167,7 @@ START_TEST(failures_leave_nothing)
     env e;
     env_open(&e);
     char src[600], empty[600];
-    snprintf(src, sizeof src, "%s/bad", sx_test_tmpdir());
-    mkdir(src, 0755);
-    put_file(src, "checkpoint/model.pt", "weights");
+    scalex_dir(src, sizeof src, "bad");
     put_file(src, "broken", "");
     sx_status st = {0};
     srv_ref_add a = {.name = "bad", .src_dir = src, .import = &imp};
