@@ -326,8 +326,8 @@ START_TEST(converted_reference_reads_back)
     char path[600];
     snprintf(path, sizeof path, "%s/reference.h5", sx_test_tmpdir());
     sx_scalex_info info;
-    ck_assert_msg(sx_reference_write_scalex(sx_test_shared(GOLD "ref"), path, &info, &st) == SX_OK, "%s",
-                  st.msg);
+    ck_assert_msg(sx_reference_write_scalex(sx_test_shared(GOLD "ref"), path, &info, &st) ==
+                  SX_OK, "%s", st.msg);
     sx_reference *a = sx_reference_load_scalex(sx_test_shared(GOLD "ref"), &st);
     sx_reference *b = sx_reference_load(path, &st);
     ck_assert_msg(a && b, "%s", st.msg);
