@@ -68,6 +68,9 @@ typedef struct sx_job_spec {
     /* added: an already loaded reference (the daemon's cache); when set it is used instead
      * of loading `reference` (borrowed, not modified) */
     const struct sx_reference *reference_obj;
+    /* added: project: a gene table file (query gene, reference gene; sx_genematch.h) applied
+     * before the reference folder's genes.tsv would be; NULL = that file when present */
+    const char *gene_table;
 } sx_job_spec;
 
 /* A trained reference as a daemon keeps it in memory: the model plus the reference cells'
