@@ -87,12 +87,11 @@ static int check_overlap(const sx_reindex_opts *o, const char *const *ref, int64
                                 m->rule[i], (long long)m->rule_n[i]);
     return sx_status_set(st, SX_EGENES,
                          "the query shares only %lld of the reference's %lld genes (%.1f%%; "
-                         "required: at least %.0f%% and %lld genes%s). Missing, first %d: %s%s. "
-                         "What to do: check that query and reference use the same gene naming "
-                         "(symbols vs Ensembl ids, species); a var column holding the "
-                         "reference's kind of identifier is used by itself; for other names or "
-                         "species give a gene table (two columns: query gene, reference gene; "
-                         "scalex --gene_table FILE, or genes.tsv in the reference's folder)",
+                         "required: at least %.0f%% and %lld genes%s). What to do: use the "
+                         "reference's gene naming (symbols vs Ensembl ids; a var column of them "
+                         "is used by itself), or give a gene table (two columns: query gene, "
+                         "reference gene; scalex --gene_table FILE, or genes.tsv in the "
+                         "reference's folder). Missing, first %d: %s%s",
                          (long long)present, (long long)n_ref, 100.0 * frac,
                          100.0 * o->min_fraction, (long long)need, rules, shown, list,
                          n_ref - present > shown ? ", ..." : "");
