@@ -81,7 +81,9 @@ static int read_prep(sx_pl_ctx *c, proj *s, sx_status *st)
     int rc = sx_gene_table_find(c->job->gene_table, c->job->reference ? c->job->reference
                                                                       : s->R->path, &s->gt, st);
     if (rc) return rc;
-    ro.gene_table = s->gt;
+    if ((ro.gene_table = s->gt))
+        sx_pl_log_msg(&c->log, "Gene table: %lld pairs (query gene -> reference gene)",
+                      (long long)sx_gene_table_size(s->gt));
     rc = sx_prep_apply_reference(s->q, s->genes, s->G, &c->set.prep, &ro, &s->pr, &s->rep,
                                  c->prog, st);
     if (rc) return rc;
