@@ -495,11 +495,15 @@ static int pass(ctx *c, const namelist *L, int mode, int rule)
             continue;
         }
         if (k0 != k) continue; /* one entry per ambiguous key */
+        /* the names are looked up (a scan) only while the list has room */
         const char *names[4];
-        if (cq > 1) rc = ambiguous(c, rk[k], "query", names, names_with_key(c, L, rk[k], mode, names),
-                                   cq, rname);
-        else rc = ambiguous(c, rk[k], "reference", names,
-                            names_with_key(c, NULL, rk[k], mode, names), cr, rname);
+        int listing = c->rep->n_listed < SX_GENEMATCH_LISTED;
+        if (cq > 1)
+            rc = ambiguous(c, rk[k], "query", names,
+                           listing ? names_with_key(c, L, rk[k], mode, names) : 0, cq, rname);
+        else
+            rc = ambiguous(c, rk[k], "reference", names,
+                           listing ? names_with_key(c, NULL, rk[k], mode, names) : 0, cr, rname);
     }
     for (int64_t k = 0; k < nr; k++)
         if (rk && rk[k] && c->src[k] >= 0) c->qtaken[c->src[k]] = 1;
