@@ -8,6 +8,7 @@
 
 #include "sx_alloc.h"
 #include "sx_genematch.h"
+#include "sx_io.h"
 #include "sx_test.h"
 
 static sx_frame *frame(const char *const *names, int64_t n)
@@ -199,6 +200,55 @@ START_TEST(test_gene_table_find)
 }
 END_TEST
 
+/* real 10x files (mtx folder and .h5): var names are symbols, the Ensembl ids sit in the
+ * gene_ids column the readers keep; a reference named by those ids (half of them with a
+ * version) matches every gene through that column. Truth: python reading features.tsv.gz. */
+START_TEST(test_tenx_gene_ids)
+{
+    const char *pyb = getenv("SX_PYTHON");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s -c \"import gzip,sys; print(' '.join(l.split(b'\\\\t')[0]"
+             ".decode() for l in gzip.open(sys.argv[1]) if l.strip()))\" %s",
+             pyb && *pyb ? pyb : "/usr/bin/python3",
+             sx_test_shared("data/tenx_pbmc_chr21_scanpy/3.0.0/filtered_feature_bc_matrix/"
+                            "features.tsv.gz"));
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 1 << 16;
+    char *buf = sx_calloc(cap, 1);
+    size_t n = fread(buf, 1, cap - 1, p);
+    ck_assert_int_eq(pclose(p), 0);
+    buf[n] = 0;
+    char *ref[1024], *save = NULL;
+    int64_t nr = 0;
+    for (char *t = strtok_r(buf, " \n", &save); t && nr < 1024; t = strtok_r(NULL, " \n", &save)) {
+        size_t len = strlen(t) + 4;
+        ref[nr] = sx_mallocarray(len, 1);
+        snprintf(ref[nr], len, nr % 2 ? "%s.7" : "%s", t);
+        nr++;
+    }
+    ck_assert_int_gt(nr, 100);
+    const char *files[] = {"data/tenx_pbmc_chr21_scanpy/3.0.0/filtered_feature_bc_matrix",
+                           "data/tenx_pbmc_chr21_scanpy/3.0.0/filtered_feature_bc_matrix.h5"};
+    for (int f = 0; f < 2; f++) {
+        sx_status st = {0};
+        sx_dataset *d = sx_io_read(sx_test_shared(files[f]), NULL, NULL, &st);
+        ck_assert_msg(d != NULL, "%s", st.msg);
+        ck_assert_int_eq(d->var->n_rows, nr);
+        int64_t *src = sx_mallocarray((size_t)nr, sizeof *src);
+        sx_genematch_report rep;
+        match(d->var, (const char *const *)ref, nr, NULL, src, &rep);
+        for (int64_t k = 0; k < nr; k++) ck_assert_int_eq(src[k], k);
+        ck_assert_int_eq(sx_genematch_rule_count(&rep, "gene_ids"), nr);
+        sx_genematch_report_free(&rep);
+        sx_free(src);
+        sx_dataset_free(d);
+    }
+    for (int64_t k = 0; k < nr; k++) sx_free(ref[k]);
+    sx_free(buf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("genematch");
@@ -208,6 +258,7 @@ int main(void)
     tcase_add_test(tc, test_case_and_ambiguity);
     tcase_add_test(tc, test_gene_table);
     tcase_add_test(tc, test_gene_table_find);
+    tcase_add_test(tc, test_tenx_gene_ids);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
