@@ -17,7 +17,10 @@
  *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
  *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h)
  *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
- *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings
+ *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings; a
+ *                              projection adds "qc" (sx_pipeline_qc.h)
+ *   OUTDIR/qc.png              (project) the QC figure: genes matched per rule, mapping score,
+ *                              cells per label
  */
 #ifndef SX_PIPELINE_H
 #define SX_PIPELINE_H
