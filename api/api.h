@@ -178,6 +178,7 @@ int api_h_job_results(api_req *r, api_resp *o);
 int api_h_job_labels(api_req *r, api_resp *o);
 int api_h_job_umap(api_req *r, api_resp *o);
 int api_h_job_latent(api_req *r, api_resp *o);
+int api_h_job_qc(api_req *r, api_resp *o);
 int api_h_job_file(api_req *r, api_resp *o);
 int api_h_job_log(api_req *r, api_resp *o);
 int api_h_ref_create(api_req *r, api_resp *o);

@@ -563,3 +563,35 @@ int api_h_job_latent(api_req *r, api_resp *o)
     srv_results_page_free(&p);
     return api_json(o, 200, j);
 }
+
+/* the QC report: result.json's "qc" object; ETag from result.json (results never change) */
+int api_h_job_qc(api_req *r, api_resp *o)
+{
+    char dir[4200], type[32];
+    if (job_dir(r, o, 1, dir, type)) return API_DONE;
+    sx_status st;
+    sx_status_clear(&st);
+    char *text = NULL;
+    int64_t size = 0, mtime = 0;
+    int rc = srv_results_qc(dir, &text, &size, &mtime, &st);
+    if (rc == SX_ENOTFOUND)
+        return api_problem(o, 404, "not-found", "job '%s' has %s", r->params[0], st.msg);
+    if (rc) return api_problem_sx(o, &st);
+    json_t *qc = json_loads(text, 0, NULL);
+    free(text);
+    if (!qc) return api_problem(o, 500, "internal", "job '%s': the QC report cannot be read",
+                                r->params[0]);
+    snprintf(o->etag, sizeof o->etag, "\"%s-qc-%lld-%lld\"", r->params[0], (long long)size,
+             (long long)mtime);
+    const char *inm = api_header(r, "If-None-Match");
+    if (inm && strstr(inm, o->etag)) {
+        json_decref(qc);
+        o->status = 304;
+        return API_DONE;
+    }
+    char etag[400];
+    memcpy(etag, o->etag, sizeof etag);
+    api_json(o, 200, qc);
+    memcpy(o->etag, etag, sizeof etag);
+    return API_DONE;
+}

@@ -28,6 +28,7 @@ static const api_route routes[] = {
     {"GET", "/v1/jobs/{id}/results/labels", api_h_job_labels, API_BODY_NONE, 1, "transferred labels"},
     {"GET", "/v1/jobs/{id}/results/umap", api_h_job_umap, API_BODY_NONE, 1, "UMAP coordinates"},
     {"GET", "/v1/jobs/{id}/results/latent", api_h_job_latent, API_BODY_NONE, 1, "latent coordinates"},
+    {"GET", "/v1/jobs/{id}/results/qc", api_h_job_qc, API_BODY_NONE, 1, "the map's QC report"},
     {"GET", "/v1/jobs/{id}/results/{file}", api_h_job_file, API_BODY_NONE, 1, "a result file"},
     {"POST", "/v1/references", api_h_ref_create, API_BODY_JSON, 1, "register a reference"},
     {"GET", "/v1/references", api_h_ref_list, API_BODY_NONE, 1, "reference catalog"},

@@ -110,10 +110,15 @@ int sx_cli_pipeline_main(sx_job_type type, const char *cmd, const char *summary,
         rc = 7;
         goto out;
     }
-    if (type == SX_JOB_PROJECT)
+    if (type == SX_JOB_PROJECT) {
         opts[n++] = (sx_opt){.name = "projection", .type = SX_OPT_STR,
                              .help = "reference to project onto: an integrate output folder or its "
                                      "reference.h5 (required)"};
+        opts[n++] = (sx_opt){.name = "gene_table", .type = SX_OPT_STR,
+                             .help = "two-column TSV, query gene -> reference gene (orthologs, "
+                                     "synonyms), applied before name matching (default: "
+                                     "genes.tsv in the reference folder when present)"};
+    }
     if (type == SX_JOB_TRANSFER) {
         opts[n++] = (sx_opt){.name = "reference", .type = SX_OPT_STR,
                              .help = "reference: .h5ad with obsm <rep> and obs <label>, or an "
@@ -216,7 +221,10 @@ int sx_cli_pipeline_main(sx_job_type type, const char *cmd, const char *summary,
                        .reference = reference,
                        .outdir = sx_args_get(opts, n, "outdir")->str,
                        .opts = po,
-                       .threads = 0};
+                       .threads = 0,
+                       .gene_table = type == SX_JOB_PROJECT && sx_args_get(opts, n, "gene_table")->set
+                                         ? sx_args_get(opts, n, "gene_table")->str
+                                         : NULL};
     int r = sx_pipeline_run(&job, &prog, &st);
     if (cp.tty && cp.bar_shown) fputs("\r\033[K", stderr);
     sx_log_set_sink(NULL, NULL, SX_LOG_WARN);

@@ -1,6 +1,7 @@
 /* srv_service_results — pages and downloads of a job's result tables (see the header). */
 #include "srv_service_results.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,4 +165,27 @@ int srv_results_download(const char *jobdir, sx_jobdir_table_id which, char *pat
     if (rc) unlink(tmp);
     srv_results_close(r);
     return rc;
+}
+
+int srv_results_qc(const char *jobdir, char **json, int64_t *size, int64_t *mtime,
+                   sx_status *st)
+{
+    char path[4400];
+    *json = NULL;
+    int rc = sx_jobdir_path(jobdir, SX_JOBDIR_RESULT, path, sizeof path, st);
+    if (rc) return rc;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return sx_status_set(st, SX_ENOTFOUND, "the job wrote no result.json");
+    *size = (int64_t)sb.st_size;
+    *mtime = (int64_t)sb.st_mtime;
+    json_t *root = json_load_file(path, 0, NULL);
+    if (!root) return sx_status_set(st, SX_EFORMAT, "the job's result.json cannot be read");
+    json_t *qc = json_object_get(root, "qc");
+    if (qc) *json = json_dumps(qc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!qc)
+        return sx_status_set(st, SX_ENOTFOUND, "no QC report: projections write one (a project "
+                             "job or /map), integrate and label_transfer jobs do not");
+    return *json ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
 }

@@ -51,4 +51,11 @@ void srv_results_page_free(srv_results_page *p);
 int srv_results_download(const char *jobdir, sx_jobdir_table_id which, char *path, size_t cap,
                          sx_status *st);
 
+/* The QC report of a map: the "qc" object of the job's result.json (written by the
+ * pipeline, see core/pipeline/sx_pipeline_qc.h) as compact JSON text in *json (caller
+ * frees with free) and result.json's size and mtime for an ETag. SX_ENOTFOUND when the job
+ * wrote no QC report (only projections do), SX_EFORMAT when result.json is unreadable. */
+int srv_results_qc(const char *jobdir, char **json, int64_t *size, int64_t *mtime,
+                   sx_status *st);
+
 #endif

@@ -13,6 +13,7 @@ static const sx_jobdir_file files[] = {
     {"labels.csv", "text/csv", SX_JOBDIR_LABELS},
     {"result.json", "application/json", -1},
     {"umap.png", "image/png", -1},
+    {"qc.png", "image/png", -1},
     {"umap.pdf", "application/pdf", -1},
     {"umap.svg", "image/svg+xml", -1},
     {"confusion.png", "image/png", -1},

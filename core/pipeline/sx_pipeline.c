@@ -64,6 +64,7 @@ out:
     if (c.log.f) fclose(c.log.f);
     sx_sb_free(&c.metrics);
     sx_sb_free(&c.files);
+    sx_sb_free(&c.qc);
     sx_free(c.sha);
     return rc;
 }

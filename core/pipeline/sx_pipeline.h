@@ -17,7 +17,10 @@
  *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
  *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h)
  *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
- *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings
+ *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings; a
+ *                              projection adds "qc" (sx_pipeline_qc.h)
+ *   OUTDIR/qc.png              (project) the QC figure: genes matched per rule, mapping score,
+ *                              cells per label
  */
 #ifndef SX_PIPELINE_H
 #define SX_PIPELINE_H
@@ -68,6 +71,9 @@ typedef struct sx_job_spec {
     /* added: an already loaded reference (the daemon's cache); when set it is used instead
      * of loading `reference` (borrowed, not modified) */
     const struct sx_reference *reference_obj;
+    /* added: project: a gene table file (query gene, reference gene; sx_genematch.h) applied
+     * before the reference folder's genes.tsv would be; NULL = that file when present */
+    const char *gene_table;
 } sx_job_spec;
 
 /* A trained reference as a daemon keeps it in memory: the model plus the reference cells'

@@ -66,6 +66,7 @@ typedef struct sx_pl_ctx {
     int n_stages;
     sx_sb metrics;   /* JSON members for result.json ("name": value, ...) */
     sx_sb files;     /* JSON array members */
+    sx_sb qc;        /* the QC report object for result.json (sx_pipeline_qc.h); empty: none */
     char (*sha)[65]; /* per input (set.inputs); "" for folders */
 } sx_pl_ctx;
 

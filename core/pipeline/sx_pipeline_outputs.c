@@ -225,7 +225,9 @@ static int write_result_json(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query,
         sx_sb_json_str(&b, c->stage_name[i]);
         sx_sb_putf(&b, ": %.3f", c->stage_secs[i]);
     }
-    sx_sb_putf(&b, "},\n  \"seconds\": %.3f\n}\n", sx_pl_now() - c->t0);
+    sx_sb_putf(&b, "},\n  \"seconds\": %.3f", sx_pl_now() - c->t0);
+    if (c->qc.s) sx_sb_putf(&b, ",\n  \"qc\": %s", c->qc.s);
+    sx_sb_puts(&b, "\n}\n");
     int rc;
     if (b.oom) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
     else {

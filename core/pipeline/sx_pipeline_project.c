@@ -9,6 +9,7 @@
 #include "sx_jobdir.h"
 #include "sx_nn.h"
 #include "sx_pipeline_ctx.h"
+#include "sx_pipeline_qc.h"
 #include "sx_umap.h"
 
 /* What the stages hand on; freed by proj_clear. */
@@ -20,6 +21,7 @@ typedef struct proj {
     sx_dataset *q, *out;
     sx_prep_result pr;
     sx_reindex_report rep;
+    sx_gene_table *gt;      /* --gene_table, or the reference folder's genes.tsv; NULL: none */
     int dim;
     int64_t nq, n_ref, n;   /* n = n_ref + nq rows of the output */
     double *qlat, *all_lat;
@@ -38,6 +40,7 @@ static void proj_clear(proj *s)
     sx_dataset_free(s->out);
     sx_prep_result_free(&s->pr);
     sx_reindex_report_free(&s->rep);
+    sx_gene_table_free(s->gt);
     sx_free(s->qlat);
     sx_free(s->all_lat);
     sx_free(s->perm);
@@ -73,8 +76,16 @@ static int read_prep(sx_pl_ctx *c, proj *s, sx_status *st)
 {
     if (!(s->q = sx_pl_read_inputs(c, 1, st))) return st->code;
     if (sx_pl_stage(c, "preprocess") != SX_OK) return canceled(st);
-    int rc = sx_prep_apply_reference(s->q, s->genes, s->G, &c->set.prep, NULL, &s->pr, &s->rep,
-                                     c->prog, st);
+    sx_reindex_opts ro;
+    sx_reindex_opts_init(&ro);
+    int rc = sx_gene_table_find(c->job->gene_table, c->job->reference ? c->job->reference
+                                                                      : s->R->path, &s->gt, st);
+    if (rc) return rc;
+    if ((ro.gene_table = s->gt))
+        sx_pl_log_msg(&c->log, "Gene table: %lld pairs (query gene -> reference gene)",
+                      (long long)sx_gene_table_size(s->gt));
+    rc = sx_prep_apply_reference(s->q, s->genes, s->G, &c->set.prep, &ro, &s->pr, &s->rep,
+                                 c->prog, st);
     if (rc) return rc;
     sx_pl_log_prep(c, &s->pr, s->q);
     sx_pl_log_msg(&c->log, "Reference genes found in the query: %lld of %lld (%.1f%%)",
@@ -342,6 +353,8 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     }
     if (rc == SX_OK) rc = combine_obs(c, &s, st);
     if (rc == SX_OK) rc = transfer(c, &s, st);
+    sx_pl_qc_in qi = {&s.rep.match, s.out ? s.out->obs : NULL, s.n_ref, s.nq, s.pr.n_cells_in};
+    if (rc == SX_OK) rc = sx_pl_qc(c, &qi, st);
     if (rc == SX_OK) rc = embed(c, &s, st);
     if (rc == SX_OK) rc = write_outputs(c, &s, st);
     proj_clear(&s);

@@ -25,6 +25,7 @@
 
 #include "sx_dataset.h"
 #include "sx_error.h"
+#include "sx_genematch.h"
 #include "sx_progress.h"
 
 typedef enum sx_profile { SX_PROFILE_RNA = 0, SX_PROFILE_ATAC = 1 } sx_profile;
@@ -108,25 +109,28 @@ typedef struct sx_reindex_opts {
     double min_fraction;  /* error below this fraction of reference genes present (0.5) */
     int64_t min_genes;    /* ... or fewer than min(min_genes, n_ref) present (250) */
     int list_missing;     /* how many missing names the message/report lists (20) */
+    const sx_gene_table *gene_table; /* applied first (sx_genematch.h); NULL = none (borrowed) */
 } sx_reindex_opts;
 
 void sx_reindex_opts_init(sx_reindex_opts *o);
 
 typedef struct sx_reindex_report {
     int64_t n_ref;        /* reference genes */
-    int64_t n_present;    /* found in the query (by name or by var gene_ids) */
-    int64_t n_by_id;      /* of those, found through the gene_ids column */
+    int64_t n_present;    /* found in the query (any rule of sx_genematch.h) */
+    int64_t n_by_id;      /* of those, found through a var identifier column */
     double fraction;      /* n_present / n_ref */
     int64_t n_missing;
     char **missing;       /* first list_missing missing names (owned) */
     int64_t n_missing_listed;
+    sx_genematch_report match; /* how many genes each rule matched, ambiguous keys (owned) */
 } sx_reindex_report;
 
 void sx_reindex_report_free(sx_reindex_report *r);
 
 /* Match reference genes to the query's columns: src[k] = query column of reference gene k or
- * -1. A name matches the var index; failing that, var column "gene_ids" (Ensembl ids, also
- * tried without a ".version" suffix). Fills rep (may be NULL). Never fails on low overlap. */
+ * -1, by the rules of sx_genematch.h (o->gene_table first, var names, identifier columns
+ * such as gene_ids or gene_symbols found by content, Ensembl versions ignored, then case).
+ * Fills rep (may be NULL). Never fails on low overlap. */
 int sx_prep_match_genes(const sx_frame *var, const char *const *ref, int64_t n_ref, int64_t *src,
                         const sx_reindex_opts *o, sx_reindex_report *rep, sx_status *st);
 

@@ -12,6 +12,7 @@ void sx_reindex_opts_init(sx_reindex_opts *o)
     o->min_fraction = 0.5;
     o->min_genes = 250;
     o->list_missing = 20;
+    o->gene_table = NULL;
 }
 
 void sx_reindex_report_free(sx_reindex_report *r)
@@ -19,74 +20,8 @@ void sx_reindex_report_free(sx_reindex_report *r)
     if (!r) return;
     for (int64_t i = 0; i < r->n_missing_listed; i++) sx_free(r->missing[i]);
     sx_free(r->missing);
+    sx_genematch_report_free(&r->match);
     memset(r, 0, sizeof *r);
-}
-
-/* open-addressing string -> first index map (names are borrowed) */
-typedef struct strmap {
-    int64_t cap;
-    const char **key;
-    size_t *klen;
-    int64_t *val;
-} strmap;
-
-static uint64_t hash_n(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static int map_init(strmap *m, int64_t n)
-{
-    m->cap = 16;
-    while (m->cap < 2 * n + 16) m->cap *= 2;
-    m->key = sx_calloc((size_t)m->cap, sizeof(char *));
-    m->klen = sx_calloc((size_t)m->cap, sizeof(size_t));
-    m->val = sx_calloc((size_t)m->cap, sizeof(int64_t));
-    return m->key && m->klen && m->val ? 0 : -1;
-}
-
-static void map_free(strmap *m)
-{
-    sx_free(m->key);
-    sx_free(m->klen);
-    sx_free(m->val);
-}
-
-/* insert keeping the first index for a repeated key */
-static void map_put(strmap *m, const char *k, size_t n, int64_t v)
-{
-    uint64_t i = hash_n(k, n) & (uint64_t)(m->cap - 1);
-    while (m->key[i]) {
-        if (m->klen[i] == n && memcmp(m->key[i], k, n) == 0) return;
-        i = (i + 1) & (uint64_t)(m->cap - 1);
-    }
-    m->key[i] = k;
-    m->klen[i] = n;
-    m->val[i] = v;
-}
-
-static int64_t map_get(const strmap *m, const char *k, size_t n)
-{
-    uint64_t i = hash_n(k, n) & (uint64_t)(m->cap - 1);
-    while (m->key[i]) {
-        if (m->klen[i] == n && memcmp(m->key[i], k, n) == 0) return m->val[i];
-        i = (i + 1) & (uint64_t)(m->cap - 1);
-    }
-    return -1;
-}
-
-/* Ensembl-style id without its ".version" suffix: "ENSG00000141510.16" -> length of the stem */
-static size_t id_stem(const char *s)
-{
-    size_t n = strlen(s);
-    if (strncmp(s, "ENS", 3) != 0) return n;
-    const char *dot = strrchr(s, '.');
-    if (!dot || dot == s) return n;
-    for (const char *p = dot + 1; *p; p++)
-        if (*p < '0' || *p > '9') return n;
-    return (size_t)(dot - s);
 }
 
 int sx_prep_match_genes(const sx_frame *var, const char *const *ref, int64_t n_ref, int64_t *src,
@@ -97,70 +32,48 @@ int sx_prep_match_genes(const sx_frame *var, const char *const *ref, int64_t n_r
         sx_reindex_opts_init(&def);
         o = &def;
     }
-    int64_t g = var->n_rows;
-    strmap byname = {0}, byid = {0};
-    const sx_column *ids = sx_frame_col(var, "gene_ids");
-    if (ids && ids->kind != SX_COL_STRING && ids->kind != SX_COL_CATEGORICAL) ids = NULL;
-    int rc = SX_OK;
-    if (map_init(&byname, g) || (ids && map_init(&byid, g))) {
-        rc = sx_status_set(st, SX_ENOMEM, "out of memory matching %lld genes", (long long)g);
-        goto fail;
+    sx_genematch_report m;
+    int rc = sx_genematch_run(var, ref, n_ref, o->gene_table, src, &m, st);
+    if (rc != SX_OK) return rc;
+    if (!rep) {
+        sx_genematch_report_free(&m);
+        return SX_OK;
     }
-    for (int64_t j = 0; j < g; j++) map_put(&byname, var->index[j], strlen(var->index[j]), j);
-    if (ids)
-        for (int64_t j = 0; j < g; j++) {
-            const char *s = ids->kind == SX_COL_STRING
-                                ? ids->str[j]
-                                : (ids->codes[j] >= 0 ? ids->categories[ids->codes[j]] : NULL);
-            if (s) map_put(&byid, s, id_stem(s), j);
+    memset(rep, 0, sizeof *rep);
+    rep->match = m;
+    rep->n_ref = n_ref;
+    rep->n_present = m.n_matched;
+    /* through identifier columns: every rule but the table, var names and case */
+    rep->n_by_id = m.n_matched - sx_genematch_rule_count(&m, "gene_table") -
+                   sx_genematch_rule_count(&m, "var_names") -
+                   sx_genematch_rule_count(&m, "case_insensitive");
+    rep->fraction = n_ref ? (double)m.n_matched / (double)n_ref : 0;
+    rep->n_missing = n_ref - m.n_matched;
+    int64_t lim = o->list_missing > 0 ? o->list_missing : 0;
+    if (lim > rep->n_missing) lim = rep->n_missing;
+    rep->missing = sx_calloc((size_t)(lim ? lim : 1), sizeof(char *));
+    if (!rep->missing) goto oom;
+    for (int64_t k = 0; k < n_ref && rep->n_missing_listed < lim; k++)
+        if (src[k] < 0) {
+            if (!(rep->missing[rep->n_missing_listed] = sx_strdup(ref[k]))) goto oom;
+            rep->n_missing_listed++;
         }
-    int64_t present = 0, by_id = 0;
-    for (int64_t k = 0; k < n_ref; k++) {
-        src[k] = map_get(&byname, ref[k], strlen(ref[k]));
-        if (src[k] < 0 && ids) {
-            src[k] = map_get(&byid, ref[k], id_stem(ref[k]));
-            by_id += src[k] >= 0;
-        }
-        present += src[k] >= 0;
-    }
-    if (rep) {
-        memset(rep, 0, sizeof *rep);
-        rep->n_ref = n_ref;
-        rep->n_present = present;
-        rep->n_by_id = by_id;
-        rep->fraction = n_ref ? (double)present / (double)n_ref : 0;
-        rep->n_missing = n_ref - present;
-        int64_t lim = o->list_missing > 0 ? o->list_missing : 0;
-        if (lim > rep->n_missing) lim = rep->n_missing;
-        rep->missing = sx_calloc((size_t)(lim ? lim : 1), sizeof(char *));
-        if (!rep->missing) {
-            rc = sx_status_set(st, SX_ENOMEM, "out of memory");
-            goto fail;
-        }
-        for (int64_t k = 0; k < n_ref && rep->n_missing_listed < lim; k++)
-            if (src[k] < 0) {
-                if (!(rep->missing[rep->n_missing_listed] = sx_strdup(ref[k]))) {
-                    rc = sx_status_set(st, SX_ENOMEM, "out of memory");
-                    goto fail;
-                }
-                rep->n_missing_listed++;
-            }
-    }
-fail:
-    map_free(&byname);
-    if (ids) map_free(&byid);
-    return rc;
+    return SX_OK;
+oom:
+    sx_reindex_report_free(rep);
+    return sx_status_set(st, SX_ENOMEM, "out of memory");
 }
 
-/* SX_EGENES with the overlap and the first missing names */
+/* SX_EGENES with the overlap, the rules that matched, the first missing names and what to do */
 static int check_overlap(const sx_reindex_opts *o, const char *const *ref, int64_t n_ref,
-                         const int64_t *src, int64_t present, sx_status *st)
+                         const int64_t *src, int64_t present, const sx_genematch_report *m,
+                         sx_status *st)
 {
     int64_t need = o->min_genes < n_ref ? o->min_genes : n_ref;
     double frac = n_ref ? (double)present / (double)n_ref : 0;
     if (present >= need && frac >= o->min_fraction && present > 0) return SX_OK;
-    char list[600];
-    list[0] = 0;
+    char list[300], rules[200];
+    list[0] = rules[0] = 0;
     int shown = 0, lim = o->list_missing > 0 ? o->list_missing : 20;
     for (int64_t k = 0; k < n_ref && shown < lim; k++) {
         if (src[k] >= 0) continue;
@@ -168,13 +81,19 @@ static int check_overlap(const sx_reindex_opts *o, const char *const *ref, int64
         if (shown++) strcat(list, ", ");
         strcat(list, ref[k]);
     }
+    size_t len = 0;
+    for (int i = 0; m && i < m->n_rules && len + 40 < sizeof rules; i++)
+        len += (size_t)snprintf(rules + len, sizeof rules - len, "%s%.24s %lld", i ? ", " : "; by rule: ",
+                                m->rule[i], (long long)m->rule_n[i]);
     return sx_status_set(st, SX_EGENES,
                          "the query shares only %lld of the reference's %lld genes (%.1f%%; "
-                         "required: at least %.0f%% and %lld genes). Missing, first %d: %s%s. "
-                         "Check that query and reference use the same gene naming (symbols vs "
-                         "Ensembl ids, species)",
+                         "required: at least %.0f%% and %lld genes%s). What to do: use the "
+                         "reference's gene naming (symbols vs Ensembl ids; a var column of them "
+                         "is used by itself), or give a gene table (two columns: query gene, "
+                         "reference gene; scalex --gene_table FILE, or genes.tsv in the "
+                         "reference's folder). Missing, first %d: %s%s",
                          (long long)present, (long long)n_ref, 100.0 * frac,
-                         100.0 * o->min_fraction, (long long)need, shown, list,
+                         100.0 * o->min_fraction, (long long)need, rules, shown, list,
                          n_ref - present > shown ? ", ..." : "");
 }
 
@@ -194,12 +113,16 @@ int sx_prep__reindex_build(const sx_frame *var_in, const sx_csr *Xin, const char
     int64_t *map = sx_mallocarray((size_t)(g ? g : 1), sizeof(int64_t));
     sx_frame *var = NULL;
     sx_csr *X = NULL;
+    sx_reindex_report own; /* the report when the caller wants none */
+    memset(&own, 0, sizeof own);
     int rc = SX_OK;
     if (!src || !map) {
         rc = sx_status_set(st, SX_ENOMEM, "out of memory reindexing");
         goto fail;
     }
-    if ((rc = sx_prep_match_genes(var_in, ref, n_ref, src, o, rep, st)) != SX_OK) goto fail;
+    if ((rc = sx_prep_match_genes(var_in, ref, n_ref, src, o, rep ? rep : &own, st)) != SX_OK)
+        goto fail;
+    const sx_genematch_report *m = rep ? &rep->match : &own.match;
     int64_t present = 0;
     for (int64_t j = 0; j < g; j++) map[j] = -1;
     for (int64_t k = 0; k < n_ref; k++) {
@@ -213,7 +136,7 @@ int sx_prep__reindex_build(const sx_frame *var_in, const sx_csr *Xin, const char
         }
         map[src[k]] = k;
     }
-    if ((rc = check_overlap(o, ref, n_ref, src, present, st)) != SX_OK) goto fail;
+    if ((rc = check_overlap(o, ref, n_ref, src, present, m, st)) != SX_OK) goto fail;
     if (!(var = sx_frame_new(n_ref, ref, st))) {
         rc = st ? st->code : SX_ENOMEM;
         goto fail;
@@ -227,6 +150,7 @@ int sx_prep__reindex_build(const sx_frame *var_in, const sx_csr *Xin, const char
     X = NULL;
     var = NULL;
 fail:
+    sx_reindex_report_free(&own);
     sx_csr_free(X);
     sx_frame_free(var);
     sx_free(src);
