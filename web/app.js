@@ -108,6 +108,7 @@ async function start() {
     say(e.status === 401 ? "The token was not accepted: paste another one." : e.message, true);
     return;
   }
+  say("");
   $("who").textContent = "signed in as " + S.me.user + (S.me.admin ? " (admin: sees all data)" : "");
   try {
     const spec = await apiJSON("/v1/openapi.json");
@@ -684,7 +685,8 @@ window.sxBenchPlot = async function (n) {
   const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
   for (let i = 0; i < n; i++) {
     const c = Math.floor(rnd() * 12), a = c / 12 * 2 * Math.PI;
-    d.x[i] = 10 * Math.cos(a) + 2 * (rnd() - 0.5) * 3; d.y[i] = 10 * Math.sin(a) + 2 * (rnd() - 0.5) * 3;
+    const r = 2.5 * Math.sqrt(-2 * Math.log(rnd() + 1e-12)), t = 2 * Math.PI * rnd(); // a Gaussian blob
+    d.x[i] = 10 * Math.cos(a) + r * Math.cos(t); d.y[i] = 10 * Math.sin(a) + r * Math.sin(t);
     d.layer[i] = i % 2; d.colour[i] = d.layer[i] ? 1 + c : 0;
   }
   const t0 = performance.now();

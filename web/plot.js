@@ -33,19 +33,23 @@ class SxScatter {
     this.data = d;
     this.order = this.sortByColour(d);
     this.grid = this.buildGrid(d);
-    if (!this.view) this.resetView();
+    if (!this.view) this.resetView(false);
     this.render();
   }
 
-  // draw order: layer 0 then 1, within a layer grouped by colour (one fillStyle per group)
+  // draw order: layer 0 then 1, within a layer grouped by colour (one fillStyle per group);
+  // a counting sort: linear in the points, stable
   sortByColour(d) {
-    const n = d.x.length, idx = new Uint32Array(n);
-    for (let i = 0; i < n; i++) idx[i] = i;
-    const key = (i) => d.layer[i] * 65536 + d.colour[i];
-    return idx.sort((a, b) => key(a) - key(b));
+    const n = d.x.length, K = d.palette.length + 2;
+    const count = new Uint32Array(2 * K + 1);
+    for (let i = 0; i < n; i++) count[d.layer[i] * K + d.colour[i] + 1]++;
+    for (let k = 1; k <= 2 * K; k++) count[k] += count[k - 1];
+    const idx = new Uint32Array(n);
+    for (let i = 0; i < n; i++) idx[count[d.layer[i] * K + d.colour[i]]++] = i;
+    return idx;
   }
 
-  resetView() {
+  resetView(draw) { // draw unless false
     const d = this.data;
     let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
     for (let i = 0; d && i < d.x.length; i++) {
@@ -58,7 +62,7 @@ class SxScatter {
     const pad = 0.04 * Math.max(x1 - x0, y1 - y0, 1e-9);
     this.view = { x0: x0 - pad, x1: x1 + pad, y0: y0 - pad, y1: y1 + pad };
     this.extent = Object.assign({}, this.view);
-    if (this.data) this.render();
+    if (this.data && draw !== false) this.render();
   }
 
   // data -> canvas pixels for view v: uniform scale, centred

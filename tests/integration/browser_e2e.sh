@@ -40,13 +40,18 @@ head -c 4000 /dev/urandom >"$WORK/not_a_matrix.h5ad"
     "$BOBJOB" "$ART" | tee "$WORK/e2e.out" || fail "browser run (chrome log: $ART/chrome.log)"
 grep -q '^screenshots:' "$WORK/e2e.out" || fail "browser run ended early"
 DL=$(sed -n 's/^download: //p' "$WORK/e2e.out")
-"$PY" - "$DL" "$Q" <<'PY' || fail "the downloaded adata.h5ad"
-import sys, anndata
+JOB=$(sed -n 's/^job: //p' "$WORK/e2e.out")
+expect 200 "$(req "$ALICE" GET "/v1/jobs/$JOB/results/labels")" "labels of the page's job"
+"$PY" - "$DL" "$Q" "$WORK/body" <<'PY' || fail "the downloaded adata.h5ad"
+import json, sys, anndata
 a = anndata.read_h5ad(sys.argv[1])
 q = anndata.read_h5ad(sys.argv[2])
+lab = {x["cell"]: x["label"] for x in json.load(open(sys.argv[3]))["labels"]}
 assert set(q.obs_names) <= set(a.obs_names), "query cells missing from the download"
-assert "Group_transfer" in a.obs.columns or any(c.startswith("Group") for c in a.obs.columns), list(a.obs.columns)
-print("download opens in anndata: %d cells x %d genes, query's %d cells in it" % (a.n_obs, a.n_vars, q.n_obs))
+got = a.obs.loc[list(q.obs_names), "Group_transfer"].astype(str)
+assert dict(zip(got.index, got)) == lab, "the download's Group_transfer differs from the API's labels"
+print("download opens in anndata: %d cells x %d genes; the query's %d cells carry the API's labels"
+      % (a.n_obs, a.n_vars, q.n_obs))
 PY
 stop_daemon
 echo "browser_e2e: all checks passed (screenshots in $ART)"
