@@ -109,6 +109,7 @@ async function start() {
     return;
   }
   say("");
+  $("sign-in").hidden = true;
   $("who").textContent = "signed in as " + S.me.user + (S.me.admin ? " (admin: sees all data)" : "");
   try {
     const spec = await apiJSON("/v1/openapi.json");
@@ -118,7 +119,8 @@ async function start() {
   } catch (e) { /* the page works without them: fewer options shown */ }
   fillOptions();
   setState("ready");
-  await Promise.all([loadRefs(), loadMyData()]);
+  await loadMyData(); // first: a reference's thumbnail may come from one of the user's jobs
+  await loadRefs();
   route();
 }
 
@@ -139,6 +141,7 @@ function showTab(name) {
   for (const a of document.querySelectorAll("nav a"))
     if (a.dataset.tab === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   if (name === "mydata") loadMyData();
+  if (name === "references" && S.me) loadRefs(); // thumbnails from jobs finished since
 }
 
 // ---------------------------------------------------------------- references
@@ -183,7 +186,9 @@ async function refThumb(r, cv) {
     if (S.paths.has("/v1/references/{name}/umap")) {
       cells = (await apiJSON("/v1/references/" + encodeURIComponent(r.name) + "/umap?page_size=20000")).cells;
     } else {
-      const j = S.jobs.find((x) => x.reference === r.name && x.state === "COMPLETE");
+      // asked now, not from the My data list: a job may have finished since it was read
+      const done = (await apiJSON("/v1/jobs?state=COMPLETE&page_size=100")).jobs || [];
+      const j = done.find((x) => x.reference === r.name);
       if (j) cells = (await apiJSON("/v1/jobs/" + j.id + "/results/umap?set=reference&page_size=20000")).cells;
     }
   } catch (e) { cells = null; }

@@ -145,6 +145,19 @@ with Chrome(CHROME, ART) as c:
         time.sleep(0.25)
     print("download:", path)
 
+    # the catalog card now has its map thumbnail: every reference cell of the catalog
+    c.eval("location.hash = 'references'")
+    try:
+        n = c.wait("+document.querySelector('.card[data-reference=pancreas] canvas').dataset.points",
+                   60, "the reference thumbnail")
+    except Exception:
+        print("jobs the page knows:", c.eval("JSON.stringify(S.jobs)"))
+        raise
+    st, refs = api("/v1/references")
+    cells = [r["cells"] for r in refs["references"] if r["name"] == "pancreas"][0]
+    check(n == cells, "reference thumbnail draws %s points, the catalog says %s cells" % (n, cells))
+    c.screenshot(os.path.join(ART, "3b_references.png"))
+
     # 6. another user's job id in the URL: not found, no data
     c.goto(URL + "/#job=" + OTHER_JOB)
     c.wait("['not-found', 'error'].includes(document.body.dataset.state)", 60, "the not-found answer")
