@@ -1,7 +1,7 @@
 """The web page end to end in headless Chromium (tests/integration/browser_e2e.sh drives it).
 
 usage: browser_e2e.py CHROMIUM URL TOKEN QUERY.h5ad BAD_FILE OTHER_USERS_JOB ARTIFACTS_DIR
-Signs in by typing the token, maps QUERY onto the pancreas reference with label Group through
+Signs in by typing the token, cancels a throttled upload half way, maps QUERY onto the pancreas reference with label Group through
 the page's file input, leaves the page while the job runs and comes back, checks the result
 view against the API (every query cell drawn, the label table's total, the QC genes-matched
 figure), downloads adata.h5ad (its path printed as `download: PATH` for anndata), checks that
@@ -73,6 +73,21 @@ with Chrome(CHROME, ART) as c:
     shown = c.wait("document.getElementById('map-error').textContent", 120, "the upload error")
     check(prob["detail"] in shown, "page shows the API's detail: %r" % shown)
     c.screenshot(os.path.join(ART, "2_bad_file.png"))
+
+    # 2b. cancel an upload half way (the upload throttled to 100 kB/s so that it is)
+    st, before = api("/v1/datasets?page_size=1000")
+    c.call("Network.enable")
+    c.call("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
+                                                "downloadThroughput": -1, "uploadThroughput": 100000})
+    choose([QUERY])
+    c.wait("document.getElementById('upload-progress').value > 0.02", 120, "upload progress")
+    c.eval("document.getElementById('upload-cancel').click()")
+    msg = c.wait("document.getElementById('map-error').textContent", 60, "the cancel")
+    check(msg == "Upload canceled.", "upload canceled from the page: %r" % msg)
+    c.call("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
+                                                "downloadThroughput": -1, "uploadThroughput": -1})
+    st, after = api("/v1/datasets?page_size=1000")
+    check(len(after["datasets"]) == len(before["datasets"]), "a canceled upload stores nothing")
 
     # 3. the query through the file input, then leave and come back while it maps
     choose([QUERY])
@@ -147,12 +162,8 @@ with Chrome(CHROME, ART) as c:
 
     # the catalog card now has its map thumbnail: every reference cell of the catalog
     c.eval("location.hash = 'references'")
-    try:
-        n = c.wait("+document.querySelector('.card[data-reference=pancreas] canvas').dataset.points",
-                   60, "the reference thumbnail")
-    except Exception:
-        print("jobs the page knows:", c.eval("JSON.stringify(S.jobs)"))
-        raise
+    n = c.wait("+document.querySelector('.card[data-reference=pancreas] canvas').dataset.points",
+               60, "the reference thumbnail")
     st, refs = api("/v1/references")
     cells = [r["cells"] for r in refs["references"] if r["name"] == "pancreas"][0]
     check(n == cells, "reference thumbnail draws %s points, the catalog says %s cells" % (n, cells))

@@ -183,7 +183,9 @@ class Chrome:
         self.call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": folder,
                                                   "eventsEnabled": True}, browser=True)
 
-    def errors(self, ignore_network=True):
-        """Console errors and uncaught exceptions; failed requests (the API's 4xx answers the
-        page handles, e.g. a refused upload) are network log entries and left out."""
-        return [e for e in self.console if not (ignore_network and e[0] == "log.network")]
+    def errors(self, handled="/v1/"):
+        """Console errors and uncaught exceptions. A failed request to a URL containing
+        `handled` (the API's 4xx answers the page shows, e.g. a refused upload) is a network
+        log entry of the browser, not a page error, and is left out; any other failed
+        request (a missing script or style) counts."""
+        return [e for e in self.console if not (e[0] == "log.network" and handled in e[1])]
