@@ -115,6 +115,9 @@ with Chrome(CHROME, ART) as c:
     nq = len(cells)
     st, lab = api("/v1/jobs/%s/results/labels" % job)
     check(len(lab["labels"]) == nq, "API: %d labels for %d query cells" % (len(lab["labels"]), nq))
+    with open(os.path.join(ART, "labels.json"), "w") as f:  # for the download's check
+        json.dump(lab, f)
+    print("labels:", os.path.join(ART, "labels.json"))
     drawn = int(c.eval("document.getElementById('plot').dataset.drawnQuery"))
     check(drawn == nq, "plot draws every query cell: %d of %d" % (drawn, nq))
     rows = c.eval("[...document.querySelectorAll('#label-table tbody tr')].map(r => +r.dataset.cells)")
@@ -177,6 +180,15 @@ with Chrome(CHROME, ART) as c:
           "another user's job reads not found: %r" % msg)
     check(c.eval("document.getElementById('result-section').hidden"), "no result shown")
     c.screenshot(os.path.join(ART, "4_not_found.png"))
+
+    # 6b. My data: delete the job from its row (the confirmation answered yes)
+    c.eval("location.hash = 'mydata'")
+    sel = "#jobs tr[data-job=%s] button" % js(job)
+    c.wait("!!document.querySelector(%s)" % js(sel), 60, "the job's row in My data")
+    c.eval("window.confirm = () => true; document.querySelector(%s).click()" % js(sel))
+    c.wait("!document.querySelector(%s)" % js(sel), 60, "the row to go")
+    st, _ = api("/v1/jobs/" + job)
+    check(st == 404, "job deleted from My data (GET answers %d)" % st)
 
     # 7. 100k points: frame times (printed, not judged)
     b = c.eval("sxBenchPlot(100000)", timeout=300)
