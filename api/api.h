@@ -185,6 +185,7 @@ int api_h_ref_create(api_req *r, api_resp *o);
 int api_h_ref_list(api_req *r, api_resp *o);
 int api_h_ref_get(api_req *r, api_resp *o);
 int api_h_ref_delete(api_req *r, api_resp *o);
+int api_h_ref_umap(api_req *r, api_resp *o);
 int api_h_job_delete(api_req *r, api_resp *o);
 int api_h_ref_map(api_req *r, api_resp *o);
 int api_h_static(api_req *r, api_resp *o); /* api_static.c: the web page */

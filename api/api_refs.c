@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "srv_service_results.h"
 #include "srv_util.h"
 
 int api_h_ref_list(api_req *r, api_resp *o)
@@ -251,4 +252,75 @@ int api_h_ref_map(api_req *r, api_resp *o)
     r->after_store = map_after_store;
     snprintf(r->ref_name, sizeof r->ref_name, "%s", r->params[0]);
     return api_upload_start(r, o);
+}
+
+/* The reference cells on its map: at most `sample` of them (default 50,000; 0 = all),
+ * a uniform sample (the table's rows are in a seeded random order: sx_reference_umap_table),
+ * paged like a job's umap table. Every signed-in user reads the catalog, so this too. */
+int api_h_ref_umap(api_req *r, api_resp *o)
+{
+    srv_service svc = api_service(r->srv);
+    sx_status st;
+    sx_status_clear(&st);
+    srv_why why;
+    char dir[4400];
+    if (srv_service_ref_dir(&svc, r->params[0], dir, sizeof dir, &why, &st))
+        return api_problem_svc(o, why, &st);
+    int size;
+    int64_t off, sample = 50000;
+    if (api_page(r, o, 10000, 200000, &size, &off)) return API_DONE;
+    const char *sa = api_arg(r, "sample");
+    if (sa) {
+        char *end;
+        long long v = strtoll(sa, &end, 10);
+        if (!*sa || *end || v < 0)
+            return api_problem(o, 400, "invalid-parameter",
+                               "sample must be a number of cells (0 for all of them)");
+        sample = v;
+    }
+    srv_results *t = NULL;
+    int rc = srv_results_open(dir, SX_JOBDIR_UMAP, &t, &st);
+    if (rc == SX_ENOTFOUND)
+        return api_problem(o, 404, "not-found", "reference '%s' has no UMAP layout (it was "
+                           "built without one)", r->params[0]);
+    if (rc) return api_problem_sx(o, &st);
+    int64_t total = srv_results_rows(t), upto = sample && sample < total ? sample : total;
+    int64_t tsize, tmtime;
+    srv_results_stamp(t, &tsize, &tmtime);
+    snprintf(o->etag, sizeof o->etag, "\"ref-%s-%lld-%lld-%lld-%lld-%d\"", r->params[0],
+             (long long)tsize, (long long)tmtime, (long long)sample, (long long)off, size);
+    const char *inm = api_header(r, "If-None-Match");
+    if (inm && strstr(inm, o->etag)) {
+        srv_results_close(t);
+        o->status = 304;
+        return API_DONE;
+    }
+    srv_results_page p;
+    memset(&p, 0, sizeof p);
+    int want = off < upto ? (int)(upto - off < size ? upto - off : size) : 0;
+    rc = want ? srv_results_page_read(t, off, want, NULL, NULL, &p, &st) : SX_OK;
+    srv_results_close(t);
+    if (rc) return api_problem_sx(o, &st);
+    json_t *cells = json_array();
+    for (int64_t i = 0; p.n_cols >= 5 && i < p.n_rows; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
+        json_object_set_new(x, "x", json_real(p.cols[1].num[i]));
+        json_object_set_new(x, "y", json_real(p.cols[2].num[i]));
+        json_object_set_new(x, "batch", *p.cols[3].str[i] ? json_string(p.cols[3].str[i]) : json_null());
+        json_object_set_new(x, "label", *p.cols[4].str[i] ? json_string(p.cols[4].str[i]) : json_null());
+        json_array_append_new(cells, x);
+    }
+    json_t *j = json_object();
+    json_object_set_new(j, "reference", json_string(r->params[0]));
+    json_object_set_new(j, "total", json_integer(total));
+    json_object_set_new(j, "sampled", json_integer(upto));
+    json_object_set_new(j, "cells", cells);
+    api_next_token(j, off + p.n_rows < upto, off, size);
+    srv_results_page_free(&p);
+    char etag[400];
+    memcpy(etag, o->etag, sizeof etag);
+    api_json(o, 200, j);
+    memcpy(o->etag, etag, sizeof etag);
+    return API_DONE;
 }

@@ -34,6 +34,7 @@ static const api_route routes[] = {
     {"GET", "/v1/references", api_h_ref_list, API_BODY_NONE, 1, "reference catalog"},
     {"GET", "/v1/references/{name}", api_h_ref_get, API_BODY_NONE, 1, "one reference"},
     {"DELETE", "/v1/references/{name}", api_h_ref_delete, API_BODY_NONE, 1, "withdraw a reference"},
+    {"GET", "/v1/references/{name}/umap", api_h_ref_umap, API_BODY_NONE, 1, "the reference cells on its map (a sample)"},
     {"POST", "/v1/references/{name}/map", api_h_ref_map, API_BODY_UPLOAD, 1, "upload + project + transfer"},
 };
 

@@ -131,6 +131,14 @@ out:
     return rc;
 }
 
+void engine_ref_table(const sx_reference *r, const char *path)
+{
+    sx_status ts;
+    sx_status_clear(&ts);
+    if (sx_reference_umap_table(r, path, &ts))
+        SX_WARN("reference %s: its map table for the API was not written: %s", path, ts.msg);
+}
+
 /* srv_refcache loader: the pipeline's in-memory reference. The footprint is counted from
  * what it holds (model tensors in float64, gene names, cells' latent/UMAP/obs). */
 static void *ref_load(void *user, const char *path, int64_t *bytes, sx_status *st)
@@ -138,6 +146,7 @@ static void *ref_load(void *user, const char *path, int64_t *bytes, sx_status *s
     (void)user;
     sx_reference *r = sx_reference_load(path, st);
     if (!r) return NULL;
+    engine_ref_table(r, path);
     int64_t b = (int64_t)sizeof *r;
     int nt = sx_nn_model_n_tensors(r->model);
     for (int i = 0; i < nt; i++) {

@@ -196,6 +196,7 @@ static void *ref_prepare(void *user, const char *path, int64_t *bytes, sx_status
     sx_reference *r = sx_reference_load(path, st);
     if (!r) return NULL;
     int rc = r->mapped ? SX_OK : sx_reference_map_write(r, path, st);
+    if (rc == SX_OK) engine_ref_table(r, path);
     sx_reference_free(r);
     if (rc) return NULL;
     char map[4200];

@@ -147,6 +147,11 @@ int srv_service_ref_withdraw(const srv_service *svc, const srv_user *u, const ch
 json_t *srv_service_ref_get(const srv_service *svc, const char *name, srv_why *why,
                             sx_status *st);
 json_t *srv_service_ref_list(const srv_service *svc, srv_why *why, sx_status *st);
+/* The folder of reference `name` (absolute, into dir[cap]), loaded once so that its tables
+ * for the API (REFDIR/umap.sxt: sx_reference_umap_table) are written. SRV_WHY_NO_REFERENCE
+ * when no such reference. */
+int srv_service_ref_dir(const srv_service *svc, const char *name, char *dir, size_t cap,
+                        srv_why *why, sx_status *st);
 /* SX_OK when a reference of that name is registered (SRV_WHY_NO_REFERENCE when not). */
 int srv_service_ref_exists(const srv_service *svc, const char *name, srv_why *why,
                            sx_status *st);

@@ -161,6 +161,31 @@ json_t *srv_service_ref_get(const srv_service *svc, const char *name, srv_why *w
     return j;
 }
 
+int srv_service_ref_dir(const srv_service *svc, const char *name, char *dir, size_t cap,
+                        srv_why *why, sx_status *st)
+{
+    srv_db *db = svc_db(svc, why, st);
+    if (!db) return st->code;
+    char *rel = srv_ref_path(db, name, st);
+    svc_put(svc, db);
+    if (!rel)
+        return st->code == SX_ENOTFOUND
+                   ? svc_why(why, SRV_WHY_NO_REFERENCE,
+                             sx_status_set(st, SX_ENOTFOUND, "no reference named '%s'", name))
+                   : svc_why(why, SRV_WHY_NONE, st->code ? st->code : SX_EIO);
+    int rc = srv_layout_abs(svc->data_dir, rel, dir, cap, st);
+    free(rel);
+    if (rc) return svc_why(why, SRV_WHY_NONE, rc);
+    /* loading it (or finding it loaded) is what writes its tables: see the engine's loaders */
+    if (svc->jobs) {
+        srv_refcache *c = srv_jobs_refcache(svc->jobs);
+        void *obj = srv_refcache_acquire(c, name, dir, st);
+        if (!obj) return svc_why(why, SRV_WHY_NONE, st->code ? st->code : SX_EIO);
+        srv_refcache_release(c, obj);
+    }
+    return svc_why(why, SRV_WHY_NONE, SX_OK);
+}
+
 json_t *srv_service_ref_list(const srv_service *svc, srv_why *why, sx_status *st)
 {
     srv_db *db = svc_db(svc, why, st);

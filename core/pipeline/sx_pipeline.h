@@ -103,6 +103,11 @@ sx_reference *sx_reference_load(const char *path, sx_status *st);
 int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st);
 /* Open DIR/reference.map (SX_ENOTFOUND when absent, SX_ESTATE when older than reference.h5). */
 sx_reference *sx_reference_map_open(const char *dir, sx_status *st);
+/* Write DIR/umap.sxt, r's cells on its layout as a result table (sx_jobdir.h's umap columns,
+ * set = "reference", label = the reference's cell-type column), rows in a seeded random order
+ * so any prefix is a uniform sample; kept while newer than DIR/reference.h5. SX_OK without
+ * writing when r has no layout. */
+int sx_reference_umap_table(const sx_reference *r, const char *dir, sx_status *st);
 void sx_reference_free(sx_reference *r);
 
 /* Run one job to completion. Progress stages: "read", "preprocess", "train", "encode",

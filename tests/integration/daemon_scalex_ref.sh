@@ -40,6 +40,51 @@ expect 200 "$(req "$TOK" GET /v1/references/pbmc-scalex)" "one reference"
 [ "$(jq_ 'd["source"]')" = scalex ] || fail "reference: $(cat "$WORK/body")"
 expect_problem 400 invalid-parameter "$(upload "$TOK" '/v1/references/pbmc-scalex/map?min_features=few' "$Q")" "a mistyped option"
 
+# the reference's own layout (catalog thumbnails, the overlay): every cell at the X_umap SCALEX
+# stored (float32), its cell_type; a sample is a subset of the same points, the same each time
+expect 200 "$(req "$TOK" GET '/v1/references/pbmc-scalex/umap?sample=0&page_size=100000')" "reference umap"
+cp "$WORK/body" "$WORK/refumap.json"
+expect 200 "$(req "$TOK" GET '/v1/references/pbmc-scalex/umap?sample=200&page_size=150')" "reference umap sample"
+cp "$WORK/body" "$WORK/refsample.json"
+TOKEN2=$("$PY" -c "import json; print(json.load(open('$WORK/refsample.json'))['next_page_token'])")
+expect 200 "$(req "$TOK" GET "/v1/references/pbmc-scalex/umap?sample=200&page_size=150&page_token=$TOKEN2")" "sample page 2"
+cp "$WORK/body" "$WORK/refsample2.json"
+expect 200 "$(req "$TOK" GET '/v1/references/pbmc-scalex/umap?sample=200&page_size=150')" "reference umap sample again"
+cmp -s "$WORK/body" "$WORK/refsample.json" || fail "the sample differs between two requests"
+expect_problem 400 invalid-parameter "$(req "$TOK" GET '/v1/references/pbmc-scalex/umap?sample=-1')" "a negative sample"
+expect_problem 404 unknown-reference "$(req "$TOK" GET '/v1/references/nothing/umap')" "an unknown reference's layout"
+"$PY" - "$WORK" "$G/ref/adata.h5ad" <<'PY' || fail "reference umap: $(head -c 300 "$WORK/refumap.json")"
+import json, sys
+import anndata as ad, numpy as np
+W, A = sys.argv[1:]
+a = ad.read_h5ad(A)
+full = json.load(open(f"{W}/refumap.json"))
+assert full["total"] == a.n_obs == full["sampled"] == len(full["cells"]), (full["total"], a.n_obs)
+assert "next_page_token" not in full or not full["next_page_token"]
+pos = {c: i for i, c in enumerate(a.obs_names)}
+xy = np.array([(c["x"], c["y"]) for c in full["cells"]])
+idx = np.array([pos[c["cell"]] for c in full["cells"]])
+assert sorted(idx) == list(range(a.n_obs))
+truth = a.obsm["X_umap"][idx].astype(np.float32).astype(np.float64)
+assert np.abs(xy - truth).max() <= 1e-6 * max(1.0, np.abs(truth).max()), np.abs(xy - truth).max()
+ct = a.obs["cell_type"].astype(str).values
+assert all(c["label"] == ct[pos[c["cell"]]] for c in full["cells"])
+s1, s2 = json.load(open(f"{W}/refsample.json")), json.load(open(f"{W}/refsample2.json"))
+assert s1["sampled"] == 200 and len(s1["cells"]) == 150 and len(s2["cells"]) == 50
+cells = [c["cell"] for c in s1["cells"] + s2["cells"]]
+assert len(set(cells)) == 200 and set(cells) <= set(pos)
+# a uniform sample, not the first cells: spread over the whole obs order, its labels in about
+# the reference's proportions (total variation distance)
+at = np.array([pos[c] for c in cells])
+assert at.min() < a.n_obs // 4 and at.max() > 3 * a.n_obs // 4, (at.min(), at.max())
+import collections
+fs, fa = collections.Counter(ct[at]), collections.Counter(ct)
+tv = 0.5 * sum(abs(fs[k] / len(at) - fa[k] / a.n_obs) for k in fa)
+assert tv < 0.12, tv
+print("reference layout: %d cells at SCALEX's X_umap; a 200-cell sample, label TV distance %.3f"
+      % (a.n_obs, tv))
+PY
+
 # the map, with the golden run's setting (its cells have < 600 genes, SCALEX's default)
 code=$(upload "$TOK" '/v1/references/pbmc-scalex/map?wait=600&label=cell_type&min_features=0&name=q' "$Q")
 if [ "$code" = 202 ]; then # the wait ran out on a slow machine: poll
