@@ -180,6 +180,14 @@ int srv_service_map_submit(const srv_service *svc, const srv_user *u, const char
     json_object_set_new(req, "reference", json_string(ref));
     if (label && svc->eng->label_option)
         json_object_set_new(opts, svc->eng->label_option, json_string(label));
+    /* a map answers with labels and coordinates: figures (drawn by the API on request) and
+     * the reference's Leiden clusters carried over are left to a full project job (when the
+     * engine has these options) */
+    static const char *const extras[] = {"plots", "leiden"};
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < svc->eng->n_specs; i++)
+            if (!strcmp(svc->eng->specs[i].name, extras[e]) && svc->eng->specs[i].type == SX_POPT_BOOL)
+                json_object_set_new(opts, extras[e], json_false());
     json_object_set_new(req, "options", opts);
     int rc = srv_service_job_check(svc, u, ds, ref, opts, why, st);
     if (!rc) rc = srv_service_job_submit(svc, u, "project", req, id_out, NULL, why, st);
