@@ -21,7 +21,8 @@
 #include "sx_embed_internal.h"
 #include "sx_knn.h"
 
-#define IX_GRAPH_K 16   /* out-neighbours per reference cell before reverse edges */
+#define IX_GRAPH_K 12   /* out-neighbours per cell before reverse edges (16: recall +0.006 for
+                         * 40% more build time; 10: recall 0.984) */
 #define IX_MAX_DEG 32   /* out + reverse edges kept per cell */
 #define IX_PIVOTS 256   /* sampled entry points (plus one per graph component) */
 #define IX_SEEDS 4      /* nearest pivots a search starts from */
