@@ -344,6 +344,21 @@ int api_h_job_results(api_req *r, api_resp *o)
     return api_json(o, 200, j);
 }
 
+/* A map job writes no figures: umap.png / umap.pdf are drawn on first request and kept in
+ * the job folder. 0 with the problem answered when drawing fails. */
+static int render_figure(api_req *r, api_resp *o, const char *dir, const char *name)
+{
+    srv_service svc = api_service(r->srv);
+    if (!svc.eng || !svc.eng->render || (strcmp(name, "umap.png") && strcmp(name, "umap.pdf")))
+        return 1; /* absent: send_file answers 404 */
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = svc.eng->render(svc.eng->user, dir, name, &st);
+    if (rc == SX_OK || rc == SX_ENOTFOUND) return 1;
+    api_problem_sx(o, &st);
+    return 0;
+}
+
 int api_h_job_file(api_req *r, api_resp *o)
 {
     const char *name = r->params[1];
@@ -356,6 +371,7 @@ int api_h_job_file(api_req *r, api_resp *o)
         snprintf(path, sizeof path, "%s/%s", dir, name);
         if (rf[i].table >= 0 && !table_download(r, o, dir, rf[i].table, path, sizeof path))
             return API_DONE;
+        if (access(path, F_OK) != 0 && !render_figure(r, o, dir, name)) return API_DONE;
         return send_file(r, o, path, rf[i].media_type, name, 1);
     }
     return api_problem(o, 404, "not-found", "no result named '%s': GET /v1/jobs/%s/results lists "

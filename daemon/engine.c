@@ -172,6 +172,12 @@ static void ref_free(void *user, void *obj)
     sx_reference_free(obj);
 }
 
+static int render(void *user, const char *job_dir, const char *name, sx_status *st)
+{
+    (void)user;
+    return sx_pipeline_render_umap(job_dir, name, st);
+}
+
 void engine_init(engine *e, srv_engine *out)
 {
     memset(e, 0, sizeof *e);
@@ -192,6 +198,7 @@ void engine_init(engine *e, srv_engine *out)
     out->label_option = e->label_option;
     out->ref_load = ref_load;
     out->ref_free = ref_free;
+    out->render = render;
     hbool_t ts = 0;
     H5is_library_threadsafe(&ts);
     e->hdf5_threadsafe = ts;

@@ -215,6 +215,15 @@ int srv_service_map_submit_opts(const srv_service *svc, const srv_user *u, const
     json_array_append_new(ds, json_string(ds_id));
     json_object_set_new(req, "datasets", ds);
     json_object_set_new(req, "reference", json_string(ref));
+    /* a map answers with labels and coordinates: figures (drawn by the API on request) and
+     * the reference's Leiden clusters carried over are left to a full project job, unless
+     * the caller asked for them (when the engine has these options) */
+    static const char *const extras[] = {"plots", "leiden"};
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < svc->eng->n_specs; i++)
+            if (!strcmp(svc->eng->specs[i].name, extras[e]) &&
+                svc->eng->specs[i].type == SX_POPT_BOOL && !json_object_get(opts, extras[e]))
+                json_object_set_new(opts, extras[e], json_false());
     json_object_set_new(req, "options", opts);
     int rc = srv_service_job_check(svc, u, ds, ref, opts, why, st);
     if (!rc) rc = srv_service_job_submit(svc, u, "project", req, id_out, NULL, why, st);

@@ -16,6 +16,7 @@
 #ifndef SX_KNN_H
 #define SX_KNN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sx_error.h"
@@ -36,6 +37,7 @@ typedef struct sx_knn_opts {
     int64_t approx_from;/* AUTO switch point; 0 = 100000 */
     uint64_t seed;      /* NN-descent randomness */
     int exclude_self;   /* self search only: drop the cell itself (k others are returned) */
+    int ef;             /* index graph search: beam width; 0 = max(2 k, 48) */
 } sx_knn_opts;
 
 /* Defaults: all threads, AUTO, approx_from 100000, seed 0, self included. */
@@ -68,6 +70,36 @@ sx_knn *sx_knn_exact_f32(const float *ref, int64_t n_ref, const float *query, in
                          sx_status *st);
 sx_knn *sx_knn_self_f32(const float *x, int64_t n, int dim, int k, const sx_knn_opts *opts,
                         const sx_progress *prog, sx_status *st);
+
+/* A search index over a fixed reference (sx_knn_index.c), built once (e.g. when a reference
+ * is loaded) and searched by every query set: exact BLAS tiles (as sx_knn_exact) when
+ * opts->method is SX_KNN_EXACT or (AUTO) the reference has fewer than approx_from rows, else
+ * a best-first search of the reference's NN-descent graph (recall >= 0.98 against exact;
+ * bench/bench_map_knn.c). Searches are deterministic, whatever the thread count, and may run
+ * concurrently on one index. */
+typedef struct sx_knn_index sx_knn_index;
+
+/* ref: n_ref x dim, BORROWED: it must stay valid and unchanged while the index lives.
+ * opts: method, approx_from, seed (the graph's NN-descent), n_threads (build and searches),
+ * ef. Returns a new index (sx_knn_index_free) or NULL with st filled. */
+sx_knn_index *sx_knn_index_new(const double *ref, int64_t n_ref, int dim, const sx_knn_opts *opts,
+                               const sx_progress *prog, sx_status *st);
+/* The k nearest reference rows of each query row (n_query x dim), sorted by (distance, row);
+ * distances are exact float64. Returns a new result (sx_knn_free) or NULL with st filled. */
+sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
+                            const sx_progress *prog, sx_status *st);
+void sx_knn_index_free(sx_knn_index *ix);   /* NULL allowed */
+/* Bytes the index holds besides the borrowed reference (for memory accounting). */
+size_t sx_knn_index_bytes(const sx_knn_index *ix);
+/* 1 when searches are exact (small reference or SX_KNN_EXACT). */
+int sx_knn_index_is_exact(const sx_knn_index *ix);
+
+/* One search of a reference that has no resident index: exact, or (AUTO, a reference of at
+ * least approx_from rows and a query at least half its size) a graph index built for it.
+ * Same result contract as sx_knn_index_search. */
+sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,
+                      int dim, int k, const sx_knn_opts *opts, const sx_progress *prog,
+                      sx_status *st);
 
 /* Mean share of exact neighbours found by approx (both n x k, same queries): the recall. */
 double sx_knn_recall(const sx_knn *approx, const sx_knn *exact);

@@ -1071,24 +1071,65 @@ int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,
     sx_umap_params p;
     if (pin) p = *pin;
     else sx_umap_params_init(&p);
+    if (n_query == 0) return SX_OK;
+    int k = p.n_neighbors;
+    if (k > n_ref) k = (int)n_ref;
+    if (k < 2) return sx_status_set(st, SX_EINVAL, "UMAP transform: reference too small (%lld cells)",
+                                    (long long)n_ref);
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = p.n_threads;
+    sx_knn *knn = sx_knn_exact(ref, n_ref, query, n_query, dim, k, &ko, prog, st);
+    if (!knn) return st ? st->code : SX_EINTERNAL;
+    int rc = sx_umap_transform_knn(knn, n_ref, ref_emb, &p, out, prog, st);
+    sx_knn_free(knn);
+    return rc;
+}
+
+/* The first k columns of a wider neighbour table (rows nearest first), transformed. */
+static int transform_narrow(const sx_knn *wide, int k, int64_t n_ref, const float *ref_emb,
+                            const sx_umap_params *p, float *out, const sx_progress *prog,
+                            sx_status *st)
+{
+    int64_t n = wide->n_query;
+    sx_knn nk = {.n_query = n, .k = k, .idx = sx_mallocarray((size_t)n * k, sizeof *nk.idx),
+                 .dist = sx_mallocarray((size_t)n * k, sizeof *nk.dist)};
+    int rc = nk.idx && nk.dist ? SX_OK
+                               : sx_status_set(st, SX_ENOMEM, "UMAP transform: out of memory");
+    for (int64_t i = 0; rc == SX_OK && i < n; i++) {
+        memcpy(nk.idx + i * k, wide->idx + i * wide->k, (size_t)k * sizeof *nk.idx);
+        memcpy(nk.dist + i * k, wide->dist + i * wide->k, (size_t)k * sizeof *nk.dist);
+    }
+    if (rc == SX_OK) rc = sx_umap_transform_knn(&nk, n_ref, ref_emb, p, out, prog, st);
+    sx_free(nk.idx);
+    sx_free(nk.dist);
+    return rc;
+}
+
+int sx_umap_transform_knn(const sx_knn *knn, int64_t n_ref, const float *ref_emb,
+                          const sx_umap_params *pin, float *out, const sx_progress *prog,
+                          sx_status *st)
+{
+    sx_umap_params p;
+    if (pin) p = *pin;
+    else sx_umap_params_init(&p);
     int rc = SX_OK;
-    sx_knn *knn = NULL;
+    int64_t n_query = knn->n_query;
     float *sig = NULL, *rho = NULL, *wv = NULL;
     int32_t *eh = NULL, *et = NULL;
     float *eps = NULL, *next = NULL, *nneg = NULL;
     double a, b;
     int64_t *chunk = NULL, tchunk[SGD_MAX_THREADS + 1];
     if (n_query == 0) return SX_OK;
+    /* the neighbours may come from a wider search (transfer's and UMAP's in one): the first
+     * n_neighbors columns of rows sorted nearest first are exactly the narrower search */
     int k = p.n_neighbors;
     if (k > n_ref) k = (int)n_ref;
-    if (k < 2) return sx_status_set(st, SX_EINVAL, "UMAP transform: reference too small (%lld cells)",
-                                    (long long)n_ref);
+    if (k < 2 || knn->k < k)
+        return sx_status_set(st, SX_EINVAL, "UMAP transform: %d neighbours per query cell given, "
+                             "%d needed (reference of %lld cells)", knn->k, k, (long long)n_ref);
+    if (knn->k > k) return transform_narrow(knn, k, n_ref, ref_emb, &p, out, prog, st);
     if ((rc = resolve_ab(&p, &a, &b, st))) return rc;
-    sx_knn_opts ko;
-    sx_knn_opts_init(&ko);
-    ko.n_threads = p.n_threads;
-    knn = sx_knn_exact(ref, n_ref, query, n_query, dim, k, &ko, prog, st);
-    if (!knn) return st ? st->code : SX_EINTERNAL;
     int64_t m = n_query * k;
     sig = sx_mallocarray(n_query, sizeof *sig);
     rho = sx_mallocarray(n_query, sizeof *rho);
@@ -1171,7 +1212,6 @@ int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,
                  .prog = prog};
     rc = sgd_optimize(&J, st);
 out:
-    sx_knn_free(knn);
     sx_free(sig);
     sx_free(rho);
     sx_free(wv);

@@ -111,4 +111,13 @@ int sx_umap_transform(const double *ref, int64_t n_ref, const float *ref_emb,
                       const double *query, int64_t n_query, int dim, const sx_umap_params *p,
                       float *out, const sx_progress *prog, sx_status *st);
 
+/* The same transform from neighbours already found (e.g. sx_knn_index_search, shared with
+ * label transfer): knn holds, per query cell, at least min(p->n_neighbors, n_ref) reference
+ * rows sorted nearest first with their distances (extra columns are ignored). ref_emb:
+ * n_ref x 2. Threaded over query cells (p->n_threads) and deterministic for a seed at any
+ * thread count. out: knn->n_query x 2 floats. */
+int sx_umap_transform_knn(const sx_knn *knn, int64_t n_ref, const float *ref_emb,
+                          const sx_umap_params *p, float *out, const sx_progress *prog,
+                          sx_status *st);
+
 #endif

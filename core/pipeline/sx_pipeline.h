@@ -115,4 +115,9 @@ void sx_reference_free(sx_reference *r);
  * (SX_EGENES when a query shares too few genes with the reference, SX_ECANCELED on cancel). */
 int sx_pipeline_run(const sx_job_spec *job, const sx_progress *prog, sx_status *st);
 
+/* Draw name ("umap.png" or "umap.pdf") of a finished job in outdir from its UMAP table
+ * (panels projection, batch, label; query over the grey reference) and store it there, for
+ * jobs run without plots (the daemon's maps). SX_ENOTFOUND when the job has no UMAP table. */
+int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st);
+
 #endif

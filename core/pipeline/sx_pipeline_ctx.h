@@ -33,6 +33,7 @@ typedef struct sx_pl_settings {
     int threads;                  /* the job's, else the option (0 = all cores) */
     int eval;                     /* inference with running statistics */
     int ignore_umap, joint_umap, repeat, assess;
+    int plots, leiden;          /* projection: figures, Leiden carried to the query */
     /* training */
     long long batch_size, max_iteration;
     double lr;

@@ -75,6 +75,12 @@ static const sx_popt_spec specs[] = {
      "placing the query on the reference's fixed UMAP", P, NULL, 0, 0},
     {"repeat", SX_POPT_BOOL, "false", "projection: keep only the query cells in the output", P,
      NULL, 0, 0},
+    {"plots", SX_POPT_BOOL, "true",
+     "projection: write umap.png and umap.pdf (the daemon's /map leaves them out: its API "
+     "draws them on first request)", P, NULL, 0, 0},
+    {"leiden", SX_POPT_BOOL, "true",
+     "projection: carry the reference's Leiden clusters to the query (the daemon's /map "
+     "leaves them out)", P, NULL, 0, 0},
     {"assess", SX_POPT_BOOL, "false",
      "compute batch-mixing entropy and cell-type silhouette on the latent and on the UMAP",
      I | P, NULL, 0, 0},

@@ -286,15 +286,23 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     up.b = R->umap_b;
     up.n_threads = c->set.threads;
     memcpy(s->all_umap, R->umap, (size_t)s->n_ref * 2 * sizeof *s->all_umap);
-    int rc = sx_umap_transform(R->latent, R->n_cells, R->umap, s->qlat, s->nq, s->dim, &up,
-                               s->all_umap + 2 * s->n_ref, c->prog, st);
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = c->set.threads;
+    ko.seed = c->set.seed;
+    int k = up.n_neighbors < R->n_cells ? up.n_neighbors : (int)R->n_cells;
+    sx_knn *nb = sx_knn_search(R->latent, R->n_cells, s->qlat, s->nq, s->dim, k, &ko, c->prog, st);
+    if (!nb) return st->code;
+    int rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
+                                   c->prog, st);
+    sx_knn_free(nb);
     if (rc) return rc;
     s->a = R->umap_a;
     s->b = R->umap_b;
     sx_pl_log_msg(&c->log, "UMAP: %lld query cells placed on the reference layout",
                   (long long)s->nq);
     const sx_column *lc = sx_frame_col(R->obs, "leiden");
-    if (!lc) return SX_OK;
+    if (!lc || !c->set.leiden) return SX_OK;
     if (sx_pl_stage(c, "leiden") != SX_OK) return canceled(st);
     return carry_leiden(c, s, lc, st);
 }
@@ -325,7 +333,7 @@ static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
     sx_uns *pv = sx_uns_get(s->out->uns, "scalexd");
     if (pv) sx_uns_set_string(pv, "umap", ignore ? "none" : s->joint ? "joint" : "fixed");
     int rc = sx_pl_write_adata(c, s->out, st);
-    if (rc || ignore) return rc ? rc : sx_pl_finish(c, s->out, s->nq, st);
+    if (rc || ignore || !c->set.plots) return rc ? rc : sx_pl_finish(c, s->out, s->nq, st);
     uint8_t *hl = sx_mallocarray((size_t)s->n + 1, sizeof *hl);
     if (!hl) return sx_pl_oom(st);
     for (int64_t i = 0; i < s->n; i++) hl[i] = i >= s->n_ref;

@@ -96,6 +96,8 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
     s->eval = flag(&r, "eval");
     s->ignore_umap = flag(&r, "ignore_umap");
     s->joint_umap = flag(&r, "joint_umap");
+    s->plots = flag(&r, "plots");
+    s->leiden = flag(&r, "leiden");
     s->repeat = flag(&r, "repeat");
     s->assess = flag(&r, "assess");
     s->batch_size = num(&r, "batch_size");

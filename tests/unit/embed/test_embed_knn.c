@@ -1,5 +1,6 @@
 /* Exact kNN against scikit-learn's NearestNeighbors(30) on the golden latents; NN-descent
- * recall against exact; threading and float32 paths; argument errors. */
+ * recall against exact; threading and float32 paths; argument errors; the search index
+ * (exact and graph) against a brute-force scan. */
 #include "embed_golden.h"
 #include "sx_embed_internal.h"
 #include "sx_knn.h"
@@ -179,6 +180,140 @@ START_TEST(nndescent_recall)
 }
 END_TEST
 
+/* Independent truth for the index: a plain O(n_ref) scan per query keeping the k smallest
+ * (squared distance, row) pairs by insertion. */
+static void naive_knn(const double *R, int64_t nr, const double *Q, int64_t nq, int dim, int k,
+                      int32_t *oi, double *od)
+{
+    for (int64_t q = 0; q < nq; q++) {
+        int32_t *ix = oi + q * k;
+        double *d = od + q * k;
+        int c = 0;
+        for (int64_t r = 0; r < nr; r++) {
+            double s = 0;
+            for (int j = 0; j < dim; j++) s += (Q[q * dim + j] - R[r * dim + j]) * (Q[q * dim + j] - R[r * dim + j]);
+            if (c == k && s >= d[k - 1]) continue;
+            int p = c < k ? c++ : k - 1;
+            while (p > 0 && d[p - 1] > s) {
+                d[p] = d[p - 1];
+                ix[p] = ix[p - 1];
+                p--;
+            }
+            d[p] = s;
+            ix[p] = (int32_t)r;
+        }
+        for (int j = 0; j < k; j++) d[j] = sqrt(d[j]);
+    }
+}
+
+/* Overlapping cell types: centres close enough that types touch (labels = type). */
+static double *typed(int64_t n, int dim, int n_types, uint64_t seed, int32_t *lab)
+{
+    double *x = sx_mallocarray(n * dim, sizeof *x);
+    sx_rng cr, r;
+    sx_rng_seed(&cr, 99, 0); /* one world for reference and query */
+    sx_rng_seed(&r, seed, 1);
+    double cen[32 * 16];
+    for (int i = 0; i < n_types * dim; i++) cen[i] = sx_rng_normal(&cr) * 2.0;
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)sx_rng_below(&r, n_types);
+        lab[i] = c;
+        for (int d = 0; d < dim; d++) x[i * dim + d] = cen[c * dim + d] + sx_rng_normal(&r);
+    }
+    return x;
+}
+
+static int vote5(const int32_t *idx, const int32_t *lab)
+{
+    int cnt[32] = {0}, best = 0;
+    for (int j = 0; j < 5; j++) cnt[lab[idx[j]]]++;
+    for (int t = 1; t < 32; t++)
+        if (cnt[t] > cnt[best]) best = t;
+    return best;
+}
+
+START_TEST(index_against_brute_force)
+{
+    int64_t nr = 30000, nq = 3000;
+    int dim = 10, k = 30, nt = 16;
+    int32_t *lr = sx_mallocarray(nr, sizeof *lr), *lq = sx_mallocarray(nq, sizeof *lq);
+    double *R = typed(nr, dim, nt, 5, lr), *Q = typed(nq, dim, nt, 6, lq);
+    for (int64_t i = 0; i < 50; i++) /* copies of reference cells: distance 0 */
+        memcpy(Q + i * dim, R + (i * 397) * dim, dim * sizeof *Q);
+    int32_t *ti = sx_mallocarray(nq * k, sizeof *ti);
+    double *td = sx_mallocarray(nq * k, sizeof *td);
+    naive_knn(R, nr, Q, nq, dim, k, ti, td);
+    sx_status st = {0};
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.n_threads = 2;
+    sx_knn truth = {.n_query = nq, .k = k, .idx = ti, .dist = td};
+    for (int method = SX_KNN_EXACT; method <= SX_KNN_APPROX; method++) {
+        o.method = method;
+        sx_knn_index *ix = sx_knn_index_new(R, nr, dim, &o, NULL, &st);
+        ck_assert_msg(ix, "%s", st.msg);
+        ck_assert_int_eq(sx_knn_index_is_exact(ix), method == SX_KNN_EXACT);
+        sx_knn *a = sx_knn_index_search(ix, Q, nq, k, NULL, &st);
+        ck_assert_msg(a, "%s", st.msg);
+        int64_t agree = 0;
+        for (int64_t q = 0; q < nq; q++) {
+            agree += vote5(a->idx + q * k, lr) == vote5(ti + q * k, lr);
+            for (int j = 0; j < k; j++) { /* sorted, and each distance the true one */
+                const double *r = R + (int64_t)a->idx[q * k + j] * dim;
+                double s = 0;
+                for (int d = 0; d < dim; d++) s += (Q[q * dim + d] - r[d]) * (Q[q * dim + d] - r[d]);
+                ck_assert(fabs(a->dist[q * k + j] - sqrt(s)) <= 1e-12 * (1 + sqrt(s)));
+                if (j) ck_assert(a->dist[q * k + j] >= a->dist[q * k + j - 1]);
+            }
+            if (q < 50) ck_assert(a->dist[q * k] == 0.0);
+        }
+        double rec = sx_knn_recall(a, &truth), agr = (double)agree / nq;
+        printf("index (%s) vs brute force, 30000 x 10, k=30: recall %.4f, 5-NN label agreement %.4f\n",
+               method == SX_KNN_EXACT ? "exact" : "graph", rec, agr);
+        if (method == SX_KNN_EXACT) {
+            int bad, ties;
+            int64_t *gi = sx_mallocarray(nq * k, sizeof *gi);
+            for (int64_t i = 0; i < nq * k; i++) gi[i] = ti[i];
+            compare_sets(a, gi, td, nq, k, &bad, &ties);
+            ck_assert_int_eq(bad, 0);
+            sx_free(gi);
+        } else {
+            ck_assert_double_ge(rec, 0.98);
+            ck_assert_double_ge(agr, 0.995);
+            /* each query searched on its own: the thread count changes nothing */
+            sx_knn_opts o1 = o;
+            o1.n_threads = 1;
+            sx_knn_index *ix1 = sx_knn_index_new(R, nr, dim, &o1, NULL, &st);
+            sx_knn *b = ix1 ? sx_knn_index_search(ix1, Q, nq, k, NULL, &st) : NULL;
+            ck_assert_msg(b, "%s", st.msg);
+            ck_assert(memcmp(a->idx, b->idx, (size_t)nq * k * sizeof *a->idx) == 0);
+            ck_assert(memcmp(a->dist, b->dist, (size_t)nq * k * sizeof *a->dist) == 0);
+            sx_knn_free(b);
+            sx_knn_index_free(ix1);
+            ck_assert_uint_gt(sx_knn_index_bytes(ix), (size_t)nr * dim * sizeof(float));
+        }
+        /* the bad request is refused, not searched */
+        ck_assert_ptr_null(sx_knn_index_search(ix, Q, nq, (int)nr + 1, NULL, &st));
+        ck_assert_int_eq(st.code, SX_EINVAL);
+        sx_knn_free(a);
+        sx_knn_index_free(ix);
+    }
+    /* the one-shot search picks the graph for a large query on a large reference */
+    o.method = SX_KNN_AUTO;
+    o.approx_from = 20000;
+    sx_knn *c = sx_knn_search(R, nr, Q, nq, dim, 5, &o, NULL, &st);
+    ck_assert_msg(c, "%s", st.msg);
+    ck_assert_int_eq(c->k, 5);
+    sx_knn_free(c);
+    sx_free(ti);
+    sx_free(td);
+    sx_free(R);
+    sx_free(Q);
+    sx_free(lr);
+    sx_free(lq);
+}
+END_TEST
+
 START_TEST(errors_and_ties)
 {
     double x[8] = {0, 0, 1, 0, 0, 1, 1, 1}; /* unit square: every cell has two neighbours at 1 */
@@ -207,6 +342,7 @@ int main(void)
     tcase_add_test(tc, query_vs_reference);
     tcase_add_test(tc, nndescent_recall);
     tcase_add_test(tc, errors_and_ties);
+    tcase_add_test(tc, index_against_brute_force);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }

@@ -3,6 +3,7 @@
  * start vs umap-learn's, and held-out cells placed by sx_umap_transform vs umap-learn's
  * agreement figures on the same latents. */
 #include "embed_golden.h"
+#include "sx_embed_internal.h"
 #include "sx_knn.h"
 #include "sx_metrics.h"
 #include "sx_umap.h"
@@ -297,6 +298,55 @@ START_TEST(transform_places_held_out_cells)
 }
 END_TEST
 
+/* The transform from neighbours found elsewhere (the projection's one search): identical to
+ * the transform's own exact search when given a wider exact table, identical at 1 and 2
+ * threads and from run to run for a seed; another seed moves the cells. */
+START_TEST(transform_from_given_neighbours)
+{
+    int64_t nr = 6000, nq = 12000; /* > 10000 queries: the 30-epoch schedule */
+    int dim = 10;
+    sx_rng r;
+    sx_rng_seed(&r, 3, 0);
+    double *R = sx_mallocarray(nr * dim, sizeof *R), *Q = sx_mallocarray(nq * dim, sizeof *Q);
+    float *emb = sx_mallocarray(nr * 2, sizeof *emb);
+    for (int64_t i = 0; i < nr * dim; i++) R[i] = sx_rng_normal(&r) + (i / dim % 4) * 3.0;
+    for (int64_t i = 0; i < nq * dim; i++) Q[i] = sx_rng_normal(&r) + (i / dim % 4) * 3.0;
+    for (int64_t i = 0; i < nr; i++) { /* any fixed layout: the first two latent axes */
+        emb[2 * i] = (float)R[i * dim];
+        emb[2 * i + 1] = (float)R[i * dim + 1];
+    }
+    sx_umap_params p;
+    sx_umap_params_init(&p);
+    p.n_threads = 2;
+    sx_status st = {0};
+    float *a = sx_mallocarray(nq * 2, sizeof *a), *b = sx_mallocarray(nq * 2, sizeof *b);
+    ck_assert_msg(sx_umap_transform(R, nr, emb, Q, nq, dim, &p, a, NULL, &st) == SX_OK, "%s", st.msg);
+    sx_knn *wide = sx_knn_exact(R, nr, Q, nq, dim, 40, NULL, NULL, &st);
+    ck_assert_msg(wide, "%s", st.msg);
+    ck_assert_msg(sx_umap_transform_knn(wide, nr, emb, &p, b, NULL, &st) == SX_OK, "%s", st.msg);
+    ck_assert(memcmp(a, b, nq * 2 * sizeof *a) == 0);
+    p.n_threads = 1;
+    ck_assert(sx_umap_transform_knn(wide, nr, emb, &p, b, NULL, &st) == SX_OK);
+    ck_assert(memcmp(a, b, nq * 2 * sizeof *a) == 0);
+    p.n_threads = 2;
+    ck_assert(sx_umap_transform_knn(wide, nr, emb, &p, b, NULL, &st) == SX_OK);
+    ck_assert(memcmp(a, b, nq * 2 * sizeof *a) == 0);
+    p.seed = 1;
+    ck_assert(sx_umap_transform_knn(wide, nr, emb, &p, b, NULL, &st) == SX_OK);
+    ck_assert(memcmp(a, b, nq * 2 * sizeof *a) != 0);
+    /* too few neighbours given: refused */
+    wide->k = 10;
+    ck_assert_int_eq(sx_umap_transform_knn(wide, nr, emb, &p, b, NULL, &st), SX_EINVAL);
+    wide->k = 40;
+    sx_knn_free(wide);
+    sx_free(a);
+    sx_free(b);
+    sx_free(emb);
+    sx_free(R);
+    sx_free(Q);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("embed_umap");
@@ -306,6 +356,7 @@ int main(void)
     tcase_add_test(tc, fit_trustworthiness);
     tcase_add_test(tc, transform_start_matches_umap_learn);
     tcase_add_test(tc, transform_places_held_out_cells);
+    tcase_add_test(tc, transform_from_given_neighbours);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }

@@ -1,0 +1,164 @@
+/* bench_map_knn — the projection's query -> reference neighbour search (issue 15): exact BLAS
+ * tiles against the graph index (sx_knn_index) on a synthetic 10-d latent of overlapping
+ * cell types (Gaussian clusters of unequal size and shape, centres close enough that types
+ * touch, plus a few rare types). Prints build and search times (wall and CPU), recall of the
+ * index's k = 30 against exact on a sample of queries, and the share of sampled queries whose
+ * 5-NN majority label (ties to the lowest label, as the transfer's vote) equals exact's.
+ * Figures only: never a test.
+ *
+ * usage: bench_map_knn [n_ref] [n_query] [n_truth] [threads] [ef] [full_exact]
+ *   defaults 100000 100000 4000 2 0 1; full_exact 1 also times the exact search of all
+ *   queries (slow on a 1M reference: use 0 there). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "sx_alloc.h"
+#include "sx_embed_internal.h"
+#include "sx_knn.h"
+
+#define DIM 10
+#define TYPES 24
+#define K 30
+#define KV 5
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+typedef struct world {
+    double c[TYPES][DIM], s[TYPES][DIM], w[TYPES];
+} world;
+
+static void make_world(world *W)
+{
+    sx_rng r;
+    sx_rng_seed(&r, 7, 0);
+    double tot = 0;
+    for (int t = 0; t < TYPES; t++) {
+        for (int j = 0; j < DIM; j++) {
+            W->c[t][j] = sx_rng_normal(&r) * 2.5;
+            W->s[t][j] = 0.4 + sx_rng_unif(&r);
+        }
+        W->w[t] = t < 3 ? 0.003 : 0.2 + sx_rng_unif(&r); /* three rare types */
+        tot += W->w[t];
+    }
+    for (int t = 0; t < TYPES; t++) W->w[t] /= tot;
+}
+
+static void sample(const world *W, int64_t n, uint64_t seed, double *x, int32_t *lab)
+{
+    sx_rng r;
+    sx_rng_seed(&r, seed, 1);
+    for (int64_t i = 0; i < n; i++) {
+        double u = sx_rng_unif(&r), acc = 0;
+        int t = TYPES - 1;
+        for (int a = 0; a < TYPES; a++)
+            if ((acc += W->w[a]) > u) {
+                t = a;
+                break;
+            }
+        lab[i] = t;
+        for (int j = 0; j < DIM; j++) x[i * DIM + j] = W->c[t][j] + sx_rng_normal(&r) * W->s[t][j];
+    }
+}
+
+static int vote(const int32_t *idx, const int32_t *lab)
+{
+    int cnt[TYPES] = {0}, best = 0;
+    for (int j = 0; j < KV; j++) cnt[lab[idx[j]]]++;
+    for (int t = 1; t < TYPES; t++)
+        if (cnt[t] > cnt[best]) best = t;
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t nr = argc > 1 ? atoll(argv[1]) : 100000, nq = argc > 2 ? atoll(argv[2]) : 100000;
+    int64_t nt = argc > 3 ? atoll(argv[3]) : 4000;
+    int th = argc > 4 ? atoi(argv[4]) : 2, ef = argc > 5 ? atoi(argv[5]) : 0;
+    int full = argc > 6 ? atoi(argv[6]) : 1;
+    if (nt > nq) nt = nq;
+    world W;
+    make_world(&W);
+    double *xr = sx_mallocarray((size_t)nr * DIM, sizeof *xr), *xq = sx_mallocarray((size_t)nq * DIM, sizeof *xq);
+    int32_t *lr = sx_mallocarray((size_t)nr, sizeof *lr), *lq = sx_mallocarray((size_t)nq, sizeof *lq);
+    if (!xr || !xq || !lr || !lq) return 1;
+    sample(&W, nr, 11, xr, lr);
+    sample(&W, nq, 12, xq, lq);
+    sx_status st = {0};
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.n_threads = th;
+    o.ef = ef;
+    printf("reference %lld, query %lld, dim %d, k %d, %d threads\n", (long long)nr, (long long)nq,
+           DIM, K, th);
+    double t0 = now(), c0 = cpu();
+    if (full) {
+        sx_knn *ex = sx_knn_exact(xr, nr, xq, nq, DIM, K, &o, NULL, &st);
+        if (!ex) return fprintf(stderr, "%s\n", st.msg), 1;
+        printf("exact search, all queries: %.2f s wall, %.2f s CPU\n", now() - t0, cpu() - c0);
+        sx_knn_free(ex);
+    }
+    o.method = SX_KNN_APPROX;
+    t0 = now();
+    c0 = cpu();
+    sx_knn_index *ix = sx_knn_index_new(xr, nr, DIM, &o, NULL, &st);
+    if (!ix) return fprintf(stderr, "%s\n", st.msg), 1;
+    printf("graph index build: %.2f s wall, %.2f s CPU, %.1f MB\n", now() - t0, cpu() - c0,
+           sx_knn_index_bytes(ix) / 1e6);
+    t0 = now();
+    c0 = cpu();
+    sx_knn *ap = sx_knn_index_search(ix, xq, nq, K, NULL, &st);
+    if (!ap) return fprintf(stderr, "%s\n", st.msg), 1;
+    printf("graph search, all queries: %.2f s wall, %.2f s CPU\n", now() - t0, cpu() - c0);
+    /* truth on an even sample of the queries */
+    double *xs = sx_mallocarray((size_t)nt * DIM, sizeof *xs);
+    sx_knn sub = {.n_query = nt, .k = K, .idx = sx_mallocarray((size_t)nt * K, sizeof(int32_t)),
+                  .dist = sx_mallocarray((size_t)nt * K, sizeof(double))};
+    for (int64_t i = 0; i < nt; i++) {
+        int64_t q = i * nq / nt;
+        for (int j = 0; j < DIM; j++) xs[i * DIM + j] = xq[q * DIM + j];
+        for (int j = 0; j < K; j++) {
+            sub.idx[i * K + j] = ap->idx[q * K + j];
+            sub.dist[i * K + j] = ap->dist[q * K + j];
+        }
+    }
+    o.method = SX_KNN_EXACT;
+    sx_knn *tr = sx_knn_exact(xr, nr, xs, nt, DIM, K, &o, NULL, &st);
+    if (!tr) return fprintf(stderr, "%s\n", st.msg), 1;
+    int64_t agree = 0, rare = 0, rare_agree = 0;
+    for (int64_t i = 0; i < nt; i++) {
+        int a = vote(sub.idx + i * K, lr), b = vote(tr->idx + i * K, lr);
+        agree += a == b;
+        if (lq[i * nq / nt] < 3) {
+            rare++;
+            rare_agree += a == b;
+        }
+    }
+    printf("recall@%d vs exact (%lld sampled queries): %.4f; %d-NN label agreement: %.4f "
+           "(rare types: %lld of %lld)\n", K, (long long)nt, sx_knn_recall(&sub, tr), KV,
+           (double)agree / nt, (long long)rare_agree, (long long)rare);
+    sx_knn_free(tr);
+    sx_knn_free(ap);
+    sx_free(sub.idx);
+    sx_free(sub.dist);
+    sx_free(xs);
+    sx_knn_index_free(ix);
+    sx_free(xr);
+    sx_free(xq);
+    sx_free(lr);
+    sx_free(lq);
+    return 0;
+}
