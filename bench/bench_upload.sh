@@ -5,7 +5,8 @@
 #   the readers): POST /v1/datasets as a raw body and as multipart/form-data; prints MB/s end
 #   to end (upload, sha256, validation, answer), the daemon's CPU seconds for it (user +
 #   system: what the code costs, whatever else the machine runs) and MB per daemon CPU
-#   second, and its RSS before / peak during / after.
+#   second, and its RSS before / peak during / after. CPU includes the validation children
+#   the daemon has waited for.
 # Usage: bench/bench_upload.sh [BUILD_DIR] [FILE...]    (default build; e.g. an .h5ad)
 # env: MB (512) size of the random file; NICE (10).
 set -euo pipefail
@@ -27,12 +28,12 @@ TOK=$("$BIN" token create --data-dir "$W/d" --user bench)
 nice -n "${NICE:-10}" "$BIN" --listen 127.0.0.1:0 --data-dir "$W/d" \
     --max-upload-bytes $((BIG + (256 << 20))) --log-level warn 2>"$W/log" &
 PID=$!
-for _ in $(seq 200); do [ -s "$W/d/scalexd.port" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -s "$W/d/scalexd.port" ] && break; sleep 0.1; done
 URL=http://127.0.0.1:$(cat "$W/d/scalexd.port")
 H="Authorization: Bearer $TOK"
 TCK=$(getconf CLK_TCK)
 rss() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' /proc/$PID/status; }
-cpu() { awk '{print $14 + $15}' /proc/$PID/stat; }
+cpu() { awk '{print $14 + $15 + $16 + $17}' /proc/$PID/stat; } # + waited-for children (validation)
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 upload() {
     local label=$1 file=$2; shift 2
@@ -51,7 +52,7 @@ upload() {
         -v pk="$(cat "$W/peak")" -v dc="$(( c1 - c0 ))" -v tck="$TCK" 'BEGIN {
         cs = dc / tck;
         printf "%s: %.0f MB, HTTP %s in %.2f s = %.0f MB/s end to end; daemon CPU %.2f s = %s MB per CPU second\n",
-               l, s / 1e6, c, t, s / 1e6 / t, cs, cs > 0 ? sprintf("%.0f", s / 1e6 / cs) : "inf";
+               l, s / 1e6, c, t, s / 1e6 / t, cs, (cs > 0 ? sprintf("%.0f", s / 1e6 / cs) : "inf");
         printf "  daemon RSS before %.1f MiB, peak %.1f MiB, after %.1f MiB\n", r0, pk / 1024, r1 }'
 }
 for f in "${FILES[@]}"; do
