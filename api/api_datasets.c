@@ -36,7 +36,11 @@ static void upload_task(void *arg)
     sx_status_clear(&st);
     srv_why why;
     char sha[65], id[32], format[32];
-    sx_sha256_final_hex(&r->sha, sha);
+    if (sx_sha256_final_hex(&r->sha, sha) != SX_OK) {
+        api_problem(o, 503, "unavailable", "the server ran out of memory checksumming the "
+                    "upload: retry in a minute");
+        goto done;
+    }
     srv_upload up = {.spool_path = r->spool_path, .is_dir = r->is_dir, .name = upload_name(r),
                      .sha256 = sha, .bytes = r->received};
     if (srv_service_dataset_store(&svc, &r->user, &up, id, format, &why, &st)) {

@@ -792,6 +792,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_req *r = *con_cls;
     if (!r) return;
     drop_spool(r);
+    sx_sha256_free(&r->sha); /* an upload cut off before its end was never finished */
     api_resp_free(&r->resp);
     free(r->body);
     free(r);

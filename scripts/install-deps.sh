@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS="build-essential cmake pkg-config
  libhdf5-dev liblzf-dev libopenblas-dev zlib1g-dev
- libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev libpq-dev
+ libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev libpq-dev libssl-dev
  libigraph-dev libcairo2-dev check
  clang libclang-rt-14-dev"
 TEST_PKGS="python3 python3-anndata python3-h5py python3-scipy python3-numpy python3-pandas

@@ -12,6 +12,7 @@
 #include "sx_h5.h"
 #include "sx_h5x.h"
 #include "sx_io.h"
+#include "sx_io_internal.h"
 #include "sx_log.h"
 
 /* Counts are "expected" when nearly every value is a non-negative integer: then the few
@@ -97,6 +98,8 @@ static sx_csr *read_matrix(h5x_ctx *c, const char *path, const char *elem, int64
     int64_t step = h5x_mat_chunk_rows(c, &m);
     if (m.kind == H5X_CSR) {
         if (!(out = sx_csr_new(m.n_rows, m.n_cols, m.nnz, st))) goto fail;
+        sx_io_advise_huge(out->indices, (size_t)m.nnz * sizeof(int32_t));
+        sx_io_advise_huge(out->data, (size_t)m.nnz * sizeof(float));
         memcpy(out->indptr, m.ptr, (size_t)(m.n_rows + 1) * sizeof(int64_t));
         for (int64_t r0 = 0; r0 < m.n_rows; r0 += step) {
             int64_t r1 = r0 + step < m.n_rows ? r0 + step : m.n_rows;
@@ -175,7 +178,9 @@ static sx_csr *read_matrix(h5x_ctx *c, const char *path, const char *elem, int64
     if (check_vals && check_values(c, elem, &vs, st) != SX_OK) goto fail;
     if (strcmp(elem, "X") == 0 || strcmp(elem, "raw/X") == 0 || strncmp(elem, "layers/", 7) == 0)
         warn_counts(c, elem, &vs);
-    if (!sorted_rows(out) && sx_csr_canonicalize(out, st) != SX_OK) goto fail;
+    /* CSR: h5x_mat_csr_rows checked the order while each chunk was in cache */
+    int sorted = m.kind == H5X_CSR ? !m.unsorted : sorted_rows(out);
+    if (!sorted && sx_csr_canonicalize(out, st) != SX_OK) goto fail;
     sx_free(dense);
     sx_free(rowind);
     sx_free(vals);

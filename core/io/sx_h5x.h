@@ -83,6 +83,7 @@ typedef struct h5x_mat {
     hid_t data, indices;          /* dense: data only */
     int64_t *ptr;                 /* CSR: n_rows+1 / CSC: n_cols+1 offsets */
     int data_int;                 /* values stored with an integer dtype */
+    int unsorted;                 /* CSR: h5x_mat_csr_rows saw a row not strictly increasing */
     char elem[300];               /* "X", "layers/counts", "raw/X" ... for messages */
 } h5x_mat;
 
@@ -90,7 +91,7 @@ int h5x_mat_open(h5x_ctx *c, hid_t loc, const char *path, const char *elem, h5x_
                  sx_status *st);
 void h5x_mat_close(h5x_mat *m);
 /* CSR only: entries of rows [r0, r1) into ind/val (room for ptr[r1]-ptr[r0]); checks the
- * column indices are in range. */
+ * column indices are in range and sets m->unsorted when a row's are not increasing. */
 int h5x_mat_csr_rows(h5x_ctx *c, h5x_mat *m, int64_t r0, int64_t r1, int32_t *ind, float *val,
                      sx_status *st);
 /* Rows per chunk for this matrix (bounded working memory). */

@@ -434,6 +434,8 @@ static sx_csr *read_entries(sx_lines *lr, const char *path, const mtx_header *h,
     size_t len;
     int r = 0;
     if (!gene || !val || !count) goto oom;
+    sx_io_advise_huge(gene, (size_t)cap * sizeof(int32_t)); /* they become the CSR's arrays */
+    sx_io_advise_huge(val, (size_t)cap * sizeof(float));
     while (seen < nnz && (r = sx_lines_next(lr, &line, &len, st)) > 0) {
         const char *p = line;
         while (*p == ' ' || *p == '\t') p++;

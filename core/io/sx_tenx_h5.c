@@ -131,10 +131,11 @@ static int64_t extent(hid_t g, const char *name)
     return (int64_t)n;
 }
 
-/* The checks read_part makes on indices and data, on slabs of 1M entries: the matrix is
- * never in memory (an upload is validated with flat memory whatever its size). */
-static int stream_part(h5x_ctx *cx, hid_t g, const char *grp, const char *path, int64_t nf,
-                       int64_t nb, const int64_t *indptr, tenx_check *chk, sx_status *st)
+/* The checks before indices and data are read (or streamed): both exist and can be
+ * decoded within the budget, their lengths agree with indptr, and indptr never decreases.
+ * *n_dat: the number of stored entries. */
+static int big_arrays_ok(h5x_ctx *cx, hid_t g, const char *grp, const char *path, int64_t nb,
+                         const int64_t *indptr, int64_t *n_dat, sx_status *st)
 {
     int rc;
     if (!sx_h5_exists(g, "indices") || !sx_h5_exists(g, "data"))
@@ -142,16 +143,69 @@ static int stream_part(h5x_ctx *cx, hid_t g, const char *grp, const char *path, 
                              "incomplete", path, grp, sx_h5_exists(g, "data") ? "indices" : "data");
     if ((rc = check_filters(cx, g, "indices", path, st)) != SX_OK) return rc;
     if ((rc = check_filters(cx, g, "data", path, st)) != SX_OK) return rc;
-    int64_t n_ind = extent(g, "indices"), n_dat = extent(g, "data");
-    if (n_ind < 0 || n_ind != n_dat || indptr[0] != 0 || indptr[nb] != n_dat)
+    int64_t n_ind = extent(g, "indices");
+    *n_dat = extent(g, "data");
+    if (n_ind < 0 || n_ind != *n_dat || indptr[0] != 0 || indptr[nb] != *n_dat)
         return sx_status_set(st, SX_EFORMAT,
                              "%s: %s: indices (%lld), data (%lld) and indptr (starts at %lld, ends "
                              "at %lld) disagree; the file is corrupt", path, grp, (long long)n_ind,
-                             (long long)n_dat, (long long)indptr[0], (long long)indptr[nb]);
+                             (long long)*n_dat, (long long)indptr[0], (long long)indptr[nb]);
     for (int64_t i = 0; i < nb; i++)
         if (indptr[i + 1] < indptr[i])
             return sx_status_set(st, SX_EFORMAT, "%s: %s/indptr decreases at barcode %lld; the "
                                  "file is corrupt", path, grp, (long long)i);
+    return SX_OK;
+}
+
+/* indices and data straight into m's final arrays (allocated for indptr's last offset), in
+ * slabs of 16M entries so each is range-checked while it is in cache. Indices are read as
+ * int32 whatever their stored width: libhdf5 saturates an int64 beyond int32, so an index
+ * out of range stays out of range, and its stored value is read again for the message. */
+static int read_entries(hid_t g, const char *grp, const char *path, int64_t nf, sx_csr *m,
+                        sx_status *st)
+{
+    enum { SLAB = 1 << 24 };
+    int64_t n = m->indptr[m->n_rows];
+    sx_io_advise_huge(m->indices, (size_t)n * sizeof(int32_t));
+    sx_io_advise_huge(m->data, (size_t)n * sizeof(float));
+    hid_t di = H5Dopen2(g, "indices", H5P_DEFAULT), dd = H5Dopen2(g, "data", H5P_DEFAULT);
+    int rc = SX_OK;
+    uint32_t lim = (uint32_t)nf;
+    for (int64_t a = 0; rc == SX_OK && a < n; a += SLAB) {
+        int64_t len = n - a < SLAB ? n - a : SLAB;
+        int32_t *ix = m->indices + a;
+        if (di < 0 || dd < 0 || h5x_read_slab1(di, H5T_NATIVE_INT32, a, len, ix) < 0 ||
+            h5x_read_slab1(dd, H5T_NATIVE_FLOAT, a, len, m->data + a) < 0) {
+            rc = sx_status_set(st, SX_EFORMAT, "%s: %s: cannot read entries %lld..%lld "
+                               "(truncated or corrupt file)", path, grp, (long long)a,
+                               (long long)(a + len));
+            break;
+        }
+        int out = 0;
+        for (int64_t k = 0; k < len; k++) out |= (uint32_t)ix[k] >= lim; /* vectorises */
+        for (int64_t k = 0; out && k < len; k++) {
+            if ((uint32_t)ix[k] < lim) continue;
+            int64_t stored = ix[k];
+            h5x_read_slab1(di, H5T_NATIVE_INT64, a + k, 1, &stored);
+            rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indices[%lld] = %lld is outside 0..%lld "
+                               "(features); the file is corrupt", path, grp, (long long)(a + k),
+                               (long long)stored, (long long)nf - 1);
+            break;
+        }
+    }
+    if (di >= 0) H5Dclose(di);
+    if (dd >= 0) H5Dclose(dd);
+    return rc;
+}
+
+/* The checks read_part makes on indices and data, on slabs of 1M entries: the matrix is
+ * never in memory (an upload is validated with flat memory whatever its size). */
+static int stream_part(h5x_ctx *cx, hid_t g, const char *grp, const char *path, int64_t nf,
+                       int64_t nb, const int64_t *indptr, tenx_check *chk, sx_status *st)
+{
+    int64_t n_dat = 0;
+    int rc = big_arrays_ok(cx, g, grp, path, nb, indptr, &n_dat, st);
+    if (rc != SX_OK) return rc;
     enum { SLAB = 1 << 20 };
     int64_t *ix = sx_mallocarray(SLAB, sizeof(int64_t));
     float *v = sx_mallocarray(SLAB, sizeof(float));
@@ -201,9 +255,8 @@ static int read_part(h5x_ctx *cx, hid_t f, const char *grp, int v3, const char *
                      tenx_part *p, tenx_check *chk, sx_status *st)
 {
     hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
-    int64_t *shape = NULL, *indptr = NULL, *indices = NULL;
-    int64_t n_shape = 0, n_ptr = 0, n_ind = 0, n_dat = 0;
-    float *data = NULL;
+    int64_t *shape = NULL, *indptr = NULL;
+    int64_t n_shape = 0, n_ptr = 0, n_dat = 0;
     int rc = SX_OK;
     if (g < 0) return sx_status_set(st, SX_EFORMAT, "%s: cannot open group /%s", path, grp);
 
@@ -273,64 +326,19 @@ static int read_part(h5x_ctx *cx, hid_t f, const char *grp, int v3, const char *
         rc = stream_part(cx, g, grp, path, nf, nb, indptr, chk, st);
         goto out;
     }
-    if ((rc = read_nums(cx, g, "indices", &indices, &n_ind, path, grp, st)) != SX_OK) goto out;
-    if (!sx_h5_exists(g, "data")) {
-        rc = sx_status_set(st, SX_EFORMAT, "%s: dataset %s/data is missing; the 10x file is "
-                           "incomplete", path, grp);
-        goto out;
-    }
-    if ((rc = check_filters(cx, g, "data", path, st)) != SX_OK) goto out;
-    if ((rc = sx_h5_read_f32(g, "data", &data, &n_dat, st)) != SX_OK) {
-        sx_status_prefix(st, "%s: %s/data: ", path, grp);
-        goto out;
-    }
-    if (n_ind != n_dat || indptr[0] != 0 || indptr[nb] != n_dat) {
-        rc = sx_status_set(st, SX_EFORMAT,
-                           "%s: %s: indices (%lld), data (%lld) and indptr (starts at %lld, ends "
-                           "at %lld) disagree; the file is corrupt", path, grp, (long long)n_ind,
-                           (long long)n_dat, (long long)indptr[0], (long long)indptr[nb]);
-        goto out;
-    }
-    for (int64_t i = 0; i < nb; i++)
-        if (indptr[i + 1] < indptr[i]) {
-            rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indptr decreases at barcode %lld; the "
-                               "file is corrupt", path, grp, (long long)i);
-            goto out;
-        }
-    if (!(p->m = sx_csr_new(nb, nf, 0, st))) {
+    if ((rc = big_arrays_ok(cx, g, grp, path, nb, indptr, &n_dat, st)) != SX_OK) goto out;
+    if (!(p->m = sx_csr_new(nb, nf, n_dat, st))) {
         rc = st ? st->code : SX_ENOMEM;
         goto out;
     }
-    int32_t *ix = sx_mallocarray((size_t)(n_ind ? n_ind : 1), sizeof(int32_t));
-    if (!ix) {
-        rc = sx_status_set(st, SX_ENOMEM, "%s: out of memory for %lld entries", path,
-                           (long long)n_ind);
-        goto out;
-    }
-    for (int64_t k = 0; k < n_ind; k++) {
-        if (indices[k] < 0 || indices[k] >= nf) {
-            sx_free(ix);
-            rc = sx_status_set(st, SX_EFORMAT, "%s: %s/indices[%lld] = %lld is outside 0..%lld "
-                               "(features); the file is corrupt", path, grp, (long long)k,
-                               (long long)indices[k], (long long)nf - 1);
-            goto out;
-        }
-        ix[k] = (int32_t)indices[k];
-    }
     sx_free(p->m->indptr);
-    sx_free(p->m->indices);
-    sx_free(p->m->data);
     p->m->indptr = indptr;
-    p->m->indices = ix;
-    p->m->data = data;
     indptr = NULL;
-    data = NULL; /* the int64 indices are freed below: ix replaced them */
+    if ((rc = read_entries(g, grp, path, nf, p->m, st)) != SX_OK) goto out;
     rc = sx_csr_canonicalize(p->m, st);
 out:
     sx_free(shape);
     sx_free(indptr);
-    sx_free(indices);
-    sx_free(data);
     H5Gclose(g);
     return rc;
 }

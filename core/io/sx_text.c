@@ -120,6 +120,23 @@ static int lines_fill(sx_lines *lr, sx_status *st)
 
 int sx_lines_next(sx_lines *lr, char **line, size_t *len, sx_status *st)
 {
+    /* Most lines lie whole inside the block: return them where they are, NUL over the
+     * newline, instead of copying every byte of a large mtx once more. The first line
+     * (a byte order mark), a line across blocks or too long for the limit take the copy. */
+    if (lr->bpos < lr->blen && lr->lineno > 0) {
+        char *start = lr->buf + lr->bpos;
+        char *nl = memchr(start, '\n', lr->blen - lr->bpos);
+        if (nl && (int64_t)(nl - start) <= lr->budget.lim.max_line_bytes) {
+            size_t n = (size_t)(nl - start);
+            lr->bpos += n + 1;
+            if (n > 0 && start[n - 1] == '\r') n--;
+            start[n] = '\0';
+            lr->lineno++;
+            *line = start;
+            *len = n;
+            return 1;
+        }
+    }
     size_t ll = 0;
     int any = 0;
     for (;;) {
