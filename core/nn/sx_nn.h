@@ -112,6 +112,7 @@ sx_nn_model *sx_nn_model_load(const char *path, sx_status *st); /* caller frees 
 enum { SX_NN_ADAM_TORCH2 = 0, SX_NN_ADAM_TORCH113 = 1 };
 enum { SX_NN_FIRST_SPARSE = 0, SX_NN_FIRST_DENSE = 1 };
 enum { SX_NN_FINAL_BEST = 0, SX_NN_FINAL_LAST = 1 };
+enum { SX_NN_STOP_STEPS = 0, SX_NN_STOP_SCALEX = 1 };
 
 typedef struct sx_nn_train_opts {
     int64_t batch_size;    /* 64 */
@@ -120,6 +121,13 @@ typedef struct sx_nn_train_opts {
     double weight_decay;   /* 5e-4, classic L2 added to the gradient */
     double beta1, beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
     int patience;          /* 10 epochs without strict improvement stop training */
+    int early_stopping;    /* SX_NN_STOP_STEPS (default): a stop also needs patience_steps
+                              optimizer steps since the best epoch, so a small set (a few
+                              steps per epoch, a noisy epoch loss) is not stopped after a
+                              handful of tiny epochs; SX_NN_STOP_SCALEX: patience epochs only
+                              (SCALEX v1.0.0's EarlyStopping) */
+    int64_t patience_steps; /* 1000 (SX_NN_STOP_STEPS only; = SCALEX's 10 epochs of a set of
+                               100 steps per epoch, 6400 cells: larger sets stop as SCALEX) */
     uint64_t seed;         /* minibatch order and reparameterization noise: the stream of
                               sx_nn_model_new's seed jumped 2^128 draws on, so the same
                               seed never re-uses the init's draws */

@@ -19,6 +19,8 @@ void sx_nn_train_opts_default(sx_nn_train_opts *o)
     o->beta2 = 0.999;
     o->adam_eps = 1e-8;
     o->patience = 10;
+    o->early_stopping = SX_NN_STOP_STEPS;
+    o->patience_steps = 1000;
     o->seed = 124;
     o->threads = 0;
     o->adam_mode = SX_NN_ADAM_TORCH2;
@@ -41,6 +43,11 @@ static int check_opts(const sx_nn_train_opts *o, sx_status *st)
                              o->adam_eps);
     if (o->patience < 1)
         return sx_status_set(st, SX_EINVAL, "patience must be at least 1 (got %d)", o->patience);
+    if (o->early_stopping != SX_NN_STOP_STEPS && o->early_stopping != SX_NN_STOP_SCALEX)
+        return sx_status_set(st, SX_EINVAL, "unknown early-stopping rule %d", o->early_stopping);
+    if (o->patience_steps < 0)
+        return sx_status_set(st, SX_EINVAL, "patience_steps must be at least 0 (got %lld)",
+                             (long long)o->patience_steps);
     if (o->adam_mode != SX_NN_ADAM_TORCH2 && o->adam_mode != SX_NN_ADAM_TORCH113)
         return sx_status_set(st, SX_EINVAL, "unknown Adam mode %d", o->adam_mode);
     if (o->first_layer != SX_NN_FIRST_SPARSE && o->first_layer != SX_NN_FIRST_DENSE)
@@ -316,6 +323,16 @@ static void fmt_eta(char *b, size_t n, double s)
         snprintf(b, n, "%.0fs", s);
 }
 
+/* Whether training stops after an epoch that did not improve: `counter` epochs and `since`
+ * steps since the best epoch. SCALEX counts epochs only; a 175-cell set has 2 steps per
+ * epoch, so its noisy 2-step epoch loss missed 10 records in a row after ~100 steps and the
+ * encoder was barely trained (docs/tutorials/quality.md, "Small references"). */
+static int stop_now(const sx_nn_train_opts *o, int64_t counter, int64_t since)
+{
+    if (counter < o->patience) return 0;
+    return o->early_stopping == SX_NN_STOP_SCALEX || since >= o->patience_steps;
+}
+
 int sx_nn_train(sx_nn_model *m, const sx_csr *x, const int32_t *domain,
                 const sx_nn_train_opts *opts, const sx_progress *p, sx_status *st)
 {
@@ -366,7 +383,7 @@ int sx_nn_train(sx_nn_model *m, const sx_csr *x, const int32_t *domain,
         goto fail;
     }
     double best = 0, t0 = now_s();
-    int64_t best_epoch = -1, counter = 0, step = 0, e;
+    int64_t best_epoch = -1, best_step = 0, counter = 0, step = 0, e;
     int stopped = 0;
     SX_INFO("training: %lld cells, %lld domains, %lld steps per epoch, %lld epochs",
             (long long)N, (long long)m->D, (long long)I, (long long)n_epoch);
@@ -409,12 +426,13 @@ int sx_nn_train(sx_nn_model *m, const sx_csr *x, const int32_t *domain,
         if (best_epoch < 0 || E < best) {
             best = E;
             best_epoch = e;
+            best_step = step;
             counter = 0;
             memcpy(best_param, m->param, (size_t)m->n_param_el * m->esz);
             memcpy(best_buf, m->buf, (size_t)m->n_buf_el * m->esz);
             memcpy(best_nbt, m->nbt, (size_t)(m->D + 1) * sizeof(int64_t));
-        } else if (++counter >= o.patience) {
-            stopped = 1;
+        } else {
+            stopped = stop_now(&o, ++counter, step - best_step);
         }
         if (p && p->fn) {
             double el = now_s() - t0, ips = el > 0 ? (double)step / el : 0;

@@ -38,6 +38,8 @@ typedef struct sx_pl_settings {
     long long batch_size, max_iteration;
     double lr;
     int patience;
+    int early_stopping_scalex;    /* SCALEX's rule instead of scalexd's (patience_steps too) */
+    long long patience_steps;
     const char *impute;           /* NULL = none */
     /* labels */
     const char *label;            /* the option's value or its default ("celltype") */

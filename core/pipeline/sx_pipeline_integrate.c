@@ -97,6 +97,8 @@ static int train(sx_pl_ctx *c, integ *s, sx_status *st)
     to.max_iteration = c->set.max_iteration;
     to.lr = c->set.lr;
     to.patience = c->set.patience;
+    to.early_stopping = c->set.early_stopping_scalex ? SX_NN_STOP_SCALEX : SX_NN_STOP_STEPS;
+    to.patience_steps = c->set.patience_steps;
     to.seed = c->set.seed;
     to.threads = c->set.threads;
     if (N < to.batch_size)

@@ -57,8 +57,14 @@ static const sx_popt_spec specs[] = {
      1e9},
     {"patience", SX_POPT_INT, "10",
      "early stopping: epochs without a lower epoch loss before training stops and the best "
-     "epoch is kept (SCALEX: 10; a small set has few steps per epoch, so a noisy loss can stop "
-     "it early: raise this to train all max_iteration steps)", I, NULL, 1, 1e9},
+     "epoch is kept (SCALEX: 10; raise it to train all max_iteration steps)", I, NULL, 1, 1e9},
+    {"early_stopping", SX_POPT_STRING, "steps",
+     "early-stopping rule: steps (a stop also needs patience_steps steps since the best "
+     "epoch, so a small set with a few steps per epoch trains enough) or scalex (SCALEX's: "
+     "patience epochs only)", I, "steps|scalex", 0, 0},
+    {"patience_steps", SX_POPT_INT, "1000",
+     "early_stopping steps: optimizer steps since the best epoch a stop also needs (sets of "
+     "100 or more steps per epoch stop as SCALEX)", I, NULL, 0, 1e9},
     {"seed", SX_POPT_INT, "124", "random seed (training order, noise, inference order)", I | P,
      NULL, 0, 4294967295.0},
     {"chunk_size", SX_POPT_INT, "20000", "rows per processing chunk (progress and cancel points)",

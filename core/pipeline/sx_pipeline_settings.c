@@ -104,6 +104,8 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
     s->max_iteration = num(&r, "max_iteration");
     s->lr = real(&r, "lr");
     s->patience = (int)num(&r, "patience");
+    s->early_stopping_scalex = same(str(&r, "early_stopping"), "scalex");
+    s->patience_steps = num(&r, "patience_steps");
     s->impute = str(&r, "impute");
     s->label = str(&r, "label");
     s->label_given = is_set(&r, "label", SX_POPT_STRING) ? s->label : NULL;

@@ -193,6 +193,7 @@ START_TEST(fit_loop_f32)
     o.batch_size = 10;
     o.max_iteration = 50;
     o.final_weights = SX_NN_FINAL_LAST;
+    o.early_stopping = SX_NN_STOP_SCALEX; /* the golden run is SCALEX's VAE.fit */
     o.replay_perm = perm;
     o.replay_eps = eps;
     ck_assert_msg(sx_nn_train(m, csr, dom, &o, NULL, &st) == SX_OK, "%s", st.msg);
