@@ -14,8 +14,11 @@
  *   weight, so every row of probabilities sums to 1;
  * - mapping score: the query cell's mean distance to its k nearest reference cells, placed in
  *   the distribution of the held-out reference cells' own such distances among cells of the
- *   chosen label, as 1 - empirical quantile (the share of those reference cells that lie at
- *   least as far from their neighbours): near 0 = farther than the reference ever is;
+ *   chosen label, as 1 - quantile. The distribution is a normal fitted robustly to the log
+ *   distances (median, 1.4826 x MAD; Rousseeuw & Croux, JASA 1993): an empirical quantile
+ *   stops at the reference's few farthest cells (a floor of ~5% that every novel cell
+ *   shares), a fitted tail keeps ranking cells beyond them. Near 0 = farther than the
+ *   reference's cells of that label lie from their own neighbours; 0.5 = typical;
  * - "Unknown" when the mapping score or the confidence is below its threshold (0 = off).
  */
 #ifndef SX_TRANSFER_H
@@ -32,6 +35,7 @@
 #define SX_TRANSFER_K_PROB 15
 #define SX_TRANSFER_MIN_CONFIDENCE 0.5
 #define SX_TRANSFER_MIN_MAPPING 0.02
+#define SX_TRANSFER_MIN_LOG_SD 0.1 /* floor of the log-distance scale (10% in distance) */
 
 typedef struct sx_transfer_opts {
     int k;                     /* neighbours voting (5) */
@@ -97,8 +101,8 @@ typedef struct sx_transfer_calib {
     int n_knots;       /* isotonic map: raw probability knots -> calibrated value */
     double *knot_x, *knot_y;
     int n_classes;
-    int64_t *dist_off; /* per class: [dist_off[c], dist_off[c+1]) into dist, sorted */
-    double *dist;      /* held-out mean k-NN distances, grouped by own class */
+    double *loc, *scale; /* per class, then all cells (index n_classes): log-distance median
+                            and 1.4826 x MAD of held-out mean k-NN distances; scale < 0: none */
     int64_t n_calib;
     int by_batch;
 } sx_transfer_calib;

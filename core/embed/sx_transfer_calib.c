@@ -2,7 +2,8 @@
  * fitted on held-out reference cells (see sx_transfer.h): each held-out cell is predicted as
  * a query cell would be, from reference cells of other batches (or all other cells), giving
  * (raw probability of its chosen class, whether that class is its own label) pairs for an
- * isotonic fit, and its mean distance to its k neighbours for the mapping score. */
+ * isotonic fit, and its mean distance to its k neighbours for the mapping score (a robust
+ * normal fit to the log of those distances per class: median and 1.4826 x MAD). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,27 +171,47 @@ static int isotonic_fit(const held *h, sx_transfer_calib *cal)
     return 1;
 }
 
-/* Held-out distances grouped by class (dist_off[c]..dist_off[c+1]) and all together after
- * them (dist_off[nc]..dist_off[nc+1]), each group sorted. */
-static int distance_groups(const held *h, int nc, sx_transfer_calib *cal)
+/* median of a[0..n) (sorts a) */
+static double median(double *a, int64_t n)
 {
-    cal->dist_off = sx_calloc((size_t)nc + 2, sizeof *cal->dist_off);
-    cal->dist = sx_mallocarray((size_t)2 * h->n + 1, sizeof *cal->dist);
-    if (!cal->dist_off || !cal->dist) return 0;
-    for (int64_t i = 0; i < h->n; i++) cal->dist_off[h->cls[i] + 1]++;
-    for (int c = 0; c < nc; c++) cal->dist_off[c + 1] += cal->dist_off[c];
-    cal->dist_off[nc + 1] = cal->dist_off[nc] + h->n;
-    int64_t *fill = sx_mallocarray((size_t)nc + 1, sizeof *fill);
-    if (!fill) return 0;
-    memcpy(fill, cal->dist_off, (size_t)nc * sizeof *fill);
-    for (int64_t i = 0; i < h->n; i++) {
-        cal->dist[fill[h->cls[i]]++] = h->d[i];
-        cal->dist[cal->dist_off[nc] + i] = h->d[i];
+    qsort(a, (size_t)n, sizeof *a, cmp_dbl);
+    return n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
+}
+
+/* Robust location and scale of the log distances of cells cls == c (c < 0: all): median and
+ * 1.4826 x MAD (the normal's SD), the scale at least SX_TRANSFER_MIN_LOG_SD; 0 when fewer
+ * than 5 cells. */
+static int log_stats(const held *h, int c, double *tmp, double *loc, double *scale)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < h->n; i++)
+        if (c < 0 || h->cls[i] == c) tmp[m++] = log(h->d[i] > 1e-300 ? h->d[i] : 1e-300);
+    if (m < 5) return 0;
+    *loc = median(tmp, m);
+    for (int64_t i = 0; i < m; i++) tmp[i] = fabs(tmp[i] - *loc);
+    *scale = 1.4826 * median(tmp, m);
+    if (*scale < SX_TRANSFER_MIN_LOG_SD) *scale = SX_TRANSFER_MIN_LOG_SD;
+    return 1;
+}
+
+/* Per class (and for all cells, at index nc) the log-distance location and scale. */
+static int distance_stats(const held *h, int nc, sx_transfer_calib *cal)
+{
+    cal->loc = sx_calloc((size_t)nc + 1, sizeof *cal->loc);
+    cal->scale = sx_calloc((size_t)nc + 1, sizeof *cal->scale);
+    double *tmp = sx_mallocarray((size_t)h->n + 1, sizeof *tmp);
+    if (!cal->loc || !cal->scale || !tmp) {
+        sx_free(tmp);
+        return 0;
     }
-    sx_free(fill);
-    for (int c = 0; c <= nc; c++)
-        qsort(cal->dist + cal->dist_off[c], (size_t)(cal->dist_off[c + 1] - cal->dist_off[c]),
-              sizeof *cal->dist, cmp_dbl);
+    if (!log_stats(h, -1, tmp, &cal->loc[nc], &cal->scale[nc])) cal->scale[nc] = -1;
+    for (int c = 0; c < nc; c++)
+        if (!log_stats(h, c, tmp, &cal->loc[c], &cal->scale[c])) {
+            /* a class with under 5 held-out cells has no distribution of its own */
+            cal->loc[c] = cal->loc[nc];
+            cal->scale[c] = cal->scale[nc];
+        }
+    sx_free(tmp);
     return 1;
 }
 
@@ -218,7 +239,7 @@ int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes
         rc = hold_out(ref, n_ref, codes, nc, dim, o, kp, sel, ns, by_batch = 0, 0, &h, st);
     cal->n_calib = h.n;
     cal->by_batch = by_batch;
-    if (rc == SX_OK && (!isotonic_fit(&h, cal) || !distance_groups(&h, nc, cal)))
+    if (rc == SX_OK && (!isotonic_fit(&h, cal) || !distance_stats(&h, nc, cal)))
         rc = sx_status_set(st, SX_ENOMEM, "out of memory");
     sx_free(sel);
     sx_free(h.x);
@@ -243,24 +264,18 @@ double sx_transfer_calib_conf(const sx_transfer_calib *cal, double raw)
 
 double sx_transfer_calib_mapping(const sx_transfer_calib *cal, int c, double mean_dist)
 {
-    /* a class with under 5 held-out cells has no distribution of its own: all cells' */
-    int g = cal->dist_off[c + 1] - cal->dist_off[c] >= 5 ? c : cal->n_classes;
-    const double *a = cal->dist + cal->dist_off[g];
-    int64_t n = cal->dist_off[g + 1] - cal->dist_off[g], lo = 0, hi = n;
-    if (n == 0) return 1.0;
-    while (lo < hi) { /* first held-out distance >= mean_dist */
-        int64_t mid = (lo + hi) / 2;
-        if (a[mid] < mean_dist) lo = mid + 1;
-        else hi = mid;
-    }
-    return (double)(n - lo) / (double)n;
+    double scale = cal->scale[c];
+    if (scale <= 0) return 1.0; /* under 5 held-out cells in all: nothing to compare with */
+    if (mean_dist <= 0) return 1.0;
+    double z = (log(mean_dist) - cal->loc[c]) / scale;
+    return 0.5 * erfc(z / sqrt(2.0)); /* upper tail of the normal: 1 - Phi(z) */
 }
 
 void sx_transfer_calib_clear(sx_transfer_calib *cal)
 {
     sx_free(cal->knot_x);
     sx_free(cal->knot_y);
-    sx_free(cal->dist_off);
-    sx_free(cal->dist);
+    sx_free(cal->loc);
+    sx_free(cal->scale);
     memset(cal, 0, sizeof *cal);
 }

@@ -55,8 +55,10 @@ out:
     return rc;
 }
 
-/* Accuracy, macro F1, NMI, ARI of the transferred labels against the query's own (cells
- * without a true label are not scored), and the confusion matrix. */
+/* Accuracy, macro F1, NMI, ARI of the vote (SCALEX's label, before "Unknown": the figures
+ * stay comparable with SCALEX's) against the query's own labels (cells without a true label
+ * are not scored), the confusion matrix, and the share of Unknown with the accuracy of the
+ * cells that kept a label. */
 static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *truth, int64_t nq,
                  const char *label, sx_status *st)
 {
@@ -65,13 +67,15 @@ static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *tr
     int32_t *codes = sx_calloc((size_t)(2 * nq) + 1, sizeof *codes);
     char **classes = NULL;
     int n_classes = 0, rc = tp && codes ? SX_OK : sx_pl_oom(st);
-    int64_t m = 0;
+    int64_t m = 0, called = 0, called_ok = 0;
     for (int64_t i = 0; rc == SX_OK && i < nq; i++) {
         char buf[64];
         const char *t = sx_column_text(truth, i, buf, sizeof buf);
         if (t == buf || !*t) continue;
         tp[m] = t;
-        tp[nq + m] = sx_transfer_label(tr, i);
+        tp[nq + m] = tr->classes[tr->vote_pred[i]];
+        called += tr->pred[i] >= 0;
+        called_ok += tr->pred[i] >= 0 && !strcmp(t, tp[nq + m]);
         m++;
     }
     if (rc != SX_OK || m == 0) goto out;
@@ -86,6 +90,8 @@ static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *tr
     sx_pl_metric(c, "nmi", nmi);
     sx_pl_metric(c, "ari", ari);
     sx_pl_metric(c, "n_scored", (double)m);
+    sx_pl_metric(c, "unknown_fraction", 1.0 - (double)called / (double)m);
+    if (called) sx_pl_metric(c, "accuracy_called", (double)called_ok / (double)called);
     sx_pl_log_msg(&c->log, "Transfer vs query '%s' (%lld cells): accuracy %.4f, macro F1 "
                   "%.4f, NMI %.4f, ARI %.4f", label, (long long)m, acc, f1, nmi, ari);
     char title[160];

@@ -182,18 +182,22 @@ END_TEST
 
 START_TEST(mapping_score_by_hand)
 {
-    /* a at 0 1 2 4 8: leave-one-out nearest distances 1 1 1 2 4; b at 100..104: all 1.
-     * Query -1.5 (a, distance 1.5): 2 of 5 a cells lie at least as far -> 0.4; query 11
-     * (a, distance 3): 1 of 5 -> 0.2; query 102.5 (b, 0.5): 5 of 5 -> 1; query 50 (a,
-     * 42): 0, Unknown under a 0.1 threshold while the others keep their label. */
-    double ref[10] = {0, 1, 2, 4, 8, 100, 101, 102, 103, 104}, q[4] = {-1.5, 11, 102.5, 50};
+    /* a at 0 1 3 7 15: leave-one-out nearest distances 1 1 2 4 8, logs 0 0 L 2L 3L (L = ln 2):
+     * median L, MAD L, scale 1.4826 L. Query 5 (a, distance 2): z = 0 -> 0.5; query -4 (a,
+     * distance 4): z = 1 / 1.4826 = 0.67449, the normal's upper quartile -> 0.25; query 2
+     * (distance 1) -> 0.75; query 50 (a, 35): z = ln(17.5) / (1.4826 L) = 2.785 -> 0.0027,
+     * Unknown under a 0.1 threshold. b at 100..104: all distances 1, MAD 0 -> the scale floor
+     * 0.1; query 102.5 (distance 0.5): z = -6.9 -> 1. */
+    double ref[10] = {0, 1, 3, 7, 15, 100, 101, 102, 103, 104}, q[5] = {5, -4, 2, 50, 102.5};
     const char *lab[10] = {"a", "a", "a", "a", "a", "b", "b", "b", "b", "b"};
-    sx_transfer_result *r = one_d(ref, 10, lab, NULL, q, 4, 0.1);
-    double want[4] = {0.4, 0.2, 1.0, 0.0};
-    for (int i = 0; i < 4; i++) ck_assert_double_le(fabs(r->mapping_score[i] - want[i]), 1e-12);
+    sx_transfer_result *r = one_d(ref, 10, lab, NULL, q, 5, 0.1);
+    double L = log(2.0), z50 = log(17.5) / (1.4826 * L);
+    double want[5] = {0.5, 0.25, 0.75, 0.5 * erfc(z50 / sqrt(2.0)), 1.0};
+    for (int i = 0; i < 5; i++) ck_assert_double_le(fabs(r->mapping_score[i] - want[i]), 1e-5);
+    ck_assert_double_le(fabs(want[3] - 0.0027), 1e-4);
     ck_assert_str_eq(sx_transfer_label(r, 0), "a");
-    ck_assert_str_eq(sx_transfer_label(r, 2), "b");
     ck_assert_str_eq(sx_transfer_label(r, 3), "Unknown");
+    ck_assert_str_eq(sx_transfer_label(r, 4), "b");
     ck_assert_int_eq(r->n_unknown, 1);
     /* every held-out cell right: confidence (10 + 1/2) / 11 */
     ck_assert_double_le(fabs(r->confidence[0] - 10.5 / 11), 1e-12);
