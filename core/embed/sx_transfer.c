@@ -94,7 +94,9 @@ static void calibrated_row(const double *raw, int nc, int best, double conf, dou
     if (nc == 1) p[0] = 1.0;
 }
 
-/* One query cell from its kp neighbours: vote, probabilities, confidence, mapping score. */
+/* One query cell from its kp neighbours: vote, probabilities, confidence, and in
+ * mapping_score for now the standardised log distance z (finish_cells turns it into the
+ * score). */
 static void score_cell(sx_transfer_result *r, int64_t i, const sx_knn *knn, const int32_t *codes,
                        int kp, const sx_transfer_opts *o, const sx_transfer_calib *cal,
                        int32_t *nb, double *votes, double *raw)
@@ -112,17 +114,48 @@ static void score_cell(sx_transfer_result *r, int64_t i, const sx_knn *knn, cons
     for (int j = 0; j < k; j++) mean_d += d[j] / k;
     double conf = cal ? sx_transfer_calib_conf(cal, raw[best]) : r->vote_share[i];
     r->confidence[i] = nc == 1 ? 1.0 : conf;
-    r->mapping_score[i] = cal ? sx_transfer_calib_mapping(cal, best, mean_d) : 1.0;
+    r->mapping_score[i] = cal ? sx_transfer_calib_z(cal, best, mean_d) : -INFINITY;
     if (cal) calibrated_row(raw, nc, best, r->confidence[i], r->prob + i * nc);
     else memcpy(r->prob + i * nc, raw, (size_t)nc * sizeof *raw);
-    int unk = (o->unknown_below > 0 && r->confidence[i] < o->unknown_below) ||
-              (o->mapping_below > 0 && r->mapping_score[i] < o->mapping_below);
-    r->pred[i] = unk ? -1 : best;
-    if (unk) r->n_unknown++;
-    else {
-        r->class_count[best]++;
-        r->class_mean_conf[best] += r->confidence[i];
+}
+
+/* The query's shift: the median z of its cells when above 0 (a query from another batch or
+ * technology lies farther from the reference than held-out reference cells do; the median
+ * assumes most query cells are of types the reference knows). 0 when z is unknown. */
+static int query_shift(const sx_transfer_result *r, double *shift)
+{
+    int64_t n = r->n_query;
+    *shift = 0;
+    if (n == 0 || r->mapping_score[0] == -INFINITY) return 1;
+    double *z = sx_mallocarray(n, sizeof *z);
+    if (!z) return 0;
+    memcpy(z, r->mapping_score, (size_t)n * sizeof *z);
+    double m = sx_transfer_median(z, n);
+    sx_free(z);
+    *shift = isfinite(m) && m > 0 ? m : 0;
+    return 1;
+}
+
+/* Mapping scores from z less the query's shift, the Unknown thresholds, the class summary. */
+static int finish_cells(sx_transfer_result *r, const sx_transfer_opts *o)
+{
+    if (!query_shift(r, &r->mapping_shift)) return 0;
+    for (int64_t i = 0; i < r->n_query; i++) {
+        double z = r->mapping_score[i] - r->mapping_shift;
+        r->mapping_score[i] = 0.5 * erfc(z / sqrt(2.0)); /* 1 - Phi(z); z = -inf: 1 */
+        int best = r->vote_pred[i];
+        int unk = (o->unknown_below > 0 && r->confidence[i] < o->unknown_below) ||
+                  (o->mapping_below > 0 && r->mapping_score[i] < o->mapping_below);
+        r->pred[i] = unk ? -1 : best;
+        if (unk) r->n_unknown++;
+        else {
+            r->class_count[best]++;
+            r->class_mean_conf[best] += r->confidence[i];
+        }
     }
+    for (int c = 0; c < r->n_classes; c++)
+        if (r->class_count[c]) r->class_mean_conf[c] /= (double)r->class_count[c];
+    return 1;
 }
 
 /* Keep the first k of each row's kp neighbours as the result's neighbour lists. */
@@ -190,9 +223,7 @@ sx_transfer_result *sx_transfer_knn(const double *ref, int64_t n_ref,
     if (!(knn = sx_knn_exact(ref, n_ref, query, n_query, dim, kp, &ko, prog, st))) goto fail;
     for (int64_t i = 0; i < n_query; i++)
         score_cell(r, i, knn, codes, kp, &o, have_cal ? &cal : NULL, nb, votes, raw);
-    for (int c = 0; c < nc; c++)
-        if (r->class_count[c]) r->class_mean_conf[c] /= (double)r->class_count[c];
-    if (!keep_first_k(r, knn, kp)) goto oom;
+    if (!finish_cells(r, &o) || !keep_first_k(r, knn, kp)) goto oom;
     goto done;
 oom:
     sx_status_set(st, SX_ENOMEM, "label transfer: out of memory for %lld query cells",

@@ -17,8 +17,12 @@
  *   chosen label, as 1 - quantile. The distribution is a normal fitted robustly to the log
  *   distances (median, 1.4826 x MAD; Rousseeuw & Croux, JASA 1993): an empirical quantile
  *   stops at the reference's few farthest cells (a floor of ~5% that every novel cell
- *   shares), a fitted tail keeps ranking cells beyond them. Near 0 = farther than the
- *   reference's cells of that label lie from their own neighbours; 0.5 = typical;
+ *   shares), a fitted tail keeps ranking cells beyond them. A query from another technology
+ *   lies farther from the reference as a whole than held-out reference cells do, so the
+ *   query's median standardised distance, when positive, is subtracted first (the median
+ *   assumes most query cells are of known types; it moves every cell alike, so it changes
+ *   no ranking). Near 0 = farther than the reference's cells of that label lie from their
+ *   own neighbours; 0.5 = typical;
  * - "Unknown" when the mapping score or the confidence is below its threshold (0 = off).
  */
 #ifndef SX_TRANSFER_H
@@ -63,6 +67,7 @@ typedef struct sx_transfer_result {
     double *prob_distance; /* distance-weighted probability of the winner (k neighbours) */
     double *prob;          /* n_query x n_classes probabilities, rows sum to 1 */
     double *mapping_score; /* in [0, 1] */
+    double mapping_shift;  /* the query's median standardised log distance, when above 0 */
     int32_t *neighbors;    /* n_query x k reference rows, nearest first */
     double *distances;     /* n_query x k */
     /* summary per class (n_classes): predicted count, mean confidence of those cells */
@@ -116,7 +121,10 @@ int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes
                           int dim, const sx_transfer_opts *o, int kp, sx_transfer_calib *cal,
                           sx_status *st);
 double sx_transfer_calib_conf(const sx_transfer_calib *cal, double raw);
-double sx_transfer_calib_mapping(const sx_transfer_calib *cal, int c, double mean_dist);
+/* Standardised log distance of a cell of class c ((log d - location) / scale; -inf: none). */
+double sx_transfer_calib_z(const sx_transfer_calib *cal, int c, double mean_dist);
 void sx_transfer_calib_clear(sx_transfer_calib *cal);
+/* median of a[0..n), n >= 1 (sorts a) */
+double sx_transfer_median(double *a, int64_t n);
 
 #endif

@@ -171,8 +171,7 @@ static int isotonic_fit(const held *h, sx_transfer_calib *cal)
     return 1;
 }
 
-/* median of a[0..n) (sorts a) */
-static double median(double *a, int64_t n)
+double sx_transfer_median(double *a, int64_t n)
 {
     qsort(a, (size_t)n, sizeof *a, cmp_dbl);
     return n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
@@ -187,9 +186,9 @@ static int log_stats(const held *h, int c, double *tmp, double *loc, double *sca
     for (int64_t i = 0; i < h->n; i++)
         if (c < 0 || h->cls[i] == c) tmp[m++] = log(h->d[i] > 1e-300 ? h->d[i] : 1e-300);
     if (m < 5) return 0;
-    *loc = median(tmp, m);
+    *loc = sx_transfer_median(tmp, m);
     for (int64_t i = 0; i < m; i++) tmp[i] = fabs(tmp[i] - *loc);
-    *scale = 1.4826 * median(tmp, m);
+    *scale = 1.4826 * sx_transfer_median(tmp, m);
     if (*scale < SX_TRANSFER_MIN_LOG_SD) *scale = SX_TRANSFER_MIN_LOG_SD;
     return 1;
 }
@@ -262,13 +261,11 @@ double sx_transfer_calib_conf(const sx_transfer_calib *cal, double raw)
     return cal->knot_y[j - 1] + t * (cal->knot_y[j] - cal->knot_y[j - 1]);
 }
 
-double sx_transfer_calib_mapping(const sx_transfer_calib *cal, int c, double mean_dist)
+double sx_transfer_calib_z(const sx_transfer_calib *cal, int c, double mean_dist)
 {
     double scale = cal->scale[c];
-    if (scale <= 0) return 1.0; /* under 5 held-out cells in all: nothing to compare with */
-    if (mean_dist <= 0) return 1.0;
-    double z = (log(mean_dist) - cal->loc[c]) / scale;
-    return 0.5 * erfc(z / sqrt(2.0)); /* upper tail of the normal: 1 - Phi(z) */
+    if (scale <= 0 || mean_dist <= 0) return -INFINITY; /* nothing to compare with / exact */
+    return (log(mean_dist) - cal->loc[c]) / scale;
 }
 
 void sx_transfer_calib_clear(sx_transfer_calib *cal)

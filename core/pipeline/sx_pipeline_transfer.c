@@ -152,10 +152,11 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
     sx_free(bc);
     if (!tr) return st->code;
     sx_pl_log_msg(&c->log, "Label transfer of '%s': %lld query cells, k %d, %d classes; "
-                  "confidence calibrated on %lld held-out reference cells (%s); %lld Unknown",
-                  label, (long long)in->nq, to.k, tr->n_classes, (long long)tr->n_calib,
+                  "confidence calibrated on %lld held-out reference cells (%s); query distance "
+                  "shift %.3f SD; %lld Unknown", label, (long long)in->nq, to.k, tr->n_classes,
+                  (long long)tr->n_calib,
                   tr->calib_by_batch ? "leave-one-batch-out" : "leave-one-out",
-                  (long long)tr->n_unknown);
+                  tr->mapping_shift, (long long)tr->n_unknown);
     rc = in->truth ? score(c, tr, in->truth, in->nq, label, st) : SX_OK;
     if (rc != SX_OK) sx_transfer_free(tr);
     else *out = tr;

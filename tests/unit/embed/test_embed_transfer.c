@@ -201,6 +201,14 @@ START_TEST(mapping_score_by_hand)
     ck_assert_int_eq(r->n_unknown, 1);
     /* every held-out cell right: confidence (10 + 1/2) / 11 */
     ck_assert_double_le(fabs(r->confidence[0] - 10.5 / 11), 1e-12);
+    ck_assert_double_eq(r->mapping_shift, 0); /* median z of the five queries: 0 */
+    sx_transfer_free(r);
+    /* a query lying farther as a whole: -4 and 19 (15 + 4), both at distance 4, z = 0.67449:
+     * the median is subtracted, both score 0.5 */
+    double far[2] = {-4, 19};
+    r = one_d(ref, 10, lab, NULL, far, 2, 0.1);
+    ck_assert_double_le(fabs(r->mapping_shift - 1 / 1.4826), 1e-9);
+    for (int i = 0; i < 2; i++) ck_assert_double_le(fabs(r->mapping_score[i] - 0.5), 1e-9);
     sx_transfer_free(r);
 }
 END_TEST
