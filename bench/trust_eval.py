@@ -10,6 +10,7 @@ figures (ECE, AUROC, Unknown rates). No part of the product; every transfer is s
   loo SPLITDIR RUN LABEL LEFT_OUT       AUROC of 1 - mapping score and of 1 - vote share for the
                                         left-out type; Unknown shares of left-out / known cells
   summary FILE...                       mean +- SD over seeds of the JSON lines
+  rates OUTDIR LABEL DATASET TM TC     per left-out type: Unknown shares at thresholds TM, TC
   grid OUTDIR LABEL DATASET             Unknown shares (left-out, known in the leave-one-out
                                         runs; known with the full reference) for threshold
                                         pairs: how the defaults were chosen
@@ -109,7 +110,7 @@ def summary(files):
                   (k, np.mean(means), np.std(means, ddof=1) if len(means) > 1 else 0, len(means)))
 
 
-def grid(out, label, ds):
+def loo_scores(out, label, ds):
     import glob
     loo_runs = sorted(glob.glob(f"{out}/{ds}/seed*/loo_*/run/adata.h5ad"))
     full_runs = sorted(glob.glob(f"{out}/{ds}/seed*/full/off/adata.h5ad"))
@@ -118,14 +119,34 @@ def grid(out, label, ds):
         left = f.split("/")[-3][4:]
         a = ad.read_h5ad(f)
         t = a.obs[label].astype(str).str.replace(r"[^A-Za-z0-9_]", "_", regex=True).values
-        L.append((t == left, a.obs[f"{label}_mapping_score"].values, a.obs[f"{label}_transfer_confidence"].values))
+        L.append((t == left, a.obs[f"{label}_mapping_score"].values,
+                  a.obs[f"{label}_transfer_confidence"].values, left))
+    return loo_runs, full_runs, L
+
+
+def rates(out, label, ds, tm, tc):
+    tm, tc = float(tm), float(tc)
+    _, _, L = loo_scores(out, label, ds)
+    by = {}
+    for p, ms, c, left in L:
+        u = (ms < tm) | (c < tc)
+        by.setdefault(left, []).append((u[p].mean(), u[~p].mean()))
+    print(f"{ds}: Unknown at min_mapping_score {tm}, min_confidence {tc} (mean±SD over seeds)")
+    for t, v in sorted(by.items()):
+        v = np.array(v)
+        sd = v.std(0, ddof=1) if len(v) > 1 else np.zeros(2)
+        print("  %-12s left-out %.3f±%.3f  known %.3f±%.3f  (%d seeds)" % (t, v[0:, 0].mean(), sd[0], v[:, 1].mean(), sd[1], len(v)))
+
+
+def grid(out, label, ds):
+    loo_runs, full_runs, L = loo_scores(out, label, ds)
     F = [ad.read_h5ad(f).obs for f in full_runs]
     print(f"{ds}: Unknown shares over {len(loo_runs)} leave-one-out runs / {len(full_runs)} full runs")
     print("  min_mapping min_conf   left-out  known(loo)  known(full)")
     for tm in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05):
         for tc in (0.0, 0.3, 0.4, 0.5):
-            lo = np.mean([((ms < tm) | (c < tc))[p].mean() for p, ms, c in L])
-            kn = np.mean([((ms < tm) | (c < tc))[~p].mean() for p, ms, c in L])
+            lo = np.mean([((ms < tm) | (c < tc))[p].mean() for p, ms, c, _ in L])
+            kn = np.mean([((ms < tm) | (c < tc))[~p].mean() for p, ms, c, _ in L])
             fu = np.mean([((o[f"{label}_mapping_score"].values < tm) |
                            (o[f"{label}_transfer_confidence"].values < tc)).mean() for o in F])
             print("  %11.3f %8.2f   %8.3f  %10.3f  %11.3f" % (tm, tc, lo, kn, fu))
@@ -133,4 +154,4 @@ def grid(out, label, ds):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"split": split, "full": full, "loo": loo, "summary": lambda *f: summary(f), "grid": grid}[cmd](*args)
+    {"split": split, "full": full, "loo": loo, "summary": lambda *f: summary(f), "grid": grid, "rates": rates}[cmd](*args)

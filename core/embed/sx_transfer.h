@@ -37,8 +37,8 @@
 
 /* measured defaults (bench/trust_eval.sh; docs/guide/label-transfer-trust.md) */
 #define SX_TRANSFER_K_PROB 15
-#define SX_TRANSFER_MIN_CONFIDENCE 0.5
-#define SX_TRANSFER_MIN_MAPPING 0.02
+#define SX_TRANSFER_MIN_CONFIDENCE 0.4
+#define SX_TRANSFER_MIN_MAPPING 0.01
 #define SX_TRANSFER_MIN_LOG_SD 0.1 /* floor of the log-distance scale (10% in distance) */
 
 typedef struct sx_transfer_opts {

@@ -87,10 +87,10 @@ static const sx_popt_spec specs[] = {
      "label transfer: call a cell Unknown when its mapping score or calibrated confidence is "
      "below min_mapping_score / min_confidence (off: SCALEX's plain vote for every cell)",
      P | T, "on|off", 0, 0},
-    {"min_confidence", SX_POPT_FLOAT, "0.5",
+    {"min_confidence", SX_POPT_FLOAT, "0.4",
      "label transfer: Unknown below this calibrated confidence (measured default: "
      "bench/trust_eval.sh)", P | T, NULL, 0, 1},
-    {"min_mapping_score", SX_POPT_FLOAT, "0.02",
+    {"min_mapping_score", SX_POPT_FLOAT, "0.01",
      "label transfer: Unknown below this mapping score (the share of reference cells of the "
      "label lying at least as far from their neighbours)", P | T, NULL, 0, 1},
     {"rep", SX_POPT_STRING, "latent", "obsm representation label transfer searches in", T, NULL,

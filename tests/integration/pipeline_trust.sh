@@ -7,7 +7,7 @@
 #    uns <label>_classes (the reference's sorted classes);
 #  - every label that is not Unknown = a numpy 5-NN majority vote on obsm latent (ties to the
 #    first sorted class, as scikit-learn), and Unknown exactly where the mapping score or the
-#    confidence is below the defaults (0.02, 0.5);
+#    confidence is below the defaults (0.01, 0.4);
 #  - cell_type_hierarchy_conflict = the fine answer's coarse class (from the reference's own
 #    pairs) differs from the coarse answer; labels.csv holds the same values;
 #  - --unknown off: SCALEX's plain vote for every cell (no Unknown).
@@ -61,7 +61,7 @@ for label in ("cell_type", "cell_type_broad"):
     votes = np.array(votes)
     unk = tr == "Unknown"
     assert (tr[~unk] == votes[~unk]).all(), "a label differs from the 5-NN vote"
-    assert (unk == ((ms < 0.02) | (conf < 0.5))).all(), "Unknown is not the default thresholds"
+    assert (unk == ((ms < 0.01) | (conf < 0.4))).all(), "Unknown is not the default thresholds"
     ci = np.array([classes.index(v) for v in votes])
     assert np.allclose(Pq[np.arange(len(ci)), ci], conf, atol=1e-6), "probability != confidence"
     print(f"{label}: {len(classes)} classes, {unk.sum()} of {len(tr)} Unknown, "
