@@ -62,6 +62,13 @@ for label in ("cell_type", "cell_type_broad"):
     unk = tr == "Unknown"
     assert (tr[~unk] == votes[~unk]).all(), "a label differs from the 5-NN vote"
     assert (unk == ((ms < 0.01) | (conf < 0.4))).all(), "Unknown is not the default thresholds"
+    if label == "cell_type":  # result.json scores the vote (SCALEX's label), Unknown apart
+        import json
+        res = json.load(open(f"{T}/on/result.json"))["metrics"]
+        truth = a.obs[label].astype(str).values[qry]
+        assert abs(res["accuracy"] - (votes == truth).mean()) < 1e-5, res
+        assert abs(res["unknown_fraction"] - unk.mean()) < 1e-5, res
+        assert abs(res["accuracy_called"] - (votes == truth)[~unk].mean()) < 1e-5, res
     ci = np.array([classes.index(v) for v in votes])
     assert np.allclose(Pq[np.arange(len(ci)), ci], conf, atol=1e-6), "probability != confidence"
     print(f"{label}: {len(classes)} classes, {unk.sum()} of {len(tr)} Unknown, "
