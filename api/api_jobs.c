@@ -455,7 +455,8 @@ static void label_fields(json_t *x, const srv_results_page *p, int c0, int64_t i
     json_object_set_new(x, "confidence", num_short(p->cols[c0 + 1].num[i], 6));
     if (c0 + 2 < p->n_cols)
         json_object_set_new(x, "mapping_score", num_short(p->cols[c0 + 2].num[i], 6));
-    if (top3 && c0 + 3 < p->n_cols) json_object_set_new(x, "top3", top3_json(p->cols[c0 + 3].str[i]));
+    if (top3 && c0 + 3 < p->n_cols)
+        json_object_set_new(x, "top3", top3_json(p->cols[c0 + 3].str[i]));
 }
 
 static json_t *labels_json(api_server *s, const char *job_id, int top3, api_resp *o)

@@ -231,7 +231,8 @@ int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes
     h.y = sx_mallocarray(ns + 1, sizeof *h.y);
     h.d = sx_mallocarray(ns + 1, sizeof *h.d);
     h.cls = sx_mallocarray(ns + 1, sizeof *h.cls);
-    int rc = sel && h.x && h.y && h.d && h.cls ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    int rc = sel && h.x && h.y && h.d && h.cls ? SX_OK
+                                                : sx_status_set(st, SX_ENOMEM, "out of memory");
     if (rc == SX_OK)
         rc = hold_out(ref, n_ref, codes, nc, dim, o, kp, sel, ns, by_batch, n_batch, &h, st);
     if (rc == SX_OK && h.n == 0) /* every batch too small to predict from the others */

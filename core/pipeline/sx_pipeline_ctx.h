@@ -141,6 +141,8 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
 int sx_pl_transfer_all(sx_pl_ctx *c, const sx_pl_transfer_in *base, const sx_frame *ref_obs,
                        const sx_frame *q_obs, const char *labels, sx_dataset *out, int64_t row0,
                        sx_status *st);
+/* 1 when name is one of the columns of a label option "a,b". */
+int sx_pl_label_listed(const char *labels, const char *name);
 /* The first label of a label option "a,b" into buf ("a"). */
 const char *sx_pl_first_label(const char *labels, char *buf, size_t cap);
 

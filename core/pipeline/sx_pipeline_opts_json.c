@@ -22,8 +22,9 @@ int sx_pipeline_opts_from_json(sx_pipeline_opts *po, const struct json_t *option
             json_t *x;
             json_array_foreach(v, i, x) {
                 const char *t = sx_jobdir_option_text(x, buf, sizeof buf);
-                if (t) len += (size_t)snprintf(joined + len, len < sizeof joined ? sizeof joined - len : 0,
-                                               "%s%s", len ? "," : "", t);
+                if (t && len < sizeof joined) /* past the end: too long, refused below */
+                    len += (size_t)snprintf(joined + len, sizeof joined - len, "%s%s",
+                                            len ? "," : "", t);
             }
             if (len >= sizeof joined)
                 return sx_status_set(st, SX_EINVAL, "option '%s': the list is too long", k);

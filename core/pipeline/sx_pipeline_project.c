@@ -192,7 +192,8 @@ static int combine_obs(sx_pl_ctx *c, proj *s, sx_status *st)
         if (strcmp(rcol->name, "leiden") == 0 || strcmp(rcol->name, "projection") == 0) continue;
         const sx_column *qcol = sx_frame_col(s->q->obs, rcol->name);
         const char *lab = c->set.label;
-        int keep = qcol || strcmp(rcol->name, "batch") == 0 || (lab && strcmp(lab, rcol->name) == 0);
+        int keep = qcol || strcmp(rcol->name, "batch") == 0 ||
+                   (lab && sx_pl_label_listed(lab, rcol->name));
         if ((!keep || n_ref == 0) && !qcol) continue;
         rc = add_combined_col(s->out->obs, rcol->name, n_ref ? rcol : NULL, n_ref, qcol, s->nq, st);
     }

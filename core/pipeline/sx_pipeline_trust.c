@@ -23,7 +23,8 @@ const char *sx_pl_first_label(const char *labels, char *buf, size_t cap)
     return buf;
 }
 
-/* "a, b" -> {"a", "b"} in buf (spaces around names dropped); the count, -1 when too many */
+/* "a, b" -> {"a", "b"} in buf (spaces around names dropped, repeats once); the count, -1
+ * when too many */
 static int split_labels(const char *labels, char *buf, size_t cap, const char **names)
 {
     snprintf(buf, cap, "%s", labels ? labels : "");
@@ -34,7 +35,9 @@ static int split_labels(const char *labels, char *buf, size_t cap, const char **
         *e = 0;
         while (*p == ' ') p++;
         for (char *t = e; t > p && t[-1] == ' ';) *--t = 0;
-        if (*p) {
+        int dup = 0;
+        for (int k = 0; k < n; k++) dup |= strcmp(names[k], p) == 0;
+        if (*p && !dup) {
             if (n == MAX_LABELS) return -1;
             names[n++] = p;
         }
@@ -42,6 +45,16 @@ static int split_labels(const char *labels, char *buf, size_t cap, const char **
         p = e + 1;
     }
     return n;
+}
+
+int sx_pl_label_listed(const char *labels, const char *name)
+{
+    char buf[1024];
+    const char *names[MAX_LABELS];
+    int n = split_labels(labels, buf, sizeof buf, names);
+    for (int k = 0; k < n; k++)
+        if (strcmp(names[k], name) == 0) return 1;
+    return 0;
 }
 
 static int no_column(const sx_frame *obs, const char *label, sx_status *st)
@@ -171,7 +184,8 @@ static int transfer_each(sx_pl_ctx *c, const sx_pl_transfer_in *base, const sx_f
     int rc = SX_OK;
     for (int l = 0; rc == SX_OK && l < n; l++) {
         sx_pl_transfer_in in = *base;
-        if (!(in.ref_col = sx_frame_col(ref_obs, names[l]))) return no_column(ref_obs, names[l], st);
+        if (!(in.ref_col = sx_frame_col(ref_obs, names[l])))
+            return no_column(ref_obs, names[l], st);
         /* scores and the confusion matrix: of the first label (one confusion.csv) */
         in.truth = l == 0 && q_obs ? sx_frame_col(q_obs, names[l]) : NULL;
         rc = sx_pl_transfer_labels(c, &in, names[l], &tr[l], st);
