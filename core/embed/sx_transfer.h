@@ -8,9 +8,9 @@
  *   (weights 1/d as sklearn's weights='distance', an exact match taking all the weight);
  * - confidence: that raw probability of the chosen class, calibrated by isotonic regression
  *   (pool-adjacent-violators; Zadrozny & Elkan, KDD 2002) fitted on held-out reference cells:
- *   each reference batch in turn is predicted from the other batches (leave-one-batch-out,
- *   which imitates mapping a new batch), or, with one batch, each cell from the others
- *   (leave-one-out). The other classes share 1 - confidence in proportion to their raw
+ *   each cell predicted from the others (leave-one-out) and, with several batches, also
+ *   each batch in turn from the other batches (leave-one-batch-out); the two pooled bracket
+ *   mapping a new batch (the first alone is too sure, the second too unsure). The other classes share 1 - confidence in proportion to their raw
  *   weight, so every row of probabilities sums to 1;
  * - mapping score: the query cell's mean distance to its k nearest reference cells, placed in
  *   the distribution of the held-out reference cells' own such distances among cells of the
@@ -75,7 +75,7 @@ typedef struct sx_transfer_result {
     double *class_mean_conf;
     int64_t n_unknown;
     int64_t n_calib;       /* held-out reference cells behind the calibration */
-    int calib_by_batch;    /* 1 leave-one-batch-out, 0 leave-one-out */
+    int calib_by_batch;    /* 1 leave-one-batch-out pooled with leave-one-out, 0 the latter */
 } sx_transfer_result;
 
 void sx_transfer_opts_init(sx_transfer_opts *o);

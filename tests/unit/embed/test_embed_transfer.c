@@ -157,18 +157,18 @@ static sx_transfer_result *one_d(const double *ref, int64_t n, const char *const
 START_TEST(calibration_by_hand)
 {
     /* batch 0: a 0, a 0.5, b 10; batch 1: a 4, b 6. Leave-one-batch-out: 0->4 a, 0.5->4 a,
-     * 10->6 b, 4->0.5 a, 6->10 b: 5 of 5 right, confidence 5.5 / 6. Leave-one-out (no
-     * batches): 4->6 b and 6->4 a are wrong: 3 of 5, confidence 3.5 / 6. */
+     * 10->6 b, 4->0.5 a, 6->10 b: 5 of 5 right. Leave-one-out: 4->6 b and 6->4 a are wrong:
+     * 3 of 5. With batches both pool: 8 of 10, confidence 8.5 / 11; without, 3.5 / 6. */
     double ref[5] = {0, 0.5, 10, 4, 6}, q[2] = {1, 9};
     const char *lab[5] = {"a", "a", "b", "a", "b"};
     int32_t batch[5] = {0, 0, 0, 1, 1};
     sx_transfer_result *r = one_d(ref, 5, lab, batch, q, 2, 0);
     ck_assert_int_eq(r->calib_by_batch, 1);
-    ck_assert_int_eq(r->n_calib, 5);
+    ck_assert_int_eq(r->n_calib, 10);
     for (int i = 0; i < 2; i++) {
-        ck_assert_double_le(fabs(r->confidence[i] - 5.5 / 6), 1e-12);
+        ck_assert_double_le(fabs(r->confidence[i] - 8.5 / 11), 1e-12);
         /* two classes: the other one gets the rest */
-        ck_assert_double_le(fabs(r->prob[2 * i + (1 - r->vote_pred[i])] - 0.5 / 6), 1e-12);
+        ck_assert_double_le(fabs(r->prob[2 * i + (1 - r->vote_pred[i])] - 2.5 / 11), 1e-12);
     }
     ck_assert_str_eq(sx_transfer_label(r, 0), "a");
     ck_assert_str_eq(sx_transfer_label(r, 1), "b");
