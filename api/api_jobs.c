@@ -424,7 +424,58 @@ static int read_page(api_resp *o, srv_results *t, int64_t off, int size, const c
 
 static json_t *text_or_null(const char *s) { return *s ? json_string(s) : json_null(); }
 
-json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o)
+/* Numbers as people write them: jansson prints a double with up to 17 digits (0.8 as
+ * 0.80000000000000004); the API prints 15 (api_json), so a value rounded here to the
+ * shortest text that keeps its precision prints as that text. */
+static json_t *num_short(double v, int sig)
+{
+    char b[40];
+    snprintf(b, sizeof b, "%.*g", sig, v);
+    return json_real(strtod(b, NULL));
+}
+
+/* a float32 value (coordinates, latent): the shortest text that reads back as that float */
+static json_t *num_f32(double v)
+{
+    float f = (float)v;
+    char b[40];
+    for (int sig = 1; sig <= 9; sig++) {
+        snprintf(b, sizeof b, "%.*g", sig, (double)f);
+        if (strtof(b, NULL) == f) break;
+    }
+    return json_real(strtod(b, NULL));
+}
+
+/* "A:0.91;B:0.05" -> [{"label": "A", "probability": 0.91}, ...] */
+static json_t *top3_json(const char *t)
+{
+    json_t *a = json_array();
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", t);
+    for (char *save = NULL, *x = strtok_r(buf, ";", &save); x; x = strtok_r(NULL, ";", &save)) {
+        char *colon = strrchr(x, ':');
+        if (!colon) continue;
+        *colon = 0;
+        json_t *o = json_object();
+        json_object_set_new(o, "label", json_string(x));
+        json_object_set_new(o, "probability", num_short(strtod(colon + 1, NULL), 6));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* label, confidence, mapping_score (+ top3) of one label column from table columns c0.. */
+static void label_fields(json_t *x, const srv_results_page *p, int c0, int64_t i, int top3)
+{
+    json_object_set_new(x, "label", json_string(p->cols[c0].str[i]));
+    json_object_set_new(x, "confidence", num_short(p->cols[c0 + 1].num[i], 6));
+    if (c0 + 2 < p->n_cols)
+        json_object_set_new(x, "mapping_score", num_short(p->cols[c0 + 2].num[i], 6));
+    if (top3 && c0 + 3 < p->n_cols)
+        json_object_set_new(x, "top3", top3_json(p->cols[c0 + 3].str[i]));
+}
+
+static json_t *labels_json(api_server *s, const char *job_id, int top3, api_resp *o)
 {
     char dir[4200];
     sx_status st;
@@ -442,16 +493,29 @@ json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o)
     srv_results_close(t);
     if (!ok) return NULL;
     json_t *a = json_array();
-    /* columns: cell, label, confidence (sx_jobdir's labels table) */
+    /* columns (sx_jobdir's labels table): cell, label, confidence, mapping_score, top3, then
+     * the same four for each further label column, named after it ("subtype", ...); a table
+     * of an older run has cell, label, confidence only */
     for (int64_t i = 0; p.n_cols >= 3 && i < p.n_rows; i++) {
         json_t *x = json_object();
         json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
-        json_object_set_new(x, "label", json_string(p.cols[1].str[i]));
-        json_object_set_new(x, "confidence", json_real(p.cols[2].num[i]));
+        label_fields(x, &p, 1, i, top3);
+        json_t *lv = p.n_cols >= 9 ? json_object() : NULL;
+        for (int c0 = 5; lv && c0 + 3 < p.n_cols; c0 += 4) {
+            json_t *y = json_object();
+            label_fields(y, &p, c0, i, top3);
+            json_object_set_new(lv, p.cols[c0].name, y);
+        }
+        if (lv) json_object_set_new(x, "levels", lv);
         json_array_append_new(a, x);
     }
     srv_results_page_free(&p);
     return a;
+}
+
+json_t *api_job_labels_json(api_server *s, const char *job_id, api_resp *o)
+{
+    return labels_json(s, job_id, 0, o);
 }
 
 /* ETag of a table's JSON form; 1 when If-None-Match matched (304 answered). */
@@ -482,7 +546,9 @@ int api_h_job_labels(api_req *r, api_resp *o)
         if (!table_download(r, o, dir, SX_JOBDIR_LABELS, path, sizeof path)) return API_DONE;
         return send_file(r, o, path, "text/csv", sx_jobdir_table_download(SX_JOBDIR_LABELS), 1);
     }
-    json_t *a = api_job_labels_json(r->srv, r->params[0], o);
+    const char *t3 = api_arg(r, "top3");
+    json_t *a = labels_json(r->srv, r->params[0], t3 && (!strcmp(t3, "1") || !strcmp(t3, "true")),
+                            o);
     if (!a) return API_DONE;
     if (table_etag(r, o, dir, SX_JOBDIR_LABELS, "labels")) {
         json_decref(a);
@@ -522,8 +588,8 @@ int api_h_job_umap(api_req *r, api_resp *o)
     for (int64_t i = 0; p.n_cols >= 6 && i < p.n_rows; i++) {
         json_t *x = json_object();
         json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
-        json_object_set_new(x, "x", json_real(p.cols[1].num[i]));
-        json_object_set_new(x, "y", json_real(p.cols[2].num[i]));
+        json_object_set_new(x, "x", num_f32(p.cols[1].num[i]));
+        json_object_set_new(x, "y", num_f32(p.cols[2].num[i]));
         json_object_set_new(x, "batch", text_or_null(p.cols[3].str[i]));
         json_object_set_new(x, "label", text_or_null(p.cols[4].str[i]));
         json_object_set_new(x, "set", json_string(*p.cols[5].str[i] ? p.cols[5].str[i] : "query"));
@@ -566,7 +632,7 @@ int api_h_job_latent(api_req *r, api_resp *o)
     for (int64_t i = 0; i < p.n_rows; i++) {
         json_t *x = json_object();
         json_t *v = json_array();
-        for (int k = 1; k < p.n_cols; k++) json_array_append_new(v, json_real(p.cols[k].num[i]));
+        for (int k = 1; k < p.n_cols; k++) json_array_append_new(v, num_f32(p.cols[k].num[i]));
         json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
         json_object_set_new(x, "latent", v);
         json_array_append_new(cells, x);

@@ -24,7 +24,8 @@ void api_resp_free(api_resp *o)
 int api_json(api_resp *o, int status, json_t *j)
 {
     free(o->body);
-    o->body = json_dumps(j, JSON_COMPACT);
+    /* 15 digits: a value the handler rounded (0.8) prints as written, not 0.80000000000000004 */
+    o->body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(j);
     o->len = o->body ? strlen(o->body) : 0;
     o->status = status;

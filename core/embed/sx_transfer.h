@@ -1,10 +1,29 @@
 /* sx_transfer — label transfer from reference cells to query cells by a kNN vote in the
  * latent space, as SCALEX's label_transfer (scikit-learn KNeighborsClassifier(), k = 5,
  * uniform weights, Euclidean): the most frequent label among the k nearest reference cells,
- * a vote tie going to the label first in sorted order. Extensions: per-cell confidence (vote
- * share of the winner), a distance-weighted probability of the winner (weights 1/d, an exact
- * match takes all the weight, as sklearn's weights='distance'), an optional "Unknown" when
- * the confidence is below a threshold, and a per-class summary.
+ * a vote tie going to the label first in sorted order. That vote stays the chosen label.
+ *
+ * Per-cell trust, added on top of the vote (docs/guide/label-transfer-trust.md):
+ * - class probabilities: a distance-weighted vote of the k_prob nearest reference cells
+ *   (weights 1/d as sklearn's weights='distance', an exact match taking all the weight);
+ * - confidence: that raw probability of the chosen class, calibrated by isotonic regression
+ *   (pool-adjacent-violators; Zadrozny & Elkan, KDD 2002) fitted on held-out reference cells:
+ *   each cell predicted from the others (leave-one-out) and, with several batches, also
+ *   each batch in turn from the other batches (leave-one-batch-out); the two pooled bracket
+ *   mapping a new batch (the first alone is too sure, the second too unsure). The other classes share 1 - confidence in proportion to their raw
+ *   weight, so every row of probabilities sums to 1;
+ * - mapping score: the query cell's mean distance to its k nearest reference cells, placed in
+ *   the distribution of the held-out reference cells' own such distances among cells of the
+ *   chosen label, as 1 - quantile. The distribution is a normal fitted robustly to the log
+ *   distances (median, 1.4826 x MAD; Rousseeuw & Croux, JASA 1993): an empirical quantile
+ *   stops at the reference's few farthest cells (a floor of ~5% that every novel cell
+ *   shares), a fitted tail keeps ranking cells beyond them. A query from another technology
+ *   lies farther from the reference as a whole than held-out reference cells do, so the
+ *   query's median standardised distance, when positive, is subtracted first (the median
+ *   assumes most query cells are of known types; it moves every cell alike, so it changes
+ *   no ranking). Near 0 = farther than the reference's cells of that label lie from their
+ *   own neighbours; 0.5 = typical;
+ * - "Unknown" when the mapping score or the confidence is below its threshold (0 = off).
  */
 #ifndef SX_TRANSFER_H
 #define SX_TRANSFER_H
@@ -16,9 +35,23 @@
 
 #define SX_TRANSFER_UNKNOWN "Unknown"
 
+/* measured defaults (bench/trust_eval.sh; docs/guide/label-transfer-trust.md) */
+#define SX_TRANSFER_K_PROB 15
+#define SX_TRANSFER_MIN_CONFIDENCE 0.4
+#define SX_TRANSFER_MIN_MAPPING 0.01
+#define SX_TRANSFER_MIN_LOG_SD 0.1 /* floor of the log-distance scale (10% in distance) */
+
 typedef struct sx_transfer_opts {
     int k;                     /* neighbours voting (5) */
-    double unknown_below;      /* confidence threshold for "Unknown"; 0 = never */
+    int k_prob;                /* neighbours behind the probabilities (15; at least k) */
+    double unknown_below;      /* calibrated-confidence threshold for "Unknown"; 0 = never */
+    double mapping_below;      /* mapping-score threshold for "Unknown"; 0 = never */
+    int calibrate;             /* 1: fit the calibration and mapping distributions (default);
+                                  0: SCALEX's plain vote only (confidence = vote share,
+                                  mapping_score = 1, probabilities = distance-weighted) */
+    const int32_t *ref_batch;  /* n_ref batch codes (>= 0) for leave-one-batch-out, or NULL */
+    int64_t calib_max;         /* held-out reference cells used to calibrate (2000) */
+    uint64_t seed;             /* which held-out cells when the reference is larger */
     int n_threads;             /* 0 = all */
 } sx_transfer_opts;
 
@@ -28,15 +61,21 @@ typedef struct sx_transfer_result {
     int n_classes;
     char **classes;        /* sorted distinct reference labels */
     int32_t *pred;         /* class per query cell; -1 = Unknown */
-    int32_t *vote_pred;    /* the vote winner before the Unknown threshold */
-    double *confidence;    /* vote share of the winner (0..1) */
-    double *prob_distance; /* distance-weighted probability of the winner */
+    int32_t *vote_pred;    /* the vote winner before the Unknown thresholds */
+    double *vote_share;    /* share of the k votes the winner got (SCALEX's score) */
+    double *confidence;    /* calibrated probability of vote_pred (vote share when calibrate 0) */
+    double *prob_distance; /* distance-weighted probability of the winner (k neighbours) */
+    double *prob;          /* n_query x n_classes probabilities, rows sum to 1 */
+    double *mapping_score; /* in [0, 1] */
+    double mapping_shift;  /* the query's median standardised log distance, when above 0 */
     int32_t *neighbors;    /* n_query x k reference rows, nearest first */
     double *distances;     /* n_query x k */
     /* summary per class (n_classes): predicted count, mean confidence of those cells */
     int64_t *class_count;
     double *class_mean_conf;
     int64_t n_unknown;
+    int64_t n_calib;       /* held-out reference cells behind the calibration */
+    int calib_by_batch;    /* 1 leave-one-batch-out pooled with leave-one-out, 0 the latter */
 } sx_transfer_result;
 
 void sx_transfer_opts_init(sx_transfer_opts *o);
@@ -51,5 +90,41 @@ void sx_transfer_free(sx_transfer_result *r);
 
 /* Label text of query cell i ("Unknown" for -1). Valid while r lives. */
 const char *sx_transfer_label(const sx_transfer_result *r, int64_t i);
+
+/* Hierarchy between a fine and a coarse label column of the same reference cells: fills
+ * parent[n_fine] with the coarse class of each fine class and returns 1 when every fine
+ * class lies within one coarse class (0 otherwise, parent undefined). Class indices are
+ * those of the results' sorted classes. */
+int sx_transfer_hierarchy(const char *const *fine_labels, const char *const *coarse_labels,
+                          int64_t n_ref, const sx_transfer_result *fine,
+                          const sx_transfer_result *coarse, int32_t *parent);
+
+/* ---- internal to sx_transfer*.c ---- */
+
+/* The calibration fitted on held-out reference cells (sx_transfer_calib.c). */
+typedef struct sx_transfer_calib {
+    int n_knots;       /* isotonic map: raw probability knots -> calibrated value */
+    double *knot_x, *knot_y;
+    int n_classes;
+    double *loc, *scale; /* per class, then all cells (index n_classes): log-distance median
+                            and 1.4826 x MAD of held-out mean k-NN distances; scale < 0: none */
+    int64_t n_calib;
+    int by_batch;
+} sx_transfer_calib;
+
+/* Raw distance-weighted class weights of one cell from its kp neighbours (labels codes[],
+ * distances d[] nearest first) into w[nc] normalised to sum 1. */
+void sx_transfer_raw_prob(const int32_t *nb_codes, const double *d, int kp, int nc, double *w);
+/* The first-k vote winner (ties to the first class) of nb_codes; votes[nc] is scratch. */
+int sx_transfer_vote(const int32_t *nb_codes, int k, int nc, double *votes);
+int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes, int nc,
+                          int dim, const sx_transfer_opts *o, int kp, sx_transfer_calib *cal,
+                          sx_status *st);
+double sx_transfer_calib_conf(const sx_transfer_calib *cal, double raw);
+/* Standardised log distance of a cell of class c ((log d - location) / scale; -inf: none). */
+double sx_transfer_calib_z(const sx_transfer_calib *cal, int c, double mean_dist);
+void sx_transfer_calib_clear(sx_transfer_calib *cal);
+/* median of a[0..n), n >= 1 (sorts a) */
+double sx_transfer_median(double *a, int64_t n);
 
 #endif

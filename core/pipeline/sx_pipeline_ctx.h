@@ -45,6 +45,8 @@ typedef struct sx_pl_settings {
     const char *label;            /* the option's value or its default ("celltype") */
     const char *label_given;      /* NULL unless the option was set */
     int k;                        /* neighbours voting */
+    int unknown;                  /* "Unknown" thresholds applied (--unknown on) */
+    double min_confidence, min_mapping_score; /* the thresholds */
     const char *rep;              /* obsm searched by label transfer */
 } sx_pl_settings;
 
@@ -119,8 +121,8 @@ int sx_pl_plot_umap(sx_pl_ctx *c, const sx_dataset *d, const float *umap32,
 int sx_pl_finish(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query, sx_status *st);
 
 /* ---- label transfer (shared by project and transfer) ---- */
-/* Transfer the reference's labels (ref_col) onto the query cells; writes the labels table;
- * scores against truth (the query's own labels, may be NULL). *out: owned result. */
+/* Transfer the reference's labels (ref_col) onto the query cells; scores against truth (the
+ * query's own labels, may be NULL). *out: owned result. */
 typedef struct sx_pl_transfer_in {
     const double *ref_lat;
     int64_t n_ref;
@@ -130,12 +132,23 @@ typedef struct sx_pl_transfer_in {
     int dim;
     const char *const *q_names;
     const sx_column *truth;
+    const sx_column *ref_batch;   /* reference batches: leave-one-batch-out calibration */
 } sx_pl_transfer_in;
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
                           sx_transfer_result **out, sx_status *st);
-/* obs "<label>_transfer" (categorical) and "_confidence" for rows [row0, row0 + n_query). */
-int sx_pl_add_transfer_cols(sx_frame *obs, int64_t row0, const sx_transfer_result *tr,
-                            const char *label, sx_status *st);
+/* Every label column of the label option ("a,b"; sx_pipeline_trust.c): transfer each from
+ * ref_obs, write the labels table, add to out's rows [row0, row0 + nq) obs
+ * "<label>_transfer", "_transfer_confidence", "<label>_mapping_score", obsm
+ * "<label>_probabilities", uns "<label>_classes", and "<fine>_hierarchy_conflict" for a
+ * fine/coarse pair that nests in the reference. base: the latents, cells and ref_batch
+ * (ref_col/truth ignored). */
+int sx_pl_transfer_all(sx_pl_ctx *c, const sx_pl_transfer_in *base, const sx_frame *ref_obs,
+                       const sx_frame *q_obs, const char *labels, sx_dataset *out, int64_t row0,
+                       sx_status *st);
+/* 1 when name is one of the columns of a label option "a,b". */
+int sx_pl_label_listed(const char *labels, const char *name);
+/* The first label of a label option "a,b" into buf ("a"). */
+const char *sx_pl_first_label(const char *labels, char *buf, size_t cap);
 
 /* ---- workflows ---- */
 int sx_pl_integrate(sx_pl_ctx *c, sx_status *st);

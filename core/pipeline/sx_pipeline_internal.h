@@ -51,8 +51,11 @@ int sx_pl_reference_write(const char *path, const sx_nn_model *m, const sx_frame
                           double umap_b, sx_status *st);
 
 /* ---- result tables (sx_jobdir.h), written once from memory ---- */
-/* labels.sxt (cell, label, confidence of each query cell) and its labels.csv. */
-int sx_pl_write_labels(const char *outdir, const char *const *cells, const sx_transfer_result *tr,
+/* labels.sxt and its labels.csv: cell, then per label column (n_tr results, names[]) its
+ * label, confidence, mapping_score, top3; the first column's names are plain ("label"...),
+ * the others' prefixed with the column name ("subtype", "subtype_confidence", ...). */
+int sx_pl_write_labels(const char *outdir, const char *const *cells,
+                       const sx_transfer_result *const *tr, const char *const *names, int n_tr,
                        sx_status *st);
 /* latent.sxt from obsm latent and umap.sxt from obsm X_umap (each only when present); the
  * UMAP label is "<label>_transfer", else label, else leiden. */

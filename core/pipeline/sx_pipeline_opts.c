@@ -91,10 +91,20 @@ static const sx_popt_spec specs[] = {
      "compute batch-mixing entropy and cell-type silhouette on the latent and on the UMAP",
      I | P, NULL, 0, 0},
     {"label", SX_POPT_STRING, "celltype",
-     "cell-type obs column: transferred from the reference (project: only when given); "
+     "cell-type obs column, or several as 'a,b' (project/transfer): transferred from the reference (project: only when given); "
      "integrate: coloured in the plots and scored by --assess (celltype or cell_type when "
      "not given)", I | P | T, NULL, 0, 0},
     {"k", SX_POPT_INT, "5", "neighbours voting in label transfer", P | T, NULL, 1, 10000},
+    {"unknown", SX_POPT_STRING, "on",
+     "label transfer: call a cell Unknown when its mapping score or calibrated confidence is "
+     "below min_mapping_score / min_confidence (off: SCALEX's plain vote for every cell)",
+     P | T, "on|off", 0, 0},
+    {"min_confidence", SX_POPT_FLOAT, "0.4",
+     "label transfer: Unknown below this calibrated confidence (measured default: "
+     "bench/trust_eval.sh)", P | T, NULL, 0, 1},
+    {"min_mapping_score", SX_POPT_FLOAT, "0.01",
+     "label transfer: Unknown below this mapping score (the share of reference cells of the "
+     "label lying at least as far from their neighbours)", P | T, NULL, 0, 1},
     {"rep", SX_POPT_STRING, "latent", "obsm representation label transfer searches in", T, NULL,
      0, 0},
     {"threads", SX_POPT_INT, "0", "compute threads (0 = all cores)", I | P | T, NULL, 0, 4096},

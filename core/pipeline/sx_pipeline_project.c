@@ -203,7 +203,8 @@ static int combine_obs(sx_pl_ctx *c, proj *s, sx_status *st)
         if (strcmp(rcol->name, "leiden") == 0 || strcmp(rcol->name, "projection") == 0) continue;
         const sx_column *qcol = sx_frame_col(s->q->obs, rcol->name);
         const char *lab = c->set.label;
-        int keep = qcol || strcmp(rcol->name, "batch") == 0 || (lab && strcmp(lab, rcol->name) == 0);
+        int keep = qcol || strcmp(rcol->name, "batch") == 0 ||
+                   (lab && sx_pl_label_listed(lab, rcol->name));
         if ((!keep || n_ref == 0) && !qcol) continue;
         rc = add_combined_col(s->out->obs, rcol->name, n_ref ? rcol : NULL, n_ref, qcol, s->nq, st);
     }
@@ -213,28 +214,16 @@ static int combine_obs(sx_pl_ctx *c, proj *s, sx_status *st)
     return rc;
 }
 
-/* label transfer, when a label column was given */
+/* label transfer, when a label column (or several, "a,b") was given */
 static int transfer(sx_pl_ctx *c, proj *s, sx_status *st)
 {
     const char *label = c->set.label_given;
     if (!label) return SX_OK;
     const sx_reference *R = s->R;
-    const sx_column *lc = sx_frame_col(R->obs, label);
-    if (!lc) {
-        sx_sb cols = {0};
-        for (int k = 0; k < R->obs->n_cols; k++) {
-            if (k) sx_sb_puts(&cols, ", ");
-            sx_sb_puts(&cols, R->obs->cols[k].name);
-        }
-        int rc = sx_status_set(st, SX_ENOTFOUND, "the reference has no obs column '%s' to "
-                               "transfer (columns: %s)", label, cols.s ? cols.s : "none");
-        sx_sb_free(&cols);
-        return rc;
-    }
-    sx_pl_transfer_in in = {R->latent, R->n_cells, lc, s->qlat, s->nq, s->dim,
-                            (const char *const *)s->q->obs->index, sx_frame_col(s->q->obs, label)};
-    int rc = sx_pl_transfer_labels(c, &in, label, &s->tr, st);
-    return rc ? rc : sx_pl_add_transfer_cols(s->out->obs, s->n_ref, s->tr, label, st);
+    sx_pl_transfer_in in = {R->latent, R->n_cells, NULL, s->qlat, s->nq, s->dim,
+                            (const char *const *)s->q->obs->index, NULL,
+                            sx_frame_col(R->obs, "batch")};
+    return sx_pl_transfer_all(c, &in, R->obs, s->q->obs, label, s->out, s->n_ref, st);
 }
 
 /* Leiden codes of reference + query: the reference's clusters, carried to the query by the
@@ -254,6 +243,7 @@ static int carry_leiden(sx_pl_ctx *c, proj *s, const sx_column *lc, sx_status *s
     sx_transfer_opts to;
     sx_transfer_opts_init(&to);
     to.n_threads = c->set.threads;
+    to.calibrate = 0; /* clusters: the vote alone */
     if (rc == SX_OK &&
         !(ltr = sx_transfer_knn(R->latent, R->n_cells, rl, s->qlat, s->nq, s->dim, &to, c->prog, st)))
         rc = st->code;
@@ -337,8 +327,9 @@ static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
     uint8_t *hl = sx_mallocarray((size_t)s->n + 1, sizeof *hl);
     if (!hl) return sx_pl_oom(st);
     for (int64_t i = 0; i < s->n; i++) hl[i] = i >= s->n_ref;
-    const char *label = c->set.label_given;
-    char tl[300] = "";
+    char first[256], tl[300] = "";
+    const char *label = c->set.label_given ? sx_pl_first_label(c->set.label_given, first,
+                                                                sizeof first) : NULL;
     if (label) sx_jobdir_transfer_col(label, 0, tl, sizeof tl);
     const char *cols[] = {"projection", "batch", label, label ? tl : NULL};
     rc = sx_pl_plot_umap(c, s->out, s->all_umap, cols, 4, s->n_ref ? hl : NULL, NULL, st);

@@ -110,6 +110,9 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
     s->label = str(&r, "label");
     s->label_given = is_set(&r, "label", SX_POPT_STRING) ? s->label : NULL;
     s->k = (int)num(&r, "k");
+    s->unknown = !same(str(&r, "unknown"), "off");
+    s->min_confidence = real(&r, "min_confidence");
+    s->min_mapping_score = real(&r, "min_mapping_score");
     s->rep = str(&r, "rep");
     return r.rc;
 }

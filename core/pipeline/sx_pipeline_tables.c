@@ -1,5 +1,6 @@
 /* sx_pipeline_tables — the result tables of a job (sx_jobdir.h), made once from memory at
- * the end of a run: labels (cell, label, confidence), latent (cell, latent_0..), umap (cell,
+ * the end of a run: labels (cell, label, confidence, mapping_score, top3, then the same four
+ * for each further label column), latent (cell, latent_0..), umap (cell,
  * x, y, batch, label, set). The daemon pages them without reading adata.h5ad again. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,22 +66,74 @@ static int write_download(const char *outdir, sx_jobdir_table_id id, sx_status *
     return rc;
 }
 
-int sx_pl_write_labels(const char *outdir, const char *const *cells, const sx_transfer_result *tr,
-                       sx_status *st)
+/* "A:0.91;B:0.05;C:0.04": the three most probable classes of each cell (fewer when there
+ * are fewer classes), NULL on out of memory; free with texts_free(t, own, n). */
+static const char **top3_texts(const sx_transfer_result *tr, char ***own)
 {
     int64_t n = tr->n_query;
-    const char **lab = sx_calloc((size_t)n + 1, sizeof *lab);
-    if (!lab) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < n; i++) lab[i] = sx_transfer_label(tr, i);
-    sx_jobdir_col cols[3] = {
-        {.name = "cell", .type = SX_JOBDIR_STR, .str = cells},
-        {.name = "label", .type = SX_JOBDIR_STR, .str = lab},
-        {.name = "confidence", .type = SX_JOBDIR_F64, .csv_prec = SX_JOBDIR_FIXED | 4,
-         .f64 = tr->confidence}};
+    int nc = tr->n_classes;
+    const char **t = sx_calloc((size_t)n + 1, sizeof *t);
+    *own = sx_calloc((size_t)n + 1, sizeof **own);
+    for (int64_t i = 0; t && *own && i < n; i++) {
+        const double *p = tr->prob + i * nc;
+        int top[3] = {-1, -1, -1};
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < 3; r++) {
+                if (top[r] >= 0 && p[c] <= p[top[r]]) continue;
+                for (int s = 2; s > r; s--) top[s] = top[s - 1];
+                top[r] = c;
+                break;
+            }
+        sx_sb b = {0};
+        for (int r = 0; r < 3 && top[r] >= 0; r++)
+            sx_sb_putf(&b, "%s%s:%.4g", r ? ";" : "", tr->classes[top[r]], p[top[r]]);
+        t[i] = (*own)[i] = b.s ? b.s : sx_strdup("");
+        if (!t[i]) break;
+    }
+    return t;
+}
+
+int sx_pl_write_labels(const char *outdir, const char *const *cells,
+                       const sx_transfer_result *const *tr, const char *const *names, int n_tr,
+                       sx_status *st)
+{
+    int64_t n = tr[0]->n_query;
+    int nc = 1 + 4 * n_tr, rc = SX_OK;
+    sx_jobdir_col *cols = sx_calloc((size_t)nc, sizeof *cols);
+    char (*cn)[300] = sx_calloc((size_t)nc, sizeof *cn);
+    const char **lab[8] = {0}, **top[8] = {0};
+    char **own[8] = {0};
+    if (!cols || !cn || n_tr > 8) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    if (rc == SX_OK) cols[0] = (sx_jobdir_col){.name = "cell", .type = SX_JOBDIR_STR, .str = cells};
+    for (int l = 0; rc == SX_OK && l < n_tr; l++) {
+        lab[l] = sx_calloc((size_t)n + 1, sizeof *lab[l]);
+        top[l] = top3_texts(tr[l], &own[l]);
+        if (!lab[l] || !top[l]) rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+        for (int64_t i = 0; rc == SX_OK && i < n; i++) lab[l][i] = sx_transfer_label(tr[l], i);
+        /* the first label column keeps the plain names (cell,label,confidence,...) */
+        const char *sfx[4] = {"", "_confidence", "_mapping_score", "_top3"};
+        const char *plain[4] = {"label", "confidence", "mapping_score", "top3"};
+        for (int k = 0; k < 4; k++) {
+            if (l == 0) snprintf(cn[1 + k], sizeof cn[0], "%s", plain[k]);
+            else snprintf(cn[1 + 4 * l + k], sizeof cn[0], "%s%s", names[l], sfx[k]);
+        }
+        sx_jobdir_col *c = cols + 1 + 4 * l;
+        c[0] = (sx_jobdir_col){.name = cn[1 + 4 * l], .type = SX_JOBDIR_STR, .str = lab[l]};
+        c[1] = (sx_jobdir_col){.name = cn[2 + 4 * l], .type = SX_JOBDIR_F64,
+                               .csv_prec = SX_JOBDIR_FIXED | 4, .f64 = tr[l]->confidence};
+        c[2] = (sx_jobdir_col){.name = cn[3 + 4 * l], .type = SX_JOBDIR_F64,
+                               .csv_prec = SX_JOBDIR_FIXED | 4, .f64 = tr[l]->mapping_score};
+        c[3] = (sx_jobdir_col){.name = cn[4 + 4 * l], .type = SX_JOBDIR_STR, .str = top[l]};
+    }
     char path[4400];
-    int rc = table_path(outdir, SX_JOBDIR_LABELS, path, st);
-    if (!rc) rc = sx_jobdir_table_write(path, n, cols, 3, st);
-    sx_free(lab);
+    if (!rc) rc = table_path(outdir, SX_JOBDIR_LABELS, path, st);
+    if (!rc) rc = sx_jobdir_table_write(path, n, cols, nc, st);
+    for (int l = 0; l < 8; l++) {
+        sx_free((void *)lab[l]);
+        texts_free(top[l], own[l], n);
+    }
+    sx_free(cols);
+    sx_free(cn);
     return rc ? rc : write_download(outdir, SX_JOBDIR_LABELS, st);
 }
 

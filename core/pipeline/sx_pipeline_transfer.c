@@ -1,6 +1,6 @@
 /* sx_pipeline_transfer — label transfer: the step project and transfer share (kNN vote of
- * the reference's labels, the labels table, scores and confusion matrix against the query's
- * own labels) and the transfer workflow (labels onto a query already in the reference's
+ * the reference's labels with its calibrated confidence, scores and confusion matrix against
+ * the query's own labels) and the transfer workflow (labels onto a query already in the reference's
  * latent space). ALGORITHM.md §9. */
 #include <math.h>
 #include <stdio.h>
@@ -55,8 +55,10 @@ out:
     return rc;
 }
 
-/* Accuracy, macro F1, NMI, ARI of the transferred labels against the query's own (cells
- * without a true label are not scored), and the confusion matrix. */
+/* Accuracy, macro F1, NMI, ARI of the vote (SCALEX's label, before "Unknown": the figures
+ * stay comparable with SCALEX's) against the query's own labels (cells without a true label
+ * are not scored), the confusion matrix, and the share of Unknown with the accuracy of the
+ * cells that kept a label. */
 static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *truth, int64_t nq,
                  const char *label, sx_status *st)
 {
@@ -65,13 +67,15 @@ static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *tr
     int32_t *codes = sx_calloc((size_t)(2 * nq) + 1, sizeof *codes);
     char **classes = NULL;
     int n_classes = 0, rc = tp && codes ? SX_OK : sx_pl_oom(st);
-    int64_t m = 0;
+    int64_t m = 0, called = 0, called_ok = 0;
     for (int64_t i = 0; rc == SX_OK && i < nq; i++) {
         char buf[64];
         const char *t = sx_column_text(truth, i, buf, sizeof buf);
         if (t == buf || !*t) continue;
         tp[m] = t;
-        tp[nq + m] = sx_transfer_label(tr, i);
+        tp[nq + m] = tr->classes[tr->vote_pred[i]];
+        called += tr->pred[i] >= 0;
+        called_ok += tr->pred[i] >= 0 && !strcmp(t, tp[nq + m]);
         m++;
     }
     if (rc != SX_OK || m == 0) goto out;
@@ -86,6 +90,8 @@ static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *tr
     sx_pl_metric(c, "nmi", nmi);
     sx_pl_metric(c, "ari", ari);
     sx_pl_metric(c, "n_scored", (double)m);
+    sx_pl_metric(c, "unknown_fraction", 1.0 - (double)called / (double)m);
+    if (called) sx_pl_metric(c, "accuracy_called", (double)called_ok / (double)called);
     sx_pl_log_msg(&c->log, "Transfer vs query '%s' (%lld cells): accuracy %.4f, macro F1 "
                   "%.4f, NMI %.4f, ARI %.4f", label, (long long)m, acc, f1, nmi, ari);
     char title[160];
@@ -96,6 +102,25 @@ out:
     sx_free(codes);
     if (classes) sx_labels_free(classes, n_classes);
     return rc;
+}
+
+/* Batch codes of the reference cells (NULL when there is no batch column). */
+static int32_t *batch_codes(const sx_column *col, int64_t n, sx_status *st)
+{
+    int32_t *own = NULL, *out = col ? sx_mallocarray((size_t)n + 1, sizeof *out) : NULL;
+    char **cats = NULL;
+    int nc = 0;
+    const char *const *cv;
+    const int32_t *codes = out ? sx_pl_label_codes(col, n, &own, &cats, &nc, &cv, st) : NULL;
+    if (codes) memcpy(out, codes, (size_t)n * sizeof *out);
+    sx_free(own);
+    if (cats) sx_labels_free(cats, nc);
+    if (!codes) {
+        sx_free(out);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) out[i] = out[i] < 0 ? 0 : out[i]; /* missing: one batch */
+    return out;
 }
 
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
@@ -115,59 +140,26 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
     sx_transfer_opts_init(&to);
     to.k = c->set.k;
     to.n_threads = c->set.threads;
+    to.seed = c->set.seed;
+    to.unknown_below = c->set.unknown ? c->set.min_confidence : 0;
+    to.mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
+    int32_t *bc = batch_codes(in->ref_batch, in->n_ref, st);
+    to.ref_batch = bc;
     if (to.k > in->n_ref) to.k = (int)in->n_ref;
     sx_transfer_result *tr = sx_transfer_knn(in->ref_lat, in->n_ref, rl, in->q_lat, in->nq,
                                              in->dim, &to, c->prog, st);
     sx_free(rl);
+    sx_free(bc);
     if (!tr) return st->code;
-    sx_pl_log_msg(&c->log, "Label transfer of '%s': %lld query cells, k %d, %d classes", label,
-                  (long long)in->nq, to.k, tr->n_classes);
-    if ((rc = sx_pl_write_labels(c->outdir, in->q_names, tr, st)) == SX_OK) {
-        sx_pl_file_out(c, "labels.csv");
-        if (in->truth) rc = score(c, tr, in->truth, in->nq, label, st);
-    }
+    sx_pl_log_msg(&c->log, "Label transfer of '%s': %lld query cells, k %d, %d classes; "
+                  "confidence calibrated on %lld held-out reference cells (%s); query distance "
+                  "shift %.3f SD; %lld Unknown", label, (long long)in->nq, to.k, tr->n_classes,
+                  (long long)tr->n_calib,
+                  tr->calib_by_batch ? "leave-one-batch-out" : "leave-one-out",
+                  tr->mapping_shift, (long long)tr->n_unknown);
+    rc = in->truth ? score(c, tr, in->truth, in->nq, label, st) : SX_OK;
     if (rc != SX_OK) sx_transfer_free(tr);
     else *out = tr;
-    return rc;
-}
-
-/* Add <label>_transfer (categorical over the reference classes) and _confidence to obs for
- * rows [row0, row0 + nq); other rows missing. */
-int sx_pl_add_transfer_cols(sx_frame *obs, int64_t row0, const sx_transfer_result *tr,
-                            const char *label, sx_status *st)
-{
-    int64_t n = obs->n_rows;
-    int32_t *codes = sx_mallocarray((size_t)n, sizeof *codes);
-    double *conf = sx_mallocarray((size_t)n, sizeof *conf);
-    const char **cats = sx_calloc((size_t)tr->n_classes + 1, sizeof *cats);
-    int rc = SX_OK;
-    char name[256];
-    if (!codes || !conf || !cats) {
-        rc = sx_status_set(st, SX_ENOMEM, "out of memory");
-        goto out;
-    }
-    int n_cats = tr->n_classes, unknown = -1;
-    for (int k = 0; k < n_cats; k++) cats[k] = tr->classes[k];
-    if (tr->n_unknown > 0) {
-        unknown = n_cats;
-        cats[n_cats++] = SX_TRANSFER_UNKNOWN;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        codes[i] = -1;
-        conf[i] = NAN;
-    }
-    for (int64_t i = 0; i < tr->n_query; i++) {
-        codes[row0 + i] = tr->pred[i] >= 0 ? tr->pred[i] : unknown;
-        conf[row0 + i] = tr->confidence[i];
-    }
-    sx_jobdir_transfer_col(label, 0, name, sizeof name);
-    if ((rc = sx_frame_add_categorical(obs, name, codes, cats, n_cats, 0, st)) != SX_OK) goto out;
-    sx_jobdir_transfer_col(label, 1, name, sizeof name);
-    rc = sx_frame_add_float(obs, name, conf, st);
-out:
-    sx_free(codes);
-    sx_free(conf);
-    sx_free(cats);
     return rc;
 }
 
@@ -179,7 +171,7 @@ typedef struct tref {
     const double *lat;
     int64_t n;
     int dim;
-    const sx_column *lc;   /* the label column */
+    const sx_frame *obs;   /* the reference's cells */
 } tref;
 
 static void tref_clear(tref *r)
@@ -205,7 +197,7 @@ static int transfer_reference(sx_pl_ctx *c, tref *r, sx_status *st)
         r->lat = R->latent;
         r->n = R->n_cells;
         r->dim = R->dim;
-        r->lc = sx_frame_col(R->obs, c->set.label);
+        r->obs = R->obs;
     } else {
         const sx_dense *e = sx_dataset_obsm(r->rd, rep);
         if (!e)
@@ -215,11 +207,8 @@ static int transfer_reference(sx_pl_ctx *c, tref *r, sx_status *st)
         r->lat = e->v;
         r->n = e->n_rows;
         r->dim = (int)e->n_cols;
-        r->lc = sx_frame_col(r->rd->obs, c->set.label);
+        r->obs = r->rd->obs;
     }
-    if (!r->lc)
-        return sx_status_set(st, SX_ENOTFOUND, "the reference has no obs column '%s' (give the "
-                             "label column with --label)", c->set.label);
     return SX_OK;
 }
 
@@ -251,9 +240,10 @@ static int transfer_plot(sx_pl_ctx *c, const sx_dataset *q, sx_status *st)
     float *u = sx_mallocarray((size_t)nq * 2, sizeof *u);
     if (!u) return sx_pl_oom(st);
     for (int64_t i = 0; i < 2 * nq; i++) u[i] = (float)um->v[i];
-    char tl[300];
-    sx_jobdir_transfer_col(c->set.label, 0, tl, sizeof tl);
-    const char *cols[] = {tl, c->set.label};
+    char tl[300], first[256];
+    sx_pl_first_label(c->set.label, first, sizeof first);
+    sx_jobdir_transfer_col(first, 0, tl, sizeof tl);
+    const char *cols[] = {tl, first};
     int rc = sx_pl_plot_umap(c, q, u, cols, 2, NULL, NULL, st);
     sx_free(u);
     return rc;
@@ -265,8 +255,6 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     tref r = {0};
     sx_dataset *q = NULL;
     const sx_dense *qe = NULL;
-    sx_transfer_result *tr = NULL;
-    const char *label = c->set.label;
     if ((rc = sx_pl_stage(c, "read")) != SX_OK) goto canceled;
     if (c->set.n_inputs != 1) {
         rc = sx_status_set(st, SX_EINVAL, "label transfer takes one query file (got %d)",
@@ -276,11 +264,10 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     if ((rc = transfer_reference(c, &r, st)) || (rc = transfer_query(c, r.dim, &q, &qe, st)))
         goto out;
     int64_t nq = sx_dataset_n_obs(q);
-    sx_pl_transfer_in in = {r.lat, r.n, r.lc, qe->v, nq, r.dim,
-                            (const char *const *)q->obs->index, sx_frame_col(q->obs, label)};
-    if ((rc = sx_pl_transfer_labels(c, &in, label, &tr, st)) ||
-        (rc = sx_pl_add_transfer_cols(q->obs, 0, tr, label, st)))
-        goto out;
+    sx_pl_transfer_in in = {r.lat, r.n, NULL, qe->v, nq, r.dim,
+                            (const char *const *)q->obs->index, NULL,
+                            sx_frame_col(r.obs, "batch")};
+    if ((rc = sx_pl_transfer_all(c, &in, r.obs, q->obs, c->set.label, q, 0, st))) goto out;
     if ((rc = sx_pl_stage(c, "write")) != SX_OK) goto canceled;
     sx_pl_uns_provenance(c, q->uns, 0, 0, 0);
     if ((rc = sx_pl_write_adata(c, q, st)) || (rc = transfer_plot(c, q, st))) goto out;
@@ -289,7 +276,6 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
 canceled:
     rc = sx_status_set(st, SX_ECANCELED, "the job was canceled");
 out:
-    sx_transfer_free(tr);
     tref_clear(&r);
     sx_dataset_free(q);
     return rc;

@@ -14,12 +14,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$SCALEX_BIN" integrate --data_list "$D/reference_human.h5ad" --max_iteration $ITER --threads 1 \
     -o "$T/ref" 2>"$T/l1" || { tail -5 "$T/l1"; fail integrate; }
 "$SCALEX_BIN" project --data_list "$D/query_mouse.h5ad" --projection "$T/ref" --label Group \
-    --threads 1 -o "$T/proj" 2>"$T/l2" || { tail -5 "$T/l2"; fail project; }
+    --unknown off --threads 1 -o "$T/proj" 2>"$T/l2" || { tail -5 "$T/l2"; fail project; }
 # SCALEX.py form: scalex --data_list ... --projection DIR
 "$SCALEX_BIN" --data_list "$D/query_mouse.h5ad" --projection "$T/ref" --ignore_umap \
     --threads 1 -o "$T/proj_py" 2>"$T/l3" || { tail -5 "$T/l3"; fail "SCALEX.py form"; }
 "$SCALEX_BIN" transfer --reference "$T/ref/adata.h5ad" --query "$T/proj/adata.h5ad" --label Group \
-    --k 5 -o "$T/tr" 2>"$T/l4" || { tail -5 "$T/l4"; fail transfer; }
+    --k 5 --unknown off -o "$T/tr" 2>"$T/l4" || { tail -5 "$T/l4"; fail transfer; }
 set +e
 "$SCALEX_BIN" transfer --reference "$T/ref/adata.h5ad" --query "$D/query_mouse.h5ad" --label Group \
     -o "$T/tr2" 2>"$T/err"; rc=$?
@@ -30,7 +30,7 @@ set -e
 mkdir -p "$T/job"
 cat >"$T/job/job.json" <<JSON
 {"type": "project", "inputs": ["$D/query_mouse.h5ad"], "reference": "$T/ref",
- "options": {"label": "Group", "ignore_umap": true}, "threads": 1}
+ "options": {"label": "Group", "ignore_umap": true, "unknown": "off"}, "threads": 1}
 JSON
 "$SCALEX_BIN" run-job "$T/job" 2>"$T/l5" || { tail -5 "$T/l5"; fail "run-job"; }
 grep -q '"state": "succeeded"' "$T/job/status.json" || fail "run-job status: $(cat "$T/job/status.json")"

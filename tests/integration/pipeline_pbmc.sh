@@ -48,7 +48,7 @@ done
 grep -q "Processed dataset shape" "$T/ref_a/log.txt" || fail "log.txt lacks the shapes"
 grep -q "epoch 1: recon_loss" "$T/ref_a/log.txt" || fail "log.txt lacks the per-epoch losses"
 "$SCALEX_BIN" project --data_list "$D/query_3pv1.h5ad" --projection "$T/ref_a" --min_features 100 \
-    --label cell_type --threads 1 -o "$T/proj" 2>"$T/log_p" || { tail -5 "$T/log_p"; fail "project"; }
+    --label cell_type --unknown off --threads 1 -o "$T/proj" 2>"$T/log_p" || { tail -5 "$T/log_p"; fail "project"; }
 for f in adata.h5ad labels.csv confusion.csv confusion.png umap.png umap.pdf result.json log.txt; do
   [ -s "$T/proj/$f" ] || fail "project did not write $f"
 done

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "sx_pipeline.h"
 #include "sx_test.h"
 
@@ -126,6 +128,20 @@ START_TEST(set_get_and_errors)
 }
 END_TEST
 
+START_TEST(label_list_from_json)
+{
+    /* a JSON list for a text option (label: ["cell_type", "subtype"]) is the "a,b" text */
+    sx_pipeline_opts *o = sx_pipeline_opts_new();
+    sx_status st = {0};
+    json_t *j = json_pack("{s:[s,s], s:s}", "label", "cell_type", "subtype", "unknown", "off");
+    ck_assert_int_eq(sx_pipeline_opts_from_json(o, j, &st), SX_OK);
+    ck_assert_str_eq(sx_pipeline_opts_str(o, "label"), "cell_type,subtype");
+    ck_assert_str_eq(sx_pipeline_opts_str(o, "unknown"), "off");
+    json_decref(j);
+    sx_pipeline_opts_free(o);
+}
+END_TEST
+
 START_TEST(job_types)
 {
     ck_assert_int_eq(sx_job_type_parse("integrate"), SX_JOB_INTEGRATE);
@@ -171,6 +187,7 @@ int main(void)
     tcase_add_test(tc, defaults_are_scalex);
     tcase_add_test(tc, table_is_complete_and_consistent);
     tcase_add_test(tc, set_get_and_errors);
+    tcase_add_test(tc, label_list_from_json);
     tcase_add_test(tc, job_types);
     tcase_add_test(tc, run_rejects_bad_jobs);
     suite_add_tcase(s, tc);

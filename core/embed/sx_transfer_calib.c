@@ -1,0 +1,287 @@
+/* sx_transfer_calib — the calibration behind sx_transfer's confidence and mapping score,
+ * fitted on held-out reference cells (see sx_transfer.h): each held-out cell is predicted as
+ * a query cell would be, from reference cells of other batches (or all other cells), giving
+ * (raw probability of its chosen class, whether that class is its own label) pairs for an
+ * isotonic fit, and its mean distance to its k neighbours for the mapping score (a robust
+ * normal fit to the log of those distances per class: median and 1.4826 x MAD). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sx_alloc.h"
+#include "sx_embed_internal.h"
+#include "sx_knn.h"
+#include "sx_transfer.h"
+
+typedef struct held {
+    int64_t n;
+    double *x;    /* raw probability of the chosen class */
+    double *y;    /* 1 when the chosen class is the cell's own */
+    double *d;    /* mean distance to its k nearest neighbours */
+    int32_t *cls; /* its own class */
+} held;
+
+/* Which reference cells are held out: all, or calib_max of them drawn with the seed. */
+static int64_t *pick_cells(int64_t n_ref, int64_t max, uint64_t seed, int64_t *n)
+{
+    int64_t *ix = sx_mallocarray(n_ref, sizeof *ix);
+    if (!ix) return NULL;
+    for (int64_t i = 0; i < n_ref; i++) ix[i] = i;
+    *n = max > 0 && max < n_ref ? max : n_ref;
+    sx_rng r;
+    sx_rng_seed(&r, seed, 0x7472757374ULL);
+    for (int64_t i = 0; i < *n && *n < n_ref; i++) { /* partial Fisher-Yates */
+        int64_t j = i + sx_rng_below(&r, n_ref - i);
+        int64_t t = ix[i];
+        ix[i] = ix[j];
+        ix[j] = t;
+    }
+    return ix;
+}
+
+/* Score held-out cells cells[0..m) against the reference rows in pool[0..np) (indices into
+ * ref); skip = a cell's own row in pool (leave-one-out) or -1. */
+static int score_held(const double *ref, const int32_t *codes, int nc, int dim,
+                      const sx_transfer_opts *o, int kp, const int64_t *cells, int64_t m,
+                      const int64_t *pool, int64_t np, int loo, held *h, sx_status *st)
+{
+    int kk = kp + (loo ? 1 : 0);
+    if (kk > np) kk = (int)np;
+    if (m == 0 || kk - (loo ? 1 : 0) < o->k) return SX_OK; /* too few cells to vote */
+    double *P = sx_mallocarray((size_t)np * dim, sizeof *P);
+    double *Q = sx_mallocarray((size_t)m * dim, sizeof *Q);
+    int32_t *nb = sx_mallocarray(kk, sizeof *nb);
+    double *w = sx_mallocarray(nc, sizeof *w), *dd = sx_mallocarray(kk, sizeof *dd);
+    sx_knn *knn = NULL;
+    int rc = P && Q && nb && w && dd ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int64_t i = 0; rc == SX_OK && i < np; i++)
+        memcpy(P + i * dim, ref + pool[i] * dim, (size_t)dim * sizeof *P);
+    for (int64_t i = 0; rc == SX_OK && i < m; i++)
+        memcpy(Q + i * dim, ref + cells[i] * dim, (size_t)dim * sizeof *Q);
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = o->n_threads;
+    if (rc == SX_OK && !(knn = sx_knn_exact(P, np, Q, m, dim, kk, &ko, NULL, st))) rc = st->code;
+    for (int64_t i = 0; rc == SX_OK && i < m; i++) {
+        int n = 0, self = 0;
+        for (int j = 0; j < kk; j++) {
+            int64_t r = pool[knn->idx[i * kk + j]];
+            if (loo && !self && r == cells[i]) { self = 1; continue; } /* the cell itself */
+            if (n == kk - (loo ? 1 : 0)) break;
+            nb[n] = codes[r];
+            dd[n++] = knn->dist[i * kk + j];
+        }
+        int best = sx_transfer_vote(nb, o->k, nc, w);
+        double md = 0;
+        for (int j = 0; j < o->k; j++) md += dd[j] / o->k;
+        sx_transfer_raw_prob(nb, dd, n, nc, w);
+        h->x[h->n] = w[best];
+        h->y[h->n] = best == codes[cells[i]];
+        h->d[h->n] = md;
+        h->cls[h->n++] = codes[cells[i]];
+    }
+    sx_knn_free(knn);
+    sx_free(P);
+    sx_free(Q);
+    sx_free(nb);
+    sx_free(w);
+    sx_free(dd);
+    return rc;
+}
+
+/* Leave-one-batch-out over the held-out cells (by_batch), else leave-one-out. */
+static int hold_out(const double *ref, int64_t n_ref, const int32_t *codes, int nc, int dim,
+                    const sx_transfer_opts *o, int kp, const int64_t *sel, int64_t ns,
+                    int by_batch, int32_t n_batch, held *h, sx_status *st)
+{
+    int64_t *pool = sx_mallocarray(n_ref, sizeof *pool);
+    int64_t *cells = sx_mallocarray(ns, sizeof *cells);
+    int rc = pool && cells ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    if (rc == SX_OK && !by_batch) {
+        for (int64_t i = 0; i < n_ref; i++) pool[i] = i;
+        rc = score_held(ref, codes, nc, dim, o, kp, sel, ns, pool, n_ref, 1, h, st);
+    }
+    for (int32_t b = 0; rc == SX_OK && by_batch && b < n_batch; b++) {
+        int64_t np = 0, m = 0;
+        for (int64_t i = 0; i < n_ref; i++)
+            if (o->ref_batch[i] != b) pool[np++] = i;
+        for (int64_t i = 0; i < ns; i++)
+            if (o->ref_batch[sel[i]] == b) cells[m++] = sel[i];
+        rc = score_held(ref, codes, nc, dim, o, kp, cells, m, pool, np, 0, h, st);
+    }
+    sx_free(pool);
+    sx_free(cells);
+    return rc;
+}
+
+typedef struct pt {
+    double x, y;
+} pt;
+
+static int cmp_pt(const void *a, const void *b)
+{
+    double x = ((const pt *)a)->x, y = ((const pt *)b)->x;
+    return (x > y) - (x < y);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Isotonic (non-decreasing) regression of y on x by pool-adjacent-violators; equal x values
+ * share one block. Knots at each block's mean x; values shrunk towards 1/2 by one pseudo-
+ * observation (a block of a few cells never says 0 or 1). */
+static int isotonic_fit(const held *h, sx_transfer_calib *cal)
+{
+    int64_t n = h->n;
+    pt *p = sx_mallocarray(n + 1, sizeof *p);
+    double *sx = sx_mallocarray(n + 1, sizeof *sx), *sy = sx_mallocarray(n + 1, sizeof *sy);
+    double *cnt = sx_mallocarray(n + 1, sizeof *cnt);
+    if (!p || !sx || !sy || !cnt) {
+        sx_free(p), sx_free(sx), sx_free(sy), sx_free(cnt);
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++) p[i] = (pt){h->x[i], h->y[i]};
+    qsort(p, (size_t)n, sizeof *p, cmp_pt);
+    int64_t nb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (nb && p[i].x == sx[nb - 1] / cnt[nb - 1]) { /* tie with the last block's x */
+            sx[nb - 1] += p[i].x, sy[nb - 1] += p[i].y, cnt[nb - 1] += 1;
+        } else {
+            sx[nb] = p[i].x, sy[nb] = p[i].y, cnt[nb] = 1;
+            nb++;
+        }
+        while (nb > 1 && sy[nb - 2] / cnt[nb - 2] >= sy[nb - 1] / cnt[nb - 1]) {
+            sx[nb - 2] += sx[nb - 1], sy[nb - 2] += sy[nb - 1], cnt[nb - 2] += cnt[nb - 1];
+            nb--;
+        }
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        sx[b] /= cnt[b];
+        sy[b] = (sy[b] + 0.5) / (cnt[b] + 1.0);
+        if (b && sy[b] < sy[b - 1]) sy[b] = sy[b - 1]; /* the shrinkage may not un-sort */
+    }
+    sx_free(p);
+    sx_free(cnt);
+    cal->knot_x = sx;
+    cal->knot_y = sy;
+    cal->n_knots = (int)nb;
+    return 1;
+}
+
+double sx_transfer_median(double *a, int64_t n)
+{
+    qsort(a, (size_t)n, sizeof *a, cmp_dbl);
+    return n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
+}
+
+/* Robust location and scale of the log distances of cells cls == c (c < 0: all): median and
+ * 1.4826 x MAD (the normal's SD), the scale at least SX_TRANSFER_MIN_LOG_SD; 0 when fewer
+ * than 5 cells. */
+static int log_stats(const held *h, int c, double *tmp, double *loc, double *scale)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < h->n; i++)
+        if (c < 0 || h->cls[i] == c) tmp[m++] = log(h->d[i] > 1e-300 ? h->d[i] : 1e-300);
+    if (m < 5) return 0;
+    *loc = sx_transfer_median(tmp, m);
+    for (int64_t i = 0; i < m; i++) tmp[i] = fabs(tmp[i] - *loc);
+    *scale = 1.4826 * sx_transfer_median(tmp, m);
+    if (*scale < SX_TRANSFER_MIN_LOG_SD) *scale = SX_TRANSFER_MIN_LOG_SD;
+    return 1;
+}
+
+/* Per class (and for all cells, at index nc) the log-distance location and scale. */
+static int distance_stats(const held *h, int nc, sx_transfer_calib *cal)
+{
+    cal->loc = sx_calloc((size_t)nc + 1, sizeof *cal->loc);
+    cal->scale = sx_calloc((size_t)nc + 1, sizeof *cal->scale);
+    double *tmp = sx_mallocarray((size_t)h->n + 1, sizeof *tmp);
+    if (!cal->loc || !cal->scale || !tmp) {
+        sx_free(tmp);
+        return 0;
+    }
+    if (!log_stats(h, -1, tmp, &cal->loc[nc], &cal->scale[nc])) cal->scale[nc] = -1;
+    for (int c = 0; c < nc; c++)
+        if (!log_stats(h, c, tmp, &cal->loc[c], &cal->scale[c])) {
+            /* a class with under 5 held-out cells has no distribution of its own */
+            cal->loc[c] = cal->loc[nc];
+            cal->scale[c] = cal->scale[nc];
+        }
+    sx_free(tmp);
+    return 1;
+}
+
+int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes, int nc,
+                          int dim, const sx_transfer_opts *o, int kp, sx_transfer_calib *cal,
+                          sx_status *st)
+{
+    memset(cal, 0, sizeof *cal);
+    cal->n_classes = nc;
+    int32_t n_batch = 0;
+    for (int64_t i = 0; o->ref_batch && i < n_ref; i++)
+        if (o->ref_batch[i] >= n_batch) n_batch = o->ref_batch[i] + 1;
+    int by_batch = n_batch >= 2;
+    int64_t ns = 0;
+    int64_t *sel = pick_cells(n_ref, o->calib_max, o->seed, &ns);
+    held h = {0};
+    /* room for both passes: leave-one-batch-out, then leave-one-out */
+    h.x = sx_mallocarray(2 * ns + 1, sizeof *h.x);
+    h.y = sx_mallocarray(2 * ns + 1, sizeof *h.y);
+    h.d = sx_mallocarray(2 * ns + 1, sizeof *h.d);
+    h.cls = sx_mallocarray(2 * ns + 1, sizeof *h.cls);
+    int rc = sel && h.x && h.y && h.d && h.cls ? SX_OK
+                                                : sx_status_set(st, SX_ENOMEM, "out of memory");
+    if (rc == SX_OK)
+        rc = hold_out(ref, n_ref, codes, nc, dim, o, kp, sel, ns, by_batch, n_batch, &h, st);
+    if (rc == SX_OK && h.n == 0) /* every batch too small to predict from the others */
+        rc = hold_out(ref, n_ref, codes, nc, dim, o, kp, sel, ns, by_batch = 0, 0, &h, st);
+    /* the mapping distances: the first pass's (a new batch lies as far as another batch) */
+    held hd = h;
+    /* the confidence: leave-one-batch-out answers too few right (half the reference, and
+     * the reference's two most different batches), leave-one-out too many (the same batch):
+     * pooled, they bracket a new batch (pbmc_3tech: ECE 0.043 against 0.052 and 0.053) */
+    if (rc == SX_OK && by_batch)
+        rc = hold_out(ref, n_ref, codes, nc, dim, o, kp, sel, ns, 0, 0, &h, st);
+    cal->n_calib = h.n;
+    cal->by_batch = by_batch;
+    if (rc == SX_OK && (!isotonic_fit(&h, cal) || !distance_stats(&hd, nc, cal)))
+        rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    sx_free(sel);
+    sx_free(h.x);
+    sx_free(h.y);
+    sx_free(h.d);
+    sx_free(h.cls);
+    if (rc) sx_transfer_calib_clear(cal);
+    return rc;
+}
+
+double sx_transfer_calib_conf(const sx_transfer_calib *cal, double raw)
+{
+    int n = cal->n_knots;
+    if (n == 0) return raw;
+    if (raw <= cal->knot_x[0]) return cal->knot_y[0];
+    if (raw >= cal->knot_x[n - 1]) return cal->knot_y[n - 1];
+    int j = 1;
+    while (cal->knot_x[j] < raw) j++;
+    double t = (raw - cal->knot_x[j - 1]) / (cal->knot_x[j] - cal->knot_x[j - 1]);
+    return cal->knot_y[j - 1] + t * (cal->knot_y[j] - cal->knot_y[j - 1]);
+}
+
+double sx_transfer_calib_z(const sx_transfer_calib *cal, int c, double mean_dist)
+{
+    double scale = cal->scale[c];
+    if (scale <= 0 || mean_dist <= 0) return -INFINITY; /* nothing to compare with / exact */
+    return (log(mean_dist) - cal->loc[c]) / scale;
+}
+
+void sx_transfer_calib_clear(sx_transfer_calib *cal)
+{
+    sx_free(cal->knot_x);
+    sx_free(cal->knot_y);
+    sx_free(cal->loc);
+    sx_free(cal->scale);
+    memset(cal, 0, sizeof *cal);
+}
