@@ -3,7 +3,7 @@
 # DIR` detects it (checkpoint/model.pt + config.pt + adata.h5ad), converts it and keeps SCALEX's
 # files as provenance; the catalog says "source": "scalex" (no version: SCALEX 1.0.7 records
 # none). Then the raw golden query is mapped onto it through POST /v1/references/{name}/map with
-# the golden run's min_features=0 as a query parameter: labels and UMAP come back for every
+# the golden run's min_features=0 (and unknown=off: SCALEX's plain vote) as query parameters: labels and UMAP come back for every
 # query cell, python3-anndata opens the result, and the labels equal SCALEX's label_transfer
 # (scikit-learn's default 5-NN on SCALEX's own projection, tests/tools/scalex_label_transfer.py)
 # on >= 98% of the cells. A folder that is neither ours nor SCALEX's is refused by name.
@@ -86,7 +86,7 @@ print("reference layout: %d cells at SCALEX's X_umap; a 200-cell sample, label T
 PY
 
 # the map, with the golden run's setting (its cells have < 600 genes, SCALEX's default)
-code=$(upload "$TOK" '/v1/references/pbmc-scalex/map?wait=600&label=cell_type&min_features=0&name=q' "$Q")
+code=$(upload "$TOK" '/v1/references/pbmc-scalex/map?wait=600&label=cell_type&min_features=0&unknown=off&name=q' "$Q")
 if [ "$code" = 202 ]; then # the wait ran out on a slow machine: poll
     MJ=$(jq_ 'd["job"]["id"]')
     wait_job "$TOK" "$MJ" 1200 COMPLETE EXECUTOR_ERROR SYSTEM_ERROR

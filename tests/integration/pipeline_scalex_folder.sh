@@ -5,7 +5,7 @@
 #  - --eval: the query's latent = SCALEX's eval-mode latent (proj_eval/adata.h5ad) to 1e-4;
 #  - SCALEX's default (train-mode BN over domain-pure chunks, drawn by our pipeline as SCALEX
 #    draws them for the same seed, 124 by default): the latent = SCALEX's (proj/adata.h5ad) to
-#    1e-4, and the transferred labels (--label cell_type, 5 neighbours) = SCALEX's
+#    1e-4, and the transferred labels (--label cell_type, 5 neighbours, --unknown off: SCALEX's plain vote) = SCALEX's
 #    label_transfer (scikit-learn's default 5-NN, restated in
 #    tests/tools/scalex_label_transfer.py) applied to SCALEX's own projection on >= 98% of the
 #    query cells;
@@ -22,9 +22,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 before=$(find "$G/ref" | sort | md5sum)
 
 "$SCALEX_BIN" project --data_list "$Q" --projection "$G/ref" --min_features 0 --eval \
-    --label cell_type --threads 1 -o "$T/eval" 2>"$T/l1" || { tail -5 "$T/l1"; fail "project --eval"; }
+    --label cell_type --unknown off --threads 1 -o "$T/eval" 2>"$T/l1" || { tail -5 "$T/l1"; fail "project --eval"; }
 "$SCALEX_BIN" project --data_list "$Q" --projection "$G/ref" --min_features 0 \
-    --label cell_type --k 5 --threads 1 -o "$T/train" 2>"$T/l2" || { tail -5 "$T/l2"; fail project; }
+    --label cell_type --unknown off --k 5 --threads 1 -o "$T/train" 2>"$T/l2" || { tail -5 "$T/l2"; fail project; }
 [ "$(find "$G/ref" | sort | md5sum)" = "$before" ] || fail "the SCALEX folder was written to"
 
 PYTHONPATH="$SRC/tests/tools" "$SX_PYTHON" - "$T" "$G" <<'PY'

@@ -184,7 +184,10 @@ with Chrome(CHROME, ART) as c:
     # 6b. My data: delete the job from its row (the confirmation answered yes)
     c.eval("location.hash = 'mydata'")
     sel = "#jobs tr[data-job=%s] button" % js(job)
-    c.wait("!!document.querySelector(%s)" % js(sel), 60, "the job's row in My data")
+    # the table may still show the row as it was when the page last listed the jobs (running,
+    # with Cancel) until its refresh lands: wait for the finished job's Delete
+    c.wait("(document.querySelector(%s) || {}).textContent === 'Delete'" % js(sel), 60,
+           "the job's row in My data with its Delete button")
     c.eval("window.confirm = () => true; document.querySelector(%s).click()" % js(sel))
     c.wait("!document.querySelector(%s)" % js(sel), 60, "the row to go")
     st, _ = api("/v1/jobs/" + job)
