@@ -17,5 +17,8 @@ void engine_init(engine *e, srv_engine *out);
 /* The settings the engine itself applies: every upload's size budget (max_cells, max_genes,
  * max_nnz, max_inflate_ratio/_bytes, max_line_bytes). */
 void engine_configure(engine *e, const srv_config *cfg);
+/* Write the job's job.json (sx_jobdir) into job->outdir, with e's input budget, which the
+ * runner applies to every input it reads. user: the engine (srv_engine.user). */
+int engine_spec_write(void *user, const srv_job_run *job, sx_status *st);
 
 #endif

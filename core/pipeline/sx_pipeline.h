@@ -68,6 +68,8 @@ typedef struct sx_job_spec {
     /* added: an already loaded reference (the daemon's cache); when set it is used instead
      * of loading `reference` (borrowed, not modified) */
     const struct sx_reference *reference_obj;
+    /* the size budget every input is read under (sx_io_limits.h; borrowed); NULL = defaults */
+    const struct sx_io_limits *limits;
 } sx_job_spec;
 
 /* A trained reference as a daemon keeps it in memory: the model plus the reference cells'
