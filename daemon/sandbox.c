@@ -165,6 +165,11 @@ static int job_outcome(const srv_job_run *job, const srv_child_result *res,
     if (res->timed_out)
         return sx_status_set(st, SX_ELIMIT, "the job did not finish within its %.0f s time limit "
                              "(an operator can raise job_timeout)", lim->wall_seconds);
+    /* run-job's input/output exit (3) with no final status: it could not write its own job
+     * folder (status.json) or read its job.json; the server's storage, not the user's input */
+    if (res->exited && res->exit_code == 3)
+        return sx_status_set(st, SX_EIO, "the job's process could not read or write its job "
+                             "folder (the server's disk may be full); try again later");
     /* crashed, killed, or died before it could say why (a sanitizer's abort exits 1): the
      * job's inputs are the likeliest cause, and the user's to act on */
     return sx_status_set(st, SX_EFORMAT,
@@ -307,9 +312,10 @@ void sandbox_stop(sandbox *sb)
 static int job_child(sandbox *sb, const char *outdir, srv_child **c, sx_status *st)
 {
     char line[4100];
+    sx_status sent; /* a spare that cannot take the job is replaced, not the job's error */
     *c = spare_take(&sb->spares);
     if (*c && (snprintf(line, sizeof line, "%s\n", outdir) >= (int)sizeof line ||
-               srv_child_send(*c, line, st) != SX_OK)) {
+               srv_child_send(*c, line, &sent) != SX_OK)) {
         srv_child_discard(*c); /* it died since, or the path does not fit its line */
         *c = NULL;
     }
