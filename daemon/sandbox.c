@@ -1,12 +1,15 @@
 /* sandbox — see sandbox.h. */
 #include "sandbox.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -233,10 +236,24 @@ static void spares_reap(sandbox_spares *sp)
     }
 }
 
+/* Spares run jobs: at the job workers' priority (srv_jobs lowers each worker thread's by
+ * job_nice, and a cold-started runner inherits its worker's). Nice is per thread and a fork
+ * takes the forking thread's, so the keeper lowers its own. */
+static void keeper_nice(int nice)
+{
+    if (nice <= 0) return;
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if ((cur != -1 || !errno) && setpriority(PRIO_PROCESS, tid, cur + nice > 19 ? 19 : cur + nice))
+        SX_WARN("cannot lower the priority of the pre-started job runners: %s", strerror(errno));
+}
+
 static void *spares_keeper(void *arg)
 {
     sandbox *sb = arg;
     sandbox_spares *sp = &sb->spares;
+    keeper_nice(sp->nice);
     char *argv[] = {sb->worker, "run-job", "--wait-stdin", NULL};
     /* rlimits are per process and set at the start: the spare's start-up counts against
      * RLIMIT_CPU (its idle wait does not), so that limit gets the start-up's share on top */
@@ -276,6 +293,7 @@ int sandbox_start(sandbox *sb, const srv_config *cfg, sx_status *st)
     sandbox_spares *sp = &sb->spares;
     if (!sb->worker[0] || !srv_exec_config_in_process(&cfg->exec) || sp->started) return SX_OK;
     sp->want = cfg->workers < SANDBOX_SPARES_MAX ? cfg->workers : SANDBOX_SPARES_MAX;
+    sp->nice = cfg->job_nice;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -38,6 +38,7 @@ typedef struct sandbox_spares {
     int n_ready;
     int n_busy;                  /* jobs running in a child (from a spare or not) */
     int want;                    /* spares + running jobs kept: one per worker */
+    int nice;                    /* job_nice: the spares run at the job workers' priority */
     int stopping, started;
     double retry_at;             /* no new spare before (monotonic s): after a failure */
     pthread_t keeper;
