@@ -60,6 +60,7 @@ int sx_cmd_convert(int argc, char **argv)
         {.name = "join", .type = SX_OPT_STR, .def = "inner", .help = "gene set of several inputs: inner or outer"},
         {.name = "use_layer", .type = SX_OPT_STR, .def = "X", .help = "matrix to take as X: X, raw, layers/NAME"},
         {.name = "no_gzip", .type = SX_OPT_FLAG, .def = NULL, .help = "write without compression"},
+        SX_ARGS_LIMIT_OPTS,
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int prc = sx_args_parse("convert", "Convert input(s) to one .h5ad.", opts, n, argc, argv);
@@ -88,6 +89,8 @@ int sx_cmd_convert(int argc, char **argv)
         rc = 2;
         goto done;
     }
+    sx_io_limits lim;
+    if ((rc = sx_args_limits("convert", opts, n, &lim))) goto done;
     parts = sx_calloc((size_t)pos->n_list, sizeof *parts);
     if (!parts) {
         fprintf(stderr, "scalex convert: out of memory\n");
@@ -96,6 +99,7 @@ int sx_cmd_convert(int argc, char **argv)
     }
     sx_read_opts ro = {0};
     ro.use_layer = sx_args_get(opts, n, "use_layer")->str;
+    ro.limits = &lim;
     for (int i = 0; i < pos->n_list; i++) {
         if (!(parts[i] = sx_io_read(pos->list[i], &ro, NULL, &st))) {
             fprintf(stderr, "scalex convert: %s\n", st.msg);

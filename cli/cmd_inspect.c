@@ -136,6 +136,7 @@ int sx_cmd_inspect(int argc, char **argv)
         {.name = "positional", .type = SX_OPT_LIST, .def = NULL, .help = "input files or 10x folders"},
         {.name = "json", .type = SX_OPT_FLAG, .def = NULL, .help = "print JSON (one object per input; an array for several)"},
         {.name = "use_layer", .type = SX_OPT_STR, .def = "X", .help = "matrix to summarise: X, raw, layers/NAME"},
+        SX_ARGS_LIMIT_OPTS,
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int prc = sx_args_parse("inspect", "Summarise input files without loading them whole.", opts,
@@ -143,13 +144,15 @@ int sx_cmd_inspect(int argc, char **argv)
     if (prc) return prc == 1 ? 0 : 2;
     sx_opt *pos = sx_args_get(opts, n, "positional");
     int json = (int)sx_args_get(opts, n, "json")->i;
-    if (!pos->n_list) {
-        fprintf(stderr, "scalex inspect: give at least one input (see --help)\n");
+    sx_io_limits lim;
+    if (!pos->n_list) fprintf(stderr, "scalex inspect: give at least one input (see --help)\n");
+    if (!pos->n_list || sx_args_limits("inspect", opts, n, &lim)) {
         sx_args_free(opts, n);
         return 2;
     }
     sx_read_opts ro = {0};
     ro.use_layer = sx_args_get(opts, n, "use_layer")->str;
+    ro.limits = &lim;
     int rc = 0;
     int first = 1;
     if (json && pos->n_list > 1) fputc('[', stdout);

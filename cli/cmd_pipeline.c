@@ -99,7 +99,7 @@ int sx_cli_pipeline_main(sx_job_type type, const char *cmd, const char *summary,
 {
     int ns, n = 0, rc = 2;
     const sx_popt_spec *sp = sx_pipeline_option_specs(&ns);
-    sx_opt *opts = sx_calloc((size_t)ns + 8, sizeof *opts);
+    sx_opt *opts = sx_calloc((size_t)ns + 8 + SX_ARGS_N_LIMITS, sizeof *opts);
     sx_pipeline_opts *po = sx_pipeline_opts_new();
     const char **inputs = NULL;
     int n_inputs = 0;
@@ -129,6 +129,7 @@ int sx_cli_pipeline_main(sx_job_type type, const char *cmd, const char *summary,
     }
     opts[n++] = (sx_opt){.name = "outdir", .type = SX_OPT_STR, .def = "output/",
                          .help = "output folder (-o)"};
+    n = sx_args_add_limits(opts, n); /* read options, not the pipeline's: before the table */
     int first_table = n;
     for (int i = 0; i < ns; i++) {
         if (!(sp[i].jobs & (unsigned)type)) continue;
@@ -176,6 +177,8 @@ int sx_cli_pipeline_main(sx_job_type type, const char *cmd, const char *summary,
             goto out;
         }
     }
+    sx_io_limits lim;
+    if (sx_args_limits(cmd, opts, n, &lim)) goto out;
     sx_opt *pos = sx_args_get(opts, n, "positional");
     const char *const *dl = NULL;
     int n_dl = sx_pipeline_opts_list(po, "data_list", &dl);
@@ -224,7 +227,8 @@ int sx_cli_pipeline_main(sx_job_type type, const char *cmd, const char *summary,
                        .threads = 0,
                        .gene_table = type == SX_JOB_PROJECT && sx_args_get(opts, n, "gene_table")->set
                                          ? sx_args_get(opts, n, "gene_table")->str
-                                         : NULL};
+                                         : NULL,
+                       .limits = &lim};
     int r = sx_pipeline_run(&job, &prog, &st);
     if (cp.tty && cp.bar_shown) fputs("\r\033[K", stderr);
     sx_log_set_sink(NULL, NULL, SX_LOG_WARN);

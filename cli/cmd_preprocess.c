@@ -44,6 +44,7 @@ int sx_cmd_preprocess(int argc, char **argv)
         {.name = "chunk_size", .type = SX_OPT_INT, .def = "20000", .help = "rows per chunk (no numerical effect)"},
         {.name = "no_gzip", .type = SX_OPT_FLAG, .help = "write without compression"},
         {.name = "quiet", .type = SX_OPT_FLAG, .help = "no step log on stderr"},
+        SX_ARGS_LIMIT_OPTS,
     };
     int n = (int)(sizeof opts / sizeof opts[0]);
     int prc = sx_args_parse("preprocess", "SCALEX preprocessing of input(s) to one processed .h5ad.",
@@ -85,6 +86,8 @@ int sx_cmd_preprocess(int argc, char **argv)
         USAGE("--join must be inner or outer, got '%s'", join);
     if (cats->n_list && cats->n_list != n_in)
         USAGE("--batch_categories has %d labels for %d inputs", cats->n_list, n_in);
+    sx_io_limits lim;
+    if ((rc = sx_args_limits("preprocess", opts, n, &lim))) goto done;
     sx_prep_opts po;
     sx_prep_opts_init(&po);
     if (strcmp(prof, "RNA") == 0) po.profile = SX_PROFILE_RNA;
@@ -129,6 +132,7 @@ int sx_cmd_preprocess(int argc, char **argv)
     }
     sx_read_opts ro = {0};
     ro.use_layer = use_layer;
+    ro.limits = &lim;
     for (int i = 0; i < n_in; i++) {
         if (!(parts[i] = sx_io_read(inputs[i], &ro, NULL, &st))) goto fail;
         SX_INFO("read %s: %lld cells x %lld features", inputs[i],

@@ -6,7 +6,12 @@
  * the results into JOBDIR, keeps JOBDIR/status.json ({"state", "exit_code", "error"}) and
  * JOBDIR/progress.json ({"stage", "fraction", "message"}) current, and stops with state
  * "canceled" when a file JOBDIR/cancel appears. Exit code as the other commands.
- * Every file of the job directory is read and written by sx_jobdir. */
+ * Every file of the job directory is read and written by sx_jobdir.
+ *
+ * `scalex run-job --wait-stdin` is the pre-started form a daemon keeps ready (daemon/sandbox.c):
+ * exec, dynamic loading and the libraries' start-up (OpenBLAS's thread pool, HDF5) are done
+ * before any job exists; the process then blocks reading one line, the job directory, from
+ * stdin, and runs that one job as above. EOF without a line means it was dismissed (exit 0). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,16 +60,30 @@ static void rj_progress(void *user, const char *stage, double frac, const char *
     if (sx_jobdir_cancel_requested(r->dir)) atomic_store(&r->cancel, 1);
 }
 
+/* --wait-stdin: the job directory, one line on stdin, into buf; 0 when none came (EOF). */
+static int wait_jobdir(char *buf, size_t cap)
+{
+    /* what a pre-start saves is done by now: loading, OpenBLAS's start-up (at load) and
+     * HDF5's (main's sx_h5_quiet) */
+    if (!fgets(buf, (int)cap, stdin)) return 0;
+    buf[strcspn(buf, "\n")] = 0;
+    return buf[0] != 0;
+}
+
 SX_CMD(run_job)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         FILE *to = argc < 2 ? stderr : stdout;
-        fprintf(to, "usage: scalex run-job JOBDIR\nRun the job described by JOBDIR/job.json "
-                    "(type, inputs, reference, options, threads); results, status.json and "
-                    "progress.json are written into JOBDIR; create JOBDIR/cancel to stop it.\n");
+        fprintf(to, "usage: scalex run-job JOBDIR\n       scalex run-job --wait-stdin\n"
+                    "Run the job described by JOBDIR/job.json (type, inputs, reference, "
+                    "options, threads, limits); results, status.json and progress.json are "
+                    "written into JOBDIR; create JOBDIR/cancel to stop it. --wait-stdin: start "
+                    "up, then read JOBDIR as one line from stdin (a pre-started runner).\n");
         return argc < 2 ? 2 : 0;
     }
-    const char *dir = argv[1];
+    char waited[4096];
+    if (!strcmp(argv[1], "--wait-stdin") && !wait_jobdir(waited, sizeof waited)) return 0;
+    const char *dir = !strcmp(argv[1], "--wait-stdin") ? waited : argv[1];
     sx_status st;
     sx_status_clear(&st);
     sx_jobdir_spec j;
@@ -100,7 +119,7 @@ SX_CMD(run_job)
     sx_progress prog = {.fn = rj_progress, .user = &r, .cancel = &r.cancel};
     sx_job_spec js = {.type = type, .inputs = (const char *const *)j.inputs,
                       .n_inputs = j.n_inputs, .reference = j.reference, .outdir = dir,
-                      .opts = po, .threads = j.threads};
+                      .opts = po, .threads = j.threads, .limits = &j.limits};
     rc = sx_pipeline_run(&js, &prog, &st);
     sx_log_set_sink(NULL, NULL, SX_LOG_WARN);
 done:

@@ -162,3 +162,29 @@ void sx_args_free(sx_opt *opts, int n)
         opts[k].n_list = 0;
     }
 }
+
+static const sx_opt limit_opts[SX_ARGS_N_LIMITS] = {SX_ARGS_LIMIT_OPTS};
+
+int sx_args_add_limits(sx_opt *opts, int n)
+{
+    for (int k = 0; k < SX_ARGS_N_LIMITS; k++) opts[n++] = limit_opts[k];
+    return n;
+}
+
+int sx_args_limits(const char *cmd, const sx_opt *opts, int n, sx_io_limits *l)
+{
+    memset(l, 0, sizeof *l);
+    for (int k = 0; k < SX_ARGS_N_LIMITS; k++) {
+        const sx_opt *o = sx_args_get((sx_opt *)opts, n, limit_opts[k].name);
+        if (!o || !o->set) continue;
+        char text[64];
+        if (o->type == SX_OPT_FLOAT) snprintf(text, sizeof text, "%.17g", o->f);
+        else snprintf(text, sizeof text, "%lld", (long long)o->i);
+        sx_status st;
+        if (sx_io_limits_set(l, o->name, text, &st) != SX_OK) {
+            fprintf(stderr, "scalex %s: %s (see scalex %s --help)\n", cmd, st.msg, cmd);
+            return 2;
+        }
+    }
+    return 0;
+}

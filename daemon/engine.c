@@ -12,6 +12,7 @@
 
 #include "sx_inspect.h"
 #include "sx_io.h"
+#include "sx_jobdir.h"
 #include "sx_log.h"
 #include "sx_nn.h"
 #include "sx_pipeline.h"
@@ -110,17 +111,25 @@ static int check_options(void *user, const json_t *options, sx_status *st)
     return rc;
 }
 
+int engine_spec_write(void *user, const srv_job_run *job, sx_status *st)
+{
+    const engine *e = user;
+    return sx_jobdir_spec_write(job->outdir, job->type, job->inputs, job->n_inputs,
+                                job->reference, job->options, job->threads, &e->limits, st);
+}
+
 static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
 {
-    (void)user;
+    const engine *e = user;
     sx_pipeline_opts *po = sx_pipeline_opts_new();
     if (!po) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    int rc = sx_pipeline_opts_from_json(po, job->options, st);
+    int rc = engine_spec_write(user, job, st); /* the record of what ran, as a child's */
+    if (rc == SX_OK) rc = sx_pipeline_opts_from_json(po, job->options, st);
     if (rc) goto out;
     sx_job_spec spec = {.type = sx_job_type_parse(job->type), .inputs = job->inputs,
                         .n_inputs = job->n_inputs, .reference = job->reference,
                         .outdir = job->outdir, .opts = po, .threads = job->threads,
-                        .reference_obj = job->reference_obj};
+                        .reference_obj = job->reference_obj, .limits = &e->limits};
     if (!spec.type) {
         rc = sx_status_set(st, SX_EINVAL, "unknown job type '%s'", job->type);
         goto out;

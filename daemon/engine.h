@@ -21,5 +21,8 @@ void engine_configure(engine *e, const srv_config *cfg);
  * (sx_reference_umap_table); a failure is logged, never fatal to the load. */
 struct sx_reference;
 void engine_ref_table(const struct sx_reference *r, const char *path);
+/* Write the job's job.json (sx_jobdir) into job->outdir, with e's input budget, which the
+ * runner applies to every input it reads. user: the engine (srv_engine.user). */
+int engine_spec_write(void *user, const srv_job_run *job, sx_status *st);
 
 #endif

@@ -407,6 +407,7 @@ static void wait_signal(daemon_run *d)
 static int serve_stop(daemon_run *d, int rc)
 {
     srv_jobs_stop(d->jobs, d->cfg.drain_grace_s); /* answers waiters through the pool */
+    sandbox_stop(&d->sb); /* the pre-started job runners, killed and reaped */
     srv_exec_free(d->exec);
     srv_pool_stop(d->pool);
     api_server_stop(d->api);
@@ -425,7 +426,8 @@ static int serve(int argc, char **argv)
     if (setup(&d, argc, argv, &st)) return die(&st);
     size_workers(&d.cfg);
     if (open_registry(&d, &st)) return die(&st);
-    if (reconcile(&d, &st) || start_workers(&d, &st) || start_api(&d, &st)) {
+    if (reconcile(&d, &st) || sandbox_start(&d.sb, &d.cfg, &st) || start_workers(&d, &st) ||
+        start_api(&d, &st)) {
         die(&st);
         return serve_stop(&d, 1);
     }

@@ -1,15 +1,20 @@
 /* sandbox — see sandbox.h. */
 #include "sandbox.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "srv_exec.h"
 #include "srv_util.h"
 #include "sx_jobdir.h"
 #include "sx_log.h"
@@ -163,6 +168,11 @@ static int job_outcome(const srv_job_run *job, const srv_child_result *res,
     if (res->timed_out)
         return sx_status_set(st, SX_ELIMIT, "the job did not finish within its %.0f s time limit "
                              "(an operator can raise job_timeout)", lim->wall_seconds);
+    /* run-job's input/output exit (3) with no final status: it could not write its own job
+     * folder (status.json) or read its job.json; the server's storage, not the user's input */
+    if (res->exited && res->exit_code == 3)
+        return sx_status_set(st, SX_EIO, "the job's process could not read or write its job "
+                             "folder (the server's disk may be full); try again later");
     /* crashed, killed, or died before it could say why (a sanitizer's abort exits 1): the
      * job's inputs are the likeliest cause, and the user's to act on */
     return sx_status_set(st, SX_EFORMAT,
@@ -172,18 +182,183 @@ static int job_outcome(const srv_job_run *job, const srv_child_result *res,
                          "and try again", how);
 }
 
+/* ---- pre-started runners ---- */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A ready spare for a job (NULL: none ready, or it died idle); the job counts as running
+ * either way, until spare_done. */
+static srv_child *spare_take(sandbox_spares *sp)
+{
+    srv_child *c = NULL;
+    if (!sp->started) return NULL;
+    pthread_mutex_lock(&sp->mu);
+    sp->n_busy++;
+    if (sp->n_ready > 0) { /* the oldest: the likeliest to be through its start-up */
+        c = sp->ready[0];
+        memmove(sp->ready, sp->ready + 1, (size_t)--sp->n_ready * sizeof *sp->ready);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    if (c && !srv_child_alive(c)) {
+        SX_WARN("a pre-started job runner had ended before its job; starting one for it");
+        srv_child_discard(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* The job's child is gone: the keeper may start the next spare. */
+static void spare_done(sandbox_spares *sp)
+{
+    if (!sp->started) return;
+    pthread_mutex_lock(&sp->mu);
+    sp->n_busy--;
+    pthread_cond_signal(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+/* Idle spares that ended (killed from outside, or a runner that cannot start at all) are
+ * reaped here; the next is started after a pause, so a broken install does not fork in a
+ * loop (its jobs start their own runner and report why it fails). Called with mu held. */
+static void spares_reap(sandbox_spares *sp)
+{
+    for (int i = 0; i < sp->n_ready; i++) {
+        if (srv_child_alive(sp->ready[i])) continue;
+        SX_WARN("a pre-started job runner ended while idle; the next one starts in 10 s");
+        srv_child_discard(sp->ready[i]);
+        sp->ready[i--] = sp->ready[--sp->n_ready];
+        sp->retry_at = mono_now() + 10;
+    }
+}
+
+/* Spares run jobs: at the job workers' priority (srv_jobs lowers each worker thread's by
+ * job_nice, and a cold-started runner inherits its worker's). Nice is per thread and a fork
+ * takes the forking thread's, so the keeper lowers its own. */
+static void keeper_nice(int nice)
+{
+    if (nice <= 0) return;
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if ((cur != -1 || !errno) && setpriority(PRIO_PROCESS, tid, cur + nice > 19 ? 19 : cur + nice))
+        SX_WARN("cannot lower the priority of the pre-started job runners: %s", strerror(errno));
+}
+
+static void *spares_keeper(void *arg)
+{
+    sandbox *sb = arg;
+    sandbox_spares *sp = &sb->spares;
+    keeper_nice(sp->nice);
+    char *argv[] = {sb->worker, "run-job", "--wait-stdin", NULL};
+    /* rlimits are per process and set at the start: the spare's start-up counts against
+     * RLIMIT_CPU (its idle wait does not), so that limit gets the start-up's share on top */
+    srv_child_limits lim = sb->job;
+    if (lim.cpu_seconds > 0) lim.cpu_seconds += 10;
+    pthread_mutex_lock(&sp->mu);
+    while (!sp->stopping) {
+        spares_reap(sp);
+        double now = mono_now();
+        if (sp->n_ready + sp->n_busy < sp->want && now >= sp->retry_at) {
+            pthread_mutex_unlock(&sp->mu);
+            srv_child *c = NULL;
+            sx_status st;
+            int rc = srv_child_start(argv, NULL, &lim, 1, &c, &st);
+            pthread_mutex_lock(&sp->mu);
+            if (rc) {
+                SX_WARN("cannot pre-start a job runner (%s); retrying in 10 s", st.msg);
+                sp->retry_at = mono_now() + 10;
+            } else {
+                sp->ready[sp->n_ready++] = c;
+            }
+            continue;
+        }
+        /* a job's end signals; the timeout notices spares that died idle */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&sp->cv, &sp->mu, &until);
+    }
+    while (sp->n_ready > 0) srv_child_discard(sp->ready[--sp->n_ready]);
+    pthread_mutex_unlock(&sp->mu);
+    return NULL;
+}
+
+int sandbox_start(sandbox *sb, const srv_config *cfg, sx_status *st)
+{
+    sandbox_spares *sp = &sb->spares;
+    if (!sb->worker[0] || !srv_exec_config_in_process(&cfg->exec) || sp->started) return SX_OK;
+    sp->want = cfg->workers < SANDBOX_SPARES_MAX ? cfg->workers : SANDBOX_SPARES_MAX;
+    sp->nice = cfg->job_nice;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&sp->mu, NULL);
+    pthread_cond_init(&sp->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* the keeper forks the spares: their parent-death signal follows this thread, which
+     * lives until sandbox_stop */
+    if (pthread_create(&sp->keeper, NULL, spares_keeper, sb) != 0) {
+        pthread_cond_destroy(&sp->cv);
+        pthread_mutex_destroy(&sp->mu);
+        return sx_status_set(st, SX_EIO, "cannot start the job runners' keeper thread");
+    }
+    sp->started = 1;
+    return SX_OK;
+}
+
+void sandbox_stop(sandbox *sb)
+{
+    sandbox_spares *sp = &sb->spares;
+    if (!sp->started) return;
+    pthread_mutex_lock(&sp->mu);
+    sp->stopping = 1;
+    pthread_cond_signal(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+    pthread_join(sp->keeper, NULL); /* it kills and reaps the ready spares on its way out */
+    pthread_cond_destroy(&sp->cv);
+    pthread_mutex_destroy(&sp->mu);
+    sp->started = 0;
+}
+
+/* The job's child: a pre-started runner handed the job directory, or else one started for
+ * it now (`scalex run-job JOBDIR`, the form a cluster node runs). */
+static int job_child(sandbox *sb, const char *outdir, srv_child **c, sx_status *st)
+{
+    char line[4100];
+    sx_status sent; /* a spare that cannot take the job is replaced, not the job's error */
+    *c = spare_take(&sb->spares);
+    if (*c && (snprintf(line, sizeof line, "%s\n", outdir) >= (int)sizeof line ||
+               srv_child_send(*c, line, &sent) != SX_OK)) {
+        srv_child_discard(*c); /* it died since, or the path does not fit its line */
+        *c = NULL;
+    }
+    if (*c) return SX_OK;
+    char *argv[] = {sb->worker, "run-job", (char *)outdir, NULL};
+    return srv_child_start(argv, NULL, &sb->job, 0, c, st);
+}
+
 static int run_in_child(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
 {
     sandbox *sb = ((engine *)user)->sandbox;
-    /* the executor wrote the job's spec (job.json) into its directory before calling us */
-    int rc;
-    char *argv[] = {sb->worker, "run-job", (char *)job->outdir, NULL};
-    relay r = {job->outdir, prog};
-    srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
-    srv_child_result res;
-    rc = srv_child_run(argv, NULL, &sb->job, 64 << 10, &w, &res, st);
-    if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
-    srv_child_result_free(&res);
+    /* the spec the child runs from, with the daemon's input budget */
+    int rc = engine_spec_write(user, job, st);
+    if (rc) return rc;
+    srv_child *c;
+    rc = job_child(sb, job->outdir, &c, st);
+    if (rc == SX_OK) {
+        relay r = {job->outdir, prog};
+        srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
+        srv_child_result res;
+        rc = srv_child_wait(c, &sb->job, 64 << 10, &w, &res, st);
+        if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
+        srv_child_result_free(&res);
+    }
+    spare_done(&sb->spares);
     return rc;
 }
 

@@ -7,17 +7,42 @@
  * srv_child's limits and reads its one-line JSON answer. A child that crashes, runs out of
  * memory or time costs that upload a 422, never the service.
  *
+ * Jobs run as `scalex run-job` children too. Starting one costs its exec, dynamic loading and
+ * OpenBLAS's start-up (~0.17 s), so each local worker keeps one runner pre-started
+ * (`scalex run-job --wait-stdin`, blocked reading its job directory from a pipe): a job takes
+ * a spare, writes its path, and is then watched like any child (deadline from the job's start,
+ * cancel, progress, its ending). A spare runs exactly one job; a keeper thread starts the next
+ * one after each job ends, so nothing is carried from one job to the next. A job that finds
+ * no ready spare starts `scalex run-job JOBDIR` itself, as before.
+ *
  * Ownership: the sandbox struct is the caller's (static or on main's stack) and must outlive
- * the engine it wraps.
+ * the engine it wraps; sandbox_stop before it goes.
  */
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "srv_child.h"
 #include "srv_config.h"
 #include "srv_engine.h"
+
+#define SANDBOX_SPARES_MAX 64
+
+/* The pre-started runners (guarded by mu): ready ones, and the jobs now running. */
+typedef struct sandbox_spares {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* the keeper waits on it: a job ended, or stop */
+    srv_child *ready[SANDBOX_SPARES_MAX];
+    int n_ready;
+    int n_busy;                  /* jobs running in a child (from a spare or not) */
+    int want;                    /* spares + running jobs kept: one per worker */
+    int nice;                    /* job_nice: the spares run at the job workers' priority */
+    int stopping, started;
+    double retry_at;             /* no new spare before (monotonic s): after a failure */
+    pthread_t keeper;
+} sandbox_spares;
 
 typedef struct sandbox {
     char exe[4096];               /* absolute path of this binary (/proc/self/exe at start) */
@@ -26,6 +51,7 @@ typedef struct sandbox {
     double validate_mb_per_s;     /* + size / this many MB/s to the deadline (large uploads) */
     srv_child_limits job;         /* limits of a job's child (wall 0: no deadline) */
     srv_engine inner;             /* the in-process engine, run inside the child */
+    sandbox_spares spares;        /* pre-started job runners (sandbox_start) */
 } sandbox;
 
 /* Fill sb with the limits of cfg (validate_*, job_*) and the in-process engine *eng (whose user is the daemon's `engine`),
@@ -39,6 +65,14 @@ int sandbox_wrap_validate(sandbox *sb, const srv_config *cfg, srv_engine *eng, s
  * children (their flat map written once) instead of loaded into the daemon. Call after
  * sandbox_wrap_validate; SX_ENOTFOUND when `scalex` is not installed next to scalexd. */
 int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st);
+
+/* Keep one pre-started job runner per worker (cfg->workers, sized) when jobs run as children
+ * on this machine (isolation=process with the local executor); nothing otherwise. Call once
+ * the workers are sized. SX_EIO when the keeper thread cannot start. */
+int sandbox_start(sandbox *sb, const srv_config *cfg, sx_status *st);
+/* Stop the keeper and kill (and reap) every spare. Call after the job workers stopped (a
+ * running job keeps its own child); safe when sandbox_start was not called. */
+void sandbox_stop(sandbox *sb);
 
 /* `scalexd __validate FILE`: run the in-process validation of eng on FILE and print one JSON
  * line ({"ok":true,"format",...} or {"ok":false,"code","message"}) on stdout. Exit 0 when an

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +40,12 @@ static void limit(int resource, int64_t v)
  * threads may hold locks, e.g. malloc's, that will never be released here). */
 static void __attribute__((noreturn)) child_exec(char *const argv[], char *const env[],
                                                  const srv_child_limits *lim, pid_t parent,
-                                                 int out_fd, int err_fd)
+                                                 int out_fd, int err_fd, int in_fd)
 {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(126); /* the parent died before the line above */
-    int nul = open("/dev/null", O_RDONLY);
+    int nul = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
     if (nul >= 0) dup2(nul, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
@@ -154,37 +155,122 @@ static void reaped(srv_child_result *res, int status, const struct rusage *ru)
     res->max_rss_kb = ru->ru_maxrss;
 }
 
-int srv_child_run(char *const argv[], char *const env[], const srv_child_limits *lim,
-                  size_t out_cap, const srv_child_watch *w, srv_child_result *res,
-                  sx_status *st)
+struct srv_child {
+    pid_t pid;
+    int out_fd, err_fd; /* read ends of its stdout and stderr (-1 once closed) */
+    int in_fd;          /* write end of its stdin pipe, -1 when none (or sent) */
+    int reaped;         /* 1: wait4 took its status (below) */
+    int status;
+    struct rusage ru;
+};
+
+static int start_error(sx_status *st)
 {
-    memset(res, 0, sizeof *res);
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC)) return sx_status_set(st, SX_EIO, "cannot start a worker process: %s", strerror(errno));
-    if (pipe2(pe, O_CLOEXEC)) {
-        close(po[0]), close(po[1]);
-        return sx_status_set(st, SX_EIO, "cannot start a worker process: %s", strerror(errno));
-    }
-    double t0 = mono_s();
+    return sx_status_set(st, SX_EIO, "cannot start a worker process: %s", strerror(errno));
+}
+
+int srv_child_start(char *const argv[], char *const env[], const srv_child_limits *lim,
+                    int stdin_pipe, srv_child **out, sx_status *st)
+{
+    *out = NULL;
+    srv_child *c = calloc(1, sizeof *c);
+    if (!c) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}; /* stdout, stderr, stdin */
+    for (int i = 0; i < (stdin_pipe ? 3 : 2); i++)
+        if (pipe2(p[i], O_CLOEXEC)) goto fail;
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0) child_exec(argv, env, lim, parent, po[1], pe[1]);
-    close(po[1]);
-    close(pe[1]);
-    if (pid < 0) {
-        close(po[0]), close(pe[0]);
-        return sx_status_set(st, SX_EIO, "cannot start a worker process: %s", strerror(errno));
-    }
+    if (pid == 0) child_exec(argv, env, lim, parent, p[0][1], p[1][1], p[2][0]);
+    if (pid < 0) goto fail;
+    close(p[0][1]);
+    close(p[1][1]);
+    if (stdin_pipe) close(p[2][0]);
     setpgid(pid, pid); /* also here: the kill below must reach the group even if it races */
-    fcntl(po[0], F_SETFL, O_NONBLOCK);
-    fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    int fds[2] = {po[0], pe[0]};
+    fcntl(p[0][0], F_SETFL, O_NONBLOCK);
+    fcntl(p[1][0], F_SETFL, O_NONBLOCK);
+    *c = (srv_child){.pid = pid, .out_fd = p[0][0], .err_fd = p[1][0], .in_fd = p[2][1]};
+    *out = c;
+    return SX_OK;
+fail:;
+    int rc = start_error(st);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++)
+            if (p[i][k] >= 0) close(p[i][k]);
+    free(c);
+    return rc;
+}
+
+int srv_child_send(srv_child *c, const char *text, sx_status *st)
+{
+    if (c->in_fd < 0) return sx_status_set(st, SX_EINTERNAL, "the worker process takes no input");
+    /* the child may have died: its closed pipe must give EPIPE here, not kill the caller */
+    sigset_t pipe_sig, old;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    size_t len = strlen(text), done = 0;
+    int err = 0;
+    while (done < len) {
+        ssize_t n = write(c->in_fd, text + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err = errno ? errno : EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (err == EPIPE) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_sig, NULL, &zero); /* consume the SIGPIPE now pending */
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(c->in_fd);
+    c->in_fd = -1;
+    if (err) return sx_status_set(st, SX_EIO, "the worker process did not take its input: %s",
+                                  strerror(err));
+    return SX_OK;
+}
+
+int srv_child_alive(srv_child *c)
+{
+    if (!c->reaped && wait4(c->pid, &c->status, WNOHANG, &c->ru) == c->pid) c->reaped = 1;
+    return !c->reaped;
+}
+
+/* Close what is left of c's pipes and free it (it has been reaped). */
+static void child_free(srv_child *c)
+{
+    if (c->out_fd >= 0) close(c->out_fd);
+    if (c->err_fd >= 0) close(c->err_fd);
+    if (c->in_fd >= 0) close(c->in_fd);
+    free(c);
+}
+
+void srv_child_discard(srv_child *c)
+{
+    if (!c) return;
+    kill(-c->pid, SIGKILL);
+    while (!c->reaped && wait4(c->pid, &c->status, 0, &c->ru) < 0 && errno == EINTR) {}
+    c->reaped = 1;
+    child_free(c);
+}
+
+int srv_child_pid(const srv_child *c)
+{
+    return (int)c->pid;
+}
+
+int srv_child_wait(srv_child *c, const srv_child_limits *lim, size_t out_cap,
+                   const srv_child_watch *w, srv_child_result *res, sx_status *st)
+{
+    (void)st;
+    memset(res, 0, sizeof *res);
+    double t0 = mono_s();
+    int fds[2] = {c->out_fd, c->err_fd};
     sink out = {0};
-    int killed = 0, done = 0, status = 0;
+    int killed = 0, done = c->reaped;
     const sx_progress *prog = w ? w->prog : NULL;
     double next_tick = t0 + (w ? w->tick_s : 0);
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
     while (!done) {
         struct pollfd pf[2];
         int np = 0;
@@ -194,8 +280,7 @@ int srv_child_run(char *const argv[], char *const env[], const srv_child_limits 
         else poll(NULL, 0, 50);
         if (fds[0] >= 0) drain(&fds[0], &out, out_cap, NULL, 0);
         if (fds[1] >= 0) drain(&fds[1], NULL, 0, res->err_tail, sizeof res->err_tail);
-        pid_t got = wait4(pid, &status, WNOHANG, &ru);
-        if (got == pid) done = 1;
+        if (!srv_child_alive(c)) done = 1;
         if (done || killed) continue;
         if (w && w->tick && mono_s() >= next_tick) {
             w->tick(w->user);
@@ -204,22 +289,34 @@ int srv_child_run(char *const argv[], char *const env[], const srv_child_limits 
         if (sx_progress_cancelled(prog)) res->cancelled = killed = 1;
         else if (lim && lim->wall_seconds > 0 && mono_s() - t0 > lim->wall_seconds)
             res->timed_out = killed = 1;
-        if (killed) kill(-pid, SIGKILL);
+        if (killed) kill(-c->pid, SIGKILL);
     }
     /* the child is gone; what its leftovers (a grandchild holding the pipes) wrote is not
      * waited for: the group is killed and the pipes closed */
-    kill(-pid, SIGKILL);
+    kill(-c->pid, SIGKILL);
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0) {
             drain(&fds[i], i == 0 ? &out : NULL, out_cap, res->err_tail, sizeof res->err_tail);
             if (fds[i] >= 0) close(fds[i]);
         }
-    reaped(res, status, &ru);
+    c->out_fd = c->err_fd = -1;
+    reaped(res, c->status, &c->ru);
     res->wall_s = mono_s() - t0;
     res->out = out.buf;
     res->out_len = out.len;
     res->out_truncated = out.truncated;
+    child_free(c);
     return SX_OK;
+}
+
+int srv_child_run(char *const argv[], char *const env[], const srv_child_limits *lim,
+                  size_t out_cap, const srv_child_watch *w, srv_child_result *res,
+                  sx_status *st)
+{
+    srv_child *c;
+    memset(res, 0, sizeof *res);
+    int rc = srv_child_start(argv, env, lim, 0, &c, st);
+    return rc ? rc : srv_child_wait(c, lim, out_cap, w, res, st);
 }
 
 void srv_child_result_free(srv_child_result *res)

@@ -11,8 +11,15 @@
  * deadline. A child that outputs more than out_cap keeps running but its surplus is dropped
  * and reported (out_truncated).
  *
+ * A child may also be started ahead of its work (a pre-started job runner, already through
+ * exec and its libraries' start-up): srv_child_start with a stdin pipe, later srv_child_send
+ * of its one line of work and srv_child_wait, which applies the same watch, deadline (counted
+ * from the wait, not the start) and kill as srv_child_run. rlimits are per process and set at
+ * the start: RLIMIT_CPU counts the child's start-up too (an idle wait costs none).
+ *
  * Thread-safety: srv_child_run may be called from several threads at once; it blocks the
- * calling thread until the child has been reaped.
+ * calling thread until the child has been reaped. A started srv_child has one owner at a
+ * time; any thread of the process may wait for it.
  */
 #ifndef SRV_CHILD_H
 #define SRV_CHILD_H
@@ -65,6 +72,30 @@ int srv_child_run(char *const argv[], char *const env[], const srv_child_limits 
                   size_t out_cap, const srv_child_watch *w, srv_child_result *res,
                   sx_status *st);
 void srv_child_result_free(srv_child_result *res);
+
+/* A started child, not yet waited for (opaque). Owned by the caller until srv_child_wait or
+ * srv_child_discard frees it: one of the two must be called, or the child is left a zombie. */
+typedef struct srv_child srv_child;
+
+/* Start argv under lim (the rlimits, process group, seccomp... of srv_child_run) and return at
+ * once. stdin_pipe 1: its stdin is a pipe the caller writes once with srv_child_send (else
+ * /dev/null). *out is set on SX_OK; SX_EIO (message) when it could not be started. */
+int srv_child_start(char *const argv[], char *const env[], const srv_child_limits *lim,
+                    int stdin_pipe, srv_child **out, sx_status *st);
+/* Write text to its stdin and close the pipe (the child then reads EOF). SX_EIO when the child
+ * no longer reads it (it died): discard it. Never raises SIGPIPE in the caller. */
+int srv_child_send(srv_child *c, const char *text, sx_status *st);
+/* 1 while it runs; 0 once it has ended (it is then reaped: only srv_child_wait's result or
+ * srv_child_discard remain). */
+int srv_child_alive(srv_child *c);
+/* Its process id (logs and tests). */
+int srv_child_pid(const srv_child *c);
+/* Watch c until it ends, as srv_child_run does (lim's wall deadline counted from this call;
+ * its rlimits are the ones it was started with), fill res and free c. SX_OK once reaped. */
+int srv_child_wait(srv_child *c, const srv_child_limits *lim, size_t out_cap,
+                   const srv_child_watch *w, srv_child_result *res, sx_status *st);
+/* SIGKILL its process group, reap it and free c; NULL: nothing. */
+void srv_child_discard(srv_child *c);
 
 /* One line for logs and error messages: "exited with 3", "killed by signal 11 (Segmentation
  * fault)", "killed at its 60 s deadline", ... into out. */

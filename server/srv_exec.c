@@ -468,7 +468,7 @@ static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
 static int write_unit(srv_exec *x, const srv_job_run *run, int threads, sx_status *st)
 {
     int rc = sx_jobdir_spec_write(run->outdir, run->type, run->inputs, run->n_inputs,
-                                  run->reference, run->options, threads, st);
+                                  run->reference, run->options, threads, NULL, st);
     (void)x;
     return rc;
 }

@@ -43,6 +43,7 @@ typedef struct slot {
     sx_status st;
     atomic_int cancel;
     atomic_int drain;  /* cancel was raised by a drain: re-queue instead of CANCELED */
+    int unrecorded;    /* its ending could not be written yet (a full disk): retried */
 } slot;
 
 typedef struct waiter {
@@ -245,6 +246,8 @@ static void flush_progress(srv_jobs *j)
     }
 }
 
+static int claim_failed(srv_jobs *j, const char *id, int rc, const sx_status *st);
+
 static void finish_slot(srv_jobs *j, slot *s)
 {
     srv_jstate state;
@@ -269,6 +272,7 @@ static void finish_slot(srv_jobs *j, slot *s)
     /* srv_jobs_stats.finished order */
     int k = state == SRV_JOB_COMPLETE ? 0 : state == SRV_JOB_EXECUTOR_ERROR ? 1
           : state == SRV_JOB_SYSTEM_ERROR ? 2 : state == SRV_JOB_CANCELED ? 3 : -1;
+    if (s->unrecorded) k = -1; /* counted at the first try */
     if (k >= 0) j->stats.finished[k]++;
     if (k == 0) {
         static const double le[6] = {1, 10, 60, 300, 1800, 1e300};
@@ -279,15 +283,26 @@ static void finish_slot(srv_jobs *j, slot *s)
     }
     pthread_mutex_unlock(&j->mu);
     sx_status st;
-    int rc;
+    int rc, recorded;
     if (drained && s->rc == SX_ECANCELED) {
         rc = srv_job_transition(j->db, s->id, NULL, srv_jstate_name(SRV_JOB_QUEUED), &st) < 0
                  ? st.code : SX_OK;
+        recorded = rc == SX_OK;
     } else {
         rc = srv_job_finish(j->db, s->id, srv_jstate_name(state), etype, err, &st);
+        recorded = rc == SX_OK;
         /* what the results take counts against the owner's storage (user_storage_quota) */
         if (!rc) rc = srv_job_set_result_bytes(j->db, s->id, srv_tree_bytes(s->outdir), &st);
     }
+    /* An ending the registry cannot take (a full disk) stays on the slot and is written when
+     * it can be (each poll, on_tick): the row must not stay RUNNING for good, and the slot
+     * takes no job meanwhile. Like a failed claim, it stops dispatching visibly. */
+    if (!recorded && rc == SX_EIO && !atomic_load(&j->draining)) {
+        claim_failed(j, s->id, rc, &st);
+        s->unrecorded = 1;
+        return;
+    }
+    if (s->unrecorded && recorded) claim_failed(j, s->id, SX_OK, &st);
     if (rc) SX_WARN("job %s: cannot record %s: %s", s->id, srv_jstate_name(state), st.msg);
     sx_log(s->rc == SX_OK || s->rc == SX_ECANCELED ? SX_LOG_INFO : SX_LOG_WARN,
            "job %s %s after %.2f s%s%s", s->id, srv_jstate_name(state), dt, err ? ": " : "",
@@ -298,6 +313,7 @@ static void finish_slot(srv_jobs *j, slot *s)
     free_slot_inputs(s);
     s->state = SLOT_IDLE;
     s->id[0] = 0;
+    s->unrecorded = 0;
     atomic_store(&s->cancel, 0);
     atomic_store(&s->drain, 0);
     pthread_mutex_unlock(&j->mu);
@@ -450,15 +466,21 @@ static void expire_waiters(srv_jobs *j)
     }
 }
 
-static void on_wake(uv_async_t *h)
+/* The jobs whose run ended (or whose ending is still to be written). */
+static void finish_done(srv_jobs *j)
 {
-    srv_jobs *j = h->data;
     for (int i = 0; i < j->cfg.workers; i++) {
         pthread_mutex_lock(&j->mu);
         int done = j->slots[i].state == SLOT_DONE;
         pthread_mutex_unlock(&j->mu);
         if (done) finish_slot(j, &j->slots[i]);
     }
+}
+
+static void on_wake(uv_async_t *h)
+{
+    srv_jobs *j = h->data;
+    finish_done(j);
     adopt_waiters(j);
     pthread_mutex_lock(&j->mu);
     int quit = j->quit;
@@ -510,6 +532,7 @@ static void on_tick(uv_timer_t *t)
     double now = srv_mono_s();
     if (now - j->last_poll >= j->cfg.poll_s) {
         j->last_poll = now;
+        finish_done(j); /* endings a full disk kept from the registry */
         dispatch(j); /* rows inserted by another process, or a missed wake-up */
         poll_shared(j);
     }

@@ -164,13 +164,20 @@ int srv_service_job_cancel(const srv_service *svc, const srv_user *u, const char
     }
     srv_job_row_free(&row);
     /* QUEUED -> CANCELED at once (conditional: the runner may claim it concurrently);
-     * running -> CANCELING, then the worker sees the flag and the runner writes CANCELED */
-    int tell = 0;
-    if (srv_job_move(db, id, SRV_JOB_QUEUED, SRV_JOB_CANCELED, st) == SX_ESTATE)
-        tell = srv_job_move(db, id, SRV_JOB_INITIALIZING, SRV_JOB_CANCELING, st) == SX_OK ||
-               srv_job_move(db, id, SRV_JOB_RUNNING, SRV_JOB_CANCELING, st) == SX_OK ||
-               row.state == SRV_JOB_CANCELING;
-    if (tell && svc->jobs) srv_jobs_cancel(svc->jobs, id);
+     * running -> CANCELING, then the worker sees the flag and the runner writes CANCELED.
+     * A move the registry cannot take (a full disk) still stops a job running here (its
+     * worker writes the ending when it can); anything else answers the storage error. */
+    int tell = 0, mv = srv_job_move(db, id, SRV_JOB_QUEUED, SRV_JOB_CANCELED, st);
+    if (mv == SX_ESTATE) {
+        mv = srv_job_move(db, id, SRV_JOB_INITIALIZING, SRV_JOB_CANCELING, st);
+        if (mv == SX_ESTATE) mv = srv_job_move(db, id, SRV_JOB_RUNNING, SRV_JOB_CANCELING, st);
+        tell = mv != SX_ESTATE || row.state == SRV_JOB_CANCELING;
+    }
+    int stopped = tell && svc->jobs && srv_jobs_cancel(svc->jobs, id);
+    if (mv != SX_OK && mv != SX_ESTATE && !stopped) {
+        svc_put(svc, db);
+        return svc_why(why, SRV_WHY_NONE, mv);
+    }
     rc = srv_job_row_get(db, id, u, &row, st);
     svc_put(svc, db);
     if (rc) return svc_lookup_fail(rc, SRV_WHY_NO_JOB, why, st);

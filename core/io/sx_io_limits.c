@@ -16,26 +16,25 @@ typedef struct {
 } limit_row;
 
 #define L(x) offsetof(sx_io_limits, x)
-/* How an operator raises each limit (the scalex command reads with the defaults, which fit a
- * two-million-cell atlas; it has no flags for them yet). */
+/* How a user raises each limit: the daemon's setting, or the scalex command's flag. */
 static const limit_row rows[] = {
     [SX_LIM_CELLS] = {"max_cells", L(max_cells), 0,
-                      "scalexd --max-cells / SCALEXD_MAX_CELLS"},
+                      "scalexd --max-cells / SCALEXD_MAX_CELLS; scalex --max_cells"},
     [SX_LIM_GENES] = {"max_genes", L(max_genes), 0,
-                      "scalexd --max-genes / SCALEXD_MAX_GENES"},
+                      "scalexd --max-genes / SCALEXD_MAX_GENES; scalex --max_genes"},
     [SX_LIM_NNZ] = {"max_nnz", L(max_nnz), 0,
-                    "scalexd --max-nnz / SCALEXD_MAX_NNZ"},
+                    "scalexd --max-nnz / SCALEXD_MAX_NNZ; scalex --max_nnz"},
     [SX_LIM_INFLATE] = {"max_inflate_ratio", L(max_inflate_ratio), 1,
-                        "scalexd --max-inflate-ratio / SCALEXD_MAX_INFLATE_RATIO"},
+                        "scalexd --max-inflate-ratio / SCALEXD_MAX_INFLATE_RATIO; scalex --max_inflate_ratio"},
     [SX_LIM_LINE] = {"max_line_bytes", L(max_line_bytes), 0,
-                     "scalexd --max-line-bytes / SCALEXD_MAX_LINE_BYTES"},
+                     "scalexd --max-line-bytes / SCALEXD_MAX_LINE_BYTES; scalex --max_line_bytes"},
     [SX_LIM_FIELDS] = {"max_cells", L(max_cells), 0,
-                       "scalexd --max-cells / SCALEXD_MAX_CELLS"},
+                       "scalexd --max-cells / SCALEXD_MAX_CELLS; scalex --max_cells"},
 };
 /* the absolute cap behind max_inflate_ratio; set by name only (no dedicated kind) */
 static const limit_row inflate_bytes_row = {
     "max_inflate_bytes", L(max_inflate_bytes), 0,
-    "scalexd --max-inflate-bytes / SCALEXD_MAX_INFLATE_BYTES"};
+    "scalexd --max-inflate-bytes / SCALEXD_MAX_INFLATE_BYTES; scalex --max_inflate_bytes"};
 #undef L
 
 void sx_io_limits_default(sx_io_limits *l)

@@ -106,8 +106,27 @@ static json_t *flat_options(const json_t *options)
     return opts;
 }
 
+/* The limits set (> 0) as a JSON object; integers stay integers (a cell count reads back
+ * exactly), the ratio is a real. */
+static json_t *limits_json(const sx_io_limits *l)
+{
+    json_t *o = json_object();
+    const struct {
+        const char *name;
+        int64_t v;
+    } ints[] = {{"max_cells", l->max_cells}, {"max_genes", l->max_genes},
+                {"max_nnz", l->max_nnz}, {"max_inflate_bytes", l->max_inflate_bytes},
+                {"max_line_bytes", l->max_line_bytes}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].v > 0) json_object_set_new(o, ints[i].name, json_integer(ints[i].v));
+    if (l->max_inflate_ratio > 0)
+        json_object_set_new(o, "max_inflate_ratio", json_real(l->max_inflate_ratio));
+    return o;
+}
+
 char *sx_jobdir_spec_dumps(const char *type, const char *const *inputs, int n_inputs,
-                           const char *reference, const json_t *options, int threads)
+                           const char *reference, const json_t *options, int threads,
+                           const sx_io_limits *limits)
 {
     json_t *o = json_object(), *in = json_array();
     json_object_set_new(o, "type", json_string(type ? type : ""));
@@ -116,6 +135,7 @@ char *sx_jobdir_spec_dumps(const char *type, const char *const *inputs, int n_in
     json_object_set_new(o, "reference", reference ? json_string(reference) : json_null());
     json_object_set_new(o, "options", flat_options(options));
     json_object_set_new(o, "threads", json_integer(threads));
+    if (limits) json_object_set_new(o, "limits", limits_json(limits));
     char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
@@ -141,9 +161,9 @@ static int write_text(const char *dir, const char *name, const char *text, sx_st
 
 int sx_jobdir_spec_write(const char *dir, const char *type, const char *const *inputs,
                          int n_inputs, const char *reference, const json_t *options,
-                         int threads, sx_status *st)
+                         int threads, const sx_io_limits *limits, sx_status *st)
 {
-    char *s = sx_jobdir_spec_dumps(type, inputs, n_inputs, reference, options, threads);
+    char *s = sx_jobdir_spec_dumps(type, inputs, n_inputs, reference, options, threads, limits);
     if (!s) return sx_status_set(st, SX_ENOMEM, "out of memory");
     int rc = write_text(dir, SX_JOBDIR_SPEC, s, st);
     free(s);
@@ -177,6 +197,27 @@ static int spec_inputs(const json_t *in, sx_jobdir_spec *s, sx_status *st)
     return SX_OK;
 }
 
+/* "limits": each member a positive number named as an sx_io_limits field (the setter checks
+ * both: a misspelt limit must not be ignored). */
+static int spec_limits(const json_t *v, sx_jobdir_spec *s, sx_status *st)
+{
+    if (!json_is_object(v)) return sx_status_set(st, SX_EINVAL, "job.json: 'limits' must be an object");
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+        char text[64];
+        if (json_is_integer(x)) snprintf(text, sizeof text, "%lld", (long long)json_integer_value(x));
+        else if (json_is_real(x)) snprintf(text, sizeof text, "%.17g", json_real_value(x));
+        else return sx_status_set(st, SX_EINVAL, "job.json: limit '%s' must be a number", k);
+        int rc = sx_io_limits_set(&s->limits, k, text, st);
+        if (rc) {
+            if (st) sx_status_prefix(st, "job.json");
+            return rc;
+        }
+    }
+    return SX_OK;
+}
+
 static int spec_field(const char *key, json_t *v, sx_jobdir_spec *s, sx_status *st)
 {
     if (!strcmp(key, "type")) {
@@ -197,6 +238,7 @@ static int spec_field(const char *key, json_t *v, sx_jobdir_spec *s, sx_status *
         return SX_OK;
     }
     if (!strcmp(key, "inputs")) return spec_inputs(v, s, st);
+    if (!strcmp(key, "limits")) return spec_limits(v, s, st);
     if (!strcmp(key, "options")) {
         if (!json_is_object(v)) return sx_status_set(st, SX_EINVAL, "job.json: 'options' must be an object");
         s->options = flat_options(v);

@@ -5,8 +5,11 @@
  *   job.json       the job spec (written by the daemon, read by run-job):
  *                  {"type": "integrate"|"project"|"label_transfer", "inputs": ["path", ...],
  *                   "reference": "path"|null, "options": {"name": "text"|["text", ...]},
- *                   "threads": n}; option values are flattened to text (numbers as %lld /
- *                  %.17g, booleans true/false), the text the option parser takes
+ *                   "threads": n, "limits": {"max_cells": n, ...}}; option values are
+ *                  flattened to text (numbers as %lld / %.17g, booleans true/false), the text
+ *                  the option parser takes; "limits" (optional) is the size budget the job's
+ *                  readers apply (sx_io_limits.h field names, positive numbers; absent
+ *                  fields take the defaults)
  *   status.json    {"state": "running"|"succeeded"|"failed"|"canceled", "exit_code": n,
  *                   "error": null | {"code": "EINVAL", "message": "..."}} (run-job writes)
  *   progress.json  {"stage": "...", "fraction": f, "message": "..."} (run-job writes)
@@ -43,6 +46,7 @@
 #include <stdio.h>
 
 #include "sx_error.h"
+#include "sx_io_limits.h"
 
 struct json_t;
 
@@ -81,13 +85,15 @@ const char *sx_jobdir_table_download(sx_jobdir_table_id id);
 /* ---- spec (job.json) ---- */
 
 /* Text of job.json (caller frees with free()); NULL when out of memory. options: a JSON
- * object of option values (strings, numbers, booleans, arrays of those), may be NULL. */
+ * object of option values (strings, numbers, booleans, arrays of those), may be NULL.
+ * limits: the inputs' size budget (its fields > 0 are written); NULL = none (defaults). */
 char *sx_jobdir_spec_dumps(const char *type, const char *const *inputs, int n_inputs,
-                           const char *reference, const struct json_t *options, int threads);
+                           const char *reference, const struct json_t *options, int threads,
+                           const sx_io_limits *limits);
 /* Write DIR/job.json (temporary name, then renamed). */
 int sx_jobdir_spec_write(const char *dir, const char *type, const char *const *inputs,
                          int n_inputs, const char *reference, const struct json_t *options,
-                         int threads, sx_status *st);
+                         int threads, const sx_io_limits *limits, sx_status *st);
 
 /* A job spec as read; every member owned, freed by sx_jobdir_spec_clear. */
 typedef struct sx_jobdir_spec {
@@ -97,6 +103,7 @@ typedef struct sx_jobdir_spec {
     char *reference;        /* NULL = none */
     struct json_t *options; /* object: name -> string | [string, ...] */
     int threads;
+    sx_io_limits limits;    /* fields job.json does not set are 0 (= the defaults) */
 } sx_jobdir_spec;
 /* Read DIR/job.json: SX_EIO when unreadable, SX_EINVAL naming the field when malformed
  * (unknown fields are refused, as a misspelt field must not be ignored). */

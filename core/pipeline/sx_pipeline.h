@@ -74,6 +74,8 @@ typedef struct sx_job_spec {
     /* added: project: a gene table file (query gene, reference gene; sx_genematch.h) applied
      * before the reference folder's genes.tsv would be; NULL = that file when present */
     const char *gene_table;
+    /* the size budget every input is read under (sx_io_limits.h; borrowed); NULL = defaults */
+    const struct sx_io_limits *limits;
 } sx_job_spec;
 
 /* A trained reference as a daemon keeps it in memory: the model plus the reference cells'

@@ -68,7 +68,7 @@ sx_dataset *sx_pl_read_inputs(sx_pl_ctx *c, int join_outer, sx_status *st)
     for (int i = 0; i < n; i++) {
         const char *p = c->set.inputs[i];
         if (!sx_pl_is_dir(p) && sx_sha256_file(p, c->sha[i], st) != SX_OK) goto fail;
-        parts[i] = sx_io_read(p, NULL, c->prog, st);
+        parts[i] = sx_io_read(p, &(sx_read_opts){.limits = c->job->limits}, c->prog, st);
         if (!parts[i]) goto fail;
         sx_pl_log_msg(&c->log, "Read %s: %lld cells x %lld genes", p,
                       (long long)sx_dataset_n_obs(parts[i]), (long long)sx_dataset_n_vars(parts[i]));

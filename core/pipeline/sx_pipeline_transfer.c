@@ -190,7 +190,8 @@ static int transfer_reference(sx_pl_ctx *c, tref *r, sx_status *st)
     const char *dot = rp ? strrchr(rp, '.') : NULL;
     if (!R && (sx_pl_is_dir(rp) || (dot && strcmp(dot, ".h5") == 0))) {
         if (!(R = r->own_ref = sx_reference_load(rp, st))) return st->code;
-    } else if (!R && !(r->rd = sx_io_read(rp, NULL, c->prog, st))) {
+    } else if (!R && !(r->rd = sx_io_read(rp, &(sx_read_opts){.limits = c->job->limits},
+                                          c->prog, st))) {
         return st->code;
     }
     if (R) {
@@ -217,7 +218,8 @@ static int transfer_query(sx_pl_ctx *c, int dim, sx_dataset **q, const sx_dense 
                           sx_status *st)
 {
     const char *in = c->set.inputs[0], *rep = c->set.rep;
-    if (!(*q = sx_io_read(in, NULL, c->prog, st))) return st->code;
+    if (!(*q = sx_io_read(in, &(sx_read_opts){.limits = c->job->limits}, c->prog, st)))
+        return st->code;
     int rc;
     if (!sx_pl_is_dir(in) && (rc = sx_sha256_file(in, c->sha[0], st))) return rc;
     if (!(*qe = sx_dataset_obsm(*q, rep)))

@@ -19,6 +19,26 @@ TOK=$("$BIN" token create --data-dir "$D" --user mallory)
 start_daemon "$D" --workers 1
 PID0=$DPID
 rss_mb() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$DPID/status"; }
+# the daemon's pre-started job runners: its children started as `scalex run-job --wait-stdin`
+# (the argv stays while one runs its job)
+spares() {
+    local p
+    for p in $(pgrep -P "$DPID" || true); do
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'run-job --wait-stdin' && echo "$p"
+    done
+    return 0
+}
+wait_spare() { # wait_spare [OLD_PID]: a runner other than OLD_PID, within 60 s
+    local s
+    for _ in $(seq 1 600); do
+        s=$(spares | grep -vx "${1:-0}" | head -1 || true)
+        [ -n "$s" ] && { echo "$s"; return 0; }
+        sleep 0.1
+    done
+    fail "no pre-started job runner within 60 s"
+}
+gone() { ! kill -0 "$1" 2>/dev/null; } # neither running nor a zombie (kill -0 answers for one)
+SPARE1=$(wait_spare)
 n=0
 HOSTILE=()
 for f in "$SEC"/fuzz/*.h5ad "$SEC"/mtx_dims_5000000.mtx "$SEC"/mtx_dims_max.mtx \
@@ -57,7 +77,14 @@ for f in "${HOSTILE[@]}"; do
     [ "$r" -lt 400 ] || fail "map $name: daemon RSS ${r} MB (limit 400)"
 done
 echo "ok: ${#HOSTILE[@]} hostile maps refused"
+SPARE1=$(wait_spare)
 expect 200 "$(upload "$TOK" '/v1/references/demo/map?wait=300&label=Group' "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")" "a valid map right after"
+# the job ran on the pre-started runner: that one ended with its one job and was reaped, and
+# the next one was started after it
+SPARE2=$(wait_spare "$SPARE1")
+for _ in $(seq 1 600); do gone "$SPARE1" && break; sleep 0.1; done
+gone "$SPARE1" || fail "the runner $SPARE1 is still there (or a zombie) after its job: $(ps -o pid,stat,args -p "$SPARE1")"
+echo "ok: the map ran on pre-started runner $SPARE1, reaped after it; $SPARE2 waits for the next job"
 
 # ---- a job whose input crashes the reader: the stored file is replaced after validation
 # (what a reader bug that validation does not reach, or a corrupted disk, would do) ----
@@ -90,10 +117,32 @@ assert sys.argv[2] not in prov, prov[:400]
 PY
 echo "ok: the crashing job ended EXECUTOR_ERROR: $(jq_ 'str(d.get("error"))[:200]')"
 healthy
-# the budget is the operator's: a daemon with --max-cells 100 refuses the 153-cell query, by name
+# a 153-cell dataset stored while the budget allowed it, for the job below
+expect 201 "$(upload "$TOK" '/v1/datasets?name=q153' "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")" "upload"
+DS153=$(jq_ 'd["id"]')
+# a drained daemon leaves no runner behind: every child killed and reaped (no zombie)
+KIDS=$(pgrep -P "$DPID" || true)
+[ -n "$(spares)" ] || fail "no pre-started runner before the stop"
 stop_daemon
+for k in $KIDS; do gone "$k" || fail "child $k outlived the daemon: $(ps -o pid,stat,args -p "$k")"; done
+echo "ok: the stop took its $(echo $KIDS | wc -w) child process(es) with it"
+# the budget is the operator's: a daemon with --max-cells 100 refuses the 153-cell query, by name
 start_daemon "$D" --workers 1 --max-cells 100
 code=$(upload "$TOK" "/v1/datasets?name=over" "$SX_SOURCE_DIR/data/demo/query_mouse.h5ad")
 expect_problem 413 too-large "$code" "an upload over --max-cells"
 grep -q 'max_cells = 100' "$WORK/body" || fail "the 413 does not name the configured limit: $(cat "$WORK/body")"
+# ...and its jobs read their inputs under the same budget (job.json carries it to the runner)
+expect 202 "$(req "$TOK" POST /v1/jobs -H 'Content-Type: application/json' \
+    -d "{\"type\":\"project\",\"datasets\":[\"$DS153\"],\"reference\":\"demo\"}")" "submit over --max-cells"
+J=$(jq_ 'd["id"]')
+wait_job "$TOK" "$J" 300 EXECUTOR_ERROR COMPLETE SYSTEM_ERROR
+req "$TOK" GET "/v1/jobs/$J" >/dev/null
+[ "$(jq_ 'd["state"]')" = EXECUTOR_ERROR ] || fail "a job over --max-cells ended $(jq_ 'd["state"]'): $(cat "$WORK/body")"
+jq_ 'd["error"]["detail"]' | grep -q 'max_cells = 100' ||
+    fail "the job's error does not name the configured limit: $(cat "$WORK/body")"
+grep -q "$D\|/tmp/" "$WORK/body" && fail "the job's error shows a server path: $(cat "$WORK/body")"
+echo "ok: a job over the budget: $(jq_ 'd["error"]["detail"][:160]')"
+KIDS=$(pgrep -P "$DPID" || true)
+stop_daemon
+for k in $KIDS; do gone "$k" || fail "child $k outlived the daemon: $(ps -o pid,stat,args -p "$k")"; done
 echo "PASS: $n hostile uploads and maps refused; daemon pid $PID0 stayed up through them"

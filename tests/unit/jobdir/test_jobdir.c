@@ -18,7 +18,7 @@ START_TEST(spec_round_trip)
                              "ignore_umap", 1, "lr", 0.5, "label", "Gro\"up", "batch_categories",
                              "a", 3, "impute");
     const char *in[] = {"/d/a b.h5ad", "/d/ü.h5ad"};
-    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 2, "/refs/p", opts, 3, &st), SX_OK);
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 2, "/refs/p", opts, 3, NULL, &st), SX_OK);
     sx_jobdir_spec s;
     ck_assert_msg(sx_jobdir_spec_read(dir, &s, &st) == SX_OK, "%s", st.msg);
     ck_assert_str_eq(s.type, "project");
@@ -34,14 +34,49 @@ START_TEST(spec_round_trip)
     ck_assert_str_eq(json_string_value(json_object_get(s.options, "label")), "Gro\"up");
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s.options, "batch_categories"), 1)), "3");
     ck_assert_ptr_null(json_object_get(s.options, "impute"));
+    /* no limits written: every field 0, the readers' defaults */
+    ck_assert_int_eq(s.limits.max_cells, 0);
+    ck_assert(s.limits.max_inflate_ratio == 0);
     sx_jobdir_spec_clear(&s);
     /* no reference: null */
-    ck_assert_int_eq(sx_jobdir_spec_write(dir, "integrate", in, 1, NULL, NULL, 0, &st), SX_OK);
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "integrate", in, 1, NULL, NULL, 0, NULL, &st), SX_OK);
     ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_OK);
     ck_assert_ptr_null(s.reference);
     ck_assert_int_eq(json_object_size(s.options), 0);
     sx_jobdir_spec_clear(&s);
     json_decref(opts);
+}
+END_TEST
+
+/* The daemon's input budget travels in job.json: the fields set come back as written (as JSON
+ * numbers of the documented names), the others stay 0 (defaults). */
+START_TEST(spec_limits_round_trip)
+{
+    const char *dir = sx_test_tmpdir();
+    sx_status st;
+    const char *in[] = {"/d/q.h5ad"};
+    sx_io_limits lim = {.max_cells = 100, .max_nnz = 5000000000LL, .max_inflate_ratio = 2.5,
+                        .max_line_bytes = 1 << 20};
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 1, "/r", NULL, 1, &lim, &st), SX_OK);
+    char path[700];
+    snprintf(path, sizeof path, "%s/job.json", dir);
+    json_t *o = json_load_file(path, 0, NULL);
+    json_t *l = json_object_get(o, "limits");
+    ck_assert(json_is_integer(json_object_get(l, "max_cells")));
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "max_cells")), 100);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "max_nnz")), 5000000000LL);
+    ck_assert(json_real_value(json_object_get(l, "max_inflate_ratio")) == 2.5);
+    ck_assert_ptr_null(json_object_get(l, "max_genes"));
+    json_decref(o);
+    sx_jobdir_spec s;
+    ck_assert_msg(sx_jobdir_spec_read(dir, &s, &st) == SX_OK, "%s", st.msg);
+    ck_assert_int_eq(s.limits.max_cells, 100);
+    ck_assert_int_eq(s.limits.max_nnz, 5000000000LL);
+    ck_assert(s.limits.max_inflate_ratio == 2.5);
+    ck_assert_int_eq(s.limits.max_line_bytes, 1 << 20);
+    ck_assert_int_eq(s.limits.max_genes, 0);
+    ck_assert_int_eq(s.limits.max_inflate_bytes, 0);
+    sx_jobdir_spec_clear(&s);
 }
 END_TEST
 
@@ -69,6 +104,17 @@ START_TEST(spec_errors)
     put(dir, "job.json", "{\"type\": \"integrate\",");
     ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
     put(dir, "job.json", "{\"threads\": -1}");
+    ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
+    /* a limit misspelt, not positive, or not a number is refused, never ignored */
+    put(dir, "job.json", "{\"limits\": {\"max_cels\": 5}}");
+    ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(st.msg, "max_cels"));
+    put(dir, "job.json", "{\"limits\": {\"max_cells\": 0}}");
+    ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(st.msg, "max_cells"));
+    put(dir, "job.json", "{\"limits\": {\"max_cells\": \"100\"}}");
+    ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
+    put(dir, "job.json", "{\"limits\": [100]}");
     ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
 }
 END_TEST
@@ -296,6 +342,7 @@ int main(void)
     TCase *tc = tcase_create("jobdir");
     tcase_add_test(tc, spec_round_trip);
     tcase_add_test(tc, spec_errors);
+    tcase_add_test(tc, spec_limits_round_trip);
     tcase_add_test(tc, status_progress_cancel);
     tcase_add_test(tc, table_round_trip_and_pages);
     tcase_add_test(tc, hostile_tables_refused);

@@ -1,10 +1,12 @@
 /* srv_child: a child that crashes, hangs, balloons or floods its output is contained and
  * described, and a well-behaved one gives back its output and exit status. The children are
  * /bin/sh one-liners, so what is checked is the kernel's verdict, not our own bookkeeping. */
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "srv_child.h"
@@ -155,6 +157,106 @@ START_TEST(missing_program)
 }
 END_TEST
 
+/* ---- pre-started children (a spare job runner: started now, given its work later) ---- */
+
+static srv_child *start_sh(const char *script, const srv_child_limits *lim)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    srv_child *c = NULL;
+    sx_status st;
+    ck_assert_int_eq(srv_child_start(argv, NULL, lim, 1, &c, &st), SX_OK);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+/* 1 when pid is gone entirely: not running, and not a zombie either (kill(0) answers for a
+ * zombie, so this is the kernel saying it was reaped) */
+static int reaped_pid(int pid)
+{
+    return kill(pid, 0) == -1 && errno == ESRCH;
+}
+
+START_TEST(prestarted_takes_one_line)
+{
+    srv_child *c = start_sh("read p; echo \"got:$p\"; exit 4", NULL);
+    int pid = srv_child_pid(c);
+    ck_assert_int_eq(srv_child_alive(c), 1); /* blocked on its stdin, not ended */
+    sx_status st;
+    ck_assert_int_eq(srv_child_send(c, "/jobs/j1\n", &st), SX_OK);
+    srv_child_result r;
+    ck_assert_int_eq(srv_child_wait(c, NULL, 1024, NULL, &r, &st), SX_OK);
+    ck_assert_str_eq(r.out, "got:/jobs/j1\n");
+    ck_assert_int_eq(r.exit_code, 4);
+    srv_child_result_free(&r);
+    ck_assert(reaped_pid(pid));
+}
+END_TEST
+
+START_TEST(prestarted_deadline_counts_from_wait)
+{
+    /* idle longer than its deadline before the work comes: it must still be let run, then be
+     * killed (with its grandchild) at the deadline counted from the wait */
+    srv_child_limits lim = {.wall_seconds = 2};
+    srv_child *c = start_sh("read p; echo started; sleep 600 & sleep 600", &lim);
+    struct timespec idle = {3, 0};
+    while (nanosleep(&idle, &idle) != 0 && errno == EINTR) {}
+    ck_assert_int_eq(srv_child_alive(c), 1);
+    sx_status st;
+    ck_assert_int_eq(srv_child_send(c, "go\n", &st), SX_OK);
+    srv_child_result r;
+    ck_assert_int_eq(srv_child_wait(c, &lim, 1024, NULL, &r, &st), SX_OK);
+    ck_assert_ptr_nonnull(r.out);
+    ck_assert_str_eq(r.out, "started\n");
+    ck_assert_int_eq(r.timed_out, 1);
+    ck_assert_int_eq(r.signal, SIGKILL);
+    srv_child_result_free(&r);
+}
+END_TEST
+
+START_TEST(prestarted_cancel_kills)
+{
+    atomic_int cancel = 1;
+    sx_progress prog = {.cancel = &cancel};
+    srv_child_watch w = {.prog = &prog};
+    srv_child *c = start_sh("read p; sleep 600", NULL);
+    sx_status st;
+    ck_assert_int_eq(srv_child_send(c, "x\n", &st), SX_OK);
+    srv_child_result r;
+    ck_assert_int_eq(srv_child_wait(c, NULL, 64, &w, &r, &st), SX_OK);
+    ck_assert_int_eq(r.cancelled, 1);
+    ck_assert_int_eq(r.signal, SIGKILL);
+    srv_child_result_free(&r);
+}
+END_TEST
+
+START_TEST(prestarted_dead_before_its_work)
+{
+    /* it ends before it is used: the send says so (EPIPE, not a SIGPIPE that would kill
+     * this test process, whose SIGPIPE is the default) and discard reaps it */
+    srv_child *c = start_sh("exec 0<&-; exit 0", NULL);
+    int pid = srv_child_pid(c);
+    for (int i = 0; i < 6000 && srv_child_alive(c); i++) { /* 60 s, generous */
+        struct timespec t = {0, 10000000};
+        nanosleep(&t, NULL);
+    }
+    ck_assert_int_eq(srv_child_alive(c), 0);
+    sx_status st;
+    ck_assert_int_eq(srv_child_send(c, "x\n", &st), SX_EIO);
+    srv_child_discard(c);
+    ck_assert(reaped_pid(pid));
+}
+END_TEST
+
+START_TEST(discard_kills_and_reaps)
+{
+    srv_child *c = start_sh("read p", NULL);
+    int pid = srv_child_pid(c);
+    srv_child_discard(c); /* a spare dismissed at shutdown: killed, and no zombie left */
+    ck_assert(reaped_pid(pid));
+    srv_child_discard(NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("srv_child");
@@ -170,6 +272,11 @@ int main(void)
     tcase_add_test(tc, ticks_while_waiting);
     tcase_add_test(tc, no_network_in_child);
     tcase_add_test(tc, missing_program);
+    tcase_add_test(tc, prestarted_takes_one_line);
+    tcase_add_test(tc, prestarted_deadline_counts_from_wait);
+    tcase_add_test(tc, prestarted_cancel_kills);
+    tcase_add_test(tc, prestarted_dead_before_its_work);
+    tcase_add_test(tc, discard_kills_and_reaps);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
