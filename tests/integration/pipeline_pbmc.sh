@@ -17,8 +17,11 @@ for o in data_list batch_name min_features n_top_features max_iteration seed lr 
   grep -q -- "--$o" "$T/help.txt" || fail "--help does not list --$o"
 done
 grep -q "default: 30000" "$T/help.txt" || fail "--help does not show max_iteration's default"
-"$SCALEX_BIN" project --help | grep -q -- "--projection" || fail "project --help"
-"$SCALEX_BIN" transfer --help | grep -q -- "--reference" || fail "transfer --help"
+# (to a file: `| grep -q` exits at its match, and under pipefail the writer's SIGPIPE fails it)
+"$SCALEX_BIN" project --help >"$T/help_p.txt" || fail "project --help exited $?"
+grep -q -- "--projection" "$T/help_p.txt" || fail "project --help does not list --projection"
+"$SCALEX_BIN" transfer --help >"$T/help_t.txt" || fail "transfer --help exited $?"
+grep -q -- "--reference" "$T/help_t.txt" || fail "transfer --help does not list --reference"
 
 # bad options: non-zero exit and a message naming the problem
 set +e
