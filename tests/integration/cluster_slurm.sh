@@ -251,7 +251,7 @@ wait_job "$ALICE" "$RJ" 300 COMPLETE EXECUTOR_ERROR SYSTEM_ERROR
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 for k in a["obsm"]:
-    assert np.array_equal(np.asarray(a["obsm"][k]), np.asarray(b["obsm"][k])), k
+    assert np.array_equal(np.asarray(a["obsm"][k]), np.asarray(b["obsm"][k]), equal_nan=True), k
 PY
 
 # ---- SIGTERM drain: the Slurm job is left running and re-attached ----
