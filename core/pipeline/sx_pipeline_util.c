@@ -168,7 +168,10 @@ int sx_pl_write_file(const char *path, const char *text, size_t len, sx_status *
         rc = sx_status_set(st, SX_EIO, "cannot write '%s': %s", tmp, strerror(errno));
         goto out;
     }
-    if ((len && fwrite(text, 1, len, f) != len) | (fclose(f) != 0)) {
+    /* both run: the file is closed whether or not the write failed */
+    int bad = len && fwrite(text, 1, len, f) != len;
+    bad |= fclose(f) != 0;
+    if (bad) {
         rc = sx_status_set(st, SX_EIO, "cannot write '%s' (disk full?)", tmp);
         remove(tmp);
         goto out;
