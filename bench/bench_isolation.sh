@@ -50,9 +50,12 @@ trap '[ ${#PIDS[@]} -gt 0 ] && { kill -9 "${PIDS[@]}" 2>/dev/null; wait 2>/dev/n
 start_mode() { # start_mode ISOLATION: prints the URL
     local d=$W/d_$1
     cp -a "$W/d" "$d"
+    # the process-mode daemon and its runners time each job's phases (SX_RUNJOB_TIMING)
+    [ "$1" = process ] && export SX_RUNJOB_TIMING=$W/timing.log
     "$BIN" --listen 127.0.0.1:0 --data-dir "$d" --isolation "$1" --workers 1 \
         --log-level warn 2>>"$W/daemon.log" &
     PIDS+=($!)
+    unset SX_RUNJOB_TIMING
     echo $! >"$W/pid_$1"
     for _ in $(seq 1200); do [ -s "$d/scalexd.port" ] && break; sleep 0.05; done
 }
@@ -111,4 +114,25 @@ for k in ("thread", "process"):
 d = [p - q for p, q in zip(t["process"], t["thread"])]
 print(f"per-job overhead of process isolation: median of the rounds' differences {s.median(d)*1000:.0f} ms, "
       f"difference of the medians {(s.median(t['process']) - s.median(t['thread']))*1000:.0f} ms")
+PY
+# Where a process-mode job's time goes: the daemon's steps and its runner's phases, lined up
+# by CLOCK_MONOTONIC (median over the counted rounds of the time from each step to the next).
+"$PY" - "$W/timing.log" "$N" <<'PY'
+import sys, statistics as s, collections
+lines = [l.split(None, 3) for l in open(sys.argv[1])]
+jobs, cur = [], None
+for who, ident, t, what in sorted(lines, key=lambda x: float(x[2])):
+    what = what.strip()
+    if who == "daemon" and what == "run": cur = [("daemon: run", float(t))]; jobs.append(cur)
+    elif cur is not None and what != "ready":
+        cur.append((("daemon: " if who == "daemon" else "runner: ") + what[:70], float(t)))
+jobs = jobs[-int(sys.argv[2]):]
+steps = collections.OrderedDict()
+for j in jobs:
+    for (a, ta), (b, tb) in zip(j, j[1:]):
+        steps.setdefault(b, []).append(tb - ta)
+print(f"process-mode job, step by step (median ms since the previous step, {len(jobs)} jobs):")
+for k, v in steps.items():
+    if len(v) == len(jobs): print(f"  {s.median(v)*1000:8.1f}  {k}")
+print(f"  {s.median([j[-1][1] - j[0][1] for j in jobs])*1000:8.1f}  total (daemon's run to outcome)")
 PY

@@ -2,6 +2,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -325,6 +326,22 @@ void sandbox_stop(sandbox *sb)
     sp->started = 0;
 }
 
+/* SX_RUNJOB_TIMING=FILE: a line per step of handing a job to its child, with CLOCK_MONOTONIC
+ * seconds (system-wide), appended to the file the job runners time their own phases in
+ * (cli/cmd_run_job.c), so the two line up. A diagnostic for bench/bench_isolation.sh. */
+static void job_mark(const srv_job_run *job, const char *what)
+{
+    const char *t = getenv("SX_RUNJOB_TIMING");
+    if (!t || t[0] != '/') return;
+    int fd = open(t, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    char line[160];
+    int n = snprintf(line, sizeof line, "daemon %s %.6f %s\n", job->id, mono_now(), what);
+    ssize_t w = n > 0 ? write(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1)) : 0;
+    (void)w; /* a diagnostic: a failed write changes nothing */
+    close(fd);
+}
+
 /* The job's child: a pre-started runner handed the job directory, or else one started for
  * it now (`scalex run-job JOBDIR`, the form a cluster node runs). */
 static int job_child(sandbox *sb, const char *outdir, srv_child **c, sx_status *st)
@@ -345,20 +362,25 @@ static int job_child(sandbox *sb, const char *outdir, srv_child **c, sx_status *
 static int run_in_child(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
 {
     sandbox *sb = ((engine *)user)->sandbox;
+    job_mark(job, "run");
     /* the spec the child runs from, with the daemon's input budget */
     int rc = engine_spec_write(user, job, st);
     if (rc) return rc;
     srv_child *c;
+    job_mark(job, "spec written");
     rc = job_child(sb, job->outdir, &c, st);
+    job_mark(job, "child handed the job");
     if (rc == SX_OK) {
         relay r = {job->outdir, prog};
         srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
         srv_child_result res;
         rc = srv_child_wait(c, &sb->job, 64 << 10, &w, &res, st);
+        job_mark(job, "child reaped");
         if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
         srv_child_result_free(&res);
     }
     spare_done(&sb->spares);
+    job_mark(job, "outcome");
     return rc;
 }
 
