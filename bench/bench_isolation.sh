@@ -10,8 +10,11 @@
 # the median and mean job time from the API's own timings, and the daemon's RSS. The rounds'
 # difference is the per-job overhead of process isolation: handing the job to the worker's pre-started runner (`scalex run-job
 # --wait-stdin`, whose fork, exec and library start-up happened before the job; a job that finds
-# none ready starts one itself) + mapping the reference + reading the job spec. For the cost a
-# pre-start hides, it also times the runner's start-up alone (`scalex run-job --help`).
+# none ready starts one itself) + mapping the reference (cells and model) + reading the job spec
+# + a fresh process's first use of its memory + its exit. For the cost a pre-start hides, it
+# also times the runner's start-up alone (`scalex run-job --help`). The process-mode daemon and
+# its runners run with SX_RUNJOB_TIMING=FILE (cli/cmd_run_job.c, daemon/sandbox.c): the last
+# table is where a process-mode job's time goes, step by step.
 # Usage: bench/bench_isolation.sh [BUILD_DIR] [N]   (defaults: build, 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,15 +120,16 @@ print(f"per-job overhead of process isolation: median of the rounds' differences
 PY
 # Where a process-mode job's time goes: the daemon's steps and its runner's phases, lined up
 # by CLOCK_MONOTONIC (median over the counted rounds of the time from each step to the next).
-"$PY" - "$W/timing.log" "$N" <<'PY'
-import sys, statistics as s, collections
+[ -s "$W/timing.log" ] && "$PY" - "$W/timing.log" "$N" <<'PY'
+import re, sys, statistics as s, collections
 lines = [l.split(None, 3) for l in open(sys.argv[1])]
 jobs, cur = [], None
 for who, ident, t, what in sorted(lines, key=lambda x: float(x[2])):
     what = what.strip()
     if who == "daemon" and what == "run": cur = [("daemon: run", float(t))]; jobs.append(cur)
     elif cur is not None and what != "ready":
-        cur.append((("daemon: " if who == "daemon" else "runner: ") + what[:70], float(t)))
+        what = re.sub(r"\d+(\.\d+)?", "#", what)[:70] # "Done in 0.6 s": one step in every job
+        cur.append((("daemon: " if who == "daemon" else "runner: ") + what, float(t)))
 jobs = jobs[-int(sys.argv[2]):]
 steps = collections.OrderedDict()
 for j in jobs:

@@ -11,7 +11,11 @@
  * `scalex run-job --wait-stdin` is the pre-started form a daemon keeps ready (daemon/sandbox.c):
  * exec, dynamic loading and the libraries' start-up (OpenBLAS's thread pool, HDF5) are done
  * before any job exists; the process then blocks reading one line, the job directory, from
- * stdin, and runs that one job as above. EOF without a line means it was dismissed (exit 0). */
+ * stdin, and runs that one job as above. EOF without a line means it was dismissed (exit 0).
+ * It ends with _exit as soon as its final status.json is written.
+ *
+ * SX_RUNJOB_TIMING=1 (stderr) or =FILE (appended) prints a line per phase with CLOCK_MONOTONIC
+ * stamps (bench/bench_isolation.sh). */
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
