@@ -354,7 +354,7 @@ static int model_names(const view *v, int64_t sec, int64_t n, sx_nn_model *m, in
     return rc;
 }
 
-/* every tensor of the table into m (sx_nn_model_set checks each name and size) */
+/* every tensor of the table into m (sx_nn_model_set checks each size) */
 static int model_tensors(const view *v, const map_model *h, sx_nn_model *m, sx_status *st)
 {
     if (h->n_tensors != sx_nn_model_n_tensors(m))
@@ -370,6 +370,10 @@ static int model_tensors(const view *v, const map_model *h, sx_nn_model *m, sx_s
         if (!name || !data) return sx_status_set(st, SX_EFORMAT, "reference map: bad tensor %d", i);
         memcpy(nm, name, (size_t)*len);
         nm[*len] = 0;
+        /* in state_dict order, as written: each tensor once, none left at zero */
+        if (strcmp(nm, sx_nn_model_tensor_name(m, i)))
+            return sx_status_set(st, SX_EFORMAT, "reference map: tensor %d is not '%s'", i,
+                                 sx_nn_model_tensor_name(m, i));
         if (sx_nn_model_set(m, nm, data, tab[i].numel, st)) return st->code;
     }
     return SX_OK;

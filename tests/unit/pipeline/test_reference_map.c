@@ -176,6 +176,38 @@ START_TEST(map_equals_hdf5)
     for (int i = 0; i < 64; i++) fputc(0xff, f);
     fclose(f);
     ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+
+    /* a whole map whose model claims sizes its file cannot hold, or whose tensors are out of
+     * order: refused before anything that large is allocated; the loader reads the HDF5 */
+    int64_t hdr[13], huge = (int64_t)1 << 40;
+    for (int damage = 0; damage < 2; damage++) {
+        ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+        f = fopen(map, "r+b");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fread(hdr, 8, 13, f), 13); /* the header: off_model is its last field */
+        int64_t model[14];
+        fseek(f, hdr[12], SEEK_SET);
+        ck_assert_int_eq(fread(model, 8, 14, f), 14); /* G H Z D, dtype|n_tensors, ..., tensors_off */
+        if (damage == 0) {
+            fseek(f, hdr[12], SEEK_SET);
+            fwrite(&huge, 8, 1, f);
+        } else { /* the first two tensors' table entries swapped */
+            int64_t e[6];
+            fseek(f, model[13], SEEK_SET);
+            ck_assert_int_eq(fread(e, 8, 6, f), 6);
+            int64_t sw[6] = {e[3], e[4], e[5], e[0], e[1], e[2]};
+            fseek(f, model[13], SEEK_SET);
+            fwrite(sw, 8, 6, f);
+        }
+        fclose(f);
+        ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+        ck_assert_int_eq(st.code, SX_EFORMAT);
+        mp = sx_reference_load(dir, &st);
+        ck_assert_ptr_nonnull(mp);
+        ck_assert_ptr_null(mp->mapped);
+        same_reference(h5, mp);
+        sx_reference_free(mp);
+    }
     sx_reference_free(h5);
     unlink(map);
     unlink(file);
