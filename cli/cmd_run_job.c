@@ -186,8 +186,7 @@ done:
      * now): it ends at once, without freeing what the job built or the libraries' exit
      * handlers (HDF5's close, OpenBLAS's thread join), which its daemon would wait for. */
     if (dir == waited) {
-        fflush(stdout);
-        fflush(stderr);
+        fflush(NULL);
         _exit(exit_code);
     }
     sx_jobdir_spec_clear(&j);
