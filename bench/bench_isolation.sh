@@ -10,8 +10,11 @@
 # the median and mean job time from the API's own timings, and the daemon's RSS. The rounds'
 # difference is the per-job overhead of process isolation: handing the job to the worker's pre-started runner (`scalex run-job
 # --wait-stdin`, whose fork, exec and library start-up happened before the job; a job that finds
-# none ready starts one itself) + mapping the reference + reading the job spec. For the cost a
-# pre-start hides, it also times the runner's start-up alone (`scalex run-job --help`).
+# none ready starts one itself) + mapping the reference (cells and model) + reading the job spec
+# + a fresh process's first use of its memory + its exit. For the cost a pre-start hides, it
+# also times the runner's start-up alone (`scalex run-job --help`). The process-mode daemon and
+# its runners run with SX_RUNJOB_TIMING=FILE (cli/cmd_run_job.c, daemon/sandbox.c): the last
+# table is where a process-mode job's time goes, step by step.
 # Usage: bench/bench_isolation.sh [BUILD_DIR] [N]   (defaults: build, 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,9 +53,12 @@ trap '[ ${#PIDS[@]} -gt 0 ] && { kill -9 "${PIDS[@]}" 2>/dev/null; wait 2>/dev/n
 start_mode() { # start_mode ISOLATION: prints the URL
     local d=$W/d_$1
     cp -a "$W/d" "$d"
+    # the process-mode daemon and its runners time each job's phases (SX_RUNJOB_TIMING)
+    [ "$1" = process ] && export SX_RUNJOB_TIMING=$W/timing.log
     "$BIN" --listen 127.0.0.1:0 --data-dir "$d" --isolation "$1" --workers 1 \
         --log-level warn 2>>"$W/daemon.log" &
     PIDS+=($!)
+    unset SX_RUNJOB_TIMING
     echo $! >"$W/pid_$1"
     for _ in $(seq 1200); do [ -s "$d/scalexd.port" ] && break; sleep 0.05; done
 }
@@ -111,4 +117,26 @@ for k in ("thread", "process"):
 d = [p - q for p, q in zip(t["process"], t["thread"])]
 print(f"per-job overhead of process isolation: median of the rounds' differences {s.median(d)*1000:.0f} ms, "
       f"difference of the medians {(s.median(t['process']) - s.median(t['thread']))*1000:.0f} ms")
+PY
+# Where a process-mode job's time goes: the daemon's steps and its runner's phases, lined up
+# by CLOCK_MONOTONIC (median over the counted rounds of the time from each step to the next).
+[ -s "$W/timing.log" ] && "$PY" - "$W/timing.log" "$N" <<'PY'
+import re, sys, statistics as s, collections
+lines = [l.split(None, 3) for l in open(sys.argv[1])]
+jobs, cur = [], None
+for who, ident, t, what in sorted(lines, key=lambda x: float(x[2])):
+    what = what.strip()
+    if who == "daemon" and what == "run": cur = [("daemon: run", float(t))]; jobs.append(cur)
+    elif cur is not None and what != "ready":
+        what = re.sub(r"\d+(\.\d+)?", "#", what)[:70] # "Done in 0.6 s": one step in every job
+        cur.append((("daemon: " if who == "daemon" else "runner: ") + what, float(t)))
+jobs = jobs[-int(sys.argv[2]):]
+steps = collections.OrderedDict()
+for j in jobs:
+    for (a, ta), (b, tb) in zip(j, j[1:]):
+        steps.setdefault(b, []).append(tb - ta)
+print(f"process-mode job, step by step (median ms since the previous step, {len(jobs)} jobs):")
+for k, v in steps.items():
+    if len(v) == len(jobs): print(f"  {s.median(v)*1000:8.1f}  {k}")
+print(f"  {s.median([j[-1][1] - j[0][1] for j in jobs])*1000:8.1f}  total (daemon's run to outcome)")
 PY

@@ -2,6 +2,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -267,7 +268,7 @@ static void *spares_keeper(void *arg)
             pthread_mutex_unlock(&sp->mu);
             srv_child *c = NULL;
             sx_status st;
-            int rc = srv_child_start(argv, NULL, &lim, 1, &c, &st);
+            int rc = srv_child_start(argv, sb->job_env, &lim, 1, &c, &st);
             pthread_mutex_lock(&sp->mu);
             if (rc) {
                 SX_WARN("cannot pre-start a job runner (%s); retrying in 10 s", st.msg);
@@ -314,6 +315,9 @@ int sandbox_start(sandbox *sb, const srv_config *cfg, sx_status *st)
 void sandbox_stop(sandbox *sb)
 {
     sandbox_spares *sp = &sb->spares;
+    for (char **e = sb->job_env; e && *e; e++) free(*e);
+    free(sb->job_env);
+    sb->job_env = NULL;
     if (!sp->started) return;
     pthread_mutex_lock(&sp->mu);
     sp->stopping = 1;
@@ -323,6 +327,22 @@ void sandbox_stop(sandbox *sb)
     pthread_cond_destroy(&sp->cv);
     pthread_mutex_destroy(&sp->mu);
     sp->started = 0;
+}
+
+/* SX_RUNJOB_TIMING=FILE: a line per step of handing a job to its child, with CLOCK_MONOTONIC
+ * seconds (system-wide), appended to the file the job runners time their own phases in
+ * (cli/cmd_run_job.c), so the two line up. A diagnostic for bench/bench_isolation.sh. */
+static void job_mark(const srv_job_run *job, const char *what)
+{
+    const char *t = getenv("SX_RUNJOB_TIMING");
+    if (!t || t[0] != '/') return;
+    int fd = open(t, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    char line[160];
+    int n = snprintf(line, sizeof line, "daemon %s %.6f %s\n", job->id, mono_now(), what);
+    ssize_t w = n > 0 ? write(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1)) : 0;
+    (void)w; /* a diagnostic: a failed write changes nothing */
+    close(fd);
 }
 
 /* The job's child: a pre-started runner handed the job directory, or else one started for
@@ -339,26 +359,31 @@ static int job_child(sandbox *sb, const char *outdir, srv_child **c, sx_status *
     }
     if (*c) return SX_OK;
     char *argv[] = {sb->worker, "run-job", (char *)outdir, NULL};
-    return srv_child_start(argv, NULL, &sb->job, 0, c, st);
+    return srv_child_start(argv, sb->job_env, &sb->job, 0, c, st);
 }
 
 static int run_in_child(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
 {
     sandbox *sb = ((engine *)user)->sandbox;
+    job_mark(job, "run");
     /* the spec the child runs from, with the daemon's input budget */
     int rc = engine_spec_write(user, job, st);
     if (rc) return rc;
     srv_child *c;
+    job_mark(job, "spec written");
     rc = job_child(sb, job->outdir, &c, st);
+    job_mark(job, "child handed the job");
     if (rc == SX_OK) {
         relay r = {job->outdir, prog};
         srv_child_watch w = {.prog = prog, .tick = relay_progress, .user = &r, .tick_s = 0.25};
         srv_child_result res;
         rc = srv_child_wait(c, &sb->job, 64 << 10, &w, &res, st);
+        job_mark(job, "child reaped");
         if (rc == SX_OK) rc = job_outcome(job, &res, &sb->job, st);
         srv_child_result_free(&res);
     }
     spare_done(&sb->spares);
+    job_mark(job, "outcome");
     return rc;
 }
 
@@ -387,6 +412,41 @@ static void ref_forget(void *user, void *obj)
     free(obj);
 }
 
+/* A job runner is a fresh process: every page it allocates is faulted in for the first time,
+ * where the daemon's in-process jobs reuse a warm heap. On a virtual machine those faults were
+ * most of a small job's extra cost. glibc's tunables give the runner transparent huge pages on
+ * its heap (madvise mode) and keep freed memory for reuse instead of unmapping it: the process
+ * ends after one job, so nothing is held for long. An operator's own GLIBC_TUNABLES go last
+ * (they win). The rest of the environment is the daemon's. */
+extern char **environ;
+
+#define RUNNER_TUNABLES "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:" \
+                        "glibc.malloc.trim_threshold=1073741824"
+
+static char **runner_env(void)
+{
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 2, sizeof *env);
+    const char *own = getenv("GLIBC_TUNABLES");
+    size_t len = sizeof "GLIBC_TUNABLES=" RUNNER_TUNABLES + (own ? strlen(own) + 1 : 0);
+    char *t = env ? malloc(len) : NULL;
+    if (!t) {
+        free(env);
+        return NULL; /* the daemon's environment: slower, not wrong */
+    }
+    snprintf(t, len, "GLIBC_TUNABLES=%s%s%s", RUNNER_TUNABLES, own ? ":" : "", own ? own : "");
+    size_t k = 0;
+    env[k++] = t;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "GLIBC_TUNABLES=", 15) && !(env[k++] = strdup(environ[i]))) {
+            for (size_t j = 0; j < k - 1; j++) free(env[j]);
+            free(env);
+            return NULL;
+        }
+    return env;
+}
+
 int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_status *st)
 {
     /* the job runner is `scalex run-job`, installed next to scalexd: the same program and
@@ -405,6 +465,7 @@ int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_sta
     sb->job.as_bytes = cfg->job_memory;
     sb->job.wall_seconds = cfg->job_timeout_s;
     sb->job.nofile = 1024;
+    sb->job_env = runner_env();
     eng->run = run_in_child;
     eng->ref_load = ref_prepare;
     eng->ref_free = ref_forget;

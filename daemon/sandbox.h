@@ -50,6 +50,8 @@ typedef struct sandbox {
     srv_child_limits validate;    /* limits of a validation child (wall: the base deadline) */
     double validate_mb_per_s;     /* + size / this many MB/s to the deadline (large uploads) */
     srv_child_limits job;         /* limits of a job's child (wall 0: no deadline) */
+    char **job_env;               /* a job runner's environment (sandbox_wrap_run; NULL: the
+                                   * daemon's), malloc'd, freed by sandbox_stop */
     srv_engine inner;             /* the in-process engine, run inside the child */
     sandbox_spares spares;        /* pre-started job runners (sandbox_start) */
 } sandbox;
@@ -70,8 +72,8 @@ int sandbox_wrap_run(sandbox *sb, const srv_config *cfg, srv_engine *eng, sx_sta
  * on this machine (isolation=process with the local executor); nothing otherwise. Call once
  * the workers are sized. SX_EIO when the keeper thread cannot start. */
 int sandbox_start(sandbox *sb, const srv_config *cfg, sx_status *st);
-/* Stop the keeper and kill (and reap) every spare. Call after the job workers stopped (a
- * running job keeps its own child); safe when sandbox_start was not called. */
+/* Stop the keeper and kill (and reap) every spare, and free job_env. Call after the job
+ * workers stopped (a running job keeps its own child); safe when sandbox_start was not called. */
 void sandbox_stop(sandbox *sb);
 
 /* `scalexd __validate FILE`: run the in-process validation of eng on FILE and print one JSON

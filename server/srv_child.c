@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -159,6 +160,7 @@ struct srv_child {
     pid_t pid;
     int out_fd, err_fd; /* read ends of its stdout and stderr (-1 once closed) */
     int in_fd;          /* write end of its stdin pipe, -1 when none (or sent) */
+    int pid_fd;         /* pidfd: readable once it has ended (-1 where the kernel has none) */
     int reaped;         /* 1: wait4 took its status (below) */
     int status;
     struct rusage ru;
@@ -189,6 +191,14 @@ int srv_child_start(char *const argv[], char *const env[], const srv_child_limit
     fcntl(p[0][0], F_SETFL, O_NONBLOCK);
     fcntl(p[1][0], F_SETFL, O_NONBLOCK);
     *c = (srv_child){.pid = pid, .out_fd = p[0][0], .err_fd = p[1][0], .in_fd = p[2][1]};
+    /* the waiter wakes when the child ends, not at its next 50 ms poll: a job's process
+     * closes its pipes while it still tears down, before it can be reaped */
+#ifdef SYS_pidfd_open
+    c->pid_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (c->pid_fd >= 0) fcntl(c->pid_fd, F_SETFD, FD_CLOEXEC);
+#else
+    c->pid_fd = -1;
+#endif
     *out = c;
     return SX_OK;
 fail:;
@@ -243,6 +253,7 @@ static void child_free(srv_child *c)
     if (c->out_fd >= 0) close(c->out_fd);
     if (c->err_fd >= 0) close(c->err_fd);
     if (c->in_fd >= 0) close(c->in_fd);
+    if (c->pid_fd >= 0) close(c->pid_fd);
     free(c);
 }
 
@@ -272,12 +283,12 @@ int srv_child_wait(srv_child *c, const srv_child_limits *lim, size_t out_cap,
     const sx_progress *prog = w ? w->prog : NULL;
     double next_tick = t0 + (w ? w->tick_s : 0);
     while (!done) {
-        struct pollfd pf[2];
+        struct pollfd pf[3];
         int np = 0;
         for (int i = 0; i < 2; i++)
             if (fds[i] >= 0) pf[np++] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-        if (np) poll(pf, (nfds_t)np, 50);
-        else poll(NULL, 0, 50);
+        if (c->pid_fd >= 0) pf[np++] = (struct pollfd){.fd = c->pid_fd, .events = POLLIN};
+        poll(np ? pf : NULL, (nfds_t)np, 50);
         if (fds[0] >= 0) drain(&fds[0], &out, out_cap, NULL, 0);
         if (fds[1] >= 0) drain(&fds[1], NULL, 0, res->err_tail, sizeof res->err_tail);
         if (!srv_child_alive(c)) done = 1;

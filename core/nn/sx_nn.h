@@ -52,6 +52,9 @@ typedef struct sx_nn_model sx_nn_model; /* opaque */
  * and biases, BN gamma 1 / beta 0 / running mean 0 / var 1) drawn from our own RNG seeded by
  * `seed` (statistically, not bitwise, equal to PyTorch's). Caller frees with sx_nn_model_free. */
 sx_nn_model *sx_nn_model_new(const sx_nn_config *cfg, uint64_t seed, sx_status *st);
+/* New model with every weight and buffer zero and no metadata, for a caller that sets each
+ * tensor itself (a model read from a flat reference map): no initialization to pay for. */
+sx_nn_model *sx_nn_model_new_zero(const sx_nn_config *cfg, sx_status *st);
 void sx_nn_model_free(sx_nn_model *m);
 /* Deep copy (weights, buffers, metadata). Caller frees. `dtype` may differ from the source
  * (float32 <-> float64 conversion, as PyTorch's .double()/.float()). */

@@ -217,6 +217,11 @@ sx_nn_model *sx_nn_model_new(const sx_nn_config *cfg, uint64_t seed, sx_status *
     return m;
 }
 
+sx_nn_model *sx_nn_model_new_zero(const sx_nn_config *cfg, sx_status *st)
+{
+    return sx_nn_model_alloc(cfg, st);
+}
+
 static void free_strings(char **s, int64_t n)
 {
     if (!s) return;

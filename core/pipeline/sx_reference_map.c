@@ -5,17 +5,25 @@
  * and one private copy of the latent per running job. Instead, when a reference is loaded, the
  * daemon writes REFDIR/reference.map once; a child mmaps it read-only, its latent and UMAP are
  * used in place (pages shared through the page cache by every child and never copied), and only
- * the obs frame is rebuilt from stored codes. The model stays in reference.h5 (a few MB).
+ * the obs frame is rebuilt from stored codes. The model is in the map too: parsing it from
+ * reference.h5 (HDF5, float conversions) was most of a job runner's reference load; from the
+ * map its tensors are copied straight into a new model.
  *
  * Layout (little-endian, every section 8-byte aligned, all offsets from the file start):
  *   header   magic "SXREFMP1", u32 version, u32 dim, i64 n_cells, f64 umap_a, f64 umap_b,
  *            u32 has_umap, u32 n_cols, i64 source_size, i64 source_mtime_ns,
- *            i64 off_latent, off_umap, off_names, off_cols
+ *            i64 off_latent, off_umap, off_names, off_cols, off_model
  *   latent   f64[n_cells * dim]
  *   umap     f32[n_cells * 2]                      (when has_umap)
  *   names    i64 offsets[n_cells + 1], then the UTF-8 bytes (no NULs)
  *   columns  n_cols x {i64 name_off, i64 cats_off, i64 codes_off, i32 n_cats, i32 pad}
  *            name: i64 len + bytes; cats: i64 offsets[n_cats + 1] + bytes; codes: i32[n_cells]
+ *   model    i64 G, H, Z, D, i32 dtype, i32 n_tensors, i64 genes_off, n_genes, domains_off,
+ *            n_domains, scale_off, scale_width, prep_off, prep_len, tensors_off
+ *            (genes/domains: strings sections; scale: f64[D * width]; prep: bytes)
+ *            tensors: n_tensors x {i64 name_off (i64 len + bytes), i64 data_off, i64 numel},
+ *            data f64[numel] each in state_dict layout (sx_nn_model_get / _set)
+ *            (the model's training log is not kept: jobs on a reference never read it)
  * source_size / source_mtime_ns are reference.h5's: a map older than its source is ignored.
  * The reader trusts nothing: every offset and length is checked against the file's size.
  */
@@ -32,7 +40,7 @@
 #include "sx_pipeline_internal.h"
 
 #define MAP_MAGIC "SXREFMP1"
-#define MAP_VERSION 1u
+#define MAP_VERSION 2u
 
 typedef struct map_header {
     char magic[8];
@@ -41,13 +49,24 @@ typedef struct map_header {
     double umap_a, umap_b;
     uint32_t has_umap, n_cols;
     int64_t source_size, source_mtime_ns;
-    int64_t off_latent, off_umap, off_names, off_cols;
+    int64_t off_latent, off_umap, off_names, off_cols, off_model;
 } map_header;
 
 typedef struct map_col {
     int64_t name_off, cats_off, codes_off;
     int32_t n_cats, pad;
 } map_col;
+
+typedef struct map_model {
+    int64_t G, H, Z, D;
+    int32_t dtype, n_tensors;
+    int64_t genes_off, n_genes, domains_off, n_domains, scale_off, scale_width, prep_off,
+        prep_len, tensors_off;
+} map_model;
+
+typedef struct map_tensor {
+    int64_t name_off, data_off, numel;
+} map_tensor;
 
 /* ---- writer ---- */
 
@@ -132,6 +151,74 @@ static int64_t put_columns(wr *w, const sx_frame *obs, int64_t n)
     return at;
 }
 
+/* i64 len + bytes of a name: returns its offset */
+static int64_t put_name(wr *w, const char *name)
+{
+    int64_t at = align8(w), len = (int64_t)strlen(name);
+    put(w, &len, 8);
+    put(w, name, (size_t)len);
+    return at;
+}
+
+/* each tensor's values (f64, as sx_nn_model_get gives them), then the table of them */
+static int64_t put_tensors(wr *w, const sx_nn_model *m, int n)
+{
+    map_tensor *tab = sx_calloc((size_t)(n ? n : 1), sizeof *tab);
+    double *v = NULL;
+    int64_t cap = 0;
+    sx_status st;
+    for (int i = 0; tab && !w->bad && i < n; i++) {
+        const char *name = sx_nn_model_tensor_name(m, i);
+        int nd = 0;
+        int64_t d[2] = {1, 1};
+        if (!name || sx_nn_model_tensor_shape(m, name, &nd, d, &st)) {
+            w->bad = 1;
+            break;
+        }
+        int64_t numel = (nd > 0 ? d[0] : 1) * (nd > 1 ? d[1] : 1);
+        if (numel > cap) {
+            sx_free(v);
+            cap = numel;
+            if (!(v = sx_mallocarray((size_t)cap, sizeof *v))) break;
+        }
+        if (sx_nn_model_get(m, name, v, numel, &st)) w->bad = 1;
+        tab[i].name_off = put_name(w, name);
+        tab[i].data_off = align8(w);
+        tab[i].numel = numel;
+        put(w, v, (size_t)numel * sizeof *v);
+    }
+    if (!tab || (n && !v)) w->bad = 1;
+    sx_free(v);
+    int64_t at = align8(w);
+    if (tab) put(w, tab, (size_t)n * sizeof *tab);
+    sx_free(tab);
+    return at;
+}
+
+/* the model: sizes, gene and domain names, scale, preprocessing, tensors */
+static int64_t put_model(wr *w, const sx_nn_model *m)
+{
+    sx_nn_config c;
+    sx_nn_model_get_config(m, &c);
+    map_model h = {c.n_genes, c.n_hidden, c.n_latent, c.n_domains, c.dtype,
+                   sx_nn_model_n_tensors(m), 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const char *const *genes = sx_nn_model_genes(m, &h.n_genes);
+    const char *const *domains = sx_nn_model_domains(m, &h.n_domains);
+    const double *scale = sx_nn_model_scale(m, &h.scale_width);
+    const char *prep = sx_nn_model_prep_json(m);
+    h.genes_off = put_strings(w, genes, h.n_genes);
+    h.domains_off = put_strings(w, domains, h.n_domains);
+    h.scale_off = align8(w);
+    if (scale) put(w, scale, (size_t)(h.D * h.scale_width) * sizeof *scale);
+    h.prep_off = align8(w);
+    h.prep_len = prep ? (int64_t)strlen(prep) : -1;
+    if (prep) put(w, prep, (size_t)h.prep_len);
+    h.tensors_off = put_tensors(w, m, h.n_tensors);
+    int64_t at = align8(w);
+    put(w, &h, sizeof h);
+    return at;
+}
+
 int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st)
 {
     map_header h;
@@ -170,6 +257,7 @@ int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st
     }
     h.off_names = put_strings(&w, (const char *const *)r->obs->index, r->n_cells);
     h.off_cols = put_columns(&w, r->obs, r->n_cells);
+    h.off_model = put_model(&w, r->model);
     if (fseek(f, 0, SEEK_SET) || fwrite(&h, sizeof h, 1, f) != 1) w.bad = 1;
     if (fflush(f) || fsync(fileno(f))) w.bad = 1;
     if (fclose(f)) w.bad = 1;
@@ -253,6 +341,74 @@ static int map_columns(const view *v, const map_header *h, sx_frame *obs, sx_sta
     return SX_OK;
 }
 
+/* the model's names (genes or domains) from a strings section: count must be what it expects */
+static int model_names(const view *v, int64_t sec, int64_t n, sx_nn_model *m, int genes,
+                       sx_status *st)
+{
+    if (n == 0) return SX_OK;
+    char **s = n > 0 && n <= v->size / 8 ? strings_at(v, sec, n) : NULL;
+    if (!s) return sx_status_set(st, SX_EFORMAT, "reference map: bad model names");
+    int rc = genes ? sx_nn_model_set_genes(m, (const char *const *)s, n, st)
+                   : sx_nn_model_set_domains(m, (const char *const *)s, n, st);
+    free_strings(s, n);
+    return rc;
+}
+
+/* every tensor of the table into m (sx_nn_model_set checks each size) */
+static int model_tensors(const view *v, const map_model *h, sx_nn_model *m, sx_status *st)
+{
+    if (h->n_tensors != sx_nn_model_n_tensors(m))
+        return sx_status_set(st, SX_EFORMAT, "reference map: the model's tensors do not match");
+    const map_tensor *tab = at(v, h->tensors_off, (int64_t)h->n_tensors * (int64_t)sizeof *tab, 1);
+    if (!tab) return sx_status_set(st, SX_EFORMAT, "reference map: bad tensor table");
+    for (int32_t i = 0; i < h->n_tensors; i++) {
+        const int64_t *len = at(v, tab[i].name_off, 8, 1);
+        const char *name = len && *len > 0 && *len < 112 ? at(v, tab[i].name_off + 8, *len, 0) : NULL;
+        const double *data = tab[i].numel > 0 && tab[i].numel <= v->size / 8
+                                 ? at(v, tab[i].data_off, tab[i].numel * 8, 1) : NULL;
+        char nm[112];
+        if (!name || !data) return sx_status_set(st, SX_EFORMAT, "reference map: bad tensor %d", i);
+        memcpy(nm, name, (size_t)*len);
+        nm[*len] = 0;
+        /* in state_dict order, as written: each tensor once, none left at zero */
+        if (strcmp(nm, sx_nn_model_tensor_name(m, i)))
+            return sx_status_set(st, SX_EFORMAT, "reference map: tensor %d is not '%s'", i,
+                                 sx_nn_model_tensor_name(m, i));
+        if (sx_nn_model_set(m, nm, data, tab[i].numel, st)) return st->code;
+    }
+    return SX_OK;
+}
+
+/* The model, built from the map: sizes first (bounded by the file's size before anything is
+ * allocated), then its names, scale, preprocessing and tensors. */
+static sx_nn_model *map_model_load(const view *v, int64_t off, sx_status *st)
+{
+    const map_model *h = at(v, off, (int64_t)sizeof(map_model), 1);
+    if (!h || h->G < 1 || h->H < 1 || h->Z < 1 || h->D < 1 || h->G > v->size / 8 ||
+        h->H > v->size / 8 / h->G || h->D > v->size / 8) {
+        sx_status_set(st, SX_EFORMAT, "reference map: bad model sizes");
+        return NULL;
+    }
+    sx_nn_config c = {h->G, h->H, h->Z, h->D, h->dtype};
+    sx_nn_model *m = sx_nn_model_new_zero(&c, st);
+    if (!m) return NULL;
+    const double *scale = h->scale_width > 0 && h->scale_width <= v->size / 8 / h->D
+                              ? at(v, h->scale_off, h->D * h->scale_width * 8, 1) : NULL;
+    const char *prep = h->prep_len >= 0 ? at(v, h->prep_off, h->prep_len, 0) : NULL;
+    char *pj = prep ? sx_strndup(prep, (size_t)h->prep_len) : NULL;
+    int rc = (h->scale_width && !scale) || (h->prep_len >= 0 && (!pj || strlen(pj) != (size_t)h->prep_len))
+                 ? sx_status_set(st, SX_EFORMAT, "reference map: bad model metadata") : SX_OK;
+    if (!rc) rc = model_names(v, h->genes_off, h->n_genes, m, 1, st);
+    if (!rc) rc = model_names(v, h->domains_off, h->n_domains, m, 0, st);
+    if (!rc && scale) rc = sx_nn_model_set_scale(m, scale, h->scale_width, st);
+    if (!rc && pj) rc = sx_nn_model_set_prep_json(m, pj, st);
+    if (!rc) rc = model_tensors(v, h, m, st);
+    sx_free(pj);
+    if (!rc) return m;
+    sx_nn_model_free(m);
+    return NULL;
+}
+
 /* Header checks: magic, version, sizes that fit the file, and a source that has not changed. */
 static int check_header(const view *v, const map_header *h, const char *dir, sx_status *st)
 {
@@ -311,7 +467,7 @@ sx_reference *sx_reference_map_open(const char *dir, sx_status *st)
     free_strings(names, h.n_cells);
     if (!r->obs || map_columns(&v, &h, r->obs, st)) goto fail;
     r->path = sx_pl_join(dir, "reference.h5");
-    r->model = r->path ? sx_nn_model_load(r->path, st) : NULL;
+    r->model = r->path ? map_model_load(&v, h.off_model, st) : NULL;
     if (!r->model) goto fail;
     goto out;
 fail:

@@ -32,6 +32,18 @@ static void make_reference(void)
     cfg.n_hidden = 16;
     sx_nn_model *m = sx_nn_model_new(&cfg, 7, &st);
     ck_assert_ptr_nonnull(m);
+    char *genes[50];
+    for (int g = 0; g < 50; g++) {
+        genes[g] = malloc(16);
+        snprintf(genes[g], 16, "Gene%d", g);
+    }
+    static const char *doms[] = {"b1", "b2"};
+    double scale[2 * 3] = {1, 2.5, -3, 0.125, 7, 1e-9};
+    ck_assert_int_eq(sx_nn_model_set_genes(m, (const char *const *)genes, 50, &st), SX_OK);
+    ck_assert_int_eq(sx_nn_model_set_domains(m, doms, 2, &st), SX_OK);
+    ck_assert_int_eq(sx_nn_model_set_scale(m, scale, 3, &st), SX_OK);
+    ck_assert_int_eq(sx_nn_model_set_prep_json(m, "{\"target_sum\": 10000}", &st), SX_OK);
+    for (int g = 0; g < 50; g++) free(genes[g]);
     char *names[N];
     const char *types[N], *batches[N];
     static const char *kinds[] = {"alpha", "beta", "delta", "ductal é"};
@@ -58,6 +70,49 @@ static void make_reference(void)
     for (int i = 0; i < N; i++) free(names[i]);
 }
 
+static void same_names(const char *const *x, int64_t nx, const char *const *y, int64_t ny)
+{
+    ck_assert_int_eq(nx, ny);
+    for (int64_t i = 0; i < nx; i++) ck_assert_str_eq(x[i], y[i]);
+}
+
+/* the model the map gives back: every tensor bit for bit, and its metadata */
+static void same_model(const sx_nn_model *a, const sx_nn_model *b)
+{
+    sx_status st;
+    sx_nn_config ca, cb;
+    sx_nn_model_get_config(a, &ca);
+    sx_nn_model_get_config(b, &cb);
+    ck_assert(ca.n_genes == cb.n_genes && ca.n_hidden == cb.n_hidden &&
+              ca.n_latent == cb.n_latent && ca.n_domains == cb.n_domains && ca.dtype == cb.dtype);
+    ck_assert_int_eq(sx_nn_model_n_tensors(a), sx_nn_model_n_tensors(b));
+    for (int i = 0; i < sx_nn_model_n_tensors(a); i++) {
+        const char *name = sx_nn_model_tensor_name(a, i);
+        int nd;
+        int64_t d[2] = {1, 1};
+        ck_assert_int_eq(sx_nn_model_tensor_shape(a, name, &nd, d, &st), SX_OK);
+        int64_t n = (nd > 0 ? d[0] : 1) * (nd > 1 ? d[1] : 1);
+        double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+        ck_assert_int_eq(sx_nn_model_get(a, name, x, n, &st), SX_OK);
+        ck_assert_int_eq(sx_nn_model_get(b, name, y, n, &st), SX_OK);
+        ck_assert_mem_eq(x, y, (size_t)n * sizeof *x);
+        free(x);
+        free(y);
+    }
+    int64_t nx, ny;
+    const char *const *x = sx_nn_model_genes(a, &nx), *const *y = sx_nn_model_genes(b, &ny);
+    same_names(x, nx, y, ny);
+    x = sx_nn_model_domains(a, &nx);
+    y = sx_nn_model_domains(b, &ny);
+    same_names(x, nx, y, ny);
+    const double *sa = sx_nn_model_scale(a, &nx), *sb = sx_nn_model_scale(b, &ny);
+    ck_assert_int_eq(nx, ny);
+    if (nx) ck_assert_mem_eq(sa, sb, (size_t)(nx * ca.n_domains) * sizeof *sa);
+    const char *pa = sx_nn_model_prep_json(a), *pb = sx_nn_model_prep_json(b);
+    ck_assert_int_eq(pa == NULL, pb == NULL);
+    if (pa) ck_assert_str_eq(pa, pb);
+}
+
 static void same_reference(const sx_reference *a, const sx_reference *b)
 {
     ck_assert_int_eq(a->n_cells, b->n_cells);
@@ -74,10 +129,7 @@ static void same_reference(const sx_reference *a, const sx_reference *b)
         for (int64_t i = 0; i < a->n_cells; i++)
             ck_assert_str_eq(sx_column_text(x, i, bx, 64), sx_column_text(y, i, by, 64));
     }
-    int64_t ga, gb;
-    sx_nn_model_genes(a->model, &ga);
-    sx_nn_model_genes(b->model, &gb);
-    ck_assert_int_eq(ga, gb);
+    same_model(a->model, b->model);
 }
 
 START_TEST(map_equals_hdf5)
@@ -106,7 +158,7 @@ START_TEST(map_equals_hdf5)
     sx_reference_free(mp);
     ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
 
-    /* a damaged map (truncated in the cell names) is refused; the loader reads the HDF5 */
+    /* a damaged map (truncated: the model's end) is refused; the loader reads the HDF5 */
     char *map = sx_pl_join(dir, "reference.map");
     struct stat sb;
     ck_assert_int_eq(stat(map, &sb), 0);
@@ -124,6 +176,38 @@ START_TEST(map_equals_hdf5)
     for (int i = 0; i < 64; i++) fputc(0xff, f);
     fclose(f);
     ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+
+    /* a whole map whose model claims sizes its file cannot hold, or whose tensors are out of
+     * order: refused before anything that large is allocated; the loader reads the HDF5 */
+    int64_t hdr[13], huge = (int64_t)1 << 40;
+    for (int damage = 0; damage < 2; damage++) {
+        ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+        f = fopen(map, "r+b");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fread(hdr, 8, 13, f), 13); /* the header: off_model is its last field */
+        int64_t model[14];
+        fseek(f, hdr[12], SEEK_SET);
+        ck_assert_int_eq(fread(model, 8, 14, f), 14); /* G H Z D, dtype|n_tensors, ..., tensors_off */
+        if (damage == 0) {
+            fseek(f, hdr[12], SEEK_SET);
+            fwrite(&huge, 8, 1, f);
+        } else { /* the first two tensors' table entries swapped */
+            int64_t e[6];
+            fseek(f, model[13], SEEK_SET);
+            ck_assert_int_eq(fread(e, 8, 6, f), 6);
+            int64_t sw[6] = {e[3], e[4], e[5], e[0], e[1], e[2]};
+            fseek(f, model[13], SEEK_SET);
+            fwrite(sw, 8, 6, f);
+        }
+        fclose(f);
+        ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+        ck_assert_int_eq(st.code, SX_EFORMAT);
+        mp = sx_reference_load(dir, &st);
+        ck_assert_ptr_nonnull(mp);
+        ck_assert_ptr_null(mp->mapped);
+        same_reference(h5, mp);
+        sx_reference_free(mp);
+    }
     sx_reference_free(h5);
     unlink(map);
     unlink(file);
