@@ -5,8 +5,9 @@ figures (ECE, AUROC, Unknown rates). No part of the product; every transfer is s
 
   split ADATA OUTDIR LABEL [LEFT_OUT]   ref.h5ad (reference cells, LEFT_OUT removed) and
                                         query.h5ad (query cells): obs LABEL + batch, obsm latent
-  full SPLITDIR RUN_OFF RUN_ON LABEL    ECE of confidence and of the 5-NN vote share; Unknown
-                                        share with the default thresholds (one JSON line)
+  full SPLITDIR RUN_OFF RUN_ON LABEL    ECE of confidence and of the 5-NN vote share (with each
+                                        score's ECE floor, equal-mass ECE and Brier score);
+                                        Unknown share with the default thresholds (one JSON line)
   loo SPLITDIR RUN LABEL LEFT_OUT       AUROC of 1 - mapping score and of 1 - vote share for the
                                         left-out type; Unknown shares of left-out / known cells
   summary FILE...                       mean +- SD over seeds of the JSON lines
@@ -53,6 +54,20 @@ def ece(conf, correct, bins=10):
                for i in range(bins) if (b == i).any())
 
 
+def ece_floor(conf, bins=10, draws=400):
+    """The ECE a perfectly calibrated score with these values still shows on this many cells
+    (outcomes drawn as Bernoulli(conf); fixed seed): the binned estimator's bias, larger for a
+    score of many distinct values than for the vote share's three (0.6, 0.8, 1.0)."""
+    rng = np.random.default_rng(0)
+    return float(np.mean([ece(conf, rng.random(len(conf)) < conf, bins) for _ in range(draws)]))
+
+
+def ece_equal_mass(conf, correct, bins=10):
+    """ECE over bins of equal cell counts (ties kept in sorted order), not equal width."""
+    parts = np.array_split(np.argsort(conf, kind="stable"), bins)
+    return sum(abs(correct[p].mean() - conf[p].mean()) * len(p) / len(conf) for p in parts if len(p))
+
+
 def auroc(score, pos):
     """Mann-Whitney AUROC of score for pos (ties count one half)."""
     r = rankdata(score)
@@ -75,6 +90,11 @@ def full(d, run_off, run_on, label):
     on = obs(run_on, label)[0]
     print(json.dumps({"accuracy": ok.mean(), "ece_confidence": ece(conf, ok),
                       "ece_vote_share": ece(vs, ok), "unknown_known": (on == "Unknown").mean(),
+                      "ece_floor_confidence": ece_floor(conf), "ece_floor_vote_share": ece_floor(vs),
+                      "ece_eqmass_confidence": ece_equal_mass(conf, ok),
+                      "ece_eqmass_vote_share": ece_equal_mass(vs, ok),
+                      "brier_confidence": float(np.mean((conf - ok) ** 2)),
+                      "brier_vote_share": float(np.mean((vs - ok) ** 2)),
                       "mean_confidence": conf.mean(), "mean_vote_share": vs.mean()}))
 
 

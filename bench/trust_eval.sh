@@ -16,9 +16,11 @@
 # bench/trust_eval.py only splits files (anndata) and computes the figures.
 #
 # Usage: bench/trust_eval.sh [OUTDIR]   env: SCALEX_BIN (build/scalex), SX_SHARED (../shared),
-#        SX_PYTHON (/usr/bin/python3), SEEDS ("1 2 3 4 5"), ITER (3000), THREADS (1),
-#        DATASETS ("cellbench_3cl pbmc_3tech pancreas_baron_human_mouse"), EXTRA (more
-#        options for every transfer, e.g. "--min_confidence 0.4").
+#        SX_PYTHON (/usr/bin/python3), SEEDS ("1 2 3 4 5"), ITER (3000; "default" = the
+#        CLI's own training budget and early-stopping rule, as a user gets them), THREADS (1),
+#        DATASETS ("cellbench_3cl pbmc_3tech pancreas_baron_human_mouse"), LOO (1; 0 skips
+#        the leave-one-type-out runs), EXTRA (more options for every transfer, e.g.
+#        "--min_confidence 0.4").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${SCALEX_BIN:-$ROOT/build/scalex}
@@ -27,11 +29,14 @@ PY=${SX_PYTHON:-/usr/bin/python3}
 H=$ROOT/bench/trust_eval.py
 SEEDS=${SEEDS:-1 2 3 4 5}
 ITER=${ITER:-3000}
+LOO=${LOO:-1}
 THREADS=${THREADS:-1}
 OUT=${1:-trust-out}
 D=$SHARED/data
 DATASETS=${DATASETS:-cellbench_3cl pbmc_3tech pancreas_baron_human_mouse}
 mkdir -p "$OUT"
+budget=(--max_iteration "$ITER")
+[ "$ITER" = default ] && budget=()
 
 # reference file, query file, label column, min_features (bench/quality.sh's pairs)
 pair() {
@@ -58,7 +63,7 @@ for ds in $DATASETS; do
         mkdir -p "$w"
         if [ ! -f "$w/project/adata.h5ad" ]; then
             nice -n 10 "$BIN" integrate --data_list "$D/$ref" --batch_name batch --label "$label" \
-                --min_features "$mf" --max_iteration "$ITER" --threads "$THREADS" --seed "$seed" \
+                --min_features "$mf" "${budget[@]}" --threads "$THREADS" --seed "$seed" \
                 --ignore_umap -o "$w/reference" >"$w/reference.log" 2>&1
             nice -n 10 "$BIN" project --data_list "$D/$qry" --projection "$w/reference" \
                 --min_features "$mf" --threads "$THREADS" --seed "$seed" --ignore_umap \
@@ -73,7 +78,9 @@ for ds in $DATASETS; do
         types=$("$PY" -c 'import sys, anndata as ad
 a = ad.read_h5ad(sys.argv[1]); print("\n".join(sorted(set(a.obs[sys.argv[2]].astype(str)))))' \
             "$w/full/query.h5ad" "$label")
+        [ "$LOO" = 0 ] && types=""
         while IFS= read -r t; do
+            [ -n "$t" ] || continue
             s=$w/loo_$(echo "$t" | tr -c 'A-Za-z0-9_\n' _)
             mkdir -p "$s"
             "$PY" "$H" split "$w/project/adata.h5ad" "$s" "$label" "$t"
@@ -84,6 +91,7 @@ a = ad.read_h5ad(sys.argv[1]); print("\n".join(sorted(set(a.obs[sys.argv[2]].ast
     done
     echo "$ds ($label; seeds $SEEDS; max_iteration $ITER): full reference"
     "$PY" "$H" summary "$OUT/$ds.full.jsonl"
+    [ "$LOO" = 0 ] && continue
     echo "$ds: leave one cell type out"
     "$PY" "$H" summary "$OUT/$ds.loo.jsonl"
 done
