@@ -1,5 +1,6 @@
 /* sx_plot — UMAP scatter, projection overlay and confusion heatmap with cairo. */
 #include "sx_plot.h"
+#include "sx_plot_internal.h"
 
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
@@ -146,8 +147,8 @@ static double text_width(cairo_t *cr, const char *s, double size)
     return e.x_advance;
 }
 
-static void draw_text(cairo_t *cr, double x, double y, const char *s, double size, int bold,
-                      double align /* 0 left, 0.5 centre, 1 right */)
+void sx_plot_text(cairo_t *cr, double x, double y, const char *s, double size, int bold,
+                  double align /* 0 left, 0.5 centre, 1 right */)
 {
     if (!s || !*s) return;
     cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
@@ -283,7 +284,7 @@ int sx_plot_embedding(const char *path, const double *xy, int64_t n, const sx_pl
 
     if (title) {
         cairo_set_source_rgb(cr, 0, 0, 0);
-        draw_text(cr, W / 2, 24, title, 16, 1, 0.5);
+        sx_plot_text(cr, W / 2, 24, title, 16, 1, 0.5);
     }
 
     double ox = 0;
@@ -295,8 +296,8 @@ int sx_plot_embedding(const char *path, const double *xy, int64_t n, const sx_pl
         cairo_set_line_width(cr, 1);
         cairo_rectangle(cr, bx + 0.5, by + 0.5, S - 1, S - 1);
         cairo_stroke(cr);
-        if (pn->title) draw_text(cr, bx + S / 2.0, by - 9, pn->title, 13, 0, 0.5);
-        draw_text(cr, bx + 4, by + S + 18, xlabel, 11, 0, 0);
+        if (pn->title) sx_plot_text(cr, bx + S / 2.0, by - 9, pn->title, 13, 0, 0.5);
+        sx_plot_text(cr, bx + 4, by + S + 18, xlabel, 11, 0, 0);
         cairo_save(cr);
         cairo_move_to(cr, bx - 10, by + S - 4);
         cairo_rotate(cr, -M_PI / 2);
@@ -362,7 +363,7 @@ int sx_plot_embedding(const char *path, const double *xy, int64_t n, const sx_pl
             cairo_arc(cr, ex + 5, ey + 5, 4.5, 0, 2 * M_PI);
             cairo_fill(cr);
             cairo_set_source_rgb(cr, 0, 0, 0);
-            draw_text(cr, ex + 14, ey + 9.5, label, LEG_FONT, 0, 0);
+            sx_plot_text(cr, ex + 14, ey + 9.5, label, LEG_FONT, 0, 0);
             k++;
         }
         ox += left + S + lay[p].legend_w + right_pad;
@@ -443,7 +444,7 @@ int sx_plot_confusion(const char *path, const double *m, int n_rows, int n_cols,
     if (figure_open(&fg, path, (int)ceil(W), (int)ceil(H), st) != SX_OK) goto fail;
     cairo_t *cr = fg.cr;
     cairo_set_source_rgb(cr, 0, 0, 0);
-    if (title) draw_text(cr, W / 2, 24, title, 14, 1, 0.5);
+    if (title) sx_plot_text(cr, W / 2, 24, title, 14, 1, 0.5);
     /* white -> matplotlib "Blues" dark end (#08306b) */
     for (int i = 0; i < n_rows; i++) {
         for (int j = 0; j < n_cols; j++) {
@@ -462,7 +463,7 @@ int sx_plot_confusion(const char *path, const double *m, int n_rows, int n_cols,
                 else snprintf(buf, sizeof buf, "%.2f", v);
                 if (s > 0.5) cairo_set_source_rgb(cr, 1, 1, 1);
                 else cairo_set_source_rgb(cr, 0, 0, 0);
-                draw_text(cr, left + (j + 0.5) * cell, top + (i + 0.5) * cell + fsz / 2.8, buf, fsz,
+                sx_plot_text(cr, left + (j + 0.5) * cell, top + (i + 0.5) * cell + fsz / 2.8, buf, fsz,
                           0, 0.5);
             }
         }
@@ -472,7 +473,7 @@ int sx_plot_confusion(const char *path, const double *m, int n_rows, int n_cols,
     cairo_rectangle(cr, left + 0.5, top + 0.5, gw, gh);
     cairo_stroke(cr);
     for (int i = 0; i < n_rows; i++)
-        draw_text(cr, left - 4, top + (i + 0.5) * cell + 4, row_labels ? row_labels[i] : "", 11, 0, 1);
+        sx_plot_text(cr, left - 4, top + (i + 0.5) * cell + 4, row_labels ? row_labels[i] : "", 11, 0, 1);
     for (int j = 0; j < n_cols; j++) {
         cairo_save(cr);
         cairo_move_to(cr, left + (j + 0.5) * cell + 4, top + gh + 4);
@@ -481,7 +482,7 @@ int sx_plot_confusion(const char *path, const double *m, int n_rows, int n_cols,
         if (col_labels && col_labels[j]) cairo_show_text(cr, col_labels[j]);
         cairo_restore(cr);
     }
-    if (col_title) draw_text(cr, left + gw / 2, top + gh + cw + 26, col_title, 12, 0, 0.5);
+    if (col_title) sx_plot_text(cr, left + gw / 2, top + gh + cw + 26, col_title, 12, 0, 0.5);
     if (row_title) {
         cairo_save(cr);
         cairo_move_to(cr, 16, top + gh / 2);
@@ -509,8 +510,8 @@ int sx_plot_confusion(const char *path, const double *m, int n_rows, int n_cols,
         char buf[32];
         if (row_normalize) snprintf(buf, sizeof buf, "1");
         else snprintf(buf, sizeof buf, "%.0f", vmax);
-        draw_text(cr, cbx + bar_w + 4, top + 9, buf, 9, 0, 0);
-        draw_text(cr, cbx + bar_w + 4, top + gh, "0", 9, 0, 0);
+        sx_plot_text(cr, cbx + bar_w + 4, top + 9, buf, 9, 0, 0);
+        sx_plot_text(cr, cbx + bar_w + 4, top + gh, "0", 9, 0, 0);
     }
     ok = 1;
 fail:

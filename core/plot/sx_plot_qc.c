@@ -8,29 +8,18 @@
 
 #include "sx_alloc.h"
 #include "sx_plot.h"
+#include "sx_plot_internal.h"
 
 #define PANEL_W 420
 #define PANEL_H 320
 #define MAX_BARS 20 /* labels beyond this are summed into "other" */
 #define HIST_BINS 20
 
-static void text_at(cairo_t *cr, double x, double y, const char *s, double size, int bold,
-                    double align)
-{
-    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
-                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_font_size(cr, size);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, s, &e);
-    cairo_move_to(cr, x - align * e.x_advance, y);
-    cairo_show_text(cr, s);
-}
-
 /* n horizontal bars with their names left and values right, in the box at (x0, y0) */
 static void bars(cairo_t *cr, double x0, double y0, const char *title, int n,
                  const char *const *names, const double *v)
 {
-    text_at(cr, x0 + PANEL_W / 2.0, y0 + 20, title, 13, 1, 0.5);
+    sx_plot_text(cr, x0 + PANEL_W / 2.0, y0 + 20, title, 13, 1, 0.5);
     double max = 0;
     for (int i = 0; i < n; i++) max = v[i] > max ? v[i] : max;
     double top = y0 + 36, row = (PANEL_H - 50.0) / (n > 8 ? n : 8);
@@ -47,8 +36,8 @@ static void bars(cairo_t *cr, double x0, double y0, const char *title, int n,
         snprintf(name, sizeof name, "%s", names[i]);
         snprintf(num, sizeof num, "%.0f", v[i]);
         double fs = row * 0.6 < 11 ? row * 0.6 : 11;
-        text_at(cr, bx - 6, y + row * 0.7, name, fs, 0, 1);
-        text_at(cr, bx + w + 4, y + row * 0.7, num, fs, 0, 0);
+        sx_plot_text(cr, bx - 6, y + row * 0.7, name, fs, 0, 1);
+        sx_plot_text(cr, bx + w + 4, y + row * 0.7, num, fs, 0, 0);
     }
 }
 
@@ -62,7 +51,7 @@ static void histogram(cairo_t *cr, double x0, double y0, const double *v, int64_
         h[b < 0 ? 0 : b >= HIST_BINS ? HIST_BINS - 1 : b]++;
     }
     for (int b = 0; b < HIST_BINS; b++) max = h[b] > max ? h[b] : max;
-    text_at(cr, x0 + PANEL_W / 2.0, y0 + 20, "mapping score (query cells)", 13, 1, 0.5);
+    sx_plot_text(cr, x0 + PANEL_W / 2.0, y0 + 20, "mapping score (query cells)", 13, 1, 0.5);
     double left = x0 + 50, bottom = y0 + PANEL_H - 40, w = PANEL_W - 80.0, hh = PANEL_H - 80.0;
     for (int b = 0; b < HIST_BINS && max > 0; b++) {
         double bh = hh * (double)h[b] / (double)max;
@@ -76,10 +65,10 @@ static void histogram(cairo_t *cr, double x0, double y0, const double *v, int64_
     cairo_line_to(cr, left + w, bottom + 0.5);
     cairo_stroke(cr);
     const char *ticks[] = {"0", "0.25", "0.5", "0.75", "1"};
-    for (int t = 0; t < 5; t++) text_at(cr, left + w * t / 4, bottom + 16, ticks[t], 10, 0, 0.5);
+    for (int t = 0; t < 5; t++) sx_plot_text(cr, left + w * t / 4, bottom + 16, ticks[t], 10, 0, 0.5);
     char m[32];
     snprintf(m, sizeof m, "max %lld cells", (long long)max);
-    text_at(cr, left, y0 + 36, m, 10, 0, 0);
+    sx_plot_text(cr, left, y0 + 36, m, 10, 0, 0);
 }
 
 /* the surface into path via path.tmp */
@@ -113,7 +102,7 @@ int sx_plot_qc(const char *path, const sx_plot_qc_data *d, sx_status *st)
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    if (d->title) text_at(cr, PANEL_W * panels / 2.0, 21, d->title, 15, 1, 0.5);
+    if (d->title) sx_plot_text(cr, PANEL_W * panels / 2.0, 21, d->title, 15, 1, 0.5);
     double x = 0;
     const char *names[MAX_BARS + 2];
     double v[MAX_BARS + 2];
