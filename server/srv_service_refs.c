@@ -11,6 +11,7 @@
 #include "srv_refs.h"
 #include "srv_service_internal.h"
 #include "srv_util.h"
+#include "sx_jobdir.h"
 
 /* Label columns of the job's input datasets: the obs columns a user would transfer as
  * cell labels (GET /v1/references lists them, /map?label= takes one). Kept: categorical
@@ -176,8 +177,12 @@ int srv_service_ref_dir(const srv_service *svc, const char *name, char *dir, siz
     int rc = srv_layout_abs(svc->data_dir, rel, dir, cap, st);
     free(rel);
     if (rc) return svc_why(why, SRV_WHY_NONE, rc);
-    /* loading it (or finding it loaded) is what writes its tables: see the engine's loaders */
-    if (svc->jobs) {
+    /* loading it (or finding it loaded) is what writes its tables (see the engine's loaders):
+     * done once, not per request (with memory_budget 0 every acquire would load it anew); a
+     * re-registered reference is a new folder, so an existing table is its own */
+    char table[4600];
+    snprintf(table, sizeof table, "%s/%s", dir, sx_jobdir_table_name(SX_JOBDIR_UMAP));
+    if (svc->jobs && !srv_file_exists(table)) {
         srv_refcache *c = srv_jobs_refcache(svc->jobs);
         void *obj = srv_refcache_acquire(c, name, dir, st);
         if (!obj) return svc_why(why, SRV_WHY_NONE, st->code ? st->code : SX_EIO);
