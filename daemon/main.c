@@ -338,6 +338,7 @@ static int reconcile(daemon_run *d, sx_status *st)
     /* jobs still at a remote executor are re-attached, not re-run: before reconciling */
     d->exec = db ? srv_exec_new(&d->cfg.exec, d->reg, d->eng.run, d->eng.user, NULL,
                                 &d->eng_state, st) : NULL;
+    if (d->exec) srv_exec_set_limits(d->exec, &d->eng_state.limits);
     int nr = d->exec ? srv_exec_prepare_reattach(d->exec, db, st) : -1;
     if (nr > 0) SX_WARN("%d job(s) still at %s: re-attaching", nr, srv_exec_name(d->exec));
     if (!db || nr < 0 || srv_job_reconcile(db, d->cfg.max_attempts, &nq, &nf, st) < 0) {

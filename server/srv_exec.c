@@ -192,6 +192,12 @@ void srv_exec_free(srv_exec *x)
     free(x);
 }
 
+void srv_exec_set_limits(srv_exec *x, const sx_io_limits *limits)
+{
+    x->have_limits = limits != NULL;
+    if (limits) x->limits = *limits;
+}
+
 const char *srv_exec_name(const srv_exec *x) { return x->ops->name; }
 int srv_exec_is_local(const srv_exec *x) { return x->ops->run != NULL; }
 
@@ -468,8 +474,8 @@ static int outcome(srv_exec *x, const srv_job_run *run, const char *handle,
 static int write_unit(srv_exec *x, const srv_job_run *run, int threads, sx_status *st)
 {
     int rc = sx_jobdir_spec_write(run->outdir, run->type, run->inputs, run->n_inputs,
-                                  run->reference, run->options, threads, NULL, st);
-    (void)x;
+                                  run->reference, run->options, threads,
+                                  x->have_limits ? &x->limits : NULL, st);
     return rc;
 }
 

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 
 #include "sx_error.h"
+#include "sx_io_limits.h"
 #include "sx_progress.h"
 #include "srv_db.h"
 
@@ -114,6 +115,10 @@ typedef int (*srv_exec_fn)(void *user, const struct srv_job_run *run, const sx_p
 srv_exec *srv_exec_new(const srv_exec_config *cfg, struct srv_registry *reg, srv_exec_fn local_fn,
                        void *local_user, srv_exec_fn after, void *after_user, sx_status *st);
 void srv_exec_free(srv_exec *x);
+/* The read budget (max_cells, max_genes, ...) written into every unit's job.json, so a job
+ * that runs elsewhere (Slurm) reads its inputs under the daemon's limits, as a local child
+ * does; copied. Unset (or NULL): the worker's defaults. */
+void srv_exec_set_limits(srv_exec *x, const sx_io_limits *limits);
 const char *srv_exec_name(const srv_exec *x);
 int srv_exec_is_local(const srv_exec *x);
 

@@ -59,6 +59,8 @@ struct srv_exec {
     struct srv_registry *reg;
     srv_exec_fn local_fn, after;
     void *local_user, *after_user;
+    sx_io_limits limits;  /* written into each unit's job.json (srv_exec_set_limits) */
+    int have_limits;
 };
 
 /* The table (srv_exec_table.c): the i-th executor, NULL past the end; by name, NULL if

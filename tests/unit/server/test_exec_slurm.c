@@ -283,6 +283,9 @@ START_TEST(slurm_job_complete)
     char out[4200], p[4300];
     json_t *opts = json_pack("{s:s}", "mode", "ok");
     srv_job_run run = make_job(&e, "jok", opts, out, sizeof out);
+    /* the daemon's read budget travels to the cluster worker in job.json */
+    sx_io_limits lim = {.max_cells = 1234, .max_genes = 567};
+    srv_exec_set_limits(e.x, &lim);
     rec r = {0};
     sx_progress prog = {.fn = rec_fn, .user = &r, .cancel = &r.cancel};
     sx_status st;
@@ -305,6 +308,13 @@ START_TEST(slurm_job_complete)
     ck_assert_ptr_nonnull(strstr(log, "--partition=debug"));
     ck_assert_ptr_nonnull(strstr(log, "--job-name=scalex-jok"));
     free(log);
+    snprintf(p, sizeof p, "%s/job.json", out);
+    json_t *spec = json_load_file(p, 0, NULL);
+    ck_assert_ptr_nonnull(spec);
+    json_t *jl = json_object_get(spec, "limits");
+    ck_assert_int_eq(json_integer_value(json_object_get(jl, "max_cells")), 1234);
+    ck_assert_int_eq(json_integer_value(json_object_get(jl, "max_genes")), 567);
+    json_decref(spec);
     /* the Slurm id is kept, final */
     char exe[16], h[64];
     ck_assert_int_eq(srv_exec_handle_get(e.db, "jok", exe, h, &st), SX_OK);
