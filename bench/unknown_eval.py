@@ -14,7 +14,7 @@ Both scores: the query cell's mean log distance to its 5 nearest reference cells
 location of its label (median log distance of held-out reference cells of that label to their
 5 nearest: leave-one-batch-out with several batches, else leave-one-out), over a scale; the
 query's median z, when positive, subtracted; score = 1 - Phi(z). Unknown: score < threshold
-or calibrated confidence < 0.4. The scales:
+or calibrated confidence < 0.4 (and at 0.01: confidence thresholds 0, 0.3, 0.5). The scales:
   spread  1.4826 x MAD of the label's held-out log distances (scalex up to this change)
   gap     (median log distance of held-out cells of OTHER labels to the label's cells - the
           location) / (2 x 2.326): halfway to the other labels scores 0.01 (scalex now)
@@ -128,9 +128,9 @@ def main(ds, label, *runs):
             for sc in ("spread", "gap"):
                 r = res.setdefault(sc, {})
                 r.setdefault("auroc", []).append(np.mean([auroc(z[sc], p) for z, _, p in loos]))
-                for t in thr:
-                    u = lambda z, c: (norm.sf(z) < t) | (c < 0.4)
-                    r.setdefault(t, []).append((np.mean([u(z[sc], c)[p].mean() for z, c, p in loos]),
+                for t, tc in [(t, 0.4) for t in thr] + [(0.01, tc) for tc in (0, 0.3, 0.5)]:
+                    u = lambda z, c: (norm.sf(z) < t) | (c < tc)
+                    r.setdefault((t, tc), []).append((np.mean([u(z[sc], c)[p].mean() for z, c, p in loos]),
                                                 np.mean([u(z[sc], c)[~p].mean() for z, c, p in loos]),
                                                 u(full[sc], fconf).mean()))
         print(f"{ds} ({name}, {len(files)} seeds): Unknown shares, mean ± SD over seeds")
@@ -139,11 +139,11 @@ def main(ds, label, *runs):
               " query: known cells %.2f, left-out cells %.2f" % tuple(g))
         for sc, r in res.items():
             print("  %-6s AUROC %.3f±%.3f" % (sc, np.mean(r["auroc"]), np.std(r["auroc"], ddof=1)))
-            for t in thr:
-                v = np.array(r[t])
+            for t, tc in [k for k in r if k != "auroc"]:
+                v = np.array(r[(t, tc)])
                 m, s = v.mean(0), v.std(0, ddof=1)
-                print("    score < %-6g left-out %.3f±%.3f  known %.3f±%.3f  full reference %.3f±%.3f" %
-                      (t, m[0], s[0], m[1], s[1], m[2], s[2]))
+                print("    score < %-6g conf. < %.1f  left-out %.3f±%.3f  known %.3f±%.3f  full reference "
+                      "%.3f±%.3f" % (t, tc, m[0], s[0], m[1], s[1], m[2], s[2]))
 
 
 if __name__ == "__main__":
