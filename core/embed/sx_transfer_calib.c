@@ -275,10 +275,10 @@ static int other_class_dists(const double *ref, int64_t n_ref, const int32_t *co
  * typical held-out cell to where other labels' cells lie gets z = 2.33, mapping score 0.01.
  * Why not the spread (MAD) of the held-out distances themselves: the longer the training,
  * the wider each class spreads in the latent while the distance between classes stays
- * (cellbench_3cl: log distances within a class -0.19 at 3000 steps, 0.42 at 30000; between
- * classes about 1.2 at both), so a fixed tail of the spread called 81% of a left-out type's
- * cells Unknown at 3000 steps and 38% at 30000; the gap keeps 80% and 95%
- * (bench/unknown_eval.py). A class with under 5 cells or no other class at hand takes the
+ * (cellbench_3cl: log distances within a class -0.22 at 3000 steps, 0.42 at the default
+ * budget; between classes about 1.2 at both), so a fixed tail of the spread called 90% of
+ * a left-out type's cells Unknown at 3000 steps and 38% at the default budget; the gap
+ * keeps 83% and 95% (bench/unknown_eval.py, docs/tutorials/label_transfer_trust.md). A class with under 5 cells or no other class at hand takes the
  * median scale of the others (the spread's scale when none has one). */
 static int gap_scales(const double *ref, int64_t n_ref, const int32_t *codes, int nc, int dim,
                       const sx_transfer_opts *o, const int64_t *sel, int64_t ns, int by_batch,
