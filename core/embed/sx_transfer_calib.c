@@ -2,8 +2,10 @@
  * fitted on held-out reference cells (see sx_transfer.h): each held-out cell is predicted as
  * a query cell would be, from reference cells of other batches (or all other cells), giving
  * (raw probability of its chosen class, whether that class is its own label) pairs for an
- * isotonic fit, and its mean distance to its k neighbours for the mapping score (a robust
- * normal fit to the log of those distances per class: median and 1.4826 x MAD). */
+ * isotonic fit, and its mean distance to its k neighbours for the mapping score: per class,
+ * the median log distance (the location) and a scale from the gap between that and the
+ * median log distance at which held-out cells of *other* classes lie from the class (see
+ * gap_scales). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,15 @@ static int64_t *pick_cells(int64_t n_ref, int64_t max, uint64_t seed, int64_t *n
     return ix;
 }
 
+/* A copy of rows[0..n) of ref (n x dim), or NULL when out of memory. */
+static double *gather(const double *ref, int dim, const int64_t *rows, int64_t n)
+{
+    double *x = sx_mallocarray((size_t)n * dim + 1, sizeof *x);
+    for (int64_t i = 0; x && i < n; i++)
+        memcpy(x + i * dim, ref + rows[i] * dim, (size_t)dim * sizeof *x);
+    return x;
+}
+
 /* Score held-out cells cells[0..m) against the reference rows in pool[0..np) (indices into
  * ref); skip = a cell's own row in pool (leave-one-out) or -1. */
 static int score_held(const double *ref, const int32_t *codes, int nc, int dim,
@@ -48,16 +59,11 @@ static int score_held(const double *ref, const int32_t *codes, int nc, int dim,
     int kk = kp + (loo ? 1 : 0);
     if (kk > np) kk = (int)np;
     if (m == 0 || kk - (loo ? 1 : 0) < o->k) return SX_OK; /* too few cells to vote */
-    double *P = sx_mallocarray((size_t)np * dim, sizeof *P);
-    double *Q = sx_mallocarray((size_t)m * dim, sizeof *Q);
+    double *P = gather(ref, dim, pool, np), *Q = gather(ref, dim, cells, m);
     int32_t *nb = sx_mallocarray(kk, sizeof *nb);
     double *w = sx_mallocarray(nc, sizeof *w), *dd = sx_mallocarray(kk, sizeof *dd);
     sx_knn *knn = NULL;
     int rc = P && Q && nb && w && dd ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
-    for (int64_t i = 0; rc == SX_OK && i < np; i++)
-        memcpy(P + i * dim, ref + pool[i] * dim, (size_t)dim * sizeof *P);
-    for (int64_t i = 0; rc == SX_OK && i < m; i++)
-        memcpy(Q + i * dim, ref + cells[i] * dim, (size_t)dim * sizeof *Q);
     sx_knn_opts ko;
     sx_knn_opts_init(&ko);
     ko.n_threads = o->n_threads;
@@ -214,6 +220,100 @@ static int distance_stats(const held *h, int nc, sx_transfer_calib *cal)
     return 1;
 }
 
+/* Appends to out[*n...] the log mean distance of each of cells[0..m) to its k nearest rows
+ * among pool[0..np) (indices into ref); nothing when the pool has under k rows. */
+static int pool_log_dists(const double *ref, int dim, const int64_t *pool, int64_t np,
+                          const int64_t *cells, int64_t m, const sx_transfer_opts *o,
+                          double *out, int64_t *n, sx_status *st)
+{
+    if (m == 0 || np < o->k) return SX_OK;
+    double *P = gather(ref, dim, pool, np), *Q = gather(ref, dim, cells, m);
+    sx_knn *knn = NULL;
+    int rc = P && Q ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = o->n_threads;
+    if (rc == SX_OK && !(knn = sx_knn_exact(P, np, Q, m, dim, o->k, &ko, NULL, st))) rc = st->code;
+    for (int64_t i = 0; rc == SX_OK && i < m; i++) {
+        double md = 0;
+        for (int j = 0; j < o->k; j++) md += knn->dist[i * o->k + j] / o->k;
+        out[(*n)++] = log(md > 1e-300 ? md : 1e-300);
+    }
+    sx_knn_free(knn);
+    sx_free(P);
+    sx_free(Q);
+    return rc;
+}
+
+/* Log distances of the held-out cells sel[0..ns) of classes other than c to the cells of
+ * class c (of the other batches, by_batch, as the held-out distances are taken) into out;
+ * their count in *n. */
+static int other_class_dists(const double *ref, int64_t n_ref, const int32_t *codes, int dim,
+                             const sx_transfer_opts *o, const int64_t *sel, int64_t ns,
+                             int by_batch, int32_t n_batch, int c, int64_t *pool,
+                             int64_t *cells, double *out, int64_t *n, sx_status *st)
+{
+    int rc = SX_OK;
+    *n = 0;
+    for (int32_t b = 0; rc == SX_OK && b < (by_batch ? n_batch : 1); b++) {
+        int64_t np = 0, m = 0;
+        for (int64_t i = 0; i < n_ref; i++)
+            if (codes[i] == c && (!by_batch || o->ref_batch[i] != b)) pool[np++] = i;
+        for (int64_t i = 0; i < ns; i++)
+            if (codes[sel[i]] != c && (!by_batch || o->ref_batch[sel[i]] == b))
+                cells[m++] = sel[i];
+        rc = pool_log_dists(ref, dim, pool, np, cells, m, o, out, n, st);
+    }
+    return rc;
+}
+
+#define SX_GAP_Z 4.6526957480816815 /* 2 x the normal's 99% quantile */
+
+/* The scale of each class's log distances from the gap to the other classes: how far cells
+ * of other classes lie from class c (the median of their log distances to c's cells, B_c)
+ * less c's own location, over SX_GAP_Z: a cell halfway (in log distance) from its label's
+ * typical held-out cell to where other labels' cells lie gets z = 2.33, mapping score 0.01.
+ * Why not the spread (MAD) of the held-out distances themselves: the longer the training,
+ * the wider each class spreads in the latent while the distance between classes stays
+ * (cellbench_3cl: log distances within a class -0.22 at 3000 steps, 0.42 at the default
+ * budget; between classes about 1.2 at both), so a fixed tail of the spread called 90% of
+ * a left-out type's cells Unknown at 3000 steps and 38% at the default budget; the gap
+ * keeps 83% and 95% (bench/unknown_eval.py, docs/tutorials/label_transfer_trust.md). A class with under 5 cells or no other class at hand takes the
+ * median scale of the others (the spread's scale when none has one). */
+static int gap_scales(const double *ref, int64_t n_ref, const int32_t *codes, int nc, int dim,
+                      const sx_transfer_opts *o, const int64_t *sel, int64_t ns, int by_batch,
+                      int32_t n_batch, const held *hd, sx_transfer_calib *cal, sx_status *st)
+{
+    int64_t *pool = sx_mallocarray(n_ref, sizeof *pool), *cells = sx_mallocarray(ns, sizeof *cells);
+    double *logs = sx_mallocarray(ns + 1, sizeof *logs), *gap = sx_mallocarray(nc, sizeof *gap);
+    int64_t *own = sx_calloc(nc, sizeof *own);
+    int rc = pool && cells && logs && gap && own ? SX_OK
+                                                : sx_status_set(st, SX_ENOMEM, "out of memory");
+    int ng = 0;
+    for (int64_t i = 0; rc == SX_OK && i < hd->n; i++) own[hd->cls[i]]++;
+    for (int c = 0; rc == SX_OK && c < nc; c++) {
+        int64_t n = 0;
+        rc = other_class_dists(ref, n_ref, codes, dim, o, sel, ns, by_batch, n_batch, c, pool,
+                               cells, logs, &n, st);
+        if (rc || n < 5 || own[c] < 5) {
+            own[c] = -1; /* no gap of its own */
+            continue;
+        }
+        double s = (sx_transfer_median(logs, n) - cal->loc[c]) / SX_GAP_Z;
+        cal->scale[c] = s > SX_TRANSFER_MIN_LOG_SD ? s : SX_TRANSFER_MIN_LOG_SD;
+        gap[ng++] = cal->scale[c];
+    }
+    double fallback = ng ? sx_transfer_median(gap, ng) : 0;
+    for (int c = 0; rc == SX_OK && ng && c < nc; c++)
+        if (own[c] < 0) cal->scale[c] = fallback;
+    sx_free(pool);
+    sx_free(cells);
+    sx_free(logs);
+    sx_free(gap);
+    sx_free(own);
+    return rc;
+}
+
 int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes, int nc,
                           int dim, const sx_transfer_opts *o, int kp, sx_transfer_calib *cal,
                           sx_status *st)
@@ -249,6 +349,8 @@ int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes
     cal->by_batch = by_batch;
     if (rc == SX_OK && (!isotonic_fit(&h, cal) || !distance_stats(&hd, nc, cal)))
         rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    if (rc == SX_OK)
+        rc = gap_scales(ref, n_ref, codes, nc, dim, o, sel, ns, by_batch, n_batch, &hd, cal, st);
     sx_free(sel);
     sx_free(h.x);
     sx_free(h.y);

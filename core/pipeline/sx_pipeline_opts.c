@@ -103,8 +103,9 @@ static const sx_popt_spec specs[] = {
      "label transfer: Unknown below this calibrated confidence (measured default: "
      "bench/trust_eval.sh)", P | T, NULL, 0, 1},
     {"min_mapping_score", SX_POPT_FLOAT, "0.01",
-     "label transfer: Unknown below this mapping score (the share of reference cells of the "
-     "label lying at least as far from their neighbours)", P | T, NULL, 0, 1},
+     "label transfer: Unknown below this mapping score (0.5: as far from the reference as its "
+     "own cells of the label; 0.01: halfway, in log distance, to where cells of other labels "
+     "lie; measured default: bench/trust_eval.sh)", P | T, NULL, 0, 1},
     {"rep", SX_POPT_STRING, "latent", "obsm representation label transfer searches in", T, NULL,
      0, 0},
     {"threads", SX_POPT_INT, "0", "compute threads (0 = all cores)", I | P | T, NULL, 0, 4096},

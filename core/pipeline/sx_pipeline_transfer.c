@@ -2,6 +2,7 @@
  * the reference's labels with its calibrated confidence, scores and confusion matrix against
  * the query's own labels) and the transfer workflow (labels onto a query already in the reference's
  * latent space). ALGORITHM.md §9. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,10 +15,13 @@
 #include "sx_plot.h"
 #include "sx_sha256.h"
 
-/* confusion.csv and confusion.png of scored cells (codes over the common classes) */
+/* STEM.csv and STEM.png (confusion, or confusion_<label> for a further label column) of
+ * scored cells (codes over the common classes) */
 static int write_confusion(sx_pl_ctx *c, const int32_t *tc, const int32_t *pc, int64_t m,
-                           char **classes, int n_classes, const char *title, sx_status *st)
+                           char **classes, int n_classes, const char *title, const char *stem,
+                           sx_status *st)
 {
+    char name[300];
     int64_t *conf = sx_calloc((size_t)n_classes * n_classes, sizeof *conf);
     double *confd = sx_calloc((size_t)n_classes * n_classes, sizeof *confd);
     sx_sb b = {0};
@@ -37,17 +41,19 @@ static int write_confusion(sx_pl_ctx *c, const int32_t *tc, const int32_t *pc, i
         }
         sx_sb_puts(&b, "\n");
     }
-    char *p = sx_pl_out_path(c, "confusion.csv");
+    snprintf(name, sizeof name, "%s.csv", stem);
+    char *p = sx_pl_out_path(c, name);
     rc = b.oom || !p ? sx_pl_oom(st) : sx_pl_write_file(p, b.s, b.len, st);
     sx_free(p);
     if (rc != SX_OK) goto out;
-    sx_pl_file_out(c, "confusion.csv");
-    p = sx_pl_out_path(c, "confusion.png");
+    sx_pl_file_out(c, name);
+    snprintf(name, sizeof name, "%s.png", stem);
+    p = sx_pl_out_path(c, name);
     rc = sx_plot_confusion(p, confd, n_classes, n_classes, (const char *const *)classes,
                            (const char *const *)classes, "true label", "transferred label", title,
                            1, st);
     sx_free(p);
-    if (rc == SX_OK) sx_pl_file_out(c, "confusion.png");
+    if (rc == SX_OK) sx_pl_file_out(c, name);
 out:
     sx_free(conf);
     sx_free(confd);
@@ -55,13 +61,30 @@ out:
     return rc;
 }
 
+/* Metric NAME of the first label column, <label>_NAME of a further one (prefix "") */
+static void label_metric(sx_pl_ctx *c, const char *prefix, const char *name, double v)
+{
+    char full[300];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    sx_pl_metric(c, full, v);
+}
+
 /* Accuracy, macro F1, NMI, ARI of the vote (SCALEX's label, before "Unknown": the figures
  * stay comparable with SCALEX's) against the query's own labels (cells without a true label
  * are not scored), the confusion matrix, and the share of Unknown with the accuracy of the
- * cells that kept a label. */
+ * cells that kept a label. Every label column the query holds is scored: the first under
+ * the plain names (accuracy, confusion.csv), as SCALEX's one label; a further one under
+ * <label>_accuracy ... and confusion_<label>.csv (characters outside [A-Za-z0-9._-] as _). */
 static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *truth, int64_t nq,
                  const char *label, sx_status *st)
 {
+    char first[256], pre[270], stem[280];
+    int is_first = strcmp(sx_pl_first_label(c->set.label, first, sizeof first), label) == 0;
+    snprintf(pre, sizeof pre, "%s_", label);
+    snprintf(stem, sizeof stem, "confusion_%s", label);
+    for (char *s = stem; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-') *s = '_';
+    if (is_first) pre[0] = 0, snprintf(stem, sizeof stem, "confusion");
     /* common codes over truth + prediction labels (sorted, as sklearn's unique) */
     const char **tp = sx_calloc((size_t)(2 * nq) + 1, sizeof *tp);
     int32_t *codes = sx_calloc((size_t)(2 * nq) + 1, sizeof *codes);
@@ -85,18 +108,18 @@ static int score(sx_pl_ctx *c, const sx_transfer_result *tr, const sx_column *tr
     double acc = sx_metrics_accuracy(tc, pc, m);
     double f1 = sx_metrics_macro_f1(tc, pc, m, n_classes);
     double nmi = sx_metrics_nmi(tc, pc, m), ari = sx_metrics_ari(tc, pc, m);
-    sx_pl_metric(c, "accuracy", acc);
-    sx_pl_metric(c, "macro_f1", f1);
-    sx_pl_metric(c, "nmi", nmi);
-    sx_pl_metric(c, "ari", ari);
-    sx_pl_metric(c, "n_scored", (double)m);
-    sx_pl_metric(c, "unknown_fraction", 1.0 - (double)called / (double)m);
-    if (called) sx_pl_metric(c, "accuracy_called", (double)called_ok / (double)called);
+    label_metric(c, pre, "accuracy", acc);
+    label_metric(c, pre, "macro_f1", f1);
+    label_metric(c, pre, "nmi", nmi);
+    label_metric(c, pre, "ari", ari);
+    label_metric(c, pre, "n_scored", (double)m);
+    label_metric(c, pre, "unknown_fraction", 1.0 - (double)called / (double)m);
+    if (called) label_metric(c, pre, "accuracy_called", (double)called_ok / (double)called);
     sx_pl_log_msg(&c->log, "Transfer vs query '%s' (%lld cells): accuracy %.4f, macro F1 "
                   "%.4f, NMI %.4f, ARI %.4f", label, (long long)m, acc, f1, nmi, ari);
     char title[160];
     snprintf(title, sizeof title, "%s: accuracy %.3f, macro F1 %.3f", label, acc, f1);
-    rc = write_confusion(c, tc, pc, m, classes, n_classes, title, st);
+    rc = write_confusion(c, tc, pc, m, classes, n_classes, title, stem, st);
 out:
     sx_free(tp);
     sx_free(codes);

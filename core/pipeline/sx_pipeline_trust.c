@@ -186,8 +186,8 @@ static int transfer_each(sx_pl_ctx *c, const sx_pl_transfer_in *base, const sx_f
         sx_pl_transfer_in in = *base;
         if (!(in.ref_col = sx_frame_col(ref_obs, names[l])))
             return no_column(ref_obs, names[l], st);
-        /* scores and the confusion matrix: of the first label (one confusion.csv) */
-        in.truth = l == 0 && q_obs ? sx_frame_col(q_obs, names[l]) : NULL;
+        /* scores and a confusion matrix for every label column the query holds */
+        in.truth = q_obs ? sx_frame_col(q_obs, names[l]) : NULL;
         rc = sx_pl_transfer_labels(c, &in, names[l], &tr[l], st);
         if (rc == SX_OK) rc = add_obs(out->obs, row0, tr[l], names[l], st);
         if (rc == SX_OK) rc = add_probabilities(out, row0, tr[l], names[l], st);

@@ -10,6 +10,9 @@
 #    confidence is below the defaults (0.01, 0.4);
 #  - cell_type_hierarchy_conflict = the fine answer's coarse class (from the reference's own
 #    pairs) differs from the coarse answer; labels.csv holds the same values;
+#  - result.json's accuracy / unknown_fraction / accuracy_called and confusion.csv score the
+#    vote of every label column (cell_type_broad: cell_type_broad_accuracy ...,
+#    confusion_cell_type_broad.csv) against the query's own labels;
 #  - --unknown off: SCALEX's plain vote for every cell (no Unknown).
 set -euo pipefail
 : "${SCALEX_BIN:?run through ctest}" "${SX_SHARED:?}" "${SX_PYTHON:?}"
@@ -30,7 +33,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
     { tail -5 "$T/l3"; fail "project --unknown off"; }
 
 "$SX_PYTHON" - "$T" "$D" <<'PY'
-import sys, csv
+import sys, csv, json
 import anndata as ad, numpy as np
 T, D = sys.argv[1], sys.argv[2]
 a = ad.read_h5ad(f"{T}/on/adata.h5ad")
@@ -62,13 +65,21 @@ for label in ("cell_type", "cell_type_broad"):
     unk = tr == "Unknown"
     assert (tr[~unk] == votes[~unk]).all(), "a label differs from the 5-NN vote"
     assert (unk == ((ms < 0.01) | (conf < 0.4))).all(), "Unknown is not the default thresholds"
-    if label == "cell_type":  # result.json scores the vote (SCALEX's label), Unknown apart
-        import json
-        res = json.load(open(f"{T}/on/result.json"))["metrics"]
-        truth = a.obs[label].astype(str).values[qry]
-        assert abs(res["accuracy"] - (votes == truth).mean()) < 1e-5, res
-        assert abs(res["unknown_fraction"] - unk.mean()) < 1e-5, res
-        assert abs(res["accuracy_called"] - (votes == truth)[~unk].mean()) < 1e-5, res
+    # result.json scores the vote (SCALEX's label), Unknown apart, for every label column:
+    # the first under the plain names and confusion.csv, a further one prefixed with its name
+    res = json.load(open(f"{T}/on/result.json"))["metrics"]
+    pre, stem = ("", "confusion") if label == "cell_type" else (f"{label}_", f"confusion_{label}")
+    truth = a.obs[label].astype(str).values[qry]
+    assert abs(res[pre + "accuracy"] - (votes == truth).mean()) < 1e-5, res
+    assert abs(res[pre + "unknown_fraction"] - unk.mean()) < 1e-5, res
+    assert abs(res[pre + "accuracy_called"] - (votes == truth)[~unk].mean()) < 1e-5, res
+    assert res[pre + "n_scored"] == len(truth), res
+    cm = list(csv.reader(open(f"{T}/on/{stem}.csv")))
+    names = cm[0][1:]
+    assert names == sorted(set(truth) | set(votes)), (label, names)
+    for row in cm[1:]:
+        for j, n in enumerate(row[1:]):
+            assert int(n) == ((truth == row[0]) & (votes == names[j])).sum(), (label, row[0], names[j])
     ci = np.array([classes.index(v) for v in votes])
     assert np.allclose(Pq[np.arange(len(ci)), ci], conf, atol=1e-6), "probability != confidence"
     print(f"{label}: {len(classes)} classes, {unk.sum()} of {len(tr)} Unknown, "

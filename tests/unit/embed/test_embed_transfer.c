@@ -183,31 +183,38 @@ END_TEST
 START_TEST(mapping_score_by_hand)
 {
     /* a at 0 1 3 7 15: leave-one-out nearest distances 1 1 2 4 8, logs 0 0 L 2L 3L (L = ln 2):
-     * median L, MAD L, scale 1.4826 L. Query 5 (a, distance 2): z = 0 -> 0.5; query -4 (a,
-     * distance 4): z = 1 / 1.4826 = 0.67449, the normal's upper quartile -> 0.25; query 2
-     * (distance 1) -> 0.75; query 50 (a, 35): z = ln(17.5) / (1.4826 L) = 2.785 -> 0.0027,
-     * Unknown under a 0.1 threshold. b at 100..104: all distances 1, MAD 0 -> the scale floor
-     * 0.1; query 102.5 (distance 0.5): z = -6.9 -> 1. */
-    double ref[10] = {0, 1, 3, 7, 15, 100, 101, 102, 103, 104}, q[5] = {5, -4, 2, 50, 102.5};
+     * location L. b at 100..104: distances 1, location 0. The b cells lie 85..89 from the
+     * nearest a (15), median 87; the a cells 100, 99, 97, 93, 85 from the nearest b (100),
+     * median 97. Scale = (log of that median - location) / (2 x 2.3263...), the normal's
+     * 99% quantile twice: halfway (in log distance) to the other class scores 0.01.
+     * Query 5 (a, distance 2): z = 0 -> 0.5; query 2 (distance 1) and -4 (distance 4):
+     * z = -+L / scale_a; query 15 + sqrt(2 x 87) (distance sqrt(2 x 87), halfway from 2 to
+     * 87): 0.01; query 50 (a, 35): z = ln(17.5) / scale_a = 3.5 -> Unknown under a 0.1
+     * threshold; query 102.5 (b, distance 0.5): z = -L / scale_b; query 0.5 (distance 0.5):
+     * z = -2L / scale_a. */
+    double ref[10] = {0, 1, 3, 7, 15, 100, 101, 102, 103, 104};
+    double q[7] = {5, -4, 2, 50, 102.5, 15 + sqrt(174.0), 0.5};
     const char *lab[10] = {"a", "a", "a", "a", "a", "b", "b", "b", "b", "b"};
-    sx_transfer_result *r = one_d(ref, 10, lab, NULL, q, 5, 0.1);
-    double L = log(2.0), z50 = log(17.5) / (1.4826 * L);
-    double want[5] = {0.5, 0.25, 0.75, 0.5 * erfc(z50 / sqrt(2.0)), 1.0};
-    for (int i = 0; i < 5; i++) ck_assert_double_le(fabs(r->mapping_score[i] - want[i]), 1e-5);
-    ck_assert_double_le(fabs(want[3] - 0.0027), 1e-4);
+    sx_transfer_result *r = one_d(ref, 10, lab, NULL, q, 7, 0.1);
+    double L = log(2.0), gz = 2 * 2.3263478740408408;
+    double sa = (log(87.0) - L) / gz, sb = log(97.0) / gz;
+    double z[7] = {0, L / sa, -L / sa, log(17.5) / sa, -L / sb, gz / 2, -2 * L / sa};
+    for (int i = 0; i < 7; i++)
+        ck_assert_double_le(fabs(r->mapping_score[i] - 0.5 * erfc(z[i] / sqrt(2.0))), 1e-9);
+    ck_assert_double_le(fabs(r->mapping_score[5] - 0.01), 1e-9);
     ck_assert_str_eq(sx_transfer_label(r, 0), "a");
     ck_assert_str_eq(sx_transfer_label(r, 3), "Unknown");
     ck_assert_str_eq(sx_transfer_label(r, 4), "b");
-    ck_assert_int_eq(r->n_unknown, 1);
+    ck_assert_int_eq(r->n_unknown, 2); /* 50 and the halfway query (0.01 < 0.1) */
     /* every held-out cell right: confidence (10 + 1/2) / 11 */
     ck_assert_double_le(fabs(r->confidence[0] - 10.5 / 11), 1e-12);
-    ck_assert_double_eq(r->mapping_shift, 0); /* median z of the five queries: 0 */
+    ck_assert_double_eq(r->mapping_shift, 0); /* median z of the seven queries: 0 */
     sx_transfer_free(r);
-    /* a query lying farther as a whole: -4 and 19 (15 + 4), both at distance 4, z = 0.67449:
+    /* a query lying farther as a whole: -4 and 19 (15 + 4), both at distance 4, z = L / sa:
      * the median is subtracted, both score 0.5 */
     double far[2] = {-4, 19};
     r = one_d(ref, 10, lab, NULL, far, 2, 0.1);
-    ck_assert_double_le(fabs(r->mapping_shift - 1 / 1.4826), 1e-9);
+    ck_assert_double_le(fabs(r->mapping_shift - L / sa), 1e-9);
     for (int i = 0; i < 2; i++) ck_assert_double_le(fabs(r->mapping_score[i] - 0.5), 1e-9);
     sx_transfer_free(r);
 }
