@@ -27,6 +27,7 @@ void sx_knn_free(sx_knn *r)
     if (!r) return;
     sx_free(r->idx);
     sx_free(r->dist);
+    sx_free(r->rank);
     sx_free(r);
 }
 
@@ -56,12 +57,13 @@ static double dist_exact(const double *a, const double *b, int dim)
     return sqrt(s);
 }
 
-/* Sort one row's (dist, idx) by distance, the query itself first among zeros, then index. */
-static void sort_row(double *d, int32_t *ix, int m, int64_t self)
+/* Sort one row's (dist, idx) by distance, the query itself first among zeros, then index;
+ * rk (NULL allowed) moves along: the rank of each entry before the sort. */
+static void sort_row(double *d, int32_t *ix, int32_t *rk, int m, int64_t self)
 {
     for (int i = 1; i < m; i++) {
         double dv = d[i];
-        int32_t iv = ix[i];
+        int32_t iv = ix[i], rv = rk ? rk[i] : 0;
         int j = i;
         while (j > 0) {
             double dp = d[j - 1];
@@ -73,10 +75,12 @@ static void sort_row(double *d, int32_t *ix, int m, int64_t self)
             if (!before) break;
             d[j] = dp;
             ix[j] = ip;
+            if (rk) rk[j] = rk[j - 1];
             j--;
         }
         d[j] = dv;
         ix[j] = iv;
+        if (rk) rk[j] = rv;
     }
 }
 
@@ -102,7 +106,7 @@ typedef struct exact_job {
     const double *ref, *query, *rnorm;
     int64_t n_ref, n_query, n_tiles;
     int dim, k, kk, self, exclude, br;
-    int32_t *idx;
+    int32_t *idx, *rank; /* rank: NULL unless asked (opts->keep_rank) */
     double *dist;
     atomic_llong next, done;
     atomic_int stop;
@@ -124,7 +128,8 @@ static void *exact_run(void *arg)
     int32_t *ti = sx_mallocarray((size_t)bq * kk, sizeof *ti);
     double *qn = sx_mallocarray(bq, sizeof *qn);
     int *cnt = sx_mallocarray(bq, sizeof *cnt);
-    if (!G || !td || !ti || !qn || !cnt) {
+    int32_t *rk = sx_mallocarray(kk, sizeof *rk);
+    if (!G || !td || !ti || !qn || !cnt || !rk) {
         w->failed = 1;
         atomic_store(&J->stop, 1);
         goto out;
@@ -182,11 +187,15 @@ static void *exact_run(void *arg)
             int64_t qi = q0 + i;
             double *d = td + (int64_t)i * kk;
             int32_t *ix = ti + (int64_t)i * kk;
-            for (int j = 0; j < kk; j++)
+            /* the list is in choice order: (BLAS squared distance, row) */
+            for (int j = 0; j < kk; j++) {
                 d[j] = dist_exact(Q + (int64_t)i * dim, J->ref + (int64_t)ix[j] * dim, dim);
-            sort_row(d, ix, kk, J->self ? qi : -1);
+                rk[j] = j;
+            }
+            sort_row(d, ix, rk, kk, J->self ? qi : -1);
             memcpy(J->idx + qi * J->k, ix, (size_t)J->k * sizeof *ix);
             memcpy(J->dist + qi * J->k, d, (size_t)J->k * sizeof *d);
+            if (J->rank) memcpy(J->rank + qi * J->k, rk, (size_t)J->k * sizeof *rk);
         }
         long long done = atomic_fetch_add(&J->done, 1) + 1;
         if (w->id == 0) sx_progress_report(J->prog, "knn", (double)done / J->n_tiles, NULL);
@@ -197,6 +206,7 @@ out:
     sx_free(ti);
     sx_free(qn);
     sx_free(cnt);
+    sx_free(rk);
     return NULL;
 }
 
@@ -227,6 +237,10 @@ sx_knn *sx_knn_exact(const double *ref, int64_t n_ref, const double *query, int6
     }
     res = knn_alloc(n_query, k, st);
     if (!res) goto fail;
+    if (opts->keep_rank && !(res->rank = sx_mallocarray((size_t)n_query * k + 1, sizeof *res->rank))) {
+        sx_status_set(st, SX_ENOMEM, "kNN: out of memory for the choice order");
+        goto fail;
+    }
     if (n_query == 0) return res;
     rnorm = sx_mallocarray((size_t)n_ref, sizeof *rnorm);
     if (!rnorm) {
@@ -240,7 +254,8 @@ sx_knn *sx_knn_exact(const double *ref, int64_t n_ref, const double *query, int6
     }
     exact_job J = {.ref = ref, .query = query, .rnorm = rnorm, .n_ref = n_ref,
                    .n_query = n_query, .dim = dim, .k = k, .self = self,
-                   .exclude = exclude, .idx = res->idx, .dist = res->dist, .prog = prog};
+                   .exclude = exclude, .idx = res->idx, .rank = res->rank, .dist = res->dist,
+                   .prog = prog};
     J.kk = k; /* with exclude_self the self pair is skipped, so k slots still suffice */
     J.br = SX_KNN_GEMM_MNK / (SX_KNN_BQ * dim);
     if (J.br < 32) J.br = 32;
@@ -752,7 +767,7 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
             d[m] = dist_exact(x + u * dim, x + (int64_t)v * dim, dim);
             m++;
         }
-        sort_row(d, ix, k, exclude ? -1 : u);
+        sort_row(d, ix, NULL, k, exclude ? -1 : u);
     }
     goto done;
 cancel:
@@ -828,6 +843,35 @@ sx_knn *sx_knn_self_f32(const float *x, int64_t n, int dim, int k, const sx_knn_
     sx_knn *r = sx_knn_self(xd, n, dim, k, opts, prog, st);
     sx_free(xd);
     return r;
+}
+
+sx_knn *sx_knn_head(const sx_knn *nb, int k, sx_status *st)
+{
+    if (!nb || k < 1 || k > nb->k) {
+        sx_status_set(st, SX_EINVAL, "kNN: %d neighbours asked of a search that found %d", k,
+                      nb ? nb->k : 0);
+        return NULL;
+    }
+    int64_t n = nb->n_query;
+    int K = nb->k;
+    sx_knn *h = knn_alloc(n, k, st);
+    if (h && nb->rank && !(h->rank = sx_mallocarray((size_t)n * k + 1, sizeof *h->rank))) {
+        sx_knn_free(h);
+        sx_status_set(st, SX_ENOMEM, "kNN: out of memory for the choice order");
+        return NULL;
+    }
+    for (int64_t i = 0; h && i < n; i++) {
+        const int32_t *rk = nb->rank ? nb->rank + i * K : NULL;
+        /* the row stays in (distance, row) order: the k chosen first, sorted, are a k-search */
+        for (int j = 0, m = 0; j < K && m < k; j++) {
+            if (rk && rk[j] >= k) continue;
+            h->idx[i * k + m] = nb->idx[i * K + j];
+            h->dist[i * k + m] = nb->dist[i * K + j];
+            if (rk) h->rank[i * k + m] = rk[j];
+            m++;
+        }
+    }
+    return h;
 }
 
 double sx_knn_recall(const sx_knn *approx, const sx_knn *exact)

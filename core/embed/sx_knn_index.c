@@ -20,6 +20,7 @@
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
 #include "sx_knn.h"
+#include "sx_knn_internal.h"
 
 #define IX_GRAPH_K 12   /* out-neighbours per cell before reverse edges (16: recall +0.006 for
                          * 40% more build time; 10: recall 0.984) */
@@ -28,26 +29,23 @@
 #define IX_SEEDS 4      /* nearest pivots a search starts from */
 #define IX_BLOCK 256    /* queries a worker takes at a time */
 
-struct sx_knn_index {
-    const double *ref; /* borrowed */
-    int64_t n;
-    int dim, exact, n_threads, ef;
-    float *xf;         /* n x dim float copy: the graph search ranks in float */
-    int64_t *off;      /* CSR of the search graph: n + 1 offsets */
-    int32_t *adj;
-    int32_t *piv;      /* entry cells */
-    int n_piv;
-    size_t bytes;
-};
-
 void sx_knn_index_free(sx_knn_index *ix)
 {
     if (!ix) return;
-    sx_free(ix->xf);
-    sx_free(ix->off);
-    sx_free(ix->adj);
-    sx_free(ix->piv);
+    if (!ix->borrowed) {
+        sx_free(ix->xf);
+        sx_free(ix->off);
+        sx_free(ix->adj);
+        sx_free(ix->piv);
+    }
     sx_free(ix);
+}
+
+size_t sx_knn_index_graph_bytes(const sx_knn_index *ix)
+{
+    if (ix->exact) return 0;
+    return (size_t)ix->n * ix->dim * sizeof *ix->xf + ((size_t)ix->n + 1) * sizeof *ix->off +
+           (size_t)ix->off[ix->n] * sizeof *ix->adj + (size_t)ix->n_piv * sizeof *ix->piv;
 }
 
 size_t sx_knn_index_bytes(const sx_knn_index *ix) { return ix ? ix->bytes : 0; }
@@ -176,8 +174,7 @@ sx_knn_index *sx_knn_index_new(const double *ref, int64_t n_ref, int dim, const 
         goto fail;
     }
     for (int64_t i = 0; i < n_ref * dim; i++) ix->xf[i] = (float)ref[i];
-    ix->bytes += (size_t)n_ref * dim * sizeof *ix->xf + ((size_t)n_ref + 1) * sizeof *ix->off +
-                 (size_t)ix->off[n_ref] * sizeof *ix->adj + (size_t)ix->n_piv * sizeof *ix->piv;
+    ix->bytes += sx_knn_index_graph_bytes(ix);
     return ix;
 fail:
     sx_knn_index_free(ix);
@@ -265,6 +262,22 @@ static int cmp_dist_idx(const void *a, const void *b)
     return (x[1] > y[1]) - (x[1] < y[1]);
 }
 
+/* Every cell ranked (float): for a query whose search reached fewer than k cells (its seeds'
+ * graph components were smaller; possible with tiny isolated cell types, or a damaged graph
+ * read from a file), so every result column is a real cell. */
+static void scan_all(const sx_knn_index *ix, scratch *S, int ef, int *nb)
+{
+    *nb = 0;
+    for (int64_t v = 0; v < ix->n; v++) {
+        hent h = {d2q(S->q, ix->xf + v * ix->dim, ix->dim), (int32_t)v};
+        if (*nb < ef) hpush(S->best, nb, h, 1.0f);
+        else if (hbefore(S->best[0], h, 1.0f)) {
+            hpop(S->best, nb, 1.0f);
+            hpush(S->best, nb, h, 1.0f);
+        }
+    }
+}
+
 /* Best-first search of one query; its k nearest found, by exact double distance. */
 static int search_one(const search_job *J, scratch *S, const double *qd, int32_t *oi, double *od)
 {
@@ -310,6 +323,7 @@ static int search_one(const search_job *J, scratch *S, const double *qd, int32_t
             if (nb > ef) hpop(S->best, &nb, 1.0f);
         }
     }
+    if (nb < J->k) scan_all(ix, S, ef, &nb);
     /* the float ranking chose the set; distances and order come from doubles, ties by index */
     for (int i = 0; i < nb; i++) {
         const double *r = ix->ref + (int64_t)S->best[i].v * dim;
@@ -400,37 +414,36 @@ static int32_t *group_queries(const sx_knn_index *ix, const double *query, int64
     return order;
 }
 
-sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
-                            const sx_progress *prog, sx_status *st)
+/* An empty n x k result, or NULL with st filled. */
+static sx_knn *result_new(int64_t n, int k, sx_status *st)
 {
-    if (!ix || (!query && n_query > 0) || n_query < 0) {
-        sx_status_set(st, SX_EINVAL, "kNN index search: no index or no query");
+    sx_knn *res = sx_calloc(1, sizeof *res);
+    if (res) {
+        res->n_query = n;
+        res->k = k;
+        res->idx = sx_mallocarray((size_t)n * k + 1, sizeof *res->idx);
+        res->dist = sx_mallocarray((size_t)n * k + 1, sizeof *res->dist);
+    }
+    if (!res || !res->idx || !res->dist) {
+        sx_knn_free(res);
+        sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table",
+                      (long long)n, k);
         return NULL;
     }
-    sx_knn_opts ko;
-    sx_knn_opts_init(&ko);
-    ko.n_threads = ix->n_threads;
-    if (ix->exact || n_query == 0) /* n_query 0 still goes through the argument checks */
-        return sx_knn_exact(ix->ref, ix->n, query ? query : ix->ref, n_query, ix->dim, k, &ko,
-                            prog, st);
+    return res;
+}
+
+/* The graph search of every query on nth workers (the index's own threads when 0). */
+static sx_knn *graph_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
+                            int nth, const sx_progress *prog, sx_status *st)
+{
     if (k < 1 || k > ix->n) {
         sx_status_set(st, SX_EINVAL, "kNN: k = %d neighbours requested but the reference has "
                       "%lld rows; use a smaller k", k, (long long)ix->n);
         return NULL;
     }
-    sx_knn *res = sx_calloc(1, sizeof *res);
-    if (res) {
-        res->n_query = n_query;
-        res->k = k;
-        res->idx = sx_mallocarray((size_t)n_query * k, sizeof *res->idx);
-        res->dist = sx_mallocarray((size_t)n_query * k, sizeof *res->dist);
-    }
-    if (!res || !res->idx || !res->dist) {
-        sx_knn_free(res);
-        sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table",
-                      (long long)n_query, k);
-        return NULL;
-    }
+    sx_knn *res = result_new(n_query, k, st);
+    if (!res) return NULL;
     /* beam k + 6, at least 32: recall 0.995 at k 30 on clustered 10-d latents (0.998 at 2 k
      * for twice the time; bench/bench_map_knn.c) */
     int ef = ix->ef > 0 ? ix->ef : k + 6;
@@ -449,9 +462,10 @@ sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t
     atomic_init(&J.done, 0);
     atomic_init(&J.stop, 0);
     atomic_init(&J.failed, 0);
-    int nth = sx_embed_threads(ix->n_threads);
+    nth = sx_embed_threads(nth);
     int64_t n_blocks = (n_query + IX_BLOCK - 1) / IX_BLOCK;
     if (nth > n_blocks) nth = (int)n_blocks;
+    if (nth > 256) nth = 256;
     pthread_t th[256];
     int started;
     for (started = 1; started < nth; started++)
@@ -473,21 +487,67 @@ fail:
     return NULL;
 }
 
-sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,
-                      int dim, int k, const sx_knn_opts *opts, const sx_progress *prog,
-                      sx_status *st)
+/* Exact search of ix's reference (query NULL: the reference's rows as queries, not a self
+ * search), the choice order kept when keep_rank. */
+static sx_knn *exact_search(const double *ref, int64_t n_ref, const double *query,
+                            int64_t n_query, int dim, int k, int nth, int keep_rank,
+                            const sx_progress *prog, sx_status *st)
+{
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = nth;
+    ko.keep_rank = keep_rank;
+    return sx_knn_exact(ref, n_ref, query ? query : ref, n_query, dim, k, &ko, prog, st);
+}
+
+sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
+                            const sx_progress *prog, sx_status *st)
+{
+    if (!ix || (!query && n_query > 0) || n_query < 0) {
+        sx_status_set(st, SX_EINVAL, "kNN index search: no index or no query");
+        return NULL;
+    }
+    if (ix->exact || n_query == 0) /* n_query 0 still goes through the argument checks */
+        return exact_search(ix->ref, ix->n, query, n_query, ix->dim, k, ix->n_threads, 0, prog,
+                            st);
+    return graph_search(ix, query, n_query, k, ix->n_threads, prog, st);
+}
+
+sx_knn *sx_knn_search_with(const sx_knn_index *ix, const double *ref, int64_t n_ref,
+                           const double *query, int64_t n_query, int dim, int k,
+                           const sx_knn_opts *opts, const sx_progress *prog, sx_status *st)
 {
     sx_knn_opts o;
     if (opts) o = *opts;
     else sx_knn_opts_init(&o);
+    if (!ref || (!query && n_query > 0) || n_query < 0) {
+        sx_status_set(st, SX_EINVAL, "kNN search: no reference or no query");
+        return NULL;
+    }
+    if (ix && !ix->exact && o.method != SX_KNN_EXACT && n_query > 0) {
+        if (ix->ref != ref || ix->n != n_ref || ix->dim != dim) {
+            sx_status_set(st, SX_EINVAL, "kNN search: the index is not of this reference");
+            return NULL;
+        }
+        return graph_search(ix, query, n_query, k, o.n_threads, prog, st);
+    }
     int64_t from = o.approx_from > 0 ? o.approx_from : 100000;
     /* a graph built for one search pays off only when the queries outweigh its build (about
      * half the cost of searching as many queries exactly: bench/bench_map_knn.c) */
     if (o.method == SX_KNN_AUTO)
         o.method = n_ref >= from && n_query >= n_ref / 2 ? SX_KNN_APPROX : SX_KNN_EXACT;
-    sx_knn_index *ix = sx_knn_index_new(ref, n_ref, dim, &o, prog, st);
-    if (!ix) return NULL;
-    sx_knn *r = sx_knn_index_search(ix, query, n_query, k, prog, st);
-    sx_knn_index_free(ix);
+    if (o.method != SX_KNN_APPROX || n_query == 0)
+        return exact_search(ref, n_ref, query, n_query, dim, k, o.n_threads, 1, prog, st);
+    sx_knn_index *own = sx_knn_index_new(ref, n_ref, dim, &o, prog, st);
+    if (!own) return NULL;
+    sx_knn *r = sx_knn_index_search(own, query, n_query, k, prog, st);
+    sx_knn_index_free(own);
     return r;
+}
+
+sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,
+                      int dim, int k, const sx_knn_opts *opts, const sx_progress *prog,
+                      sx_status *st)
+{
+    return sx_knn_search_with(NULL, ref, n_ref, query, n_query, dim, k, opts, prog, st);
 }

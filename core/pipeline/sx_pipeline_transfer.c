@@ -123,6 +123,25 @@ static int32_t *batch_codes(const sx_column *col, int64_t n, sx_status *st)
     return out;
 }
 
+/* The transfer's options of this run on a reference of n_ref cells (ref_batch left NULL). */
+static void transfer_opts(const sx_pl_ctx *c, int64_t n_ref, sx_transfer_opts *to)
+{
+    sx_transfer_opts_init(to);
+    to->k = c->set.k;
+    to->n_threads = c->set.threads;
+    to->seed = c->set.seed;
+    to->unknown_below = c->set.unknown ? c->set.min_confidence : 0;
+    to->mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
+    if (to->k > n_ref) to->k = (int)n_ref;
+}
+
+int sx_pl_transfer_k(const sx_pl_ctx *c, int64_t n_ref)
+{
+    sx_transfer_opts to;
+    transfer_opts(c, n_ref, &to);
+    return sx_transfer_k_needed(&to, n_ref);
+}
+
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
                           sx_transfer_result **out, sx_status *st)
 {
@@ -137,17 +156,13 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
         rl[i] = t == buf ? "" : t; /* label columns are categorical/string */
     }
     sx_transfer_opts to;
-    sx_transfer_opts_init(&to);
-    to.k = c->set.k;
-    to.n_threads = c->set.threads;
-    to.seed = c->set.seed;
-    to.unknown_below = c->set.unknown ? c->set.min_confidence : 0;
-    to.mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
+    transfer_opts(c, in->n_ref, &to);
     int32_t *bc = batch_codes(in->ref_batch, in->n_ref, st);
     to.ref_batch = bc;
-    if (to.k > in->n_ref) to.k = (int)in->n_ref;
-    sx_transfer_result *tr = sx_transfer_knn(in->ref_lat, in->n_ref, rl, in->q_lat, in->nq,
-                                             in->dim, &to, c->prog, st);
+    sx_transfer_result *tr =
+        in->nb ? sx_transfer_from_knn(in->ref_lat, in->n_ref, rl, in->dim, in->nb, &to, st)
+               : sx_transfer_knn(in->ref_lat, in->n_ref, rl, in->q_lat, in->nq, in->dim, &to,
+                                 c->prog, st);
     sx_free(rl);
     sx_free(bc);
     if (!tr) return st->code;
@@ -268,7 +283,7 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     int64_t nq = sx_dataset_n_obs(q);
     sx_pl_transfer_in in = {r.lat, r.n, NULL, qe->v, nq, r.dim,
                             (const char *const *)q->obs->index, NULL,
-                            sx_frame_col(r.obs, "batch")};
+                            sx_frame_col(r.obs, "batch"), NULL};
     if ((rc = sx_pl_transfer_all(c, &in, r.obs, q->obs, c->set.label, q, 0, st))) goto out;
     if ((rc = sx_pl_stage(c, "write")) != SX_OK) goto canceled;
     sx_pl_uns_provenance(c, q->uns, 0, 0, 0);
