@@ -101,6 +101,22 @@ size_t sx_knn_index_bytes(const sx_knn_index *ix);
 /* 1 when searches are exact (small reference or SX_KNN_EXACT). */
 int sx_knn_index_is_exact(const sx_knn_index *ix);
 
+/* Serialized graph index (sx_knn_index_io.c has the layout): the float copy, search graph and
+ * entry cells, not the reference. put appends n bytes and returns 0, nonzero on failure. */
+typedef int (*sx_knn_put_fn)(void *user, const void *p, size_t n);
+/* Bytes sx_knn_index_write emits for ix (a multiple of 8); 0 for an exact index. */
+size_t sx_knn_index_serial_size(const sx_knn_index *ix);
+/* Write a graph index through put (SX_EINVAL for an exact one: nothing to keep). */
+int sx_knn_index_write(const sx_knn_index *ix, sx_knn_put_fn put, void *user, sx_status *st);
+/* An index over ref (n_ref x dim, BORROWED as by sx_knn_index_new) from len serialized bytes
+ * at buf (8-byte aligned, e.g. in a mapped file), which are BORROWED too: they must stay
+ * mapped and unchanged while the index lives; nothing is copied. Every size is checked
+ * against len, every cell id against n_ref, and the float copy against ref: a damaged or
+ * foreign section gives NULL with SX_EFORMAT (searches then do without). Searches run on
+ * the threads sx_knn_search_with is given. Free with sx_knn_index_free. */
+sx_knn_index *sx_knn_index_open(const void *buf, size_t len, const double *ref, int64_t n_ref,
+                                int dim, sx_status *st);
+
 /* One search of a reference that has no resident index: exact, or (AUTO, a reference of at
  * least approx_from rows and a query at least half its size) a graph index built for it.
  * Same result contract as sx_knn_index_search; an exact search keeps its choice order (rank),

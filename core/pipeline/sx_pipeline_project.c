@@ -263,7 +263,7 @@ static const sx_knn *neighbours(sx_pl_ctx *c, proj *s, sx_status *st)
     sx_knn_opts_init(&ko);
     ko.n_threads = c->set.threads;
     ko.seed = c->set.seed;
-    s->nb = sx_knn_search_with(NULL, R->latent, R->n_cells, s->qlat, s->nq, s->dim, k, &ko,
+    s->nb = sx_knn_search_with(R->index, R->latent, R->n_cells, s->qlat, s->nq, s->dim, k, &ko,
                                c->prog, st);
     return s->nb;
 }

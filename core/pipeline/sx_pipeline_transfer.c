@@ -9,6 +9,7 @@
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_jobdir.h"
+#include "sx_knn.h"
 #include "sx_metrics.h"
 #include "sx_pipeline_ctx.h"
 #include "sx_plot.h"
@@ -271,6 +272,7 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     int rc;
     tref r = {0};
     sx_dataset *q = NULL;
+    sx_knn *nb = NULL;
     const sx_dense *qe = NULL;
     if ((rc = sx_pl_stage(c, "read")) != SX_OK) goto canceled;
     if (c->set.n_inputs != 1) {
@@ -281,9 +283,20 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     if ((rc = transfer_reference(c, &r, st)) || (rc = transfer_query(c, r.dim, &q, &qe, st)))
         goto out;
     int64_t nq = sx_dataset_n_obs(q);
+    if ((rc = sx_pl_stage(c, "knn")) != SX_OK) goto canceled;
+    /* one exact search for every label column (each cuts its own: sx_knn_head) */
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = c->set.threads;
+    ko.method = SX_KNN_EXACT;
+    if (!(nb = sx_knn_search_with(NULL, r.lat, r.n, qe->v, nq, r.dim, sx_pl_transfer_k(c, r.n),
+                                  &ko, c->prog, st))) {
+        rc = st->code;
+        goto out;
+    }
     sx_pl_transfer_in in = {r.lat, r.n, NULL, qe->v, nq, r.dim,
                             (const char *const *)q->obs->index, NULL,
-                            sx_frame_col(r.obs, "batch"), NULL};
+                            sx_frame_col(r.obs, "batch"), nb};
     if ((rc = sx_pl_transfer_all(c, &in, r.obs, q->obs, c->set.label, q, 0, st))) goto out;
     if ((rc = sx_pl_stage(c, "write")) != SX_OK) goto canceled;
     sx_pl_uns_provenance(c, q->uns, 0, 0, 0);
@@ -295,5 +308,6 @@ canceled:
 out:
     tref_clear(&r);
     sx_dataset_free(q);
+    sx_knn_free(nb);
     return rc;
 }

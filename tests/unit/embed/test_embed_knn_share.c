@@ -198,6 +198,132 @@ START_TEST(head_errors)
 }
 END_TEST
 
+/* ---- the graph index as bytes ---- */
+
+typedef struct membuf {
+    unsigned char *p;
+    size_t len, cap;
+} membuf;
+
+static int mem_put(void *user, const void *p, size_t n)
+{
+    membuf *m = user;
+    if (m->len + n > m->cap) {
+        m->cap = (m->len + n) * 2;
+        m->p = realloc(m->p, m->cap);
+    }
+    memcpy(m->p + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+/* clustered 10-d cells: the graph index of a mapped reference */
+static double *cells(int64_t n, uint64_t seed)
+{
+    double *x = sx_mallocarray(n * 10, sizeof *x);
+    sx_rng r, c;
+    sx_rng_seed(&r, seed, 1);
+    sx_rng_seed(&c, 77, 0);
+    double cen[8 * 10];
+    for (int i = 0; i < 80; i++) cen[i] = 3 * sx_rng_normal(&c);
+    for (int64_t i = 0; i < n; i++) {
+        int t = (int)sx_rng_below(&r, 8);
+        for (int d = 0; d < 10; d++) x[i * 10 + d] = cen[t * 10 + d] + sx_rng_normal(&r);
+    }
+    return x;
+}
+
+/* Layout offsets of the serialized parts (sx_knn_index_io.c): header 40 bytes, then xf. */
+static size_t p8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+START_TEST(index_bytes_round_trip_and_refusal)
+{
+    int64_t nr = 4000, nq = 500;
+    double *R = cells(nr, 1), *Q = cells(nq, 2);
+    sx_status st = {0};
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.n_threads = 2;
+    o.method = SX_KNN_APPROX;
+    sx_knn_index *ix = sx_knn_index_new(R, nr, 10, &o, NULL, &st);
+    ck_assert_msg(ix && !sx_knn_index_is_exact(ix), "%s", st.msg);
+    membuf m = {0};
+    ck_assert_int_eq(sx_knn_index_write(ix, mem_put, &m, &st), SX_OK);
+    ck_assert_uint_eq(m.len, sx_knn_index_serial_size(ix));
+    ck_assert_uint_eq(m.len % 8, 0);
+    /* opened in place, it searches exactly as the built one, on any thread count */
+    sx_knn_index *back = sx_knn_index_open(m.p, m.len, R, nr, 10, &st);
+    ck_assert_msg(back, "%s", st.msg);
+    ck_assert_uint_eq(sx_knn_index_bytes(back), sx_knn_index_bytes(ix));
+    sx_knn *a = sx_knn_index_search(ix, Q, nq, KW, NULL, &st);
+    o.method = SX_KNN_AUTO;
+    o.n_threads = 1;
+    sx_knn *b = sx_knn_search_with(back, R, nr, Q, nq, 10, KW, &o, NULL, &st);
+    ck_assert_msg(a && b && same_knn(a, b), "%s", st.msg);
+    sx_knn_free(b);
+    /* an index of another reference is refused by the search */
+    double *R2 = cells(nr, 3);
+    ck_assert_ptr_null(sx_knn_search_with(back, R2, nr, Q, nq, 10, KW, &o, NULL, &st));
+    ck_assert_int_eq(st.code, SX_EINVAL);
+    sx_knn_index_free(back);
+    /* hostile sections: each refused with SX_EFORMAT, nothing read out of bounds (ASan) */
+    size_t off_at = 40 + p8((size_t)nr * 10 * 4), adj_at = off_at + (size_t)(nr + 1) * 8;
+    int64_t n_adj;
+    memcpy(&n_adj, m.p + 24, 8);
+    size_t piv_at = adj_at + p8((size_t)n_adj * 4);
+    int32_t bad_ids[3] = {(int32_t)nr, -1, INT32_MAX};
+    for (int c = 0; c < 11; c++) {
+        unsigned char *h = malloc(m.len);
+        memcpy(h, m.p, m.len);
+        size_t len = m.len;
+        const double *ref = R;
+        int64_t one = 1;
+        switch (c) {
+        case 0: len = m.len - 8; break;                     /* cut short */
+        case 1: len = m.len / 2; break;
+        case 2: len = 39; break;                            /* not even a header */
+        case 3: case 4: case 5:                             /* a graph edge to no cell */
+            memcpy(h + adj_at + 4 * 1234, &bad_ids[c - 3], 4);
+            break;
+        case 6: memcpy(h + piv_at, &bad_ids[0], 4); break;  /* an entry point to no cell */
+        case 7: memcpy(h + off_at + 8 * 100, &one, 8); break;  /* offsets that fall back */
+        case 8: memcpy(h + 24, &(int64_t){(int64_t)1 << 60}, 8); break; /* n_adj huge */
+        case 9: h[0] ^= 1; break;                            /* magic */
+        case 10: ref = R2; break;                            /* another latent */
+        }
+        sx_status hs = {0};
+        ck_assert_msg(!sx_knn_index_open(h, len, ref, nr, 10, &hs), "hostile case %d opened", c);
+        ck_assert_int_eq(hs.code, SX_EFORMAT);
+        free(h);
+    }
+    ck_assert_ptr_null(sx_knn_index_open(m.p, m.len, R, nr - 1, 10, &st)); /* another size */
+    ck_assert_ptr_null(sx_knn_index_open(m.p, m.len, R, nr, 9, &st));
+    ck_assert_ptr_null(sx_knn_index_open(m.p + 4, m.len - 8, R, nr, 10, &st)); /* misaligned */
+    /* a valid but edgeless graph: searches reach only their entry cells, and then rank every
+     * cell instead, so each result column is still a true neighbour */
+    unsigned char *e = calloc(1, m.len);
+    memcpy(e, m.p, off_at);
+    int32_t n_piv;
+    memcpy(&n_piv, m.p + 32, 4);
+    memcpy(e + 24, &(int64_t){0}, 8);
+    memcpy(e + off_at + (size_t)(nr + 1) * 8, m.p + piv_at, (size_t)n_piv * 4);
+    sx_knn_index *bare = sx_knn_index_open(e, m.len, R, nr, 10, &st);
+    ck_assert_msg(bare, "%s", st.msg);
+    sx_knn *c = sx_knn_search_with(bare, R, nr, Q, nq, 10, KW, &o, NULL, &st);
+    o.method = SX_KNN_EXACT;
+    sx_knn *x = sx_knn_exact(R, nr, Q, nq, 10, KW, &o, NULL, &st);
+    ck_assert_msg(c && x, "%s", st.msg);
+    double rec = sx_knn_recall(c, x);
+    printf("edgeless graph index: recall %.4f against exact (every cell ranked)\n", rec);
+    ck_assert_double_ge(rec, 0.999);
+    sx_knn_free(c), sx_knn_free(x), sx_knn_free(a);
+    sx_knn_index_free(bare);
+    sx_knn_index_free(ix);
+    free(e), free(m.p);
+    sx_free(R), sx_free(R2), sx_free(Q);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("embed_knn_share");
@@ -208,6 +334,7 @@ int main(void)
     tcase_add_test(tc, head_equals_narrow_search_near_ties);
     tcase_add_test(tc, transfer_from_shared_search);
     tcase_add_test(tc, head_errors);
+    tcase_add_test(tc, index_bytes_round_trip_and_refusal);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
