@@ -259,6 +259,7 @@ static const sx_knn *neighbours(sx_pl_ctx *c, proj *s, sx_status *st)
             k = kl > k ? kl : k;
         }
     }
+    if (k > R->n_cells) k = (int)R->n_cells; /* a tiny reference: each user reports its limit */
     sx_knn_opts ko;
     sx_knn_opts_init(&ko);
     ko.n_threads = c->set.threads;
