@@ -155,18 +155,21 @@ static int quality(const double *xr, int64_t nr, const int32_t *lr, const double
     o.method = SX_KNN_EXACT;
     sx_knn *tr = sx_knn_exact(xr, nr, xs, nt, DIM, K, &o, NULL, &st);
     if (!tr) return fprintf(stderr, "%s\n", st.msg), 1;
-    int64_t agree = 0, rare = 0, rare_agree = 0;
+    int64_t agree = 0, rare = 0, rare_agree = 0, rare_hit = 0;
     for (int64_t i = 0; i < nt; i++) {
         int a = vote(sub.idx + i * K, lr), b = vote(tr->idx + i * K, lr);
         agree += a == b;
         if (lq[i * nq / nt] < 3) {
             rare++;
             rare_agree += a == b;
+            for (int x = 0; x < K; x++)
+                for (int y = 0; y < K; y++) rare_hit += sub.idx[i * K + x] == tr->idx[i * K + y];
         }
     }
     printf("recall@%d vs exact (%lld sampled queries): %.4f; %d-NN label agreement: %.4f "
-           "(rare types: %lld of %lld)\n", K, (long long)nt, sx_knn_recall(&sub, tr), KV,
-           (double)agree / nt, (long long)rare_agree, (long long)rare);
+           "(rare types: %lld of %lld, their recall %.4f)\n", K, (long long)nt,
+           sx_knn_recall(&sub, tr), KV, (double)agree / nt, (long long)rare_agree, (long long)rare,
+           rare ? (double)rare_hit / ((double)rare * K) : 1.0);
     sx_knn_free(tr);
     sx_free(sub.idx);
     sx_free(sub.dist);
