@@ -31,7 +31,8 @@ void sx_knn_free(sx_knn *r)
     sx_free(r);
 }
 
-static sx_knn *knn_alloc(int64_t n, int k, sx_status *st)
+/* with_rank: also the choice order (sx_knn.rank) */
+static sx_knn *knn_alloc(int64_t n, int k, int with_rank, sx_status *st)
 {
     sx_knn *r = sx_calloc(1, sizeof *r);
     if (!r) goto fail;
@@ -39,7 +40,8 @@ static sx_knn *knn_alloc(int64_t n, int k, sx_status *st)
     r->k = k;
     r->idx = sx_mallocarray((size_t)n * (size_t)k, sizeof *r->idx);
     r->dist = sx_mallocarray((size_t)n * (size_t)k, sizeof *r->dist);
-    if (!r->idx || !r->dist) goto fail;
+    if (with_rank) r->rank = sx_mallocarray((size_t)n * (size_t)k + 1, sizeof *r->rank);
+    if (!r->idx || !r->dist || (with_rank && !r->rank)) goto fail;
     return r;
 fail:
     sx_knn_free(r);
@@ -118,6 +120,27 @@ typedef struct exact_worker {
     int id, failed;
 } exact_worker;
 
+/* The chosen lists of queries q0.. (nq of them, in choice order: BLAS squared distance, then
+ * row) into the result: distances recomputed directly, sorted, the choice order kept. */
+static void finish_rows(const exact_job *J, const double *Q, int64_t q0, int nq, double *td,
+                        int32_t *ti, int32_t *rk)
+{
+    int kk = J->kk, dim = J->dim;
+    for (int i = 0; i < nq; i++) {
+        int64_t qi = q0 + i;
+        double *d = td + (int64_t)i * kk;
+        int32_t *ix = ti + (int64_t)i * kk;
+        for (int j = 0; j < kk; j++) {
+            d[j] = dist_exact(Q + (int64_t)i * dim, J->ref + (int64_t)ix[j] * dim, dim);
+            rk[j] = j;
+        }
+        sort_row(d, ix, rk, kk, J->self ? qi : -1);
+        memcpy(J->idx + qi * J->k, ix, (size_t)J->k * sizeof *ix);
+        memcpy(J->dist + qi * J->k, d, (size_t)J->k * sizeof *d);
+        if (J->rank) memcpy(J->rank + qi * J->k, rk, (size_t)J->k * sizeof *rk);
+    }
+}
+
 static void *exact_run(void *arg)
 {
     exact_worker *w = arg;
@@ -183,20 +206,7 @@ static void *exact_run(void *arg)
                 cnt[i] = c;
             }
         }
-        for (int i = 0; i < nq; i++) {
-            int64_t qi = q0 + i;
-            double *d = td + (int64_t)i * kk;
-            int32_t *ix = ti + (int64_t)i * kk;
-            /* the list is in choice order: (BLAS squared distance, row) */
-            for (int j = 0; j < kk; j++) {
-                d[j] = dist_exact(Q + (int64_t)i * dim, J->ref + (int64_t)ix[j] * dim, dim);
-                rk[j] = j;
-            }
-            sort_row(d, ix, rk, kk, J->self ? qi : -1);
-            memcpy(J->idx + qi * J->k, ix, (size_t)J->k * sizeof *ix);
-            memcpy(J->dist + qi * J->k, d, (size_t)J->k * sizeof *d);
-            if (J->rank) memcpy(J->rank + qi * J->k, rk, (size_t)J->k * sizeof *rk);
-        }
+        finish_rows(J, Q, q0, nq, td, ti, rk);
         long long done = atomic_fetch_add(&J->done, 1) + 1;
         if (w->id == 0) sx_progress_report(J->prog, "knn", (double)done / J->n_tiles, NULL);
     }
@@ -235,12 +245,8 @@ sx_knn *sx_knn_exact(const double *ref, int64_t n_ref, const double *query, int6
         query = ref;
         n_query = n_ref;
     }
-    res = knn_alloc(n_query, k, st);
+    res = knn_alloc(n_query, k, opts->keep_rank, st);
     if (!res) goto fail;
-    if (opts->keep_rank && !(res->rank = sx_mallocarray((size_t)n_query * k + 1, sizeof *res->rank))) {
-        sx_status_set(st, SX_ENOMEM, "kNN: out of memory for the choice order");
-        goto fail;
-    }
     if (n_query == 0) return res;
     rnorm = sx_mallocarray((size_t)n_ref, sizeof *rnorm);
     if (!rnorm) {
@@ -749,7 +755,7 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
         sx_progress_report(prog, "knn", (double)(it + 1) / n_iters, msg);
         if ((double)changed <= 0.001 * N.K * (double)n) break;
     }
-    res = knn_alloc(n, k, st);
+    res = knn_alloc(n, k, 0, st);
     if (!res) goto fail;
     for (int64_t u = 0; u < n; u++) {
         int32_t *ix = res->idx + u * k;
@@ -854,12 +860,7 @@ sx_knn *sx_knn_head(const sx_knn *nb, int k, sx_status *st)
     }
     int64_t n = nb->n_query;
     int K = nb->k;
-    sx_knn *h = knn_alloc(n, k, st);
-    if (h && nb->rank && !(h->rank = sx_mallocarray((size_t)n * k + 1, sizeof *h->rank))) {
-        sx_knn_free(h);
-        sx_status_set(st, SX_ENOMEM, "kNN: out of memory for the choice order");
-        return NULL;
-    }
+    sx_knn *h = knn_alloc(n, k, nb->rank != NULL, st);
     for (int64_t i = 0; h && i < n; i++) {
         const int32_t *rk = nb->rank ? nb->rank + i * K : NULL;
         /* the row stays in (distance, row) order: the k chosen first, sorted, are a k-search */
