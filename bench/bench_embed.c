@@ -210,7 +210,7 @@ big:
     /* recall on 1000 sampled cells against exact search */
     int64_t ns = 1000;
     double *qs = sx_mallocarray(ns * dim, sizeof *qs);
-    sx_knn sub = {ns, 30, sx_mallocarray(ns * 30, sizeof(int32_t)), sx_mallocarray(ns * 30, sizeof(double))};
+    sx_knn sub = {ns, 30, sx_mallocarray(ns * 30, sizeof(int32_t)), sx_mallocarray(ns * 30, sizeof(double)), NULL};
     for (int64_t i = 0; i < ns; i++) {
         int64_t j = i * (n_knn / ns);
         for (int d = 0; d < dim; d++) qs[i * dim + d] = big[j * dim + d];

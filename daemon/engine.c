@@ -148,15 +148,21 @@ void engine_ref_table(const sx_reference *r, const char *path)
         SX_WARN("reference %s: its map table for the API was not written: %s", path, ts.msg);
 }
 
-/* srv_refcache loader: the pipeline's in-memory reference. The footprint is counted from
- * what it holds (model tensors in float64, gene names, cells' latent/UMAP/obs). */
+/* srv_refcache loader: the pipeline's in-memory reference, with its resident search index
+ * when it is large (built here once unless its map held one). The footprint is counted from
+ * what it holds (model tensors in float64, gene names, cells' latent/UMAP/obs, the index). */
 static void *ref_load(void *user, const char *path, int64_t *bytes, sx_status *st)
 {
     (void)user;
     sx_reference *r = sx_reference_load(path, st);
     if (!r) return NULL;
     engine_ref_table(r, path);
-    int64_t b = (int64_t)sizeof *r;
+    sx_status is;
+    sx_status_clear(&is);
+    if (sx_reference_index_build(r, NULL, &is))
+        SX_WARN("reference %s: no resident search index (%s); each projection builds its own",
+                path, is.msg);
+    int64_t b = (int64_t)sizeof *r + (int64_t)sx_reference_index_bytes(r);
     int nt = sx_nn_model_n_tensors(r->model);
     for (int i = 0; i < nt; i++) {
         int nd = 0;

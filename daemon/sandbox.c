@@ -387,15 +387,29 @@ static int run_in_child(void *user, const srv_job_run *job, const sx_progress *p
     return rc;
 }
 
+/* The map written anew when there is none current, or it lacks the search index a large
+ * reference keeps there (a map of before the index, or a damaged index section). */
+static int ref_map_write(sx_reference *r, const char *path, sx_status *st)
+{
+    if (r->mapped && !sx_reference_index_missing(r)) return SX_OK;
+    sx_status is;
+    sx_status_clear(&is);
+    if (sx_reference_index_build(r, NULL, &is))
+        SX_WARN("reference %s: no search index in its map (%s); each projection builds its own",
+                path, is.msg);
+    return sx_reference_map_write(r, path, st);
+}
+
 /* srv_refcache's loader when jobs run in children: the daemon only makes sure the reference's
- * flat map (sx_reference_map.c) exists and is current; the children map it. The handle kept is
- * the folder's path, and the footprint counted is the map's size (page cache shared by all). */
+ * flat map (sx_reference_map.c) exists and is current, with the resident search index of a
+ * large reference; the children map it. The handle kept is the folder's path, and the
+ * footprint counted is the map's size (page cache shared by all). */
 static void *ref_prepare(void *user, const char *path, int64_t *bytes, sx_status *st)
 {
     (void)user;
     sx_reference *r = sx_reference_load(path, st);
     if (!r) return NULL;
-    int rc = r->mapped ? SX_OK : sx_reference_map_write(r, path, st);
+    int rc = ref_map_write(r, path, st);
     if (rc == SX_OK) engine_ref_table(r, path);
     sx_reference_free(r);
     if (rc) return NULL;

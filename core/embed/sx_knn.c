@@ -27,10 +27,12 @@ void sx_knn_free(sx_knn *r)
     if (!r) return;
     sx_free(r->idx);
     sx_free(r->dist);
+    sx_free(r->rank);
     sx_free(r);
 }
 
-static sx_knn *knn_alloc(int64_t n, int k, sx_status *st)
+/* with_rank: also the choice order (sx_knn.rank) */
+static sx_knn *knn_alloc(int64_t n, int k, int with_rank, sx_status *st)
 {
     sx_knn *r = sx_calloc(1, sizeof *r);
     if (!r) goto fail;
@@ -38,7 +40,8 @@ static sx_knn *knn_alloc(int64_t n, int k, sx_status *st)
     r->k = k;
     r->idx = sx_mallocarray((size_t)n * (size_t)k, sizeof *r->idx);
     r->dist = sx_mallocarray((size_t)n * (size_t)k, sizeof *r->dist);
-    if (!r->idx || !r->dist) goto fail;
+    if (with_rank) r->rank = sx_mallocarray((size_t)n * (size_t)k + 1, sizeof *r->rank);
+    if (!r->idx || !r->dist || (with_rank && !r->rank)) goto fail;
     return r;
 fail:
     sx_knn_free(r);
@@ -56,12 +59,13 @@ static double dist_exact(const double *a, const double *b, int dim)
     return sqrt(s);
 }
 
-/* Sort one row's (dist, idx) by distance, the query itself first among zeros, then index. */
-static void sort_row(double *d, int32_t *ix, int m, int64_t self)
+/* Sort one row's (dist, idx) by distance, the query itself first among zeros, then index;
+ * rk (NULL allowed) moves along: the rank of each entry before the sort. */
+static void sort_row(double *d, int32_t *ix, int32_t *rk, int m, int64_t self)
 {
     for (int i = 1; i < m; i++) {
         double dv = d[i];
-        int32_t iv = ix[i];
+        int32_t iv = ix[i], rv = rk ? rk[i] : 0;
         int j = i;
         while (j > 0) {
             double dp = d[j - 1];
@@ -73,10 +77,12 @@ static void sort_row(double *d, int32_t *ix, int m, int64_t self)
             if (!before) break;
             d[j] = dp;
             ix[j] = ip;
+            if (rk) rk[j] = rk[j - 1];
             j--;
         }
         d[j] = dv;
         ix[j] = iv;
+        if (rk) rk[j] = rv;
     }
 }
 
@@ -102,7 +108,7 @@ typedef struct exact_job {
     const double *ref, *query, *rnorm;
     int64_t n_ref, n_query, n_tiles;
     int dim, k, kk, self, exclude, br;
-    int32_t *idx;
+    int32_t *idx, *rank; /* rank: NULL unless asked (opts->keep_rank) */
     double *dist;
     atomic_llong next, done;
     atomic_int stop;
@@ -114,6 +120,27 @@ typedef struct exact_worker {
     int id, failed;
 } exact_worker;
 
+/* The chosen lists of queries q0.. (nq of them, in choice order: BLAS squared distance, then
+ * row) into the result: distances recomputed directly, sorted, the choice order kept. */
+static void finish_rows(const exact_job *J, const double *Q, int64_t q0, int nq, double *td,
+                        int32_t *ti, int32_t *rk)
+{
+    int kk = J->kk, dim = J->dim;
+    for (int i = 0; i < nq; i++) {
+        int64_t qi = q0 + i;
+        double *d = td + (int64_t)i * kk;
+        int32_t *ix = ti + (int64_t)i * kk;
+        for (int j = 0; j < kk; j++) {
+            d[j] = dist_exact(Q + (int64_t)i * dim, J->ref + (int64_t)ix[j] * dim, dim);
+            rk[j] = j;
+        }
+        sort_row(d, ix, rk, kk, J->self ? qi : -1);
+        memcpy(J->idx + qi * J->k, ix, (size_t)J->k * sizeof *ix);
+        memcpy(J->dist + qi * J->k, d, (size_t)J->k * sizeof *d);
+        if (J->rank) memcpy(J->rank + qi * J->k, rk, (size_t)J->k * sizeof *rk);
+    }
+}
+
 static void *exact_run(void *arg)
 {
     exact_worker *w = arg;
@@ -124,7 +151,8 @@ static void *exact_run(void *arg)
     int32_t *ti = sx_mallocarray((size_t)bq * kk, sizeof *ti);
     double *qn = sx_mallocarray(bq, sizeof *qn);
     int *cnt = sx_mallocarray(bq, sizeof *cnt);
-    if (!G || !td || !ti || !qn || !cnt) {
+    int32_t *rk = sx_mallocarray(kk, sizeof *rk);
+    if (!G || !td || !ti || !qn || !cnt || !rk) {
         w->failed = 1;
         atomic_store(&J->stop, 1);
         goto out;
@@ -178,16 +206,7 @@ static void *exact_run(void *arg)
                 cnt[i] = c;
             }
         }
-        for (int i = 0; i < nq; i++) {
-            int64_t qi = q0 + i;
-            double *d = td + (int64_t)i * kk;
-            int32_t *ix = ti + (int64_t)i * kk;
-            for (int j = 0; j < kk; j++)
-                d[j] = dist_exact(Q + (int64_t)i * dim, J->ref + (int64_t)ix[j] * dim, dim);
-            sort_row(d, ix, kk, J->self ? qi : -1);
-            memcpy(J->idx + qi * J->k, ix, (size_t)J->k * sizeof *ix);
-            memcpy(J->dist + qi * J->k, d, (size_t)J->k * sizeof *d);
-        }
+        finish_rows(J, Q, q0, nq, td, ti, rk);
         long long done = atomic_fetch_add(&J->done, 1) + 1;
         if (w->id == 0) sx_progress_report(J->prog, "knn", (double)done / J->n_tiles, NULL);
     }
@@ -197,6 +216,7 @@ out:
     sx_free(ti);
     sx_free(qn);
     sx_free(cnt);
+    sx_free(rk);
     return NULL;
 }
 
@@ -225,7 +245,7 @@ sx_knn *sx_knn_exact(const double *ref, int64_t n_ref, const double *query, int6
         query = ref;
         n_query = n_ref;
     }
-    res = knn_alloc(n_query, k, st);
+    res = knn_alloc(n_query, k, opts->keep_rank, st);
     if (!res) goto fail;
     if (n_query == 0) return res;
     rnorm = sx_mallocarray((size_t)n_ref, sizeof *rnorm);
@@ -240,7 +260,8 @@ sx_knn *sx_knn_exact(const double *ref, int64_t n_ref, const double *query, int6
     }
     exact_job J = {.ref = ref, .query = query, .rnorm = rnorm, .n_ref = n_ref,
                    .n_query = n_query, .dim = dim, .k = k, .self = self,
-                   .exclude = exclude, .idx = res->idx, .dist = res->dist, .prog = prog};
+                   .exclude = exclude, .idx = res->idx, .rank = res->rank, .dist = res->dist,
+                   .prog = prog};
     J.kk = k; /* with exclude_self the self pair is skipped, so k slots still suffice */
     J.br = SX_KNN_GEMM_MNK / (SX_KNN_BQ * dim);
     if (J.br < 32) J.br = 32;
@@ -734,7 +755,7 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
         sx_progress_report(prog, "knn", (double)(it + 1) / n_iters, msg);
         if ((double)changed <= 0.001 * N.K * (double)n) break;
     }
-    res = knn_alloc(n, k, st);
+    res = knn_alloc(n, k, 0, st);
     if (!res) goto fail;
     for (int64_t u = 0; u < n; u++) {
         int32_t *ix = res->idx + u * k;
@@ -752,7 +773,7 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
             d[m] = dist_exact(x + u * dim, x + (int64_t)v * dim, dim);
             m++;
         }
-        sort_row(d, ix, k, exclude ? -1 : u);
+        sort_row(d, ix, NULL, k, exclude ? -1 : u);
     }
     goto done;
 cancel:
@@ -828,6 +849,30 @@ sx_knn *sx_knn_self_f32(const float *x, int64_t n, int dim, int k, const sx_knn_
     sx_knn *r = sx_knn_self(xd, n, dim, k, opts, prog, st);
     sx_free(xd);
     return r;
+}
+
+sx_knn *sx_knn_head(const sx_knn *nb, int k, sx_status *st)
+{
+    if (!nb || k < 1 || k > nb->k) {
+        sx_status_set(st, SX_EINVAL, "kNN: %d neighbours asked of a search that found %d", k,
+                      nb ? nb->k : 0);
+        return NULL;
+    }
+    int64_t n = nb->n_query;
+    int K = nb->k;
+    sx_knn *h = knn_alloc(n, k, nb->rank != NULL, st);
+    for (int64_t i = 0; h && i < n; i++) {
+        const int32_t *rk = nb->rank ? nb->rank + i * K : NULL;
+        /* the row stays in (distance, row) order: the k chosen first, sorted, are a k-search */
+        for (int j = 0, m = 0; j < K && m < k; j++) {
+            if (rk && rk[j] >= k) continue;
+            h->idx[i * k + m] = nb->idx[i * K + j];
+            h->dist[i * k + m] = nb->dist[i * K + j];
+            if (rk) h->rank[i * k + m] = rk[j];
+            m++;
+        }
+    }
+    return h;
 }
 
 double sx_knn_recall(const sx_knn *approx, const sx_knn *exact)

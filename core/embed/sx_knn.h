@@ -27,6 +27,12 @@ typedef struct sx_knn {
     int k;           /* neighbours per row */
     int32_t *idx;    /* n_query x k, row-major: reference row of each neighbour */
     double *dist;    /* n_query x k: Euclidean distance */
+    int32_t *rank;   /* NULL, or n_query x k (exact searches asked for it, opts->keep_rank):
+                      * the order in which the search chose each column. The exact search
+                      * chooses by BLAS squared distance, then sorts by the distance recomputed
+                      * directly; the two orders can differ by rounding, so the first k' columns
+                      * of a wider search are not always a k'-search's: sx_knn_head uses rank to
+                      * cut out exactly what a k'-search returns. */
 } sx_knn;
 
 enum { SX_KNN_AUTO = 0, SX_KNN_EXACT = 1, SX_KNN_APPROX = 2 };
@@ -37,7 +43,8 @@ typedef struct sx_knn_opts {
     int64_t approx_from;/* AUTO switch point; 0 = 100000 */
     uint64_t seed;      /* NN-descent randomness */
     int exclude_self;   /* self search only: drop the cell itself (k others are returned) */
-    int ef;             /* index graph search: beam width; 0 = max(2 k, 48) */
+    int ef;             /* index graph search: beam width; 0 = max(k + 6, 32) */
+    int keep_rank;      /* exact search: fill the result's rank (sx_knn_head) */
 } sx_knn_opts;
 
 /* Defaults: all threads, AUTO, approx_from 100000, seed 0, self included. */
@@ -94,12 +101,44 @@ size_t sx_knn_index_bytes(const sx_knn_index *ix);
 /* 1 when searches are exact (small reference or SX_KNN_EXACT). */
 int sx_knn_index_is_exact(const sx_knn_index *ix);
 
+/* Serialized graph index (sx_knn_index_io.c has the layout): the float copy, search graph and
+ * entry cells, not the reference. put appends n bytes and returns 0, nonzero on failure. */
+typedef int (*sx_knn_put_fn)(void *user, const void *p, size_t n);
+/* Bytes sx_knn_index_write emits for ix (a multiple of 8); 0 for an exact index. */
+size_t sx_knn_index_serial_size(const sx_knn_index *ix);
+/* Write a graph index through put (SX_EINVAL for an exact one: nothing to keep). */
+int sx_knn_index_write(const sx_knn_index *ix, sx_knn_put_fn put, void *user, sx_status *st);
+/* An index over ref (n_ref x dim, BORROWED as by sx_knn_index_new) from len serialized bytes
+ * at buf (8-byte aligned, e.g. in a mapped file), which are BORROWED too: they must stay
+ * mapped and unchanged while the index lives; nothing is copied. Every size is checked
+ * against len, every cell id against n_ref, and the float copy against ref: a damaged or
+ * foreign section gives NULL with SX_EFORMAT (searches then do without). Searches run on
+ * the threads sx_knn_search_with is given. Free with sx_knn_index_free. */
+sx_knn_index *sx_knn_index_open(const void *buf, size_t len, const double *ref, int64_t n_ref,
+                                int dim, sx_status *st);
+
 /* One search of a reference that has no resident index: exact, or (AUTO, a reference of at
  * least approx_from rows and a query at least half its size) a graph index built for it.
- * Same result contract as sx_knn_index_search. */
+ * Same result contract as sx_knn_index_search; an exact search keeps its choice order (rank),
+ * so one search can serve users of different widths (sx_knn_head). */
 sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,
                       int dim, int k, const sx_knn_opts *opts, const sx_progress *prog,
                       sx_status *st);
+/* As sx_knn_search, through ix when it is a graph index of ref (n_ref x dim; the reference's
+ * resident index, built once when the reference was loaded: any query size then uses it,
+ * unless opts->method is SX_KNN_EXACT). ix NULL or exact: exactly sx_knn_search. The search
+ * runs on opts->n_threads (not the index's). */
+sx_knn *sx_knn_search_with(const sx_knn_index *ix, const double *ref, int64_t n_ref,
+                           const double *query, int64_t n_query, int dim, int k,
+                           const sx_knn_opts *opts, const sx_progress *prog, sx_status *st);
+
+/* The neighbours a search of k columns would have returned, cut from a wider result nb
+ * (1 <= k <= nb->k): with nb->rank (an exact search), the k it chose first, in their
+ * (distance, row) order: bit for bit what sx_knn_exact with k returns (same reference, query
+ * and tiles; tests/unit/embed/test_embed_knn.c). Without rank (a graph search), the first k
+ * columns: a graph search's beam does not shrink with k, so they are at least as near.
+ * Returns a new result (sx_knn_free; with rank when nb has it) or NULL with st filled. */
+sx_knn *sx_knn_head(const sx_knn *nb, int k, sx_status *st);
 
 /* Mean share of exact neighbours found by approx (both n x k, same queries): the recall. */
 double sx_knn_recall(const sx_knn *approx, const sx_knn *exact);

@@ -1,6 +1,7 @@
 /* sx_knn_index — a search index over a fixed reference latent (sx_knn.h): either the exact
  * BLAS tiles of sx_knn_exact, or, for large references, a best-first beam search over the
- * reference's own kNN graph (NN-descent, made undirected by adding reverse edges), entered
+ * reference's own kNN graph (NN-descent's 24 nearest cut to 12 diverse ones, made undirected by
+ * adding reverse edges), entered
  * from the nearest of a few hundred pivot cells (at least one per connected component of
  * the graph, so a query near a small isolated cell type still reaches it). Each query is
  * searched on its own, so results do not depend on the thread count.
@@ -20,38 +21,88 @@
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
 #include "sx_knn.h"
+#include "sx_knn_internal.h"
 
 #define IX_GRAPH_K 12   /* out-neighbours per cell before reverse edges (16: recall +0.006 for
-                         * 40% more build time; 10: recall 0.984) */
+                         * 40% more build time; 10: recall 0.984; measured before diversify) */
+#define IX_CAND_K 24   /* NN-descent candidates each cell's out-neighbours are chosen from
+                        * (bench_map_knn, 100k cells: build 2.5 -> 5.3 CPU-s, paid once per
+                        * reference; recall 0.991 -> 0.994, rare types' 0.56 -> 0.86; 32: no
+                        * better for twice the build) */
 #define IX_MAX_DEG 32   /* out + reverse edges kept per cell */
 #define IX_PIVOTS 256   /* sampled entry points (plus one per graph component) */
 #define IX_SEEDS 4      /* nearest pivots a search starts from */
 #define IX_BLOCK 256    /* queries a worker takes at a time */
 
-struct sx_knn_index {
-    const double *ref; /* borrowed */
-    int64_t n;
-    int dim, exact, n_threads, ef;
-    float *xf;         /* n x dim float copy: the graph search ranks in float */
-    int64_t *off;      /* CSR of the search graph: n + 1 offsets */
-    int32_t *adj;
-    int32_t *piv;      /* entry cells */
-    int n_piv;
-    size_t bytes;
-};
-
 void sx_knn_index_free(sx_knn_index *ix)
 {
     if (!ix) return;
-    sx_free(ix->xf);
-    sx_free(ix->off);
-    sx_free(ix->adj);
-    sx_free(ix->piv);
+    if (!ix->borrowed) {
+        sx_free(ix->xf);
+        sx_free(ix->off);
+        sx_free(ix->adj);
+        sx_free(ix->piv);
+    }
     sx_free(ix);
+}
+
+size_t sx_knn_index_graph_bytes(const sx_knn_index *ix)
+{
+    if (ix->exact) return 0;
+    return (size_t)ix->n * ix->dim * sizeof *ix->xf + ((size_t)ix->n + 1) * sizeof *ix->off +
+           (size_t)ix->off[ix->n] * sizeof *ix->adj + (size_t)ix->n_piv * sizeof *ix->piv;
 }
 
 size_t sx_knn_index_bytes(const sx_knn_index *ix) { return ix ? ix->bytes : 0; }
 int sx_knn_index_is_exact(const sx_knn_index *ix) { return ix ? ix->exact : 1; }
+
+static double d2(const double *a, const double *b, int dim)
+{
+    double s = 0;
+    for (int j = 0; j < dim; j++) s += (a[j] - b[j]) * (a[j] - b[j]);
+    return s;
+}
+
+/* Each cell's IX_GRAPH_K out-neighbours from its IX_CAND_K nearest: first those in directions
+ * no nearer chosen one covers (the relative-neighbourhood rule of HNSW and NSG: keep c unless
+ * a chosen p lies nearer to c than the cell does), then the nearest left. A small cell type
+ * whose nearest cells are all its own keeps an edge toward the cells around it, and through
+ * the reverse edges those lead searches into it (with plain nearest neighbours, queries of
+ * ~20-cell types in a 100k reference found 56% of their true neighbours). */
+static sx_knn *diversify(const double *ref, int dim, const sx_knn *g, sx_status *st)
+{
+    int K = g->k, G = IX_GRAPH_K;
+    sx_knn *o = sx_calloc(1, sizeof *o);
+    uint8_t used[IX_CAND_K];
+    if (o) {
+        o->n_query = g->n_query;
+        o->k = G;
+        o->idx = sx_mallocarray((size_t)g->n_query * G + 1, sizeof *o->idx);
+        o->dist = sx_mallocarray((size_t)g->n_query * G + 1, sizeof *o->dist);
+    }
+    if (!o || !o->idx || !o->dist) {
+        sx_knn_free(o);
+        sx_status_set(st, SX_ENOMEM, "kNN index: out of memory choosing the graph's edges");
+        return NULL;
+    }
+    for (int64_t u = 0; u < g->n_query; u++) {
+        const int32_t *c = g->idx + u * K;
+        const double *dc = g->dist + u * K; /* nearest first */
+        int32_t *out = o->idx + u * G;
+        int m = 0;
+        for (int j = 0; j < K; j++) {
+            int ok = m < G;
+            for (int p = 0; p < m && ok; p++)
+                ok = d2(ref + (int64_t)out[p] * dim, ref + (int64_t)c[j] * dim, dim) >= dc[j] * dc[j];
+            used[j] = (uint8_t)ok;
+            if (ok) out[m++] = c[j];
+        }
+        for (int j = 0; j < K && m < G; j++)
+            if (!used[j]) out[m++] = c[j];
+        for (int j = 0; j < G; j++) o->dist[u * G + j] = 0; /* unused by build_graph */
+    }
+    return o;
+}
 
 /* Undirected search graph: each cell's out-neighbours, then cells that have it as an
  * out-neighbour (in source order), up to IX_MAX_DEG, no repeats. */
@@ -162,11 +213,13 @@ sx_knn_index *sx_knn_index_new(const double *ref, int64_t n_ref, int dim, const 
     ix->ef = o.ef;
     /* a graph needs enough cells to be worth it (and NN-descent 4k + 8 of them) */
     ix->exact = o.method == SX_KNN_EXACT || (o.method == SX_KNN_AUTO && n_ref < from) ||
-                n_ref < 8 * IX_GRAPH_K;
+                n_ref < 8 * IX_CAND_K;
     ix->bytes = sizeof *ix;
     if (ix->exact) return ix;
     o.exclude_self = 1;
-    sx_knn *g = sx_knn_nndescent(ref, n_ref, dim, IX_GRAPH_K, &o, prog, st);
+    sx_knn *cand = sx_knn_nndescent(ref, n_ref, dim, IX_CAND_K, &o, prog, st);
+    sx_knn *g = cand ? diversify(ref, dim, cand, st) : NULL;
+    sx_knn_free(cand);
     if (!g) goto fail;
     int rc = build_graph(ix, g, st);
     sx_knn_free(g);
@@ -176,8 +229,7 @@ sx_knn_index *sx_knn_index_new(const double *ref, int64_t n_ref, int dim, const 
         goto fail;
     }
     for (int64_t i = 0; i < n_ref * dim; i++) ix->xf[i] = (float)ref[i];
-    ix->bytes += (size_t)n_ref * dim * sizeof *ix->xf + ((size_t)n_ref + 1) * sizeof *ix->off +
-                 (size_t)ix->off[n_ref] * sizeof *ix->adj + (size_t)ix->n_piv * sizeof *ix->piv;
+    ix->bytes += sx_knn_index_graph_bytes(ix);
     return ix;
 fail:
     sx_knn_index_free(ix);
@@ -265,6 +317,22 @@ static int cmp_dist_idx(const void *a, const void *b)
     return (x[1] > y[1]) - (x[1] < y[1]);
 }
 
+/* Every cell ranked (float): for a query whose search reached fewer than k cells (its seeds'
+ * graph components were smaller; possible with tiny isolated cell types, or a damaged graph
+ * read from a file), so every result column is a real cell. */
+static void scan_all(const sx_knn_index *ix, scratch *S, int ef, int *nb)
+{
+    *nb = 0;
+    for (int64_t v = 0; v < ix->n; v++) {
+        hent h = {d2q(S->q, ix->xf + v * ix->dim, ix->dim), (int32_t)v};
+        if (*nb < ef) hpush(S->best, nb, h, 1.0f);
+        else if (hbefore(S->best[0], h, 1.0f)) {
+            hpop(S->best, nb, 1.0f);
+            hpush(S->best, nb, h, 1.0f);
+        }
+    }
+}
+
 /* Best-first search of one query; its k nearest found, by exact double distance. */
 static int search_one(const search_job *J, scratch *S, const double *qd, int32_t *oi, double *od)
 {
@@ -310,6 +378,7 @@ static int search_one(const search_job *J, scratch *S, const double *qd, int32_t
             if (nb > ef) hpop(S->best, &nb, 1.0f);
         }
     }
+    if (nb < J->k) scan_all(ix, S, ef, &nb);
     /* the float ranking chose the set; distances and order come from doubles, ties by index */
     for (int i = 0; i < nb; i++) {
         const double *r = ix->ref + (int64_t)S->best[i].v * dim;
@@ -400,37 +469,36 @@ static int32_t *group_queries(const sx_knn_index *ix, const double *query, int64
     return order;
 }
 
-sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
-                            const sx_progress *prog, sx_status *st)
+/* An empty n x k result, or NULL with st filled. */
+static sx_knn *result_new(int64_t n, int k, sx_status *st)
 {
-    if (!ix || (!query && n_query > 0) || n_query < 0) {
-        sx_status_set(st, SX_EINVAL, "kNN index search: no index or no query");
+    sx_knn *res = sx_calloc(1, sizeof *res);
+    if (res) {
+        res->n_query = n;
+        res->k = k;
+        res->idx = sx_mallocarray((size_t)n * k + 1, sizeof *res->idx);
+        res->dist = sx_mallocarray((size_t)n * k + 1, sizeof *res->dist);
+    }
+    if (!res || !res->idx || !res->dist) {
+        sx_knn_free(res);
+        sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table",
+                      (long long)n, k);
         return NULL;
     }
-    sx_knn_opts ko;
-    sx_knn_opts_init(&ko);
-    ko.n_threads = ix->n_threads;
-    if (ix->exact || n_query == 0) /* n_query 0 still goes through the argument checks */
-        return sx_knn_exact(ix->ref, ix->n, query ? query : ix->ref, n_query, ix->dim, k, &ko,
-                            prog, st);
+    return res;
+}
+
+/* The graph search of every query on nth workers (the index's own threads when 0). */
+static sx_knn *graph_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
+                            int nth, const sx_progress *prog, sx_status *st)
+{
     if (k < 1 || k > ix->n) {
         sx_status_set(st, SX_EINVAL, "kNN: k = %d neighbours requested but the reference has "
                       "%lld rows; use a smaller k", k, (long long)ix->n);
         return NULL;
     }
-    sx_knn *res = sx_calloc(1, sizeof *res);
-    if (res) {
-        res->n_query = n_query;
-        res->k = k;
-        res->idx = sx_mallocarray((size_t)n_query * k, sizeof *res->idx);
-        res->dist = sx_mallocarray((size_t)n_query * k, sizeof *res->dist);
-    }
-    if (!res || !res->idx || !res->dist) {
-        sx_knn_free(res);
-        sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table",
-                      (long long)n_query, k);
-        return NULL;
-    }
+    sx_knn *res = result_new(n_query, k, st);
+    if (!res) return NULL;
     /* beam k + 6, at least 32: recall 0.995 at k 30 on clustered 10-d latents (0.998 at 2 k
      * for twice the time; bench/bench_map_knn.c) */
     int ef = ix->ef > 0 ? ix->ef : k + 6;
@@ -449,9 +517,10 @@ sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t
     atomic_init(&J.done, 0);
     atomic_init(&J.stop, 0);
     atomic_init(&J.failed, 0);
-    int nth = sx_embed_threads(ix->n_threads);
+    nth = sx_embed_threads(nth);
     int64_t n_blocks = (n_query + IX_BLOCK - 1) / IX_BLOCK;
     if (nth > n_blocks) nth = (int)n_blocks;
+    if (nth > 256) nth = 256;
     pthread_t th[256];
     int started;
     for (started = 1; started < nth; started++)
@@ -473,21 +542,67 @@ fail:
     return NULL;
 }
 
-sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,
-                      int dim, int k, const sx_knn_opts *opts, const sx_progress *prog,
-                      sx_status *st)
+/* Exact search of ix's reference (query NULL: the reference's rows as queries, not a self
+ * search), the choice order kept when keep_rank. */
+static sx_knn *exact_search(const double *ref, int64_t n_ref, const double *query,
+                            int64_t n_query, int dim, int k, int nth, int keep_rank,
+                            const sx_progress *prog, sx_status *st)
+{
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = nth;
+    ko.keep_rank = keep_rank;
+    return sx_knn_exact(ref, n_ref, query ? query : ref, n_query, dim, k, &ko, prog, st);
+}
+
+sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
+                            const sx_progress *prog, sx_status *st)
+{
+    if (!ix || (!query && n_query > 0) || n_query < 0) {
+        sx_status_set(st, SX_EINVAL, "kNN index search: no index or no query");
+        return NULL;
+    }
+    if (ix->exact || n_query == 0) /* n_query 0 still goes through the argument checks */
+        return exact_search(ix->ref, ix->n, query, n_query, ix->dim, k, ix->n_threads, 0, prog,
+                            st);
+    return graph_search(ix, query, n_query, k, ix->n_threads, prog, st);
+}
+
+sx_knn *sx_knn_search_with(const sx_knn_index *ix, const double *ref, int64_t n_ref,
+                           const double *query, int64_t n_query, int dim, int k,
+                           const sx_knn_opts *opts, const sx_progress *prog, sx_status *st)
 {
     sx_knn_opts o;
     if (opts) o = *opts;
     else sx_knn_opts_init(&o);
+    if (!ref || (!query && n_query > 0) || n_query < 0) {
+        sx_status_set(st, SX_EINVAL, "kNN search: no reference or no query");
+        return NULL;
+    }
+    if (ix && !ix->exact && o.method != SX_KNN_EXACT && n_query > 0) {
+        if (ix->ref != ref || ix->n != n_ref || ix->dim != dim) {
+            sx_status_set(st, SX_EINVAL, "kNN search: the index is not of this reference");
+            return NULL;
+        }
+        return graph_search(ix, query, n_query, k, o.n_threads, prog, st);
+    }
     int64_t from = o.approx_from > 0 ? o.approx_from : 100000;
     /* a graph built for one search pays off only when the queries outweigh its build (about
      * half the cost of searching as many queries exactly: bench/bench_map_knn.c) */
     if (o.method == SX_KNN_AUTO)
         o.method = n_ref >= from && n_query >= n_ref / 2 ? SX_KNN_APPROX : SX_KNN_EXACT;
-    sx_knn_index *ix = sx_knn_index_new(ref, n_ref, dim, &o, prog, st);
-    if (!ix) return NULL;
-    sx_knn *r = sx_knn_index_search(ix, query, n_query, k, prog, st);
-    sx_knn_index_free(ix);
+    if (o.method != SX_KNN_APPROX || n_query == 0)
+        return exact_search(ref, n_ref, query, n_query, dim, k, o.n_threads, 1, prog, st);
+    sx_knn_index *own = sx_knn_index_new(ref, n_ref, dim, &o, prog, st);
+    if (!own) return NULL;
+    sx_knn *r = sx_knn_index_search(own, query, n_query, k, prog, st);
+    sx_knn_index_free(own);
     return r;
+}
+
+sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,
+                      int dim, int k, const sx_knn_opts *opts, const sx_progress *prog,
+                      sx_status *st)
+{
+    return sx_knn_search_with(NULL, ref, n_ref, query, n_query, dim, k, opts, prog, st);
 }

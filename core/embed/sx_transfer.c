@@ -184,46 +184,47 @@ static int check_args(const sx_transfer_opts *o, int64_t n_ref, const double *qu
     return SX_OK;
 }
 
-sx_transfer_result *sx_transfer_knn(const double *ref, int64_t n_ref,
-                                    const char *const *ref_labels, const double *query,
-                                    int64_t n_query, int dim, const sx_transfer_opts *opts,
-                                    const sx_progress *prog, sx_status *st)
+int sx_transfer_k_needed(const sx_transfer_opts *opts, int64_t n_ref)
 {
     sx_transfer_opts o;
     if (opts) o = *opts;
     else sx_transfer_opts_init(&o);
-    if (check_args(&o, n_ref, query, n_query, st)) return NULL;
     /* probabilities from kp >= k neighbours; the held-out fit needs one cell to spare */
     int kp = o.k_prob > o.k ? o.k_prob : o.k;
     if (kp > n_ref - 1) kp = o.k > n_ref - 1 ? o.k : (int)n_ref - 1;
+    return kp;
+}
+
+/* The vote, probabilities and trust of every query cell from its kp neighbours (knn). */
+static sx_transfer_result *transfer_cells(const double *ref, int64_t n_ref,
+                                          const char *const *ref_labels, int dim,
+                                          const sx_knn *knn, int kp, const sx_transfer_opts *o,
+                                          sx_status *st)
+{
+    int64_t n_query = knn->n_query;
     sx_transfer_result *r = sx_calloc(1, sizeof *r);
     int32_t *codes = sx_mallocarray(n_ref, sizeof *codes), *nb = NULL;
     double *votes = NULL, *raw = NULL;
-    sx_knn *knn = NULL;
     sx_transfer_calib cal = {0};
     int have_cal = 0;
     if (!r || !codes) goto oom;
     if (sx_labels_encode(ref_labels, n_ref, codes, &r->classes, &r->n_classes, st)) goto fail;
     r->n_query = n_query;
-    r->k = o.k;
+    r->k = o->k;
     int nc = r->n_classes;
     votes = sx_mallocarray(nc, sizeof *votes);
     raw = sx_mallocarray(nc, sizeof *raw);
     nb = sx_mallocarray(kp, sizeof *nb);
     if (!alloc_result(r, n_query, nc) || !votes || !raw || !nb) goto oom;
-    if (o.calibrate && n_ref > o.k) {
-        if (sx_transfer_calib_fit(ref, n_ref, codes, nc, dim, &o, kp, &cal, st)) goto fail;
+    if (o->calibrate && n_ref > o->k) {
+        if (sx_transfer_calib_fit(ref, n_ref, codes, nc, dim, o, kp, &cal, st)) goto fail;
         have_cal = 1;
         r->n_calib = cal.n_calib;
         r->calib_by_batch = cal.by_batch;
     }
-    sx_knn_opts ko;
-    sx_knn_opts_init(&ko);
-    ko.n_threads = o.n_threads;
-    if (!(knn = sx_knn_exact(ref, n_ref, query, n_query, dim, kp, &ko, prog, st))) goto fail;
     for (int64_t i = 0; i < n_query; i++)
-        score_cell(r, i, knn, codes, kp, &o, have_cal ? &cal : NULL, nb, votes, raw);
-    if (!finish_cells(r, &o) || !keep_first_k(r, knn, kp)) goto oom;
+        score_cell(r, i, knn, codes, kp, o, have_cal ? &cal : NULL, nb, votes, raw);
+    if (!finish_cells(r, o) || !keep_first_k(r, knn, kp)) goto oom;
     goto done;
 oom:
     sx_status_set(st, SX_ENOMEM, "label transfer: out of memory for %lld query cells",
@@ -233,11 +234,54 @@ fail:
     r = NULL;
 done:
     sx_transfer_calib_clear(&cal);
-    sx_knn_free(knn);
     sx_free(codes);
     sx_free(nb);
     sx_free(votes);
     sx_free(raw);
+    return r;
+}
+
+sx_transfer_result *sx_transfer_from_knn(const double *ref, int64_t n_ref,
+                                         const char *const *ref_labels, int dim,
+                                         const sx_knn *nb, const sx_transfer_opts *opts,
+                                         sx_status *st)
+{
+    sx_transfer_opts o;
+    if (opts) o = *opts;
+    else sx_transfer_opts_init(&o);
+    if (check_args(&o, n_ref, nb ? ref : NULL, nb ? nb->n_query : 0, st)) return NULL;
+    int kp = sx_transfer_k_needed(&o, n_ref);
+    if (nb->k < kp) {
+        sx_status_set(st, SX_EINVAL, "label transfer: %d neighbours per query cell given, %d "
+                      "needed", nb->k, kp);
+        return NULL;
+    }
+    /* a wider search (shared with the UMAP transform): the kp a kp-search would have found */
+    sx_knn *head = nb->k > kp ? sx_knn_head(nb, kp, st) : NULL;
+    if (nb->k > kp && !head) return NULL;
+    sx_transfer_result *r = transfer_cells(ref, n_ref, ref_labels, dim, head ? head : nb, kp,
+                                           &o, st);
+    sx_knn_free(head);
+    return r;
+}
+
+sx_transfer_result *sx_transfer_knn(const double *ref, int64_t n_ref,
+                                    const char *const *ref_labels, const double *query,
+                                    int64_t n_query, int dim, const sx_transfer_opts *opts,
+                                    const sx_progress *prog, sx_status *st)
+{
+    sx_transfer_opts o;
+    if (opts) o = *opts;
+    else sx_transfer_opts_init(&o);
+    if (check_args(&o, n_ref, query, n_query, st)) return NULL;
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = o.n_threads;
+    sx_knn *knn = sx_knn_exact(ref, n_ref, query, n_query, dim, sx_transfer_k_needed(&o, n_ref),
+                               &ko, prog, st);
+    if (!knn) return NULL;
+    sx_transfer_result *r = sx_transfer_from_knn(ref, n_ref, ref_labels, dim, knn, &o, st);
+    sx_knn_free(knn);
     return r;
 }
 

@@ -86,6 +86,20 @@ sx_transfer_result *sx_transfer_knn(const double *ref, int64_t n_ref,
                                     const char *const *ref_labels, const double *query,
                                     int64_t n_query, int dim, const sx_transfer_opts *opts,
                                     const sx_progress *prog, sx_status *st);
+/* As sx_transfer_knn, from neighbours searched beforehand (one search of the query shared by
+ * the UMAP transform, every label column and the carried clusters): nb (borrowed) holds per
+ * query cell at least sx_transfer_k_needed(opts, n_ref) nearest reference rows of ref, as
+ * sx_knn_search gives them; the transfer takes the ones a search of its own width would have
+ * found (sx_knn_head: bit for bit sx_transfer_knn's when nb is an exact search). ref is still
+ * read: the calibration holds reference cells out of it. Same ownership as sx_transfer_knn. */
+struct sx_knn;
+sx_transfer_result *sx_transfer_from_knn(const double *ref, int64_t n_ref,
+                                         const char *const *ref_labels, int dim,
+                                         const struct sx_knn *nb, const sx_transfer_opts *opts,
+                                         sx_status *st);
+/* Neighbours per query cell the transfer uses with opts (NULL: defaults) on a reference of
+ * n_ref cells: k_prob, at least k, at most n_ref - 1 unless k needs more. */
+int sx_transfer_k_needed(const sx_transfer_opts *opts, int64_t n_ref);
 void sx_transfer_free(sx_transfer_result *r);
 
 /* Label text of query cell i ("Unknown" for -1). Valid while r lives. */

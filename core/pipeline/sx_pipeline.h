@@ -95,6 +95,10 @@ typedef struct sx_reference {
     char *path;           /* the file it was read from */
     void *mapped;         /* non-NULL: latent/umap point into this read-only map (munmap'd by free) */
     size_t mapped_len;
+    /* resident search index of latent (sx_knn.h), owned; NULL: none (a small reference, whose
+     * searches are exact, or not built). Built once (sx_reference_index_build), kept in
+     * reference.map, so a projection searches it instead of building a graph per job. */
+    struct sx_knn_index *index;
 } sx_reference;
 
 /* Load from a reference.h5, or from an integrate OUTDIR holding one (from its reference.map when
@@ -112,8 +116,21 @@ sx_reference *sx_reference_map_open(const char *dir, sx_status *st);
 int sx_reference_umap_table(const sx_reference *r, const char *dir, sx_status *st);
 void sx_reference_free(sx_reference *r);
 
+/* Build r->index when r is large enough that a search would build a graph of its own (opts
+ * NULL: sx_knn_opts_init's approx_from cells; method SX_KNN_APPROX: whatever its size) and it
+ * has none; the graph's seed is opts->seed (0 by default), so every job searches the same one.
+ * Call when a reference is loaded or registered, before it is shared. SX_OK also when none is
+ * wanted; on error r is unchanged (searches then build their own). */
+struct sx_knn_opts;
+int sx_reference_index_build(sx_reference *r, const struct sx_knn_opts *opts, sx_status *st);
+/* 1 when r is large enough to want a resident index (default opts) and has none: e.g. its map
+ * was written without one, or the map's index section was damaged and ignored. */
+int sx_reference_index_missing(const sx_reference *r);
+/* Bytes of r's resident index (0 without one), for the reference's memory footprint. */
+size_t sx_reference_index_bytes(const sx_reference *r);
+
 /* Run one job to completion. Progress stages: "read", "preprocess", "train", "encode",
- * "umap", "leiden", "transfer", "write". Returns SX_OK or an SX_E* code with st filled
+ * "knn" (a projection's one neighbour search), "umap", "leiden", "transfer", "write". Returns SX_OK or an SX_E* code with st filled
  * (SX_EGENES when a query shares too few genes with the reference, SX_ECANCELED on cancel). */
 int sx_pipeline_run(const sx_job_spec *job, const sx_progress *prog, sx_status *st);
 

@@ -133,9 +133,14 @@ typedef struct sx_pl_transfer_in {
     const char *const *q_names;
     const sx_column *truth;
     const sx_column *ref_batch;   /* reference batches: leave-one-batch-out calibration */
+    const struct sx_knn *nb;      /* q_lat's neighbours in ref_lat, searched once for every
+                                     label column (at least sx_pl_transfer_k columns;
+                                     borrowed), or NULL: each transfer searches its own */
 } sx_pl_transfer_in;
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
                           sx_transfer_result **out, sx_status *st);
+/* Neighbours per query cell sx_pl_transfer_labels uses on a reference of n_ref cells. */
+int sx_pl_transfer_k(const sx_pl_ctx *c, int64_t n_ref);
 /* Every label column of the label option ("a,b"; sx_pipeline_trust.c): transfer each from
  * ref_obs, write the labels table, add to out's rows [row0, row0 + nq) obs
  * "<label>_transfer", "_transfer_confidence", "<label>_mapping_score", obsm

@@ -7,6 +7,7 @@
 
 #include "sx_alloc.h"
 #include "sx_jobdir.h"
+#include "sx_knn.h"
 #include "sx_nn.h"
 #include "sx_pipeline_ctx.h"
 #include "sx_pipeline_qc.h"
@@ -29,6 +30,7 @@ typedef struct proj {
     float *all_umap;
     int32_t *leiden;
     sx_transfer_result *tr;
+    sx_knn *nb;             /* the query's reference neighbours, searched once (neighbours()) */
     double a, b;
     int joint;              /* UMAP and Leiden recomputed on reference + query */
 } proj;
@@ -47,6 +49,7 @@ static void proj_clear(proj *s)
     sx_free(s->all_umap);
     sx_free(s->leiden);
     sx_transfer_free(s->tr);
+    sx_knn_free(s->nb);
 }
 
 static int canceled(sx_status *st) { return sx_status_set(st, SX_ECANCELED, "the job was canceled"); }
@@ -214,15 +217,69 @@ static int combine_obs(sx_pl_ctx *c, proj *s, sx_status *st)
     return rc;
 }
 
+/* Options of the vote that carries the reference's clusters to the query. */
+static void leiden_opts(const sx_pl_ctx *c, sx_transfer_opts *to)
+{
+    sx_transfer_opts_init(to);
+    to->n_threads = c->set.threads;
+    to->calibrate = 0; /* clusters: the vote alone */
+}
+
+/* Neighbours the fixed UMAP transform takes: its n_neighbors, at most the reference. */
+static int umap_k(const sx_reference *R)
+{
+    sx_umap_params up;
+    sx_umap_params_init(&up);
+    return up.n_neighbors < R->n_cells ? up.n_neighbors : (int)R->n_cells;
+}
+
+/* The query's reference neighbours, searched once on first use, as wide as the widest user
+ * needs: each label column's transfer, the fixed UMAP transform and the carried clusters
+ * (each cuts its own columns: sx_knn_head). Searching per user cost one exact search per
+ * label column plus one per UMAP and Leiden; under the index threshold the search is exact and
+ * every user gets bit for bit its own search's neighbours. Above it, the reference's resident
+ * graph index (R->index) is searched when it has one. A stage of its own ("knn"): callers
+ * start theirs after it. */
+static const sx_knn *neighbours(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (s->nb) return s->nb;
+    if (sx_pl_stage(c, "knn") != SX_OK) {
+        canceled(st);
+        return NULL;
+    }
+    const sx_reference *R = s->R;
+    int k = c->set.label_given ? sx_pl_transfer_k(c, R->n_cells) : 0;
+    if (!c->set.ignore_umap && !s->joint) {
+        int ku = umap_k(R);
+        k = ku > k ? ku : k;
+        if (c->set.leiden && sx_frame_col(R->obs, "leiden")) {
+            sx_transfer_opts to;
+            leiden_opts(c, &to);
+            int kl = sx_transfer_k_needed(&to, R->n_cells);
+            k = kl > k ? kl : k;
+        }
+    }
+    if (k > R->n_cells) k = (int)R->n_cells; /* a tiny reference: each user reports its limit */
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = c->set.threads;
+    ko.seed = c->set.seed;
+    s->nb = sx_knn_search_with(R->index, R->latent, R->n_cells, s->qlat, s->nq, s->dim, k, &ko,
+                               c->prog, st);
+    return s->nb;
+}
+
 /* label transfer, when a label column (or several, "a,b") was given */
 static int transfer(sx_pl_ctx *c, proj *s, sx_status *st)
 {
     const char *label = c->set.label_given;
     if (!label) return SX_OK;
     const sx_reference *R = s->R;
+    const sx_knn *nb = neighbours(c, s, st); /* each label's transfer starts its stage */
+    if (!nb) return st->code;
     sx_pl_transfer_in in = {R->latent, R->n_cells, NULL, s->qlat, s->nq, s->dim,
                             (const char *const *)s->q->obs->index, NULL,
-                            sx_frame_col(R->obs, "batch")};
+                            sx_frame_col(R->obs, "batch"), nb};
     return sx_pl_transfer_all(c, &in, R->obs, s->q->obs, label, s->out, s->n_ref, st);
 }
 
@@ -241,11 +298,10 @@ static int carry_leiden(sx_pl_ctx *c, proj *s, const sx_column *lc, sx_status *s
         rl[i] = sx_column_text(lc, i, buf, sizeof buf);
     }
     sx_transfer_opts to;
-    sx_transfer_opts_init(&to);
-    to.n_threads = c->set.threads;
-    to.calibrate = 0; /* clusters: the vote alone */
+    leiden_opts(c, &to);
+    const sx_knn *nb = rc == SX_OK ? neighbours(c, s, st) : NULL;
     if (rc == SX_OK &&
-        !(ltr = sx_transfer_knn(R->latent, R->n_cells, rl, s->qlat, s->nq, s->dim, &to, c->prog, st)))
+        (!nb || !(ltr = sx_transfer_from_knn(R->latent, R->n_cells, rl, s->dim, nb, &to, st))))
         rc = st->code;
     if (rc == SX_OK) {
         int32_t ncl = 0;
@@ -269,6 +325,8 @@ static int carry_leiden(sx_pl_ctx *c, proj *s, const sx_column *lc, sx_status *s
 static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
 {
     const sx_reference *R = s->R;
+    const sx_knn *all = neighbours(c, s, st);
+    if (!all) return st->code;
     if (sx_pl_stage(c, "umap") != SX_OK) return canceled(st);
     sx_umap_params up;
     sx_umap_params_init(&up);
@@ -276,12 +334,7 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     up.b = R->umap_b;
     up.n_threads = c->set.threads;
     memcpy(s->all_umap, R->umap, (size_t)s->n_ref * 2 * sizeof *s->all_umap);
-    sx_knn_opts ko;
-    sx_knn_opts_init(&ko);
-    ko.n_threads = c->set.threads;
-    ko.seed = c->set.seed;
-    int k = up.n_neighbors < R->n_cells ? up.n_neighbors : (int)R->n_cells;
-    sx_knn *nb = sx_knn_search(R->latent, R->n_cells, s->qlat, s->nq, s->dim, k, &ko, c->prog, st);
+    sx_knn *nb = sx_knn_head(all, umap_k(R), st);
     if (!nb) return st->code;
     int rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
                                    c->prog, st);

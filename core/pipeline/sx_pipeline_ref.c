@@ -6,6 +6,7 @@
 
 #include "sx_alloc.h"
 #include "sx_h5.h"
+#include "sx_knn.h"
 #include "sx_pipeline_internal.h"
 #include "sx_pipeline_scalex.h"
 
@@ -118,6 +119,7 @@ void sx_reference_free(sx_reference *r)
 {
     if (!r) return;
     sx_nn_model_free(r->model);
+    sx_knn_index_free(r->index); /* before the map its arrays may point into */
     if (r->mapped) { /* latent and umap point into the read-only map (sx_reference_map.c) */
         munmap(r->mapped, r->mapped_len);
     } else {

@@ -10,6 +10,7 @@
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_jobdir.h"
+#include "sx_knn.h"
 #include "sx_metrics.h"
 #include "sx_pipeline_ctx.h"
 #include "sx_plot.h"
@@ -146,6 +147,25 @@ static int32_t *batch_codes(const sx_column *col, int64_t n, sx_status *st)
     return out;
 }
 
+/* The transfer's options of this run on a reference of n_ref cells (ref_batch left NULL). */
+static void transfer_opts(const sx_pl_ctx *c, int64_t n_ref, sx_transfer_opts *to)
+{
+    sx_transfer_opts_init(to);
+    to->k = c->set.k;
+    to->n_threads = c->set.threads;
+    to->seed = c->set.seed;
+    to->unknown_below = c->set.unknown ? c->set.min_confidence : 0;
+    to->mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
+    if (to->k > n_ref) to->k = (int)n_ref;
+}
+
+int sx_pl_transfer_k(const sx_pl_ctx *c, int64_t n_ref)
+{
+    sx_transfer_opts to;
+    transfer_opts(c, n_ref, &to);
+    return sx_transfer_k_needed(&to, n_ref);
+}
+
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
                           sx_transfer_result **out, sx_status *st)
 {
@@ -160,17 +180,13 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
         rl[i] = t == buf ? "" : t; /* label columns are categorical/string */
     }
     sx_transfer_opts to;
-    sx_transfer_opts_init(&to);
-    to.k = c->set.k;
-    to.n_threads = c->set.threads;
-    to.seed = c->set.seed;
-    to.unknown_below = c->set.unknown ? c->set.min_confidence : 0;
-    to.mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
+    transfer_opts(c, in->n_ref, &to);
     int32_t *bc = batch_codes(in->ref_batch, in->n_ref, st);
     to.ref_batch = bc;
-    if (to.k > in->n_ref) to.k = (int)in->n_ref;
-    sx_transfer_result *tr = sx_transfer_knn(in->ref_lat, in->n_ref, rl, in->q_lat, in->nq,
-                                             in->dim, &to, c->prog, st);
+    sx_transfer_result *tr =
+        in->nb ? sx_transfer_from_knn(in->ref_lat, in->n_ref, rl, in->dim, in->nb, &to, st)
+               : sx_transfer_knn(in->ref_lat, in->n_ref, rl, in->q_lat, in->nq, in->dim, &to,
+                                 c->prog, st);
     sx_free(rl);
     sx_free(bc);
     if (!tr) return st->code;
@@ -279,6 +295,7 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     int rc;
     tref r = {0};
     sx_dataset *q = NULL;
+    sx_knn *nb = NULL;
     const sx_dense *qe = NULL;
     if ((rc = sx_pl_stage(c, "read")) != SX_OK) goto canceled;
     if (c->set.n_inputs != 1) {
@@ -289,9 +306,20 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     if ((rc = transfer_reference(c, &r, st)) || (rc = transfer_query(c, r.dim, &q, &qe, st)))
         goto out;
     int64_t nq = sx_dataset_n_obs(q);
+    if ((rc = sx_pl_stage(c, "knn")) != SX_OK) goto canceled;
+    /* one exact search for every label column (each cuts its own: sx_knn_head) */
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = c->set.threads;
+    ko.method = SX_KNN_EXACT;
+    if (!(nb = sx_knn_search_with(NULL, r.lat, r.n, qe->v, nq, r.dim, sx_pl_transfer_k(c, r.n),
+                                  &ko, c->prog, st))) {
+        rc = st->code;
+        goto out;
+    }
     sx_pl_transfer_in in = {r.lat, r.n, NULL, qe->v, nq, r.dim,
                             (const char *const *)q->obs->index, NULL,
-                            sx_frame_col(r.obs, "batch")};
+                            sx_frame_col(r.obs, "batch"), nb};
     if ((rc = sx_pl_transfer_all(c, &in, r.obs, q->obs, c->set.label, q, 0, st))) goto out;
     if ((rc = sx_pl_stage(c, "write")) != SX_OK) goto canceled;
     sx_pl_uns_provenance(c, q->uns, 0, 0, 0);
@@ -303,5 +331,6 @@ canceled:
 out:
     tref_clear(&r);
     sx_dataset_free(q);
+    sx_knn_free(nb);
     return rc;
 }

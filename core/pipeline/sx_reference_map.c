@@ -12,7 +12,7 @@
  * Layout (little-endian, every section 8-byte aligned, all offsets from the file start):
  *   header   magic "SXREFMP1", u32 version, u32 dim, i64 n_cells, f64 umap_a, f64 umap_b,
  *            u32 has_umap, u32 n_cols, i64 source_size, i64 source_mtime_ns,
- *            i64 off_latent, off_umap, off_names, off_cols, off_model
+ *            i64 off_latent, off_umap, off_names, off_cols, off_model, off_index, len_index
  *   latent   f64[n_cells * dim]
  *   umap     f32[n_cells * 2]                      (when has_umap)
  *   names    i64 offsets[n_cells + 1], then the UTF-8 bytes (no NULs)
@@ -24,7 +24,13 @@
  *            tensors: n_tensors x {i64 name_off (i64 len + bytes), i64 data_off, i64 numel},
  *            data f64[numel] each in state_dict layout (sx_nn_model_get / _set)
  *            (the model's training log is not kept: jobs on a reference never read it)
+ *   index    (optional: off_index 0 = none) the reference's resident graph search index as
+ *            sx_knn_index_io.c serializes it, len_index bytes, searched in place over the
+ *            mapped latent; a damaged one is ignored (the reference loads without it, and
+ *            sx_reference_index_missing tells the daemon to build and rewrite it)
  * source_size / source_mtime_ns are reference.h5's: a map older than its source is ignored.
+ * Version 3 added the index; a map of an earlier version is refused like a stale one, so the
+ * loader reads reference.h5 and the daemon writes the map anew.
  * The reader trusts nothing: every offset and length is checked against the file's size.
  */
 #include <errno.h>
@@ -37,10 +43,12 @@
 #include <unistd.h>
 
 #include "sx_alloc.h"
+#include "sx_knn.h"
+#include "sx_log.h"
 #include "sx_pipeline_internal.h"
 
 #define MAP_MAGIC "SXREFMP1"
-#define MAP_VERSION 2u
+#define MAP_VERSION 3u
 
 typedef struct map_header {
     char magic[8];
@@ -49,7 +57,7 @@ typedef struct map_header {
     double umap_a, umap_b;
     uint32_t has_umap, n_cols;
     int64_t source_size, source_mtime_ns;
-    int64_t off_latent, off_umap, off_names, off_cols, off_model;
+    int64_t off_latent, off_umap, off_names, off_cols, off_model, off_index, len_index;
 } map_header;
 
 typedef struct map_col {
@@ -219,6 +227,25 @@ static int64_t put_model(wr *w, const sx_nn_model *m)
     return at;
 }
 
+/* sx_knn_put_fn over the map's writer */
+static int put_cb(void *user, const void *p, size_t n)
+{
+    wr *w = user;
+    put(w, p, n);
+    return w->bad;
+}
+
+/* the resident index, when r has a graph one: its offset (0: none) and length */
+static void put_index(wr *w, const sx_reference *r, map_header *h)
+{
+    size_t len = sx_knn_index_serial_size(r->index);
+    if (!len) return;
+    sx_status st;
+    h->off_index = align8(w);
+    h->len_index = (int64_t)len;
+    if (sx_knn_index_write(r->index, put_cb, w, &st)) w->bad = 1;
+}
+
 int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st)
 {
     map_header h;
@@ -258,6 +285,7 @@ int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st
     h.off_names = put_strings(&w, (const char *const *)r->obs->index, r->n_cells);
     h.off_cols = put_columns(&w, r->obs, r->n_cells);
     h.off_model = put_model(&w, r->model);
+    put_index(&w, r, &h);
     if (fseek(f, 0, SEEK_SET) || fwrite(&h, sizeof h, 1, f) != 1) w.bad = 1;
     if (fflush(f) || fsync(fileno(f))) w.bad = 1;
     if (fclose(f)) w.bad = 1;
@@ -425,6 +453,20 @@ static int check_header(const view *v, const map_header *h, const char *dir, sx_
     return SX_OK;
 }
 
+/* The index section over the mapped latent; a damaged one is left out (NULL), not fatal. */
+static void map_index(const view *v, const map_header *h, sx_reference *r)
+{
+    if (!h->off_index) return;
+    const void *p = h->len_index > 0 ? at(v, h->off_index, h->len_index, 1) : NULL;
+    sx_status ist;
+    sx_status_clear(&ist);
+    r->index = p ? sx_knn_index_open(p, (size_t)h->len_index, r->latent, r->n_cells, r->dim, &ist)
+                 : NULL;
+    if (!r->index)
+        SX_WARN("reference map: its search index is damaged and left out (%s)",
+                p ? ist.msg : "out of bounds");
+}
+
 sx_reference *sx_reference_map_open(const char *dir, sx_status *st)
 {
     char *path = sx_pl_join(dir, "reference.map");
@@ -469,6 +511,7 @@ sx_reference *sx_reference_map_open(const char *dir, sx_status *st)
     r->path = sx_pl_join(dir, "reference.h5");
     r->model = r->path ? map_model_load(&v, h.off_model, st) : NULL;
     if (!r->model) goto fail;
+    map_index(&v, &h, r);
     goto out;
 fail:
     sx_reference_free(r);

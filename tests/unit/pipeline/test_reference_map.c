@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sx_knn.h"
 #include "sx_pipeline.h"
 #include "sx_pipeline_internal.h"
 #include "sx_test.h"
@@ -217,6 +218,103 @@ START_TEST(map_equals_hdf5)
 }
 END_TEST
 
+/* the neighbours of a few query points through a reference's index (opts: one thread) */
+static sx_knn *search_ref(const sx_reference *r, const double *q, int64_t nq)
+{
+    sx_status st;
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.n_threads = 1;
+    sx_knn *k = sx_knn_search_with(r->index, r->latent, r->n_cells, q, nq, r->dim, 10, &o, NULL, &st);
+    ck_assert_msg(k, "%s", st.msg);
+    return k;
+}
+
+/* A map written with a reference's search index (version 3) gives it back in place: the
+ * mapped index searches exactly as the built one, and counts in the footprint. A damaged
+ * index section (cut short, a cell id out of range) is left out and the reference still maps;
+ * a map of version 2 is refused (the loader reads reference.h5; the daemon rewrites it). */
+START_TEST(map_keeps_search_index)
+{
+    make_reference();
+    sx_status st;
+    sx_reference *h5 = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(h5);
+    ck_assert_ptr_null(h5->index);
+    ck_assert_int_eq(sx_reference_index_missing(h5), 0); /* 300 cells: searches stay exact */
+    ck_assert_int_eq(sx_reference_index_build(h5, NULL, &st), SX_OK);
+    ck_assert_ptr_null(h5->index);
+    sx_reference big = {.n_cells = 100000};
+    ck_assert_int_eq(sx_reference_index_missing(&big), 1);
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.method = SX_KNN_APPROX; /* a graph for the small test reference */
+    o.n_threads = 1;
+    ck_assert_int_eq(sx_reference_index_build(h5, &o, &st), SX_OK);
+    ck_assert_ptr_nonnull(h5->index);
+    ck_assert_uint_gt(sx_reference_index_bytes(h5), (size_t)N * DIM * sizeof(float));
+    ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+    double q[5 * DIM];
+    for (int i = 0; i < 5 * DIM; i++) q[i] = (double)((i * 37) % 101) / 3.0 - 17.0;
+    sx_knn *want = search_ref(h5, q, 5);
+    sx_reference *mp = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(mp);
+    ck_assert_ptr_nonnull(mp->mapped);
+    ck_assert_ptr_nonnull(mp->index);
+    ck_assert_uint_eq(sx_reference_index_bytes(mp), sx_reference_index_bytes(h5));
+    sx_knn *got = search_ref(mp, q, 5);
+    ck_assert_mem_eq(got->idx, want->idx, 5 * 10 * sizeof *got->idx);
+    ck_assert_mem_eq(got->dist, want->dist, 5 * 10 * sizeof *got->dist);
+    sx_knn_free(got);
+    sx_reference_free(mp);
+    char *map = sx_pl_join(dir, "reference.map");
+    int64_t hdr[15];
+    FILE *f = fopen(map, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(hdr, 8, 15, f), 15); /* ..., off_model, off_index, len_index */
+    fclose(f);
+    ck_assert_int_gt(hdr[13], 0);
+    for (int damage = 0; damage < 3; damage++) {
+        ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+        f = fopen(map, "r+b");
+        ck_assert_ptr_nonnull(f);
+        if (damage == 0) { /* the section's length cut short */
+            int64_t len = hdr[14] - 16;
+            fseek(f, 14 * 8, SEEK_SET);
+            fwrite(&len, 8, 1, f);
+        } else if (damage == 1) { /* a graph edge to cell N: after the 40-byte header, the
+                                   * float copy and the N + 1 offsets */
+            int32_t bad = N;
+            fseek(f, hdr[13] + 40 + ((N * DIM * 4 + 7) & ~7) + (N + 1) * 8 + 4 * 17, SEEK_SET);
+            fwrite(&bad, 4, 1, f);
+        } else { /* a version 2 map */
+            uint32_t v2 = 2;
+            fseek(f, 8, SEEK_SET);
+            fwrite(&v2, 4, 1, f);
+        }
+        fclose(f);
+        mp = sx_reference_load(dir, &st);
+        ck_assert_ptr_nonnull(mp);
+        if (damage < 2) { /* mapped, without the index: searches do without */
+            ck_assert_ptr_nonnull(mp->mapped);
+            ck_assert_ptr_null(mp->index);
+        } else {
+            ck_assert_ptr_null(mp->mapped);
+            ck_assert_ptr_null(sx_reference_map_open(dir, &st));
+            ck_assert_int_eq(st.code, SX_EFORMAT);
+        }
+        same_reference(h5, mp);
+        sx_reference_free(mp);
+    }
+    sx_knn_free(want);
+    sx_reference_free(h5);
+    char *file = sx_pl_join(dir, "reference.h5");
+    unlink(map), unlink(file);
+    free(map), free(file);
+    rmdir(dir);
+}
+END_TEST
+
 /* Four processes write the same map 25 times each at once: every write succeeds (a shared
  * temporary name once made one rename the other's file away: "No such file or directory"),
  * the map left is whole, and no temporary file is left behind. */
@@ -277,6 +375,7 @@ int main(void)
     TCase *tc = tcase_create("map");
     tcase_add_test(tc, map_equals_hdf5);
     tcase_add_test(tc, concurrent_writers);
+    tcase_add_test(tc, map_keeps_search_index);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }

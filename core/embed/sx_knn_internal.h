@@ -1,0 +1,28 @@
+/* sx_knn_internal — the graph index's layout, shared by its builder and searcher
+ * (sx_knn_index.c) and its serialization (sx_knn_index_io.c). Private to core/embed. */
+#ifndef SX_KNN_INTERNAL_H
+#define SX_KNN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sx_knn.h"
+
+struct sx_knn_index {
+    const double *ref; /* borrowed */
+    int64_t n;
+    int dim, exact, n_threads, ef;
+    int borrowed;      /* 1: xf/off/adj/piv point into a serialized index (sx_knn_index_open)
+                        * that the caller keeps; free releases only the struct */
+    float *xf;         /* n x dim float copy: the graph search ranks in float */
+    int64_t *off;      /* CSR of the search graph: n + 1 offsets */
+    int32_t *adj;
+    int32_t *piv;      /* entry cells */
+    int n_piv;
+    size_t bytes;
+};
+
+/* The graph's bytes besides the struct (the float copy, CSR, entry cells). */
+size_t sx_knn_index_graph_bytes(const struct sx_knn_index *ix);
+
+#endif
