@@ -97,7 +97,7 @@ static double overall(const char *stage, double frac, double prev)
 {
     static const struct { const char *name; double lo, hi; } w[] = {
         {"read", 0.00, 0.05},  {"preprocess", 0.05, 0.10}, {"train", 0.10, 0.80},
-        {"encode", 0.80, 0.85}, {"umap", 0.85, 0.93},       {"leiden", 0.93, 0.96},
+        {"encode", 0.80, 0.85}, {"knn", 0.85, 0.88},       {"umap", 0.85, 0.93},       {"leiden", 0.93, 0.96},
         {"transfer", 0.96, 0.98}, {"write", 0.98, 1.00}};
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         if (strcmp(stage, w[i].name)) continue;

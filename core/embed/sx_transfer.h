@@ -12,17 +12,16 @@
  *   each batch in turn from the other batches (leave-one-batch-out); the two pooled bracket
  *   mapping a new batch (the first alone is too sure, the second too unsure). The other classes share 1 - confidence in proportion to their raw
  *   weight, so every row of probabilities sums to 1;
- * - mapping score: the query cell's mean distance to its k nearest reference cells, placed in
- *   the distribution of the held-out reference cells' own such distances among cells of the
- *   chosen label, as 1 - quantile. The distribution is a normal fitted robustly to the log
- *   distances (median, 1.4826 x MAD; Rousseeuw & Croux, JASA 1993): an empirical quantile
- *   stops at the reference's few farthest cells (a floor of ~5% that every novel cell
- *   shares), a fitted tail keeps ranking cells beyond them. A query from another technology
- *   lies farther from the reference as a whole than held-out reference cells do, so the
- *   query's median standardised distance, when positive, is subtracted first (the median
- *   assumes most query cells are of known types; it moves every cell alike, so it changes
- *   no ranking). Near 0 = farther than the reference's cells of that label lie from their
- *   own neighbours; 0.5 = typical;
+ * - mapping score: the query cell's mean distance to its k nearest reference cells, as a
+ *   z-score on the log scale: less the chosen label's median held-out log distance (held-out
+ *   reference cells of that label, predicted from the others), over a scale taken from the
+ *   gap between that median and where held-out cells of OTHER labels lie from the label
+ *   (median of their log distances; gap / (2 x 2.326)), so the scale does not grow with
+ *   training length as the label's own spread does (sx_transfer_calib.c gap_scales). The
+ *   query's median z, when positive, is subtracted first (a query from another technology
+ *   lies farther from the reference as a whole; this moves every cell alike and changes no
+ *   ranking). Score = 1 - Phi(z): 0.5 = as close as the label's own reference cells, 0.01 =
+ *   about halfway (in log distance) to where other labels' cells lie;
  * - "Unknown" when the mapping score or the confidence is below its threshold (0 = off).
  */
 #ifndef SX_TRANSFER_H
