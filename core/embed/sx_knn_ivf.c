@@ -1,0 +1,862 @@
+/* sx_knn_ivf — exact kNN by cluster pruning (see sx_knn_ivf.h): k-means build, the
+ * bounded search, and the flat layout shared by the in-memory index and its serialized
+ * form (an index built here IS a serialized buffer, so writing it is one copy and loading
+ * one is a validation pass plus pointer arithmetic). */
+#include "sx_knn_ivf.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sx_alloc.h"
+#include "sx_embed_internal.h"
+
+/* As in sx_knn.c: dgemm tiles stay under OpenBLAS's own threading threshold (m*n*k <=
+ * 65536 * 4) so that our workers, not BLAS, own the cores. */
+#define IVF_GEMM_MNK 262144
+#define IVF_BQ 64        /* rows (queries or points) per dgemm block */
+#define IVF_SAMPLE 32    /* k-means sample rows per cluster */
+#define IVF_ITERS 6      /* Lloyd iterations on the sample: the partition only has to be
+                          * compact, not optimal; the search is exact whatever it is */
+#define IVF_MAX_DIM 4096
+/* Relative slack on every pruning test: the bounds are computed in floating point, so a
+ * row is skipped only when it is beyond the k-th distance by far more than rounding. */
+#define IVF_TOL 1e-11
+
+static const char IVF_MAGIC[8] = {'S', 'X', 'K', 'N', 'N', 'I', 'V', 'F'};
+#define IVF_VERSION 1u
+#define IVF_HEADER 64
+
+struct sx_knn_ivf {
+    int64_t n;
+    int dim, nc;
+    const int64_t *off;  /* nc + 1: cluster c holds sorted rows off[c] .. off[c+1]-1 */
+    const double *cen;   /* nc x dim centroids */
+    const double *rad;   /* nc: largest member distance to the centroid */
+    const double *x;     /* n x dim: the reference rows in cluster order */
+    const double *pd;    /* n: each row's distance to its centroid, ascending per cluster */
+    const int32_t *row;  /* n: original reference row of each stored row */
+    double *cnorm;       /* nc: |centroid|^2 (always allocated here) */
+    double rmax;         /* largest radius */
+    const void *base;    /* the flat layout (header + sections) */
+    size_t size;
+    void *own;           /* == base when built here; NULL when borrowed (from_mem) */
+};
+
+/* ------------------------------------------------------------------ layout ---- */
+
+typedef struct ivf_layout {
+    size_t off, cen, rad, x, pd, row, total;
+} ivf_layout;
+
+static size_t al8(size_t v) { return (v + 7) & ~(size_t)7; }
+
+/* Section offsets; the caller has bounded n <= INT32_MAX, dim <= IVF_MAX_DIM, nc <= n, so
+ * no product overflows 64 bits. */
+static void ivf_layout_of(int64_t n, int dim, int64_t nc, ivf_layout *L)
+{
+    size_t p = IVF_HEADER;
+    L->off = p;
+    p += 8 * (size_t)(nc + 1);
+    L->cen = p;
+    p += 8 * (size_t)nc * (size_t)dim;
+    L->rad = p;
+    p += 8 * (size_t)nc;
+    L->x = p;
+    p += 8 * (size_t)n * (size_t)dim;
+    L->pd = p;
+    p += 8 * (size_t)n;
+    L->row = p;
+    p += al8(4 * (size_t)n);
+    L->total = p;
+}
+
+static void ivf_bind(sx_knn_ivf *ix, const void *base, const ivf_layout *L)
+{
+    const char *b = base;
+    ix->off = (const int64_t *)(b + L->off);
+    ix->cen = (const double *)(b + L->cen);
+    ix->rad = (const double *)(b + L->rad);
+    ix->x = (const double *)(b + L->x);
+    ix->pd = (const double *)(b + L->pd);
+    ix->row = (const int32_t *)(b + L->row);
+    ix->base = base;
+    ix->size = L->total;
+}
+
+static double ivf_dist(const double *a, const double *b, int dim)
+{
+    /* Same arithmetic, in the same order, as sx_knn.c's dist_exact: the distances this
+     * search reports are bit-identical to sx_knn_exact's. */
+    double s = 0;
+    for (int j = 0; j < dim; j++) {
+        double t = a[j] - b[j];
+        s += t * t;
+    }
+    return sqrt(s);
+}
+
+static void km_norms(const double *cen, int nc, int dim, double *cnorm)
+{
+    for (int c = 0; c < nc; c++) {
+        double s = 0;
+        for (int j = 0; j < dim; j++) s += cen[(int64_t)c * dim + j] * cen[(int64_t)c * dim + j];
+        cnorm[c] = s;
+    }
+}
+
+static int ivf_finish(sx_knn_ivf *ix, sx_status *st)
+{
+    ix->cnorm = sx_mallocarray((size_t)ix->nc, sizeof *ix->cnorm);
+    if (!ix->cnorm) return sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
+    ix->rmax = 0;
+    km_norms(ix->cen, ix->nc, ix->dim, ix->cnorm);
+    for (int c = 0; c < ix->nc; c++) {
+        if (ix->rad[c] > ix->rmax) ix->rmax = ix->rad[c];
+    }
+    return SX_OK;
+}
+
+void sx_knn_ivf_free(sx_knn_ivf *ix)
+{
+    if (!ix) return;
+    sx_free(ix->own);
+    sx_free(ix->cnorm);
+    sx_free(ix);
+}
+
+int64_t sx_knn_ivf_rows(const sx_knn_ivf *ix) { return ix->n; }
+int sx_knn_ivf_dim(const sx_knn_ivf *ix) { return ix->dim; }
+int sx_knn_ivf_clusters(const sx_knn_ivf *ix) { return ix->nc; }
+
+size_t sx_knn_ivf_bytes(const sx_knn_ivf *ix)
+{
+    if (!ix) return 0;
+    return sizeof *ix + (size_t)ix->nc * sizeof *ix->cnorm + (ix->own ? ix->size : 0);
+}
+
+/* ------------------------------------------------------------ thread pool ---- */
+
+/* Chunks 0..n_chunks-1 handed out by an atomic counter; fn returns SX_OK or an error that
+ * stops the others. Which worker runs a chunk never changes its result. */
+typedef int (*ivf_fn)(void *ctx, int64_t chunk, int worker);
+
+typedef struct ivf_pool {
+    ivf_fn fn;
+    void *ctx;
+    int64_t n_chunks;
+    atomic_llong next, done;
+    atomic_int err;
+    const sx_progress *prog;
+    const char *stage;
+} ivf_pool;
+
+typedef struct ivf_worker {
+    ivf_pool *P;
+    int id;
+} ivf_worker;
+
+static void *ivf_pool_run(void *arg)
+{
+    ivf_worker *w = arg;
+    ivf_pool *P = w->P;
+    for (;;) {
+        if (atomic_load(&P->err)) break;
+        if (sx_progress_cancelled(P->prog)) {
+            atomic_store(&P->err, SX_ECANCELED);
+            break;
+        }
+        int64_t c = atomic_fetch_add(&P->next, 1);
+        if (c >= P->n_chunks) break;
+        int rc = P->fn(P->ctx, c, w->id);
+        if (rc) {
+            atomic_store(&P->err, rc);
+            break;
+        }
+        long long d = atomic_fetch_add(&P->done, 1) + 1;
+        if (w->id == 0 && P->stage) sx_progress_report(P->prog, P->stage, (double)d / P->n_chunks, NULL);
+    }
+    return NULL;
+}
+
+/* Runs fn over every chunk on nth workers (the caller's thread is worker 0). */
+static int ivf_parallel(ivf_fn fn, void *ctx, int64_t n_chunks, int nth, const sx_progress *prog,
+                        const char *stage)
+{
+    ivf_pool P = {.fn = fn, .ctx = ctx, .n_chunks = n_chunks, .prog = prog, .stage = stage};
+    atomic_init(&P.next, 0);
+    atomic_init(&P.done, 0);
+    atomic_init(&P.err, 0);
+    ivf_worker ws[256];
+    pthread_t th[256];
+    if (nth > n_chunks) nth = (int)(n_chunks > 0 ? n_chunks : 1);
+    if (nth > 256) nth = 256;
+    int started;
+    for (int t = 0; t < nth; t++) ws[t] = (ivf_worker){.P = &P, .id = t};
+    for (started = 1; started < nth; started++)
+        if (pthread_create(&th[started], NULL, ivf_pool_run, &ws[started])) break;
+    ivf_pool_run(&ws[0]);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    return atomic_load(&P.err);
+}
+
+/* Squared-distance ranking of rows against all centroids by dgemm tiles: G[i][c] =
+ * |c|^2 - 2 p_i.c (the row's own norm added by the caller where needed). */
+static void ivf_gemm(const double *P, int np, const double *cen, const double *cnorm, int nc,
+                     int dim, double *G)
+{
+    int bc = IVF_GEMM_MNK / (IVF_BQ * dim);
+    if (bc < 32) bc = 32;
+    for (int c0 = 0; c0 < nc; c0 += bc) {
+        int ncb = nc - c0 < bc ? nc - c0 : bc;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, np, ncb, dim, -2.0, P, dim,
+                    cen + (int64_t)c0 * dim, dim, 0.0, G + c0, nc);
+    }
+    for (int i = 0; i < np; i++)
+        for (int c = 0; c < nc; c++) G[(int64_t)i * nc + c] += cnorm[c];
+}
+
+/* ---------------------------------------------------------------- k-means ---- */
+
+typedef struct km_ctx {
+    const double *pts;  /* m x dim */
+    int64_t m;
+    const double *cen, *cnorm; /* cnorm: |centroid|^2, filled by the caller */
+    int nc, dim;
+    int32_t *lab;
+    double **G;         /* per worker: IVF_BQ x nc */
+} km_ctx;
+
+static int km_assign_chunk(void *ctx, int64_t chunk, int worker)
+{
+    km_ctx *K = ctx;
+    int64_t i0 = chunk * IVF_BQ;
+    int np = (int)(K->m - i0 < IVF_BQ ? K->m - i0 : IVF_BQ);
+    double *G = K->G[worker];
+    ivf_gemm(K->pts + i0 * K->dim, np, K->cen, K->cnorm, K->nc, K->dim, G);
+    for (int i = 0; i < np; i++) {
+        const double *g = G + (int64_t)i * K->nc;
+        int best = 0;
+        double bv = g[0];
+        for (int c = 1; c < K->nc; c++)
+            if (g[c] < bv) {
+                bv = g[c];
+                best = c;
+            }
+        K->lab[i0 + i] = best;
+    }
+    return SX_OK;
+}
+
+static int km_assign(km_ctx *K, int nth, const sx_progress *prog)
+{
+    return ivf_parallel(km_assign_chunk, K, (K->m + IVF_BQ - 1) / IVF_BQ, nth, prog, NULL);
+}
+
+/* Centroids = member means, in row order (deterministic); empty clusters keep theirs. */
+static void km_update(const double *pts, int64_t m, int dim, const int32_t *lab, int nc,
+                      double *cen, int64_t *cnt)
+{
+    double *sum = cen; /* reused: cleared only for clusters with members */
+    memset(cnt, 0, (size_t)nc * sizeof *cnt);
+    for (int64_t i = 0; i < m; i++) cnt[lab[i]]++;
+    for (int c = 0; c < nc; c++)
+        if (cnt[c]) memset(sum + (int64_t)c * dim, 0, (size_t)dim * sizeof *sum);
+    for (int64_t i = 0; i < m; i++)
+        for (int j = 0; j < dim; j++) sum[(int64_t)lab[i] * dim + j] += pts[i * dim + j];
+    for (int c = 0; c < nc; c++)
+        if (cnt[c])
+            for (int j = 0; j < dim; j++) sum[(int64_t)c * dim + j] /= (double)cnt[c];
+}
+
+typedef struct km_work {
+    double *S, *cen, *cnorm, *Gbuf;
+    double *G[256];
+    int32_t *perm, *lab, *slab;
+    int64_t *cnt;
+} km_work;
+
+static void km_work_free(km_work *w)
+{
+    sx_free(w->S);
+    sx_free(w->cen);
+    sx_free(w->cnorm);
+    sx_free(w->Gbuf);
+    sx_free(w->perm);
+    sx_free(w->lab);
+    sx_free(w->slab);
+    sx_free(w->cnt);
+}
+
+/* Partition ref into nc clusters: labels of all n rows into w->lab, centroids in w->cen. */
+static int km_partition(const double *ref, int64_t n, int dim, int nc, int nth, uint64_t seed,
+                        km_work *w, const sx_progress *prog, sx_status *st)
+{
+    int64_t m = (int64_t)IVF_SAMPLE * nc < n ? (int64_t)IVF_SAMPLE * nc : n;
+    w->S = sx_mallocarray((size_t)m * dim, sizeof *w->S);
+    w->cen = sx_mallocarray((size_t)nc * dim, sizeof *w->cen);
+    w->cnorm = sx_mallocarray((size_t)nc, sizeof *w->cnorm);
+    w->Gbuf = sx_mallocarray((size_t)nth * IVF_BQ * nc, sizeof *w->Gbuf);
+    w->perm = sx_mallocarray((size_t)n, sizeof *w->perm);
+    w->lab = sx_mallocarray((size_t)n, sizeof *w->lab);
+    w->slab = sx_mallocarray((size_t)m, sizeof *w->slab);
+    w->cnt = sx_mallocarray((size_t)nc, sizeof *w->cnt);
+    if (!w->S || !w->cen || !w->cnorm || !w->Gbuf || !w->perm || !w->lab || !w->slab || !w->cnt)
+        return sx_status_set(st, SX_ENOMEM, "kNN index: out of memory for %lld rows",
+                             (long long)n);
+    for (int t = 0; t < nth; t++) w->G[t] = w->Gbuf + (size_t)t * IVF_BQ * nc;
+    /* seeded sample without replacement (partial Fisher-Yates); its first nc rows seed
+     * the centroids */
+    sx_rng r;
+    sx_rng_seed(&r, seed, 0x1f5);
+    for (int64_t i = 0; i < n; i++) w->perm[i] = (int32_t)i;
+    for (int64_t i = 0; i < m; i++) {
+        int64_t j = i + sx_rng_below(&r, n - i);
+        int32_t t = w->perm[i];
+        w->perm[i] = w->perm[j];
+        w->perm[j] = t;
+        memcpy(w->S + i * dim, ref + (int64_t)w->perm[i] * dim, (size_t)dim * sizeof *w->S);
+    }
+    memcpy(w->cen, w->S, (size_t)nc * dim * sizeof *w->cen);
+    km_ctx K = {.pts = w->S, .m = m, .cen = w->cen, .cnorm = w->cnorm, .nc = nc, .dim = dim,
+                .lab = w->slab, .G = w->G};
+    for (int it = 0; it < IVF_ITERS && m > nc; it++) {
+        km_norms(w->cen, nc, dim, w->cnorm);
+        int rc = km_assign(&K, nth, prog);
+        if (rc) return sx_status_set(st, rc, "kNN index build cancelled");
+        km_update(w->S, m, dim, w->slab, nc, w->cen, w->cnt);
+    }
+    K.pts = ref;
+    K.m = n;
+    K.lab = w->lab;
+    km_norms(w->cen, nc, dim, w->cnorm);
+    int rc = km_assign(&K, nth, prog);
+    if (rc) return sx_status_set(st, rc, "kNN index build cancelled");
+    return SX_OK;
+}
+
+/* ------------------------------------------------------------------ build ---- */
+
+typedef struct pd_row {
+    double pd;
+    int32_t row;
+} pd_row;
+
+static int pd_row_cmp(const void *a, const void *b)
+{
+    const pd_row *x = a, *y = b;
+    if (x->pd != y->pd) return x->pd < y->pd ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Lay the clustered rows out: non-empty clusters renumbered in order, member means as
+ * centroids, rows sorted by (centroid distance, row) inside each cluster. */
+static sx_knn_ivf *ivf_lay_out(const double *ref, int64_t n, int dim, int nc, const int32_t *lab,
+                               km_work *w, sx_status *st)
+{
+    int64_t *cnt = w->cnt;
+    memset(cnt, 0, (size_t)nc * sizeof *cnt);
+    for (int64_t i = 0; i < n; i++) cnt[lab[i]]++;
+    int ne = 0;
+    int32_t *newid = w->slab; /* sample labels no longer needed; m >= nc */
+    for (int c = 0; c < nc; c++) newid[c] = cnt[c] ? ne++ : -1;
+    ivf_layout L;
+    ivf_layout_of(n, dim, ne, &L);
+    sx_knn_ivf *ix = sx_calloc(1, sizeof *ix);
+    void *own = ix ? sx_calloc(1, L.total) : NULL;
+    pd_row *pr = own ? sx_mallocarray((size_t)n, sizeof *pr) : NULL;
+    if (!pr) {
+        sx_free(own);
+        sx_free(ix);
+        sx_status_set(st, SX_ENOMEM, "kNN index: out of memory for %lld rows", (long long)n);
+        return NULL;
+    }
+    ix->own = own;
+    ix->n = n;
+    ix->dim = dim;
+    ix->nc = ne;
+    ivf_bind(ix, own, &L);
+    char *b = own;
+    memcpy(b, IVF_MAGIC, 8);
+    uint32_t ver = IVF_VERSION, d32 = (uint32_t)dim;
+    int64_t nc64 = ne;
+    memcpy(b + 8, &ver, 4);
+    memcpy(b + 12, &d32, 4);
+    memcpy(b + 16, &n, 8);
+    memcpy(b + 24, &nc64, 8);
+    int64_t *off = (int64_t *)(b + L.off);
+    double *cen = (double *)(b + L.cen), *rad = (double *)(b + L.rad);
+    double *x = (double *)(b + L.x), *pd = (double *)(b + L.pd);
+    int32_t *row = (int32_t *)(b + L.row);
+    off[0] = 0;
+    for (int c = 0; c < nc; c++)
+        if (newid[c] >= 0) off[newid[c] + 1] = cnt[c];
+    for (int c = 0; c < ne; c++) off[c + 1] += off[c];
+    /* stable counting sort of rows by cluster; cnt becomes the fill cursor */
+    for (int c = 0; c < nc; c++)
+        if (newid[c] >= 0) cnt[c] = off[newid[c]];
+    for (int64_t i = 0; i < n; i++) row[cnt[lab[i]]++] = (int32_t)i;
+    for (int c = 0; c < ne; c++) {
+        double *cc = cen + (int64_t)c * dim;
+        for (int64_t p = off[c]; p < off[c + 1]; p++)
+            for (int j = 0; j < dim; j++) cc[j] += ref[(int64_t)row[p] * dim + j];
+        for (int j = 0; j < dim; j++) cc[j] /= (double)(off[c + 1] - off[c]);
+        for (int64_t p = off[c]; p < off[c + 1]; p++)
+            pr[p] = (pd_row){ivf_dist(ref + (int64_t)row[p] * dim, cc, dim), row[p]};
+        qsort(pr + off[c], (size_t)(off[c + 1] - off[c]), sizeof *pr, pd_row_cmp);
+        for (int64_t p = off[c]; p < off[c + 1]; p++) {
+            row[p] = pr[p].row;
+            memcpy(x + p * dim, ref + (int64_t)pr[p].row * dim, (size_t)dim * sizeof *x);
+            /* recomputed from the stored copy so a loaded buffer can be checked bit for bit */
+            pd[p] = ivf_dist(x + p * dim, cc, dim);
+        }
+        rad[c] = pd[off[c + 1] - 1];
+    }
+    sx_free(pr);
+    if (ivf_finish(ix, st)) {
+        sx_knn_ivf_free(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+sx_knn_ivf *sx_knn_ivf_new(const double *ref, int64_t n_ref, int dim, int n_clusters,
+                           int n_threads, uint64_t seed, const sx_progress *prog, sx_status *st)
+{
+    if (!ref || n_ref < 1 || dim < 1 || dim > IVF_MAX_DIM || n_clusters < 0) {
+        sx_status_set(st, SX_EINVAL, "kNN index: empty or invalid reference (%lld rows, %d dims)",
+                      (long long)n_ref, dim);
+        return NULL;
+    }
+    if (n_ref > INT32_MAX) {
+        sx_status_set(st, SX_ELIMIT, "kNN index: %lld reference rows exceed the int32 index limit",
+                      (long long)n_ref);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n_ref * dim; i++)
+        if (!isfinite(ref[i])) {
+            sx_status_set(st, SX_EDATA, "kNN index: reference row %lld has a non-finite "
+                          "coordinate; check the latent", (long long)(i / dim));
+            return NULL;
+        }
+    int64_t nc = n_clusters > 0 ? n_clusters : llround(2.0 * sqrt((double)n_ref));
+    if (nc > n_ref) nc = n_ref;
+    if (nc < 1) nc = 1;
+    int nth = sx_embed_threads(n_threads);
+    km_work w = {0};
+    sx_knn_ivf *ix = NULL;
+    if (km_partition(ref, n_ref, dim, (int)nc, nth, seed, &w, prog, st) == SX_OK)
+        ix = ivf_lay_out(ref, n_ref, dim, (int)nc, w.lab, &w, st);
+    km_work_free(&w);
+    return ix;
+}
+
+/* ----------------------------------------------------------------- search ---- */
+
+typedef struct ivf_cand {
+    double lb;
+    int c;
+} ivf_cand;
+
+static int ivf_cand_cmp(const void *a, const void *b)
+{
+    const ivf_cand *x = a, *y = b;
+    if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
+    return (x->c > y->c) - (x->c < y->c);
+}
+
+typedef struct ivf_top {
+    int k, n;
+    double *d;     /* sorted by (d, row) */
+    int32_t *r;
+    double w, whi; /* k-th distance (inf until full) and the squared-sum test bound */
+    int64_t evals;
+} ivf_top;
+
+/* Offer one row: ranked by (sqrt of the directly computed sum, row) exactly as the final
+ * sort of sx_knn_exact, so the kept set is brute force's. */
+static inline void top_offer(ivf_top *T, double s, int32_t row)
+{
+    if (s > T->whi) return;
+    double d = sqrt(s);
+    int p = T->n;
+    if (p == T->k) {
+        if (d > T->w || (d == T->w && row > T->r[p - 1])) return;
+        p--;
+    } else {
+        T->n++;
+    }
+    while (p > 0 && (T->d[p - 1] > d || (T->d[p - 1] == d && T->r[p - 1] > row))) {
+        T->d[p] = T->d[p - 1];
+        T->r[p] = T->r[p - 1];
+        p--;
+    }
+    T->d[p] = d;
+    T->r[p] = row;
+    if (T->n == T->k) {
+        T->w = T->d[T->k - 1];
+        /* every s whose square root rounds to <= w lies below w^2 (1 + 4 eps) */
+        T->whi = T->w * T->w * (1.0 + 8.0 * DBL_EPSILON);
+    }
+}
+
+/* Scan cluster c: only rows whose centroid distance is within w of the query's (the
+ * triangle inequality bounds every other row beyond the k-th distance). */
+static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
+{
+    const int dim = ix->dim;
+    double dqc = ivf_dist(q, ix->cen + (int64_t)c * dim, dim);
+    int64_t lo = ix->off[c], hi = ix->off[c + 1];
+    double slack = IVF_TOL * (dqc + ix->rad[c]);
+    if (T->n == T->k) {
+        double from = dqc - T->w - slack - IVF_TOL * T->w;
+        int64_t a = lo, b = hi; /* first row with pd >= from */
+        while (a < b) {
+            int64_t mid = a + (b - a) / 2;
+            if (ix->pd[mid] < from) a = mid + 1;
+            else b = mid;
+        }
+        lo = a;
+    }
+    /* four rows at a time: each row's sum keeps sx_knn_exact's order (bit-identical), the
+     * four independent chains overlap in the pipeline; rows a group scans past the bound
+     * are merely offered, which is harmless */
+    for (int64_t p = lo; p < hi; p += 4) {
+        if (ix->pd[p] > dqc + T->w * (1 + IVF_TOL) + slack) break;
+        const double *xp = ix->x + p * dim;
+        if (hi - p >= 4) {
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int j = 0; j < dim; j++) {
+                double t0 = q[j] - xp[j], t1 = q[j] - xp[dim + j];
+                double t2 = q[j] - xp[2 * dim + j], t3 = q[j] - xp[3 * dim + j];
+                s0 += t0 * t0;
+                s1 += t1 * t1;
+                s2 += t2 * t2;
+                s3 += t3 * t3;
+            }
+            T->evals += 4;
+            top_offer(T, s0, ix->row[p]);
+            top_offer(T, s1, ix->row[p + 1]);
+            top_offer(T, s2, ix->row[p + 2]);
+            top_offer(T, s3, ix->row[p + 3]);
+            continue;
+        }
+        for (int64_t e = p; e < hi; e++, xp += dim) {
+            double s = 0;
+            for (int j = 0; j < dim; j++) {
+                double t = q[j] - xp[j];
+                s += t * t;
+            }
+            T->evals++;
+            top_offer(T, s, ix->row[e]);
+        }
+    }
+}
+
+typedef struct search_ctx {
+    const sx_knn_ivf *ix;
+    const double *query;
+    const int32_t *order; /* query rows in visiting order (NULL = as given) */
+    int64_t n_query;
+    int k, max_clusters;
+    sx_knn *res;
+    double **G;
+    ivf_cand **cand;
+    ivf_top *top;
+} search_ctx;
+
+/* Clusters (besides the first) whose lower bound max(0, d(q,c) - r_c) may not exceed the
+ * k-th distance w, sorted by that bound. d2[c] is a lower bound of d(q,c)^2; the square
+ * root is taken only for clusters that pass the squared test. */
+static int ivf_candidates(const sx_knn_ivf *ix, const double *d2, int first, const ivf_top *T,
+                          ivf_cand *cand)
+{
+    int m = 0;
+    for (int c = 0; c < ix->nc; c++) {
+        double thr = (T->w + ix->rad[c]) * (1 + 2 * IVF_TOL) + 2 * IVF_TOL * ix->rmax;
+        if (c != first && d2[c] <= thr * thr) cand[m++] = (ivf_cand){sqrt(d2[c]) - ix->rad[c], c};
+    }
+    qsort(cand, (size_t)m, sizeof *cand, ivf_cand_cmp);
+    return m;
+}
+
+static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_cand *cand, ivf_top *T)
+{
+    const sx_knn_ivf *ix = S->ix;
+    double qn = 0;
+    for (int j = 0; j < ix->dim; j++) qn += q[j] * q[j];
+    int first = 0;
+    for (int c = 0; c < ix->nc; c++) {
+        /* d2 arrives as |c|^2 - 2 q.c; the margin covers dgemm's rounding */
+        double v = d2[c] + qn - (2.0 * ix->dim + 8) * DBL_EPSILON * (qn + ix->cnorm[c]);
+        d2[c] = v > 0 ? v : 0;
+        if (d2[c] < d2[first]) first = c;
+    }
+    T->n = 0;
+    T->w = T->whi = INFINITY;
+    ivf_scan(ix, first, q, T);
+    int m = ivf_candidates(ix, d2, first, T, cand), visited = 1;
+    for (int i = 0; i < m; i++) {
+        if (S->max_clusters > 0 && visited >= S->max_clusters && T->n == T->k) break;
+        double b = cand[i].lb;
+        if (T->n == T->k && b > T->w + IVF_TOL * (fabs(b) + 2 * ix->rmax + T->w)) break;
+        ivf_scan(ix, cand[i].c, q, T);
+        visited++;
+    }
+}
+
+static int search_chunk(void *ctx, int64_t chunk, int worker)
+{
+    search_ctx *S = ctx;
+    const sx_knn_ivf *ix = S->ix;
+    const int dim = ix->dim, k = S->k;
+    int64_t i0 = chunk * IVF_BQ;
+    int nq = (int)(S->n_query - i0 < IVF_BQ ? S->n_query - i0 : IVF_BQ);
+    double *G = S->G[worker];
+    double Q[IVF_BQ * 16], *Qb = Q;
+    double *Qh = NULL;
+    if (dim > 16) {
+        Qh = sx_mallocarray((size_t)IVF_BQ * dim, sizeof *Qh);
+        if (!Qh) return SX_ENOMEM;
+        Qb = Qh;
+    }
+    for (int i = 0; i < nq; i++) {
+        int64_t qi = S->order ? S->order[i0 + i] : i0 + i;
+        memcpy(Qb + (int64_t)i * dim, S->query + qi * dim, (size_t)dim * sizeof *Qb);
+    }
+    ivf_gemm(Qb, nq, ix->cen, ix->cnorm, ix->nc, dim, G);
+    ivf_top *T = &S->top[worker];
+    for (int i = 0; i < nq; i++) {
+        int64_t qi = S->order ? S->order[i0 + i] : i0 + i;
+        ivf_query(S, Qb + (int64_t)i * dim, G + (int64_t)i * ix->nc, S->cand[worker], T);
+        memcpy(S->res->idx + qi * k, T->r, (size_t)k * sizeof *T->r);
+        memcpy(S->res->dist + qi * k, T->d, (size_t)k * sizeof *T->d);
+    }
+    sx_free(Qh);
+    return SX_OK;
+}
+
+typedef struct search_work {
+    double *Gbuf, *tdist;
+    ivf_cand *cbuf;
+    int32_t *trow, *order, *lab;
+    double *G[256];
+    ivf_cand *cand[256];
+    ivf_top top[256];
+} search_work;
+
+static void search_work_free(search_work *w)
+{
+    sx_free(w->Gbuf);
+    sx_free(w->tdist);
+    sx_free(w->cbuf);
+    sx_free(w->trow);
+    sx_free(w->order);
+    sx_free(w->lab);
+    sx_free(w);
+}
+
+static search_work *search_work_new(const sx_knn_ivf *ix, int64_t n_query, int k, int nth)
+{
+    search_work *w = sx_calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->Gbuf = sx_mallocarray((size_t)nth * IVF_BQ * ix->nc, sizeof *w->Gbuf);
+    w->cbuf = sx_mallocarray((size_t)nth * ix->nc, sizeof *w->cbuf);
+    w->tdist = sx_mallocarray((size_t)nth * k, sizeof *w->tdist);
+    w->trow = sx_mallocarray((size_t)nth * k, sizeof *w->trow);
+    w->order = sx_mallocarray((size_t)n_query, sizeof *w->order);
+    w->lab = sx_mallocarray((size_t)n_query, sizeof *w->lab);
+    if (!w->Gbuf || !w->cbuf || !w->tdist || !w->trow || !w->order || !w->lab) {
+        search_work_free(w);
+        return NULL;
+    }
+    for (int t = 0; t < nth; t++) {
+        w->G[t] = w->Gbuf + (size_t)t * IVF_BQ * ix->nc;
+        w->cand[t] = w->cbuf + (size_t)t * ix->nc;
+        w->top[t] = (ivf_top){.k = k, .d = w->tdist + (size_t)t * k, .r = w->trow + (size_t)t * k};
+    }
+    return w;
+}
+
+/* Queries in order of their nearest centroid (stable): consecutive queries then scan the
+ * same clusters, so the reference rows they touch stay in cache. */
+static int ivf_order(const sx_knn_ivf *ix, const double *query, int64_t n_query, int nth,
+                     search_work *w, const sx_progress *prog)
+{
+    km_ctx K = {.pts = query, .m = n_query, .cen = ix->cen, .cnorm = ix->cnorm, .nc = ix->nc,
+                .dim = ix->dim, .lab = w->lab, .G = w->G};
+    int rc = km_assign(&K, nth, prog);
+    if (rc) return rc;
+    int64_t *cur = sx_calloc((size_t)ix->nc + 1, sizeof *cur);
+    if (!cur) return SX_ENOMEM;
+    for (int64_t i = 0; i < n_query; i++) cur[w->lab[i] + 1]++;
+    for (int c = 0; c < ix->nc; c++) cur[c + 1] += cur[c];
+    for (int64_t i = 0; i < n_query; i++) w->order[cur[w->lab[i]]++] = (int32_t)i;
+    sx_free(cur);
+    return SX_OK;
+}
+
+static sx_knn *ivf_result(int64_t n, int k, sx_status *st)
+{
+    sx_knn *r = sx_calloc(1, sizeof *r);
+    if (r) {
+        r->n_query = n;
+        r->k = k;
+        r->idx = sx_mallocarray((size_t)(n ? n : 1) * (size_t)k, sizeof *r->idx);
+        r->dist = sx_mallocarray((size_t)(n ? n : 1) * (size_t)k, sizeof *r->dist);
+        if (r->idx && r->dist) return r;
+    }
+    sx_knn_free(r);
+    sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table", (long long)n, k);
+    return NULL;
+}
+
+static int ivf_check_query(const sx_knn_ivf *ix, const double *query, int64_t n_query, int k,
+                           int max_clusters, sx_status *st)
+{
+    if (!ix || (!query && n_query > 0) || n_query < 0 || n_query > INT32_MAX || max_clusters < 0)
+        return sx_status_set(st, SX_EINVAL, "kNN: invalid query (%lld rows)", (long long)n_query);
+    if (k < 1 || k > ix->n)
+        return sx_status_set(st, SX_EINVAL,
+                             "kNN: k = %d neighbours requested but the reference has %lld rows; "
+                             "use a smaller k", k, (long long)ix->n);
+    for (int64_t i = 0; i < n_query * ix->dim; i++)
+        if (!isfinite(query[i]))
+            return sx_status_set(st, SX_EDATA, "kNN: query row %lld has a non-finite coordinate; "
+                                 "check the latent", (long long)(i / ix->dim));
+    return SX_OK;
+}
+
+sx_knn *sx_knn_ivf_search(const sx_knn_ivf *ix, const double *query, int64_t n_query, int k,
+                          int max_clusters, int n_threads, const sx_progress *prog,
+                          double *visited, sx_status *st)
+{
+    if (visited) *visited = 0;
+    if (ivf_check_query(ix, query, n_query, k, max_clusters, st)) return NULL;
+    sx_knn *res = ivf_result(n_query, k, st);
+    if (!res || n_query == 0) return res;
+    int nth = sx_embed_threads(n_threads);
+    int64_t n_chunks = (n_query + IVF_BQ - 1) / IVF_BQ;
+    if (nth > n_chunks) nth = (int)n_chunks;
+    search_work *w = search_work_new(ix, n_query, k, nth);
+    int rc = w ? ivf_order(ix, query, n_query, nth, w, prog) : SX_ENOMEM;
+    if (rc == SX_OK) {
+        search_ctx S = {.ix = ix, .query = query, .order = w->order, .n_query = n_query, .k = k,
+                        .max_clusters = max_clusters, .res = res, .G = w->G, .cand = w->cand,
+                        .top = w->top};
+        rc = ivf_parallel(search_chunk, &S, n_chunks, nth, prog, "knn");
+    }
+    if (rc == SX_OK && visited) {
+        int64_t ev = 0;
+        for (int t = 0; t < nth; t++) ev += w->top[t].evals;
+        *visited = (double)ev / ((double)n_query * (double)ix->n);
+    }
+    if (w) search_work_free(w);
+    if (rc == SX_OK) return res;
+    sx_knn_free(res);
+    if (rc == SX_ECANCELED) sx_status_set(st, rc, "kNN search cancelled");
+    else sx_status_set(st, SX_ENOMEM, "kNN: out of memory for the search of %lld rows",
+                       (long long)n_query);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- serialization ---- */
+
+size_t sx_knn_ivf_serialized_size(const sx_knn_ivf *ix) { return ix ? ix->size : 0; }
+
+int sx_knn_ivf_write(const sx_knn_ivf *ix, void *buf, size_t cap, sx_status *st)
+{
+    if (!ix || !buf) return sx_status_set(st, SX_EINVAL, "kNN index: nothing to write");
+    if (cap < ix->size)
+        return sx_status_set(st, SX_ELIMIT, "kNN index: %zu bytes needed, %zu given", ix->size, cap);
+    memcpy(buf, ix->base, ix->size);
+    return SX_OK;
+}
+
+static int ivf_bad(sx_status *st, const char *what)
+{
+    return sx_status_set(st, SX_EFORMAT, "kNN index data is damaged (%s); rebuild the reference "
+                         "index", what);
+}
+
+/* Clusters: offsets cover 0..n in order; every stored row a distinct reference row; every
+ * stored centroid distance equal, bit for bit, to the one recomputed from the stored row,
+ * ascending, and the radius the last of them (so the search's bounds hold). */
+static int ivf_check(const sx_knn_ivf *ix, sx_status *st)
+{
+    const int64_t n = ix->n, nc = ix->nc;
+    if (ix->off[0] != 0 || ix->off[nc] != n) return ivf_bad(st, "cluster offsets");
+    for (int64_t c = 0; c < nc; c++)
+        if (ix->off[c + 1] <= ix->off[c]) return ivf_bad(st, "cluster offsets");
+    for (int64_t i = 0; i < nc * ix->dim; i++)
+        if (!isfinite(ix->cen[i])) return ivf_bad(st, "centroids");
+    uint8_t *seen = sx_calloc((size_t)n / 8 + 1, 1);
+    if (!seen) return sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
+    int rc = SX_OK;
+    for (int64_t p = 0; p < n && !rc; p++) {
+        int32_t r = ix->row[p];
+        if (r < 0 || r >= n || (seen[r >> 3] >> (r & 7) & 1)) rc = ivf_bad(st, "row numbers");
+        else seen[r >> 3] |= (uint8_t)(1u << (r & 7));
+    }
+    sx_free(seen);
+    for (int64_t c = 0; c < nc && !rc; c++) {
+        const double *cc = ix->cen + c * ix->dim;
+        double prev = 0;
+        for (int64_t p = ix->off[c]; p < ix->off[c + 1] && !rc; p++) {
+            double d = ivf_dist(ix->x + p * ix->dim, cc, ix->dim);
+            if (!(d == ix->pd[p]) || d < prev) rc = ivf_bad(st, "row distances");
+            prev = d;
+        }
+        if (!rc && ix->rad[c] != ix->pd[ix->off[c + 1] - 1]) rc = ivf_bad(st, "cluster radii");
+    }
+    return rc;
+}
+
+sx_knn_ivf *sx_knn_ivf_from_mem(const void *buf, size_t len, sx_status *st)
+{
+    const unsigned char *b = buf;
+    if (!b || ((uintptr_t)b & 7) || len < IVF_HEADER || memcmp(b, IVF_MAGIC, 8)) {
+        sx_status_set(st, SX_EFORMAT, "kNN index data is missing, misaligned or not an index; "
+                      "rebuild the reference index");
+        return NULL;
+    }
+    uint32_t ver, dim;
+    int64_t n, nc;
+    memcpy(&ver, b + 8, 4);
+    memcpy(&dim, b + 12, 4);
+    memcpy(&n, b + 16, 8);
+    memcpy(&nc, b + 24, 8);
+    if (ver != IVF_VERSION) {
+        sx_status_set(st, SX_EUNSUPPORTED, "kNN index format %u is not supported (expected %u); "
+                      "rebuild the reference index", ver, IVF_VERSION);
+        return NULL;
+    }
+    if (dim < 1 || dim > IVF_MAX_DIM || n < 1 || n > INT32_MAX || nc < 1 || nc > n) {
+        ivf_bad(st, "sizes");
+        return NULL;
+    }
+    ivf_layout L;
+    ivf_layout_of(n, (int)dim, nc, &L);
+    if (L.total > len) {
+        ivf_bad(st, "truncated");
+        return NULL;
+    }
+    sx_knn_ivf *ix = sx_calloc(1, sizeof *ix);
+    if (!ix) {
+        sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
+        return NULL;
+    }
+    ix->n = n;
+    ix->dim = (int)dim;
+    ix->nc = (int)nc;
+    ivf_bind(ix, buf, &L);
+    if (ivf_check(ix, st) || ivf_finish(ix, st)) {
+        sx_knn_ivf_free(ix);
+        return NULL;
+    }
+    return ix;
+}
