@@ -520,6 +520,27 @@ static inline void top_offer(ivf_top *T, double s, int32_t row)
     }
 }
 
+/* Squared distances of q to four consecutive rows; each sum in sx_knn_exact's order, so
+ * the four independent chains overlap in the pipeline yet stay bit-identical. */
+static inline __attribute__((always_inline)) void sums4(const double *q, const double *xp, int dim,
+                                                        double *o0, double *o1, double *o2,
+                                                        double *o3)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int j = 0; j < dim; j++) {
+        double t0 = q[j] - xp[j], t1 = q[j] - xp[dim + j];
+        double t2 = q[j] - xp[2 * dim + j], t3 = q[j] - xp[3 * dim + j];
+        s0 += t0 * t0;
+        s1 += t1 * t1;
+        s2 += t2 * t2;
+        s3 += t3 * t3;
+    }
+    *o0 = s0;
+    *o1 = s1;
+    *o2 = s2;
+    *o3 = s3;
+}
+
 /* Scan cluster c: only rows whose centroid distance is within w of the query's (the
  * triangle inequality bounds every other row beyond the k-th distance). */
 static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
@@ -538,22 +559,15 @@ static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
         }
         lo = a;
     }
-    /* four rows at a time: each row's sum keeps sx_knn_exact's order (bit-identical), the
-     * four independent chains overlap in the pipeline; rows a group scans past the bound
-     * are merely offered, which is harmless */
+    /* four rows at a time (sums4); rows a group scans past the bound are merely offered,
+     * which is harmless */
     for (int64_t p = lo; p < hi; p += 4) {
         if (ix->pd[p] > dqc + T->w * (1 + IVF_TOL) + slack) break;
         const double *xp = ix->x + p * dim;
         if (hi - p >= 4) {
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            for (int j = 0; j < dim; j++) {
-                double t0 = q[j] - xp[j], t1 = q[j] - xp[dim + j];
-                double t2 = q[j] - xp[2 * dim + j], t3 = q[j] - xp[3 * dim + j];
-                s0 += t0 * t0;
-                s1 += t1 * t1;
-                s2 += t2 * t2;
-                s3 += t3 * t3;
-            }
+            double s0, s1, s2, s3;
+            if (dim == 10) sums4(q, xp, 10, &s0, &s1, &s2, &s3); /* unrolled: the latent */
+            else sums4(q, xp, dim, &s0, &s1, &s2, &s3);
             T->evals += 4;
             top_offer(T, s0, ix->row[p]);
             top_offer(T, s1, ix->row[p + 1]);
