@@ -38,7 +38,8 @@ struct sx_knn_ivf {
     const int64_t *off;  /* nc + 1: cluster c holds sorted rows off[c] .. off[c+1]-1 */
     const double *cen;   /* nc x dim centroids */
     const double *rad;   /* nc: largest member distance to the centroid */
-    const double *x;     /* n x dim: the reference rows in cluster order */
+    const double *x;     /* the reference rows in cluster order, by blocks of 4 rows stored
+                          * coordinate-major (ivf_xat): one vector load per coordinate */
     const double *pd;    /* n: each row's distance to its centroid, ascending per cluster */
     const int32_t *row;  /* n: original reference row of each stored row */
     double *caug;        /* nc x (dim + 1): [-2 centroid, |centroid|^2] (allocated here) */
@@ -68,7 +69,7 @@ static void ivf_layout_of(int64_t n, int dim, int64_t nc, ivf_layout *L)
     L->rad = p;
     p += 8 * (size_t)nc;
     L->x = p;
-    p += 8 * (size_t)n * (size_t)dim;
+    p += 8 * (size_t)((n + 3) & ~(int64_t)3) * (size_t)dim;
     L->pd = p;
     p += 8 * (size_t)n;
     L->row = p;
@@ -87,6 +88,12 @@ static void ivf_bind(sx_knn_ivf *ix, const void *base, const ivf_layout *L)
     ix->row = (const int32_t *)(b + L->row);
     ix->base = base;
     ix->size = L->total;
+}
+
+/* Where coordinate j of stored row p lives in the blocked copy. */
+static inline size_t ivf_xat(int64_t p, int j, int dim)
+{
+    return (size_t)(p >> 2) * 4 * (size_t)dim + (size_t)j * 4 + (size_t)(p & 3);
 }
 
 static double ivf_dist(const double *a, const double *b, int dim)
@@ -426,9 +433,9 @@ static sx_knn_ivf *ivf_lay_out(const double *ref, int64_t n, int dim, int nc, co
         qsort(pr + off[c], (size_t)(off[c + 1] - off[c]), sizeof *pr, pd_row_cmp);
         for (int64_t p = off[c]; p < off[c + 1]; p++) {
             row[p] = pr[p].row;
-            memcpy(x + p * dim, ref + (int64_t)pr[p].row * dim, (size_t)dim * sizeof *x);
-            /* recomputed from the stored copy so a loaded buffer can be checked bit for bit */
-            pd[p] = ivf_dist(x + p * dim, cc, dim);
+            for (int j = 0; j < dim; j++) x[ivf_xat(p, j, dim)] = ref[(int64_t)pr[p].row * dim + j];
+            pd[p] = pr[p].pd; /* the stored row's own distance: a loaded buffer is checked
+                               * against it bit for bit */
         }
         rad[c] = pd[off[c + 1] - 1];
     }
@@ -520,25 +527,31 @@ static inline void top_offer(ivf_top *T, double s, int32_t row)
     }
 }
 
-/* Squared distances of q to four consecutive rows; each sum in sx_knn_exact's order, so
- * the four independent chains overlap in the pipeline yet stay bit-identical. */
-static inline __attribute__((always_inline)) void sums4(const double *q, const double *xp, int dim,
-                                                        double *o0, double *o1, double *o2,
-                                                        double *o3)
+typedef double ivf_v2 __attribute__((vector_size(16))); /* SSE2 / NEON width */
+
+typedef long long ivf_m2 __attribute__((vector_size(16)));
+
+/* Squared distances of q to the four rows of block xb into out[4]: each lane sums in
+ * sx_knn_exact's order (0 + t0^2 + t1^2 ...), so the result is bit-identical to the scalar
+ * sum while the rows share vector instructions. Returns 0 when none is <= lim (the usual
+ * case once k rows are held: one branch per block instead of four). */
+static inline __attribute__((always_inline)) int sums4(const double *q, const double *xb, int dim,
+                                                       double lim, double *out)
 {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    ivf_v2 a = {0, 0}, b = {0, 0};
     for (int j = 0; j < dim; j++) {
-        double t0 = q[j] - xp[j], t1 = q[j] - xp[dim + j];
-        double t2 = q[j] - xp[2 * dim + j], t3 = q[j] - xp[3 * dim + j];
-        s0 += t0 * t0;
-        s1 += t1 * t1;
-        s2 += t2 * t2;
-        s3 += t3 * t3;
+        ivf_v2 x0, x1;
+        memcpy(&x0, xb + 4 * j, sizeof x0);
+        memcpy(&x1, xb + 4 * j + 2, sizeof x1);
+        ivf_v2 t0 = q[j] - x0, t1 = q[j] - x1;
+        a += t0 * t0;
+        b += t1 * t1;
     }
-    *o0 = s0;
-    *o1 = s1;
-    *o2 = s2;
-    *o3 = s3;
+    memcpy(out, &a, sizeof a);
+    memcpy(out + 2, &b, sizeof b);
+    ivf_v2 l = {lim, lim};
+    ivf_m2 m = (a <= l) | (b <= l);
+    return (m[0] | m[1]) != 0;
 }
 
 /* Scan cluster c: only rows whose centroid distance is within w of the query's (the
@@ -559,31 +572,20 @@ static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
         }
         lo = a;
     }
-    /* four rows at a time (sums4); rows a group scans past the bound are merely offered,
-     * which is harmless */
-    for (int64_t p = lo; p < hi; p += 4) {
+    /* a block of four rows at a time (sums4); only rows inside [lo, hi) are offered */
+    for (int64_t p = lo; p < hi;) {
         if (ix->pd[p] > dqc + T->w * (1 + IVF_TOL) + slack) break;
-        const double *xp = ix->x + p * dim;
-        if (hi - p >= 4) {
-            double s0, s1, s2, s3;
-            if (dim == 10) sums4(q, xp, 10, &s0, &s1, &s2, &s3); /* unrolled: the latent */
-            else sums4(q, xp, dim, &s0, &s1, &s2, &s3);
-            T->evals += 4;
-            top_offer(T, s0, ix->row[p]);
-            top_offer(T, s1, ix->row[p + 1]);
-            top_offer(T, s2, ix->row[p + 2]);
-            top_offer(T, s3, ix->row[p + 3]);
+        int64_t b0 = p & ~(int64_t)3, e = b0 + 4 < hi ? b0 + 4 : hi;
+        const double *xb = ix->x + (size_t)(p >> 2) * 4 * dim;
+        double sv[4];
+        int any = dim == 10 ? sums4(q, xb, 10, T->whi, sv) /* the latent: unrolled */
+                            : sums4(q, xb, dim, T->whi, sv);
+        T->evals += e - p;
+        if (!any) {
+            p = e;
             continue;
         }
-        for (int64_t e = p; e < hi; e++, xp += dim) {
-            double s = 0;
-            for (int j = 0; j < dim; j++) {
-                double t = q[j] - xp[j];
-                s += t * t;
-            }
-            T->evals++;
-            top_offer(T, s, ix->row[e]);
-        }
+        for (; p < e; p++) top_offer(T, sv[p & 3], ix->row[p]);
     }
 }
 
@@ -827,16 +829,20 @@ static int ivf_check(const sx_knn_ivf *ix, sx_status *st)
         else seen[r >> 3] |= (uint8_t)(1u << (r & 7));
     }
     sx_free(seen);
+    double *xr = sx_mallocarray((size_t)ix->dim, sizeof *xr);
+    if (!xr && !rc) rc = sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
     for (int64_t c = 0; c < nc && !rc; c++) {
         const double *cc = ix->cen + c * ix->dim;
         double prev = 0;
         for (int64_t p = ix->off[c]; p < ix->off[c + 1] && !rc; p++) {
-            double d = ivf_dist(ix->x + p * ix->dim, cc, ix->dim);
+            for (int j = 0; j < ix->dim; j++) xr[j] = ix->x[ivf_xat(p, j, ix->dim)];
+            double d = ivf_dist(xr, cc, ix->dim);
             if (!(d == ix->pd[p]) || d < prev) rc = ivf_bad(st, "row distances");
             prev = d;
         }
         if (!rc && ix->rad[c] != ix->pd[ix->off[c + 1] - 1]) rc = ivf_bad(st, "cluster radii");
     }
+    sx_free(xr);
     return rc;
 }
 
