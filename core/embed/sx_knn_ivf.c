@@ -622,12 +622,16 @@ static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_cand *cand
     double qn = 0;
     for (int j = 0; j < ix->dim; j++) qn += q[j] * q[j];
     int first = 0;
+    double best = INFINITY;
     for (int c = 0; c < ix->nc; c++) {
         /* d2 arrives as |c|^2 - 2 q.c; the margin covers the rounding of that sum */
         double cn = ix->caug[(int64_t)c * (ix->dim + 1) + ix->dim];
         double v = d2[c] + qn - (4.0 * ix->dim + 16) * DBL_EPSILON * (qn + cn);
         d2[c] = v > 0 ? v : 0;
-        if (d2[c] < d2[first]) first = c;
+        if (d2[c] < best) {
+            best = d2[c];
+            first = c;
+        }
     }
     T->n = 0;
     T->w = T->whi = INFINITY;
