@@ -492,12 +492,16 @@ static int ivf_cand_cmp(const void *a, const void *b)
     return (x->c > y->c) - (x->c < y->c);
 }
 
+typedef double ivf_v2 __attribute__((vector_size(16))); /* SSE2 / NEON width */
+typedef long long ivf_m2 __attribute__((vector_size(16)));
+
 typedef struct ivf_top {
     int k, n;
     double *d;     /* sorted by (d, row) */
     int32_t *r;
     double w, whi; /* k-th distance (inf until full) and the squared-sum test bound */
     int64_t evals;
+    ivf_v2 *qv;    /* the query, each coordinate in both lanes */
 } ivf_top;
 
 /* Offer one row: ranked by (sqrt of the directly computed sum, row) exactly as the final
@@ -527,23 +531,20 @@ static inline void top_offer(ivf_top *T, double s, int32_t row)
     }
 }
 
-typedef double ivf_v2 __attribute__((vector_size(16))); /* SSE2 / NEON width */
-
-typedef long long ivf_m2 __attribute__((vector_size(16)));
-
 /* Squared distances of q to the four rows of block xb into out[4]: each lane sums in
  * sx_knn_exact's order (0 + t0^2 + t1^2 ...), so the result is bit-identical to the scalar
  * sum while the rows share vector instructions. Returns 0 when none is <= lim (the usual
  * case once k rows are held: one branch per block instead of four). */
-static inline __attribute__((always_inline)) int sums4(const double *q, const double *xb, int dim,
-                                                       double lim, double *out)
+static inline __attribute__((always_inline)) int sums4(const ivf_v2 *qv, const double *xb,
+                                                       int dim, double lim, double *out)
 {
     ivf_v2 a = {0, 0}, b = {0, 0};
+#pragma GCC unroll 10
     for (int j = 0; j < dim; j++) {
         ivf_v2 x0, x1;
         memcpy(&x0, xb + 4 * j, sizeof x0);
         memcpy(&x1, xb + 4 * j + 2, sizeof x1);
-        ivf_v2 t0 = q[j] - x0, t1 = q[j] - x1;
+        ivf_v2 t0 = qv[j] - x0, t1 = qv[j] - x1;
         a += t0 * t0;
         b += t1 * t1;
     }
@@ -578,8 +579,8 @@ static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
         int64_t b0 = p & ~(int64_t)3, e = b0 + 4 < hi ? b0 + 4 : hi;
         const double *xb = ix->x + (size_t)(p >> 2) * 4 * dim;
         double sv[4];
-        int any = dim == 10 ? sums4(q, xb, 10, T->whi, sv) /* the latent: unrolled */
-                            : sums4(q, xb, dim, T->whi, sv);
+        int any = dim == 10 ? sums4(T->qv, xb, 10, T->whi, sv) /* the latent: unrolled */
+                            : sums4(T->qv, xb, dim, T->whi, sv);
         T->evals += e - p;
         if (!any) {
             p = e;
@@ -633,6 +634,7 @@ static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_cand *cand
             first = c;
         }
     }
+    for (int j = 0; j < ix->dim; j++) T->qv[j] = (ivf_v2){q[j], q[j]};
     T->n = 0;
     T->w = T->whi = INFINITY;
     ivf_scan(ix, first, q, T);
@@ -668,6 +670,7 @@ static int search_chunk(void *ctx, int64_t chunk, int worker)
 
 typedef struct search_work {
     double *Gbuf, *tdist;
+    ivf_v2 *qvbuf;
     ivf_cand *cbuf;
     int32_t *trow, *order, *lab;
     double *G[256];
@@ -679,6 +682,7 @@ static void search_work_free(search_work *w)
 {
     sx_free(w->Gbuf);
     sx_free(w->tdist);
+    sx_free(w->qvbuf);
     sx_free(w->cbuf);
     sx_free(w->trow);
     sx_free(w->order);
@@ -693,17 +697,19 @@ static search_work *search_work_new(const sx_knn_ivf *ix, int64_t n_query, int k
     w->Gbuf = sx_mallocarray((size_t)nth * IVF_BQ * (ix->nc + ix->dim + 1), sizeof *w->Gbuf);
     w->cbuf = sx_mallocarray((size_t)nth * ix->nc, sizeof *w->cbuf);
     w->tdist = sx_mallocarray((size_t)nth * k, sizeof *w->tdist);
+    w->qvbuf = sx_mallocarray((size_t)nth * ix->dim, sizeof *w->qvbuf); /* malloc: 16-aligned */
     w->trow = sx_mallocarray((size_t)nth * k, sizeof *w->trow);
     w->order = sx_mallocarray((size_t)n_query, sizeof *w->order);
     w->lab = sx_mallocarray((size_t)n_query, sizeof *w->lab);
-    if (!w->Gbuf || !w->cbuf || !w->tdist || !w->trow || !w->order || !w->lab) {
+    if (!w->Gbuf || !w->cbuf || !w->tdist || !w->qvbuf || !w->trow || !w->order || !w->lab) {
         search_work_free(w);
         return NULL;
     }
     for (int t = 0; t < nth; t++) {
         w->G[t] = w->Gbuf + (size_t)t * IVF_BQ * (ix->nc + ix->dim + 1);
         w->cand[t] = w->cbuf + (size_t)t * ix->nc;
-        w->top[t] = (ivf_top){.k = k, .d = w->tdist + (size_t)t * k, .r = w->trow + (size_t)t * k};
+        w->top[t] = (ivf_top){.k = k, .d = w->tdist + (size_t)t * k, .r = w->trow + (size_t)t * k,
+                              .qv = w->qvbuf + (size_t)t * ix->dim};
     }
     return w;
 }
