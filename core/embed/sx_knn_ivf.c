@@ -364,16 +364,18 @@ static int km_partition(const double *ref, int64_t n, int dim, int nc, int nth, 
 
 /* ------------------------------------------------------------------ build ---- */
 
-typedef struct pd_row {
-    double pd;
-    int32_t row;
-} pd_row;
+/* A (value, id) pair sorted by value, then id: rows by centroid distance, clusters by
+ * lower bound. */
+typedef struct ivf_key {
+    double v;
+    int32_t id;
+} ivf_key;
 
-static int pd_row_cmp(const void *a, const void *b)
+static int ivf_key_cmp(const void *a, const void *b)
 {
-    const pd_row *x = a, *y = b;
-    if (x->pd != y->pd) return x->pd < y->pd ? -1 : 1;
-    return (x->row > y->row) - (x->row < y->row);
+    const ivf_key *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* Lay the clustered rows out: non-empty clusters renumbered in order, member means as
@@ -391,7 +393,7 @@ static sx_knn_ivf *ivf_lay_out(const double *ref, int64_t n, int dim, int nc, co
     ivf_layout_of(n, dim, ne, &L);
     sx_knn_ivf *ix = sx_calloc(1, sizeof *ix);
     void *own = ix ? sx_calloc(1, L.total) : NULL;
-    pd_row *pr = own ? sx_mallocarray((size_t)n, sizeof *pr) : NULL;
+    ivf_key *pr = own ? sx_mallocarray((size_t)n, sizeof *pr) : NULL;
     if (!pr) {
         sx_free(own);
         sx_free(ix);
@@ -429,12 +431,12 @@ static sx_knn_ivf *ivf_lay_out(const double *ref, int64_t n, int dim, int nc, co
             for (int j = 0; j < dim; j++) cc[j] += ref[(int64_t)row[p] * dim + j];
         for (int j = 0; j < dim; j++) cc[j] /= (double)(off[c + 1] - off[c]);
         for (int64_t p = off[c]; p < off[c + 1]; p++)
-            pr[p] = (pd_row){ivf_dist(ref + (int64_t)row[p] * dim, cc, dim), row[p]};
-        qsort(pr + off[c], (size_t)(off[c + 1] - off[c]), sizeof *pr, pd_row_cmp);
+            pr[p] = (ivf_key){ivf_dist(ref + (int64_t)row[p] * dim, cc, dim), row[p]};
+        qsort(pr + off[c], (size_t)(off[c + 1] - off[c]), sizeof *pr, ivf_key_cmp);
         for (int64_t p = off[c]; p < off[c + 1]; p++) {
-            row[p] = pr[p].row;
-            for (int j = 0; j < dim; j++) x[ivf_xat(p, j, dim)] = ref[(int64_t)pr[p].row * dim + j];
-            pd[p] = pr[p].pd; /* the stored row's own distance: a loaded buffer is checked
+            row[p] = pr[p].id;
+            for (int j = 0; j < dim; j++) x[ivf_xat(p, j, dim)] = ref[(int64_t)pr[p].id * dim + j];
+            pd[p] = pr[p].v; /* the stored row's own distance: a loaded buffer is checked
                                * against it bit for bit */
         }
         rad[c] = pd[off[c + 1] - 1];
@@ -479,18 +481,6 @@ sx_knn_ivf *sx_knn_ivf_new(const double *ref, int64_t n_ref, int dim, int n_clus
 }
 
 /* ----------------------------------------------------------------- search ---- */
-
-typedef struct ivf_cand {
-    double lb;
-    int c;
-} ivf_cand;
-
-static int ivf_cand_cmp(const void *a, const void *b)
-{
-    const ivf_cand *x = a, *y = b;
-    if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
-    return (x->c > y->c) - (x->c < y->c);
-}
 
 typedef double ivf_v2 __attribute__((vector_size(16))); /* SSE2 / NEON width */
 typedef long long ivf_m2 __attribute__((vector_size(16)));
@@ -598,7 +588,7 @@ typedef struct search_ctx {
     int k, max_clusters;
     sx_knn *res;
     double **G;
-    ivf_cand **cand;
+    ivf_key **cand;
     ivf_top *top;
 } search_ctx;
 
@@ -606,18 +596,18 @@ typedef struct search_ctx {
  * k-th distance w, sorted by that bound. d2[c] is a lower bound of d(q,c)^2; the square
  * root is taken only for clusters that pass the squared test. */
 static int ivf_candidates(const sx_knn_ivf *ix, const double *d2, int first, const ivf_top *T,
-                          ivf_cand *cand)
+                          ivf_key *cand)
 {
     int m = 0;
     for (int c = 0; c < ix->nc; c++) {
         double thr = (T->w + ix->rad[c]) * (1 + 2 * IVF_TOL) + 2 * IVF_TOL * ix->rmax;
-        if (c != first && d2[c] <= thr * thr) cand[m++] = (ivf_cand){sqrt(d2[c]) - ix->rad[c], c};
+        if (c != first && d2[c] <= thr * thr) cand[m++] = (ivf_key){sqrt(d2[c]) - ix->rad[c], c};
     }
-    qsort(cand, (size_t)m, sizeof *cand, ivf_cand_cmp);
+    qsort(cand, (size_t)m, sizeof *cand, ivf_key_cmp);
     return m;
 }
 
-static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_cand *cand, ivf_top *T)
+static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_key *cand, ivf_top *T)
 {
     const sx_knn_ivf *ix = S->ix;
     double qn = 0;
@@ -641,9 +631,9 @@ static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_cand *cand
     int m = ivf_candidates(ix, d2, first, T, cand), visited = 1;
     for (int i = 0; i < m; i++) {
         if (S->max_clusters > 0 && visited >= S->max_clusters && T->n == T->k) break;
-        double b = cand[i].lb;
+        double b = cand[i].v;
         if (T->n == T->k && b > T->w + IVF_TOL * (fabs(b) + 2 * ix->rmax + T->w)) break;
-        ivf_scan(ix, cand[i].c, q, T);
+        ivf_scan(ix, cand[i].id, q, T);
         visited++;
     }
 }
@@ -671,10 +661,10 @@ static int search_chunk(void *ctx, int64_t chunk, int worker)
 typedef struct search_work {
     double *Gbuf, *tdist;
     ivf_v2 *qvbuf;
-    ivf_cand *cbuf;
+    ivf_key *cbuf;
     int32_t *trow, *order, *lab;
     double *G[256];
-    ivf_cand *cand[256];
+    ivf_key *cand[256];
     ivf_top top[256];
 } search_work;
 

@@ -149,15 +149,14 @@ START_TEST(golden_latents_match_sklearn)
     for (int s = 0; s < EG_NSETS; s++) {
         eg g;
         eg_load(&g, EG_SETS[s]);
+        /* SCALEX's own query/reference split, with scikit-learn's 5 neighbours */
         int64_t nr, nq, m;
         int64_t *ri = eg_i64(g.f, "label_transfer/ref_index", &nr);
         int64_t *qi = eg_i64(g.f, "label_transfer/query_index", &nq);
-        int64_t *gi = eg_i64(g.f, "label_transfer/neighbor_ref_rows", &m);
         double *gd = eg_f64(g.f, "label_transfer/neighbor_distances", &m);
         ck_assert_int_eq(m, nq * 5);
-        double *R = sx_mallocarray(nr * g.dim, sizeof *R), *Q = sx_mallocarray(nq * g.dim, sizeof *Q);
-        for (int64_t i = 0; i < nr; i++) memcpy(R + i * g.dim, g.latent + ri[i] * g.dim, g.dim * sizeof *R);
-        for (int64_t i = 0; i < nq; i++) memcpy(Q + i * g.dim, g.latent + qi[i] * g.dim, g.dim * sizeof *Q);
+        int64_t *gi = eg_i64(g.f, "label_transfer/neighbor_ref_rows", &m);
+        double *R = eg_rows(&g, ri, nr), *Q = eg_rows(&g, qi, nq);
         /* scikit-learn's 5-NN: same sets (a swap only at an exact distance tie) */
         sx_knn *r5 = ivf_search(R, nr, Q, nq, g.dim, 5, 0, 2);
         int64_t bad = 0;
