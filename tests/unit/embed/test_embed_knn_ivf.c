@@ -351,6 +351,21 @@ START_TEST(serialized_round_trip_and_hostile)
     sx_knn_free(b);
     sx_knn_free(t);
     sx_knn_ivf_free(lx);
+    /* the build does not depend on the thread count: byte-identical index */
+    sx_knn_ivf *i1 = sx_knn_ivf_new(R, nr, dim, 0, 1, 9, NULL, &st);
+    ck_assert(i1 && sx_knn_ivf_serialized_size(i1) == len);
+    unsigned char *b1 = sx_malloc(len + 8);
+    ck_assert_int_eq(sx_knn_ivf_write(i1, b1, len, &st), SX_OK);
+    ck_assert(memcmp(b1, buf, len) == 0);
+    sx_free(b1);
+    sx_knn_ivf_free(i1);
+    /* a raised cancel flag stops the search */
+    atomic_int cancel = 1;
+    sx_progress pg = {.cancel = &cancel};
+    ck_assert_ptr_null(sx_knn_ivf_search(ix, Q, nq, 3, 0, 2, &pg, NULL, &st));
+    ck_assert_int_eq(st.code, SX_ECANCELED);
+    ck_assert_ptr_null(sx_knn_ivf_new(R, nr, dim, 0, 2, 9, &pg, &st));
+    ck_assert_int_eq(st.code, SX_ECANCELED);
     /* truncated at every length; misaligned */
     for (size_t l = 0; l < len; l += (l < 200 ? 1 : 37)) ck_assert_int_eq(try_load(buf, l, Q, nq), 0);
     ck_assert_ptr_null(sx_knn_ivf_from_mem(buf + 1, len - 1, &st));
