@@ -19,10 +19,13 @@
  * 65536 * 4) so that our workers, not BLAS, own the cores. */
 #define IVF_GEMM_MNK 262144
 #define IVF_BQ 64        /* rows (queries or points) per dgemm block */
-#define IVF_SAMPLE 32    /* k-means sample rows per cluster */
+#define IVF_SAMPLE 32    /* k-means sample rows per cluster (16: 2% more rows visited) */
 #define IVF_ITERS 6      /* Lloyd iterations on the sample: the partition only has to be
                           * compact, not optimal; the search is exact whatever it is */
 #define IVF_ORDER_KEYS 128 /* centroids whose nearest orders the queries (locality only) */
+#define IVF_COARSE_FROM 256 /* from this many clusters on, rows are assigned through coarse
+                             * groups of clusters (1M rows: 5 CPU-s -> well under 1) */
+#define IVF_PROBE 3         /* coarse groups whose clusters a row is compared with */
 #define IVF_MAX_DIM 4096
 /* Relative slack on every pruning test: the bounds are computed in floating point, so a
  * row is skipped only when it is beyond the k-th distance by far more than rounding. */
@@ -315,6 +318,125 @@ static void km_work_free(km_work *w)
     sx_free(w->cnt);
 }
 
+/* Coarse groups of the fine centroids, so that a row is compared with the clusters of
+ * its IVF_PROBE nearest groups only (about 3 sqrt(nc) + sqrt(nc) centroids instead of nc).
+ * A row may then miss its very nearest centroid near a group border: the partition is a
+ * little less compact there, the search stays exact. */
+typedef struct km_coarse {
+    km_ctx K;            /* rows -> groups */
+    int ng;
+    double *gcen, *gaug; /* ng x dim, ng x (dim + 1) */
+    int32_t *glab, *gmem;/* group of each fine centroid; fine centroids grouped */
+    int64_t *goff;       /* ng + 1 */
+    const double *aug;   /* fine centroids, augmented */
+    int nc;
+} km_coarse;
+
+static void km_coarse_free(km_coarse *C)
+{
+    sx_free(C->gcen);
+    sx_free(C->gaug);
+    sx_free(C->glab);
+    sx_free(C->gmem);
+    sx_free(C->goff);
+}
+
+/* The nearest of the listed centroids (ranked by |c|^2 - 2 p.c, ties to the lower id) if it
+ * beats (*bv, *best). Four centroids at a time: independent sums overlap in the pipeline. */
+static void km_nearest_of(const double *aug, const int32_t *ids, int64_t m, const double *p,
+                          int dim, double *bv, int *best)
+{
+    for (int64_t e = 0; e < m; e += 4) {
+        int c[4], nb = m - e < 4 ? (int)(m - e) : 4;
+        for (int u = 0; u < 4; u++) c[u] = ids[e + (u < nb ? u : 0)];
+        const double *a0 = aug + (int64_t)c[0] * (dim + 1), *a1 = aug + (int64_t)c[1] * (dim + 1);
+        const double *a2 = aug + (int64_t)c[2] * (dim + 1), *a3 = aug + (int64_t)c[3] * (dim + 1);
+        double v[4] = {a0[dim], a1[dim], a2[dim], a3[dim]};
+        for (int j = 0; j < dim; j++) {
+            v[0] += a0[j] * p[j];
+            v[1] += a1[j] * p[j];
+            v[2] += a2[j] * p[j];
+            v[3] += a3[j] * p[j];
+        }
+        for (int u = 0; u < nb; u++)
+            if (v[u] < *bv || (v[u] == *bv && c[u] < *best)) {
+                *bv = v[u];
+                *best = c[u];
+            }
+    }
+}
+
+static int km_rows_chunk(void *ctx, int64_t chunk, int worker)
+{
+    km_coarse *C = ctx;
+    const km_ctx *K = &C->K;
+    const int dim = K->dim, ng = C->ng;
+    double *G = K->G[worker], *Pa = G + (size_t)IVF_BQ * ng;
+    int64_t i0 = chunk * IVF_BQ;
+    int np = ivf_rows_aug(K->pts, NULL, K->m, i0, dim, Pa);
+    ivf_gemm(Pa, np, C->gaug, ng, dim, G);
+    for (int i = 0; i < np; i++) {
+        const double *g = G + (int64_t)i * ng, *p = Pa + (int64_t)i * (dim + 1);
+        int top[IVF_PROBE], nt = 0;
+        /* the IVF_PROBE nearest non-empty groups (ties to the lower group): at least one
+         * exists, so every row gets a cluster */
+        for (int a = 0; a < ng; a++) {
+            if (C->goff[a] == C->goff[a + 1]) continue;
+            if (nt == IVF_PROBE && !(g[a] < g[top[IVF_PROBE - 1]])) continue;
+            int at = nt < IVF_PROBE ? nt++ : IVF_PROBE - 1;
+            while (at > 0 && g[top[at - 1]] > g[a]) {
+                top[at] = top[at - 1];
+                at--;
+            }
+            top[at] = a;
+        }
+        int best = -1;
+        double bv = INFINITY;
+        for (int t = 0; t < nt; t++)
+            km_nearest_of(C->aug, C->gmem + C->goff[top[t]], C->goff[top[t] + 1] - C->goff[top[t]], p,
+                          dim, &bv, &best);
+        K->lab[i0 + i] = best;
+    }
+    return SX_OK;
+}
+
+/* Rows of K (fine centroids in K->aug) labelled through coarse groups of the centroids. */
+static int km_assign_coarse(const km_ctx *K, const double *cen, int nth, int64_t *cnt,
+                            const sx_progress *prog)
+{
+    const int nc = K->nc, dim = K->dim;
+    km_coarse C = {.ng = (int)ceil(sqrt((double)nc)), .aug = K->aug, .nc = nc};
+    C.gcen = sx_mallocarray((size_t)C.ng * dim, sizeof *C.gcen);
+    C.gaug = sx_mallocarray((size_t)C.ng * (dim + 1), sizeof *C.gaug);
+    C.glab = sx_mallocarray((size_t)nc, sizeof *C.glab);
+    C.gmem = sx_mallocarray((size_t)nc, sizeof *C.gmem);
+    C.goff = sx_calloc((size_t)C.ng + 1, sizeof *C.goff);
+    int rc = SX_ENOMEM;
+    if (C.gcen && C.gaug && C.glab && C.gmem && C.goff) {
+        for (int a = 0; a < C.ng; a++)
+            memcpy(C.gcen + (int64_t)a * dim, cen + ((int64_t)a * nc / C.ng) * dim, (size_t)dim * sizeof *C.gcen);
+        km_ctx Kg = {.pts = cen, .m = nc, .aug = C.gaug, .nc = C.ng, .dim = dim, .lab = C.glab,
+                     .G = K->G};
+        rc = SX_OK;
+        for (int it = 0; it <= IVF_ITERS && !rc; it++) {
+            if (it) km_update(cen, nc, dim, C.glab, C.ng, C.gcen, cnt);
+            km_aug(C.gcen, C.ng, dim, C.gaug);
+            rc = km_assign(&Kg, nth, prog);
+        }
+    }
+    if (!rc) {
+        for (int c = 0; c < nc; c++) C.goff[C.glab[c] + 1]++;
+        for (int a = 0; a < C.ng; a++) C.goff[a + 1] += C.goff[a];
+        for (int c = 0; c < nc; c++) C.gmem[C.goff[C.glab[c]]++] = c;
+        for (int a = C.ng; a > 0; a--) C.goff[a] = C.goff[a - 1];
+        C.goff[0] = 0;
+        C.K = *K;
+        rc = ivf_parallel(km_rows_chunk, &C, (K->m + IVF_BQ - 1) / IVF_BQ, nth, prog, NULL);
+    }
+    km_coarse_free(&C);
+    return rc;
+}
+
 /* Partition ref into nc clusters: labels of all n rows into w->lab, centroids in w->cen. */
 static int km_partition(const double *ref, int64_t n, int dim, int nc, int nth, uint64_t seed,
                         km_work *w, const sx_progress *prog, sx_status *st)
@@ -357,8 +479,10 @@ static int km_partition(const double *ref, int64_t n, int dim, int nc, int nth, 
     K.m = n;
     K.lab = w->lab;
     km_aug(w->cen, nc, dim, w->aug);
-    int rc = km_assign(&K, nth, prog);
-    if (rc) return sx_status_set(st, rc, "kNN index build cancelled");
+    int rc = nc >= IVF_COARSE_FROM ? km_assign_coarse(&K, w->cen, nth, w->cnt, prog)
+                                   : km_assign(&K, nth, prog);
+    if (rc == SX_ECANCELED) return sx_status_set(st, rc, "kNN index build cancelled");
+    if (rc) return sx_status_set(st, rc, "kNN index: out of memory for %lld rows", (long long)n);
     return SX_OK;
 }
 
