@@ -10,9 +10,11 @@
  * the pruned search against sx_knn_exact on a sample of queries. Figures only: never a test.
  *
  * usage: bench_knn_ivf [n_ref] [n_query] [k] [threads] [iso|flat] [full_exact] [max_clusters]
- *   defaults 100000 100000 30 2 iso 1 0; full_exact 0 times sx_knn_exact on the sample only
+ *                      [graph]
+ *   defaults 100000 100000 30 2 iso 1 0 1; full_exact 0 times sx_knn_exact on the sample only
  *   and scales it to all queries (use 0 for a 1M reference); max_clusters > 0 also runs the
- *   bounded mode. Run niced on a shared machine. */
+ *   bounded mode; graph 0 skips the graph index (its 1M build takes ~40 CPU-s). Run niced
+ *   on a shared machine. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,7 @@ int main(int argc, char **argv)
     int k = argc > 3 ? atoi(argv[3]) : 30, th = argc > 4 ? atoi(argv[4]) : 2;
     int flat = argc > 5 && strcmp(argv[5], "flat") == 0;
     int full = argc > 6 ? atoi(argv[6]) : 1, mc = argc > 7 ? atoi(argv[7]) : 0;
+    int graph = argc > 8 ? atoi(argv[8]) : 1;
     int64_t ns = nq < NSAMPLE ? nq : NSAMPLE;
     double *xr = latent(nr, flat, 11), *xq = latent(nq, flat, 12);
     double *xs = sx_mallocarray((size_t)ns * DIM, sizeof *xs);
@@ -156,6 +159,7 @@ int main(int argc, char **argv)
 
     o.method = SX_KNN_APPROX;
     t0 = tick();
+    if (!graph) goto done;
     sx_knn_index *gx = sx_knn_index_new(xr, nr, DIM, &o, NULL, &st);
     if (!gx) return fprintf(stderr, "%s\n", st.msg), 1;
     tock("graph index build", t0);
@@ -170,6 +174,7 @@ int main(int argc, char **argv)
     sx_free(gs.dist);
     sx_knn_free(g);
     sx_knn_index_free(gx);
+done:
     sx_free(truth.idx);
     sx_free(truth.dist);
     sx_knn_free(iv);
