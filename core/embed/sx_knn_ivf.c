@@ -732,6 +732,27 @@ static int ivf_candidates(const sx_knn_ivf *ix, const double *d2, int first, con
     return m;
 }
 
+/* The bounded mode's candidates: the `keep` clusters nearest by centroid distance among
+ * those whose lower bound may not exceed w (insertion into a short sorted list: no sort of
+ * all candidates, which cost half the bounded search at 2000 clusters). */
+static int ivf_nearest_clusters(const sx_knn_ivf *ix, const double *d2, int first,
+                                const ivf_top *T, int keep, ivf_key *cand)
+{
+    int m = 0;
+    for (int c = 0; c < ix->nc; c++) {
+        double thr = (T->w + ix->rad[c]) * (1 + 2 * IVF_TOL) + 2 * IVF_TOL * ix->rmax;
+        if (c == first || d2[c] > thr * thr || (m == keep && !(d2[c] < cand[m - 1].v))) continue;
+        int at = m < keep ? m++ : keep - 1;
+        while (at > 0 && cand[at - 1].v > d2[c]) {
+            cand[at] = cand[at - 1];
+            at--;
+        }
+        cand[at] = (ivf_key){d2[c], c};
+    }
+    for (int i = 0; i < m; i++) cand[i].v = sqrt(cand[i].v);
+    return m;
+}
+
 static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_key *cand, ivf_top *T)
 {
     const sx_knn_ivf *ix = S->ix;
@@ -757,7 +778,12 @@ static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_key *cand,
      * by centroid distance, which finds more true neighbours in the few clusters allowed
      * (100k rows, 16 clusters: recall 0.996 instead of 0.979) */
     int bounded = S->max_clusters > 0;
-    int m = ivf_candidates(ix, d2, first, T, bounded, cand), visited = 1;
+    int keep = S->max_clusters < ix->nc / 2 ? 2 * S->max_clusters : ix->nc, m;
+    if (!bounded) m = ivf_candidates(ix, d2, first, T, 0, cand);
+    else if (T->n == T->k) m = ivf_nearest_clusters(ix, d2, first, T, keep, cand);
+    else m = ivf_candidates(ix, d2, first, T, 1, cand); /* first cluster under k rows: all
+                                                          * clusters listed, so k rows fill */
+    int visited = 1;
     for (int i = 0; i < m; i++) {
         if (S->max_clusters > 0 && visited >= S->max_clusters && T->n == T->k) break;
         double b = cand[i].v - (bounded ? ix->rad[cand[i].id] : 0);

@@ -291,6 +291,19 @@ START_TEST(one_cluster_and_bounded_mode)
     ck_assert_double_le(v4, v_exact);
     ck_assert_double_lt(v_exact, 0.5); /* the pruning prunes */
     for (int64_t i = 0; i < 500 * 15; i++) ck_assert(b1->idx[i] >= 0 && b1->idx[i] < 20000);
+    /* one row per cluster, k = 30 > the clusters allowed: still k distinct rows, sorted */
+    sx_knn_ivf *tiny = sx_knn_ivf_new(R2, 40, dim, 40, 1, 3, NULL, &st);
+    ck_assert(tiny);
+    sx_knn *bt = sx_knn_ivf_search(tiny, Q2, 50, 30, 2, 2, NULL, NULL, &st);
+    ck_assert(bt);
+    for (int64_t i = 0; i < 50; i++)
+        for (int a = 0; a < 30; a++) {
+            ck_assert(bt->idx[i * 30 + a] >= 0 && bt->idx[i * 30 + a] < 40);
+            if (a) ck_assert_double_le(bt->dist[i * 30 + a - 1], bt->dist[i * 30 + a]);
+            for (int b = 0; b < a; b++) ck_assert_int_ne(bt->idx[i * 30 + a], bt->idx[i * 30 + b]);
+        }
+    sx_knn_free(bt);
+    sx_knn_ivf_free(tiny);
     sx_knn_free(ex);
     sx_knn_free(e2);
     sx_knn_free(b4);
