@@ -17,7 +17,8 @@
  * rounding at the k-th place (this search ranks by the directly computed distance, i.e. it
  * is exact brute force's answer). Searches are deterministic whatever the thread count and
  * may run concurrently on one index. A bounded-effort mode (max_clusters > 0) visits at
- * most that many clusters per query and is then approximate.
+ * most that many clusters per query, nearest centroid first, and is then approximate
+ * (bench/bench_knn_ivf.c measures recall).
  */
 #ifndef SX_KNN_IVF_H
 #define SX_KNN_IVF_H
