@@ -93,6 +93,15 @@ static inline void eg_load(eg *g, const char *set)
     ck_assert_int_eq(g->dim * g->n, m);
 }
 
+/* The latent rows idx[0..n-1] gathered into a new n x dim matrix (sx_free). */
+static inline double *eg_rows(const eg *g, const int64_t *idx, int64_t n)
+{
+    double *x = sx_mallocarray((size_t)n * g->dim, sizeof *x);
+    ck_assert(x);
+    for (int64_t i = 0; i < n; i++) memcpy(x + i * g->dim, g->latent + idx[i] * g->dim, g->dim * sizeof *x);
+    return x;
+}
+
 static inline void eg_close(eg *g)
 {
     sx_free(g->latent);
