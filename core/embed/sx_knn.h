@@ -79,11 +79,20 @@ sx_knn *sx_knn_self_f32(const float *x, int64_t n, int dim, int k, const sx_knn_
                         const sx_progress *prog, sx_status *st);
 
 /* A search index over a fixed reference (sx_knn_index.c), built once (e.g. when a reference
- * is loaded) and searched by every query set: exact BLAS tiles (as sx_knn_exact) when
- * opts->method is SX_KNN_EXACT or (AUTO) the reference has fewer than approx_from rows, else
- * a best-first search of the reference's NN-descent graph (recall >= 0.98 against exact;
- * bench/bench_map_knn.c). Searches are deterministic, whatever the thread count, and may run
- * concurrently on one index. */
+ * is loaded) and searched by every query set:
+ *  - exact BLAS tiles (as sx_knn_exact) when opts->method is SX_KNN_EXACT or (AUTO) the
+ *    reference has fewer than SX_KNN_IVF_FROM rows;
+ *  - (AUTO, larger references) the cluster-pruned search of sx_knn_ivf.h: exact brute force's
+ *    answer at a fraction of its cost (100k x 100k, k 30: 2.5-3 CPU-s against 14-16), and
+ *    from SX_KNN_IVF_BOUND_FROM rows its bounded mode (SX_KNN_IVF_BOUND clusters per query:
+ *    1M rows, recall 0.990 at 5.6 CPU-s; exact pruning there costs 12-13; bench_knn_ivf.c);
+ *  - (SX_KNN_APPROX) a best-first search of the reference's NN-descent graph (recall 0.973
+ *    to 0.997; kept for comparison: bench/bench_map_knn.c).
+ * Searches are deterministic, whatever the thread count, and may run concurrently on one
+ * index. */
+#define SX_KNN_IVF_FROM 20000         /* reference rows from which AUTO prunes by clusters */
+#define SX_KNN_IVF_BOUND_FROM 500000  /* ... and from which it bounds the clusters visited */
+#define SX_KNN_IVF_BOUND 16
 typedef struct sx_knn_index sx_knn_index;
 
 /* ref: n_ref x dim, BORROWED: it must stay valid and unchanged while the index lives.
@@ -117,8 +126,9 @@ int sx_knn_index_write(const sx_knn_index *ix, sx_knn_put_fn put, void *user, sx
 sx_knn_index *sx_knn_index_open(const void *buf, size_t len, const double *ref, int64_t n_ref,
                                 int dim, sx_status *st);
 
-/* One search of a reference that has no resident index: exact, or (AUTO, a reference of at
- * least approx_from rows and a query at least half its size) a graph index built for it.
+/* One search of a reference that has no resident index: exact, or an index built for it
+ * (AUTO: a reference of at least SX_KNN_IVF_FROM rows and a query of at least 1/50 of its
+ * size, where the cluster index's build pays for itself; APPROX: the graph).
  * Same result contract as sx_knn_index_search; an exact search keeps its choice order (rank),
  * so one search can serve users of different widths (sx_knn_head). */
 sx_knn *sx_knn_search(const double *ref, int64_t n_ref, const double *query, int64_t n_query,

@@ -37,6 +37,7 @@
 void sx_knn_index_free(sx_knn_index *ix)
 {
     if (!ix) return;
+    sx_knn_ivf_free(ix->ivf);
     if (!ix->borrowed) {
         sx_free(ix->xf);
         sx_free(ix->off);
@@ -48,7 +49,7 @@ void sx_knn_index_free(sx_knn_index *ix)
 
 size_t sx_knn_index_graph_bytes(const sx_knn_index *ix)
 {
-    if (ix->exact) return 0;
+    if (ix->exact || ix->ivf) return 0;
     return (size_t)ix->n * ix->dim * sizeof *ix->xf + ((size_t)ix->n + 1) * sizeof *ix->off +
            (size_t)ix->off[ix->n] * sizeof *ix->adj + (size_t)ix->n_piv * sizeof *ix->piv;
 }
@@ -189,6 +190,20 @@ static int choose_pivots(sx_knn_index *ix, sx_status *st)
     return SX_OK;
 }
 
+/* ix (its reference set) with a cluster index instead of the graph; ix freed on failure */
+static sx_knn_index *ivf_build(sx_knn_index *ix, const sx_knn_opts *o, const sx_progress *prog,
+                               sx_status *st)
+{
+    ix->exact = 0;
+    ix->ivf_bound = ix->n >= SX_KNN_IVF_BOUND_FROM ? SX_KNN_IVF_BOUND : 0;
+    if (!(ix->ivf = sx_knn_ivf_new(ix->ref, ix->n, ix->dim, 0, o->n_threads, o->seed, prog, st))) {
+        sx_knn_index_free(ix);
+        return NULL;
+    }
+    ix->bytes += sx_knn_ivf_bytes(ix->ivf);
+    return ix;
+}
+
 sx_knn_index *sx_knn_index_new(const double *ref, int64_t n_ref, int dim, const sx_knn_opts *opts,
                                const sx_progress *prog, sx_status *st)
 {
@@ -215,6 +230,7 @@ sx_knn_index *sx_knn_index_new(const double *ref, int64_t n_ref, int dim, const 
     ix->exact = o.method == SX_KNN_EXACT || (o.method == SX_KNN_AUTO && n_ref < from) ||
                 n_ref < 8 * IX_CAND_K;
     ix->bytes = sizeof *ix;
+    if (o.method == SX_KNN_AUTO && n_ref >= SX_KNN_IVF_FROM) return ivf_build(ix, &o, prog, st);
     if (ix->exact) return ix;
     o.exclude_self = 1;
     sx_knn *cand = sx_knn_nndescent(ref, n_ref, dim, IX_CAND_K, &o, prog, st);
@@ -565,6 +581,9 @@ sx_knn *sx_knn_index_search(const sx_knn_index *ix, const double *query, int64_t
     if (ix->exact || n_query == 0) /* n_query 0 still goes through the argument checks */
         return exact_search(ix->ref, ix->n, query, n_query, ix->dim, k, ix->n_threads, 0, prog,
                             st);
+    if (ix->ivf)
+        return sx_knn_ivf_search(ix->ivf, query, n_query, k, ix->ivf_bound, ix->n_threads, prog,
+                                 NULL, st);
     return graph_search(ix, query, n_query, k, ix->n_threads, prog, st);
 }
 
@@ -584,14 +603,17 @@ sx_knn *sx_knn_search_with(const sx_knn_index *ix, const double *ref, int64_t n_
             sx_status_set(st, SX_EINVAL, "kNN search: the index is not of this reference");
             return NULL;
         }
+        if (ix->ivf)
+            return sx_knn_ivf_search(ix->ivf, query, n_query, k, ix->ivf_bound, o.n_threads,
+                                     prog, NULL, st);
         return graph_search(ix, query, n_query, k, o.n_threads, prog, st);
     }
-    int64_t from = o.approx_from > 0 ? o.approx_from : 100000;
-    /* a graph built for one search pays off only when the queries outweigh its build (about
-     * half the cost of searching as many queries exactly: bench/bench_map_knn.c) */
-    if (o.method == SX_KNN_AUTO)
-        o.method = n_ref >= from && n_query >= n_ref / 2 ? SX_KNN_APPROX : SX_KNN_EXACT;
-    if (o.method != SX_KNN_APPROX || n_query == 0)
+    /* a cluster index built for one search pays off when the queries are more than a fiftieth
+     * of the reference (build 0.2-0.3 CPU-s at 100k rows, about what 2,000 queries cost
+     * searched exactly: bench/bench_knn_ivf.c); the graph only when asked for */
+    int build = o.method == SX_KNN_APPROX ||
+                (o.method == SX_KNN_AUTO && n_ref >= SX_KNN_IVF_FROM && n_query >= n_ref / 50);
+    if (!build || n_query == 0)
         return exact_search(ref, n_ref, query, n_query, dim, k, o.n_threads, 1, prog, st);
     sx_knn_index *own = sx_knn_index_new(ref, n_ref, dim, &o, prog, st);
     if (!own) return NULL;

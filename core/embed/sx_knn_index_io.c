@@ -11,6 +11,11 @@
  *   piv     i32[n_piv]       entry cells
  * The reference's own latent is not in it: the index is opened over the caller's.
  *
+ * A cluster index (sx_knn_ivf.h) is kept instead as
+ *   header  magic "SXKNNIV1", u32 visited-cluster bound (0 = exact), u32 0
+ *   ivf     sx_knn_ivf_write's bytes (their own layout, checked by sx_knn_ivf_from_mem)
+ * and, opened, must hold exactly the caller's reference rows (sx_knn_ivf_matches).
+ *
  * The reader trusts nothing: sizes are checked against the section's length before anything
  * is touched, the offsets must rise from 0 to n_adj, every cell id must lie in [0, n), and the
  * float copy must be the reference's (an index of another latent would search wrong cells). */
@@ -21,6 +26,8 @@
 
 #define IX_MAGIC "SXKNNIX1"
 #define IX_VERSION 1u
+#define IV_MAGIC "SXKNNIV1"
+#define IV_HEADER 16
 
 typedef struct ix_header {
     char magic[8];
@@ -50,6 +57,7 @@ static ix_layout layout(int64_t n, int dim, int64_t n_adj, int32_t n_piv)
 size_t sx_knn_index_serial_size(const sx_knn_index *ix)
 {
     if (!ix || ix->exact) return 0;
+    if (ix->ivf) return IV_HEADER + pad8(sx_knn_ivf_serialized_size(ix->ivf));
     return layout(ix->n, ix->dim, ix->off[ix->n], ix->n_piv).total;
 }
 
@@ -61,10 +69,29 @@ static int put_part(sx_knn_put_fn put, void *user, const void *p, size_t n)
     return (n && put(user, p, n)) || (z && put(user, zero, z));
 }
 
+/* the cluster index: its header, then its own flat bytes (built in memory once: the
+ * serializer writes into a buffer) */
+static int write_ivf(const sx_knn_index *ix, sx_knn_put_fn put, void *user, sx_status *st)
+{
+    unsigned char h[IV_HEADER] = {0};
+    uint32_t bound = (uint32_t)ix->ivf_bound;
+    memcpy(h, IV_MAGIC, 8);
+    memcpy(h + 8, &bound, 4);
+    size_t n = sx_knn_ivf_serialized_size(ix->ivf);
+    void *b = sx_malloc(n ? n : 1);
+    if (!b) return sx_status_set(st, SX_ENOMEM, "kNN index: out of memory to write it");
+    int rc = sx_knn_ivf_write(ix->ivf, b, n, st);
+    if (rc == SX_OK && (put_part(put, user, h, sizeof h) || put_part(put, user, b, n)))
+        rc = sx_status_set(st, SX_EIO, "kNN index: the write failed");
+    sx_free(b);
+    return rc;
+}
+
 int sx_knn_index_write(const sx_knn_index *ix, sx_knn_put_fn put, void *user, sx_status *st)
 {
     if (!ix || ix->exact)
         return sx_status_set(st, SX_EINVAL, "kNN index: an exact index has nothing to write");
+    if (ix->ivf) return write_ivf(ix, put, user, st);
     ix_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, IX_MAGIC, 8);
@@ -120,6 +147,38 @@ static int check_graph(const sx_knn_index *ix, int64_t n_adj, sx_status *st)
     return SX_OK;
 }
 
+/* A cluster index section over ref; both borrowed */
+static sx_knn_index *open_ivf(const unsigned char *b, size_t len, const double *ref,
+                              int64_t n_ref, int dim, sx_status *st)
+{
+    uint32_t bound, zero;
+    memcpy(&bound, b + 8, 4);
+    memcpy(&zero, b + 12, 4);
+    if (zero || bound > 1u << 20) {
+        sx_status_set(st, SX_EFORMAT, "kNN index: a bad cluster index header");
+        return NULL;
+    }
+    sx_knn_ivf *iv = sx_knn_ivf_from_mem(b + IV_HEADER, len - IV_HEADER, st);
+    if (!iv) return NULL;
+    sx_knn_index *ix = NULL;
+    if (!sx_knn_ivf_matches(iv, ref, n_ref, dim))
+        sx_status_set(st, SX_EFORMAT, "kNN index: made for another latent");
+    else if (!(ix = sx_calloc(1, sizeof *ix)))
+        sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
+    if (!ix) {
+        sx_knn_ivf_free(iv);
+        return NULL;
+    }
+    ix->ref = ref;
+    ix->n = n_ref;
+    ix->dim = dim;
+    ix->borrowed = 1;
+    ix->ivf = iv;
+    ix->ivf_bound = (int)bound;
+    ix->bytes = sizeof *ix + sx_knn_ivf_bytes(iv);
+    return ix;
+}
+
 sx_knn_index *sx_knn_index_open(const void *buf, size_t len, const double *ref, int64_t n_ref,
                                 int dim, sx_status *st)
 {
@@ -128,6 +187,7 @@ sx_knn_index *sx_knn_index_open(const void *buf, size_t len, const double *ref, 
         sx_status_set(st, SX_EFORMAT, "kNN index: no section, or one too short or misaligned");
         return NULL;
     }
+    if (!memcmp(buf, IV_MAGIC, 8)) return open_ivf(buf, len, ref, n_ref, dim, st);
     memcpy(&h, buf, sizeof h);
     if (check_sizes(&h, len, n_ref, dim, st)) return NULL;
     sx_knn_index *ix = sx_calloc(1, sizeof *ix);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "sx_knn.h"
+#include "sx_knn_ivf.h"
 
 struct sx_knn_index {
     const double *ref; /* borrowed */
@@ -19,6 +20,8 @@ struct sx_knn_index {
     int32_t *adj;
     int32_t *piv;      /* entry cells */
     int n_piv;
+    sx_knn_ivf *ivf;   /* the cluster-pruned search instead of the graph (AUTO, large) */
+    int ivf_bound;     /* clusters visited per query, 0 = exact (sx_knn_ivf_search) */
     size_t bytes;
 };
 

@@ -1048,3 +1048,15 @@ sx_knn_ivf *sx_knn_ivf_from_mem(const void *buf, size_t len, sx_status *st)
     }
     return ix;
 }
+
+int sx_knn_ivf_matches(const sx_knn_ivf *ix, const double *ref, int64_t n_ref, int dim)
+{
+    if (!ix || !ref || ix->n != n_ref || ix->dim != dim) return 0;
+    for (int64_t p = 0; p < ix->n; p++) {
+        int64_t r = ix->row[p];
+        if (r < 0 || r >= n_ref) return 0;
+        for (int j = 0; j < dim; j++)
+            if (ix->x[ivf_xat(p, j, dim)] != ref[r * dim + j]) return 0;
+    }
+    return 1;
+}

@@ -69,5 +69,9 @@ int sx_knn_ivf_write(const sx_knn_ivf *ix, void *buf, size_t cap, sx_status *st)
  * are allocated. Every size, offset, row number and stored distance is checked (a damaged
  * or hostile buffer gives SX_EFORMAT, never a wild read). NULL with st filled on error. */
 sx_knn_ivf *sx_knn_ivf_from_mem(const void *buf, size_t len, sx_status *st);
+/* Is ix an index of exactly this reference (same shape, every stored row equal to its
+ * original row of ref)? 1 yes, 0 no. An index opened from a file is checked with it before
+ * use: an index of another latent would answer with wrong cells. */
+int sx_knn_ivf_matches(const sx_knn_ivf *ix, const double *ref, int64_t n_ref, int dim);
 
 #endif

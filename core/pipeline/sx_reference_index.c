@@ -1,16 +1,17 @@
 /* sx_reference_index — a reference's resident neighbour search index. A projection onto a
- * large reference searches a graph index (sx_knn_index); built per job it cost 2.4-3.4 CPU-s
- * at 100k reference cells, more than the search of a 100k-cell query through it. Built once
- * here when the reference is loaded or registered, then kept: in the daemon's in-memory
- * reference, and in reference.map for job runners that map it (sx_reference_map.c). */
+ * large reference searches an index (sx_knn_index: the cluster-pruned search from 20k cells);
+ * built per job its cost (0.2-0.3 CPU-s at 100k cells for the clusters, 5 for a graph) is
+ * paid again by every job. Built once here when the reference is loaded or registered, then
+ * kept: in the daemon's in-memory reference, and in reference.map for job runners that map
+ * it (sx_reference_map.c). */
 #include "sx_knn.h"
 #include "sx_pipeline.h"
 
-/* the threshold a one-shot search uses to pick the graph (sx_knn_search) */
+/* the size from which a search index beats exact tiles (sx_knn.h: SX_KNN_IVF_FROM) */
 static int wants_index(const sx_reference *r, const sx_knn_opts *o)
 {
-    int64_t from = o->approx_from > 0 ? o->approx_from : 100000;
-    return o->method == SX_KNN_APPROX || (o->method == SX_KNN_AUTO && r->n_cells >= from);
+    return o->method == SX_KNN_APPROX ||
+           (o->method == SX_KNN_AUTO && r->n_cells >= SX_KNN_IVF_FROM);
 }
 
 int sx_reference_index_build(sx_reference *r, const sx_knn_opts *opts, sx_status *st)
@@ -19,10 +20,9 @@ int sx_reference_index_build(sx_reference *r, const sx_knn_opts *opts, sx_status
     if (opts) o = *opts;
     else sx_knn_opts_init(&o);
     if (!r || r->index || !r->latent || !wants_index(r, &o)) return SX_OK;
-    o.method = SX_KNN_APPROX;
     sx_knn_index *ix = sx_knn_index_new(r->latent, r->n_cells, r->dim, &o, NULL, st);
     if (!ix) return st->code;
-    if (sx_knn_index_is_exact(ix)) /* too few cells for a graph: searches stay exact */
+    if (sx_knn_index_is_exact(ix)) /* too few cells for an index: searches stay exact */
         sx_knn_index_free(ix);
     else
         r->index = ix;

@@ -320,6 +320,59 @@ START_TEST(index_bytes_round_trip_and_refusal)
 }
 END_TEST
 
+/* AUTO from SX_KNN_IVF_FROM rows: the cluster-pruned index. Its neighbours are a brute-force
+ * scan's (checked against sx_knn_exact: continuous data, so no rounding ties), it survives
+ * its bytes, and a section of another latent, cut short or with a bad header is refused. */
+START_TEST(index_auto_prunes_by_clusters)
+{
+    int64_t nr = SX_KNN_IVF_FROM, nq = 300;
+    double *R = cells(nr, 5), *Q = cells(nq, 6);
+    sx_status st = {0};
+    sx_knn_opts o;
+    sx_knn_opts_init(&o);
+    o.n_threads = 2;
+    sx_knn_index *ix = sx_knn_index_new(R, nr, 10, &o, NULL, &st);
+    ck_assert_msg(ix && !sx_knn_index_is_exact(ix), "%s", st.msg);
+    sx_knn *want = sx_knn_exact(R, nr, Q, nq, 10, KW, &o, NULL, &st);
+    sx_knn *a = sx_knn_index_search(ix, Q, nq, KW, NULL, &st);
+    ck_assert_msg(want && a && same_knn(a, want), "%s", st.msg);
+    /* a one-shot search of a query this size builds the same index */
+    sx_knn *one = sx_knn_search(R, nr, Q, nq, 10, KW, &o, NULL, &st);
+    ck_assert_msg(one && same_knn(one, want), "%s", st.msg);
+    size_t len = sx_knn_index_serial_size(ix);
+    ck_assert_uint_gt(len, (size_t)nr * 10 * sizeof(double));
+    unsigned char *buf = malloc(len), *at = buf;
+    ck_assert_int_eq(sx_knn_index_write(ix, cursor_put, &at, &st), SX_OK);
+    ck_assert_uint_eq((size_t)(at - buf), len);
+    sx_knn_index *back = sx_knn_index_open(buf, len, R, nr, 10, &st);
+    ck_assert_msg(back, "%s", st.msg);
+    o.n_threads = 1;
+    sx_knn *b = sx_knn_search_with(back, R, nr, Q, nq, 10, KW, &o, NULL, &st);
+    ck_assert_msg(b && same_knn(b, want), "%s", st.msg);
+    sx_knn_index_free(back);
+    double *R2 = cells(nr, 5);
+    R2[12345] += 1e-9; /* one coordinate of another latent */
+    sx_status hs = {0};
+    ck_assert_ptr_null(sx_knn_index_open(buf, len, R2, nr, 10, &hs));
+    ck_assert_int_eq(hs.code, SX_EFORMAT);
+    ck_assert_ptr_null(sx_knn_index_open(buf, len - 8, R, nr, 10, &hs));
+    ck_assert_int_eq(hs.code, SX_EFORMAT);
+    ck_assert_ptr_null(sx_knn_index_open(buf, 20, R, nr, 10, &hs));
+    buf[12] = 1; /* the header's zero word */
+    ck_assert_ptr_null(sx_knn_index_open(buf, len, R, nr, 10, &hs));
+    ck_assert_int_eq(hs.code, SX_EFORMAT);
+    free(buf);
+    sx_knn_free(want);
+    sx_knn_free(a);
+    sx_knn_free(one);
+    sx_knn_free(b);
+    sx_knn_index_free(ix);
+    sx_free(R);
+    sx_free(R2);
+    sx_free(Q);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("embed_knn_share");
@@ -331,6 +384,7 @@ int main(void)
     tcase_add_test(tc, transfer_from_shared_search);
     tcase_add_test(tc, head_errors);
     tcase_add_test(tc, index_bytes_round_trip_and_refusal);
+    tcase_add_test(tc, index_auto_prunes_by_clusters);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
