@@ -168,10 +168,11 @@ static int pass(stream *s, const sx_prep_rows *src, const sx_progress *p, sx_sta
     for (;;) {
         sx_csr v;
         if (src->next(src->ctx, &v, st) != SX_OK) return st->code;
-        if (v.n_rows == 0) return SX_OK;
-        if (s->n_seen + v.n_rows > src->n_rows || v.n_cols != src->n_cols)
-            return sx_status_set(st, SX_EINTERNAL, "the row source gave more rows or other "
-                                 "columns than it announced");
+        if (v.n_rows == 0 && s->n_seen == src->n_rows) return SX_OK;
+        if (v.n_rows == 0 || s->n_seen + v.n_rows > src->n_rows || v.n_cols != src->n_cols)
+            return sx_status_set(st, SX_EINTERNAL, "the row source gave other rows or columns "
+                                 "than it announced (%lld rows so far of %lld)",
+                                 (long long)s->n_seen, (long long)src->n_rows);
         filter_slab(s, &v);
         if (!s->atac) {
             sx_prep__normalize_rows(&v, s->after, NULL);
