@@ -7,6 +7,7 @@
 #    double), a few names in lower case (the case-insensitive match rule, QC "genes" report),
 #    rows stored unsorted and with split duplicate entries (the reader sorts and sums them),
 #    and cells below min_features;
+#  - on a small scATAC peak matrix with --profile ATAC (binarized, no normalization);
 # with a tiny slab (7 or 5 cells) against --chunk_cells 0. Every dataset of adata.h5ad (X,
 # obs, latent, UMAP, labels...) must be equal except the recorded chunk_cells setting, and
 # result.json's qc and metrics and labels.csv too. Independently of our code, the streamed X
@@ -80,6 +81,16 @@ run slab7 "$D/pbmc_3tech.h5ad" 7
 run default "$D/pbmc_3tech.h5ad" ""
 run awk_whole "$T/awkward.h5ad" 0 --repeat
 run awk_slab5 "$T/awkward.h5ad" 5 --repeat
+# ATAC: binarized, no normalization, every peak kept (no MT filter)
+A="$SX_SHARED/data/scatac_small/signac_atac_small_peaks.h5ad"
+"$SCALEX_BIN" integrate --data_list "$A" --profile ATAC --min_features 10 --max_iteration $ITER \
+    --ignore_umap --threads 1 -o "$T/aref" 2>"$T/la" || { tail -5 "$T/la"; fail "ATAC integrate"; }
+for ch in 0 3; do
+    "$SCALEX_BIN" project --data_list "$A" --projection "$T/aref" --profile ATAC --min_features 10 \
+        --label orig.ident --threads 1 --chunk_cells $ch -o "$T/atac$ch" 2>"$T/atac$ch.log" ||
+        { tail -5 "$T/atac$ch.log"; fail "ATAC project --chunk_cells $ch"; }
+done
+grep -q "streamed, 3 cells at a time" "$T/atac3.log" || fail "ATAC --chunk_cells 3 did not stream"
 grep -q "streamed, 7 cells at a time" "$T/slab7.log" || fail "--chunk_cells 7 did not stream"
 grep -q "streamed, 65536 cells at a time" "$T/default.log" || fail "the default did not stream"
 grep -q "streamed" "$T/whole.log" && fail "--chunk_cells 0 streamed"
@@ -112,7 +123,8 @@ def same(a, b):
     assert "X/data" in A and len(A["X/data"]) > 0
     return len(A)
 
-n = same("whole", "slab7") and same("whole", "default") and same("awk_whole", "awk_slab5")
+n = same("whole", "slab7") and same("whole", "default") and same("awk_whole", "awk_slab5") \
+    and same("atac0", "atac3")
 
 # the reference rows of a non-repeat projection are empty; its query rows are the repeat's
 w = ad.read_h5ad(f"{T}/whole/adata.h5ad")
