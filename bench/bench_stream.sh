@@ -20,6 +20,11 @@
 #   --chunk: cells per slab of the streamed run (default 65536, the option's default).
 #   --only: run one of the two (the whole-file run of a 1M x 20,000 query needs ~30 GB).
 # The runs are niced (NICE, default 10), with plots off (figures are not what is measured).
+# Measured 2026-12-05 (2 shared cores, load 5-7; 100k-cell reference of 2,000 genes; query
+# 20,000 genes, ~1,490 values a cell; --tile 10 for 1M; peak RSS / wall):
+#   100k  whole 1298 MB / 240 s   streamed  343 MB / 208 s   (main before: 1626 MB)
+#   1M    whole 12498 MB / 341 s  streamed 1914 MB / 159 s   (PROJECT_ARGS=--ignore_umap)
+#   1M    streamed with the UMAP transform and Leiden carry: 2608 MB / 1400 s
 # env: SX_PYTHON (/usr/bin/python3), PROJECT_ARGS (more scalex project options).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
