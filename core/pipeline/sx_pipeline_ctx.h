@@ -34,6 +34,7 @@ typedef struct sx_pl_settings {
     int eval;                     /* inference with running statistics */
     int ignore_umap, joint_umap, repeat, assess;
     int plots, leiden;          /* projection: figures, Leiden carried to the query */
+    long long chunk_cells;        /* projection: cells per streamed slab (0 = whole file) */
     /* training */
     long long batch_size, max_iteration;
     double lr;

@@ -69,6 +69,11 @@ static const sx_popt_spec specs[] = {
      NULL, 0, 4294967295.0},
     {"chunk_size", SX_POPT_INT, "20000", "rows per processing chunk (progress and cancel points)",
      I | P, NULL, 1, 1e9},
+    {"chunk_cells", SX_POPT_INT, "65536",
+     "projection: read and preprocess a single h5ad query with a CSR X this many cells (and "
+     "at most 8M stored values) at a time, keeping only its reference-gene matrix: memory "
+     "bounded whatever its size, the same result; 0 reads the whole file first", P, NULL, 0,
+     1e9},
     {"impute", SX_POPT_STRING, NULL, "impute all cells as if from this batch (layer impute)",
      I | P, NULL, 0, 0},
     {"eval", SX_POPT_BOOL, "false",

@@ -6,11 +6,14 @@
 #include <string.h>
 
 #include "sx_alloc.h"
+#include "sx_h5ad_rows.h"
 #include "sx_jobdir.h"
 #include "sx_knn.h"
 #include "sx_nn.h"
 #include "sx_pipeline_ctx.h"
 #include "sx_pipeline_qc.h"
+#include "sx_prep_stream.h"
+#include "sx_sha256.h"
 #include "sx_umap.h"
 
 /* What the stages hand on; freed by proj_clear. */
@@ -73,12 +76,60 @@ static int load_reference(sx_pl_ctx *c, proj *s, sx_status *st)
     return SX_OK;
 }
 
+/* core/io's slab reader as the row source of the streamed preprocessing */
+typedef struct slab_src {
+    sx_h5ad_rows *r;
+    int64_t cells;
+} slab_src;
+
+static int next_slab(void *ctx, sx_csr *slab, sx_status *st)
+{
+    slab_src *ss = ctx;
+    return sx_h5ad_rows_next(ss->r, ss->cells, 0, slab, NULL, st);
+}
+
+/* A single h5ad query whose X is CSR is read and preprocessed chunk_cells cells at a time
+ * (sx_prep_stream.h: the same result in the memory of the reference-gene matrix); *done
+ * stays 0 for any other input or options, which the whole-file path reads. */
+static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *done,
+                       sx_status *st)
+{
+    const char *path = c->set.n_inputs == 1 ? c->set.inputs[0] : NULL;
+    *done = 0;
+    if (!path || c->set.chunk_cells <= 0 || sx_pl_is_dir(path) ||
+        !sx_prep_stream_supported(&c->set.prep))
+        return SX_OK;
+    slab_src ss = {NULL, c->set.chunk_cells};
+    int rc = sx_h5ad_rows_open(path, &(sx_read_opts){.limits = c->job->limits}, c->prog, &ss.r, st);
+    if (rc || !ss.r) return rc;
+    *done = 1;
+    sx_prep_rows src = {sx_h5ad_rows_n_obs(ss.r), sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
+    if ((rc = sx_sha256_file(path, c->sha[0], st)) == SX_OK && !(s->q = sx_dataset_new(0, 0, st)))
+        rc = st->code;
+    if (rc == SX_OK) {
+        sx_frame_free(s->q->obs);
+        sx_frame_free(s->q->var);
+        sx_uns_free(s->q->uns);
+        s->q->obs = sx_h5ad_rows_take_obs(ss.r);
+        s->q->uns = sx_h5ad_rows_take_uns(ss.r);
+        if (!(s->q->var = sx_frame_copy(sx_h5ad_rows_var(ss.r), st))) rc = st->code;
+    }
+    if (rc == SX_OK) {
+        sx_pl_log_msg(&c->log, "Read %s: %lld cells x %lld genes (streamed, %lld cells at a time)",
+                      path, (long long)src.n_rows, (long long)src.n_cols, c->set.chunk_cells);
+        if (sx_pl_stage(c, "preprocess") != SX_OK) rc = canceled(st);
+    }
+    if (rc == SX_OK)
+        rc = sx_prep_apply_reference_rows(s->q, &src, s->genes, s->G, &c->set.prep, ro, &s->pr,
+                                          &s->rep, c->prog, st);
+    sx_h5ad_rows_close(ss.r);
+    return rc;
+}
+
 /* several query files are concatenated with an outer join (ALGORITHM.md §5.3), then put on
  * the reference's genes */
 static int read_prep(sx_pl_ctx *c, proj *s, sx_status *st)
 {
-    if (!(s->q = sx_pl_read_inputs(c, 1, st))) return st->code;
-    if (sx_pl_stage(c, "preprocess") != SX_OK) return canceled(st);
     sx_reindex_opts ro;
     sx_reindex_opts_init(&ro);
     int rc = sx_gene_table_find(c->job->gene_table, c->job->reference ? c->job->reference
@@ -87,9 +138,20 @@ static int read_prep(sx_pl_ctx *c, proj *s, sx_status *st)
     if ((ro.gene_table = s->gt))
         sx_pl_log_msg(&c->log, "Gene table: %lld pairs (query gene -> reference gene)",
                       (long long)sx_gene_table_size(s->gt));
-    rc = sx_prep_apply_reference(s->q, s->genes, s->G, &c->set.prep, &ro, &s->pr, &s->rep,
-                                 c->prog, st);
-    if (rc) return rc;
+    int streamed = 0;
+    if ((rc = stream_prep(c, s, &ro, &streamed, st)) != SX_OK) return rc;
+    if (!streamed) {
+        if (!(s->q = sx_pl_read_inputs(c, 1, st))) return st->code;
+        if (sx_pl_stage(c, "preprocess") != SX_OK) return canceled(st);
+        rc = sx_prep_apply_reference(s->q, s->genes, s->G, &c->set.prep, &ro, &s->pr, &s->rep,
+                                     c->prog, st);
+        if (rc) return rc;
+    }
+    /* raw (the query over all its genes) is no output of a projection: free it now */
+    sx_csr_free(s->q->raw_X);
+    sx_frame_free(s->q->raw_var);
+    s->q->raw_X = NULL;
+    s->q->raw_var = NULL;
     sx_pl_log_prep(c, &s->pr, s->q);
     sx_pl_log_msg(&c->log, "Reference genes found in the query: %lld of %lld (%.1f%%)",
                   (long long)s->rep.n_present, (long long)s->rep.n_ref, 100 * s->rep.fraction);
@@ -127,7 +189,7 @@ static int encode(sx_pl_ctx *c, proj *s, sx_status *st)
 static int combine_cells(proj *s, sx_status *st)
 {
     int64_t n = s->n, n_ref = s->n_ref;
-    int dim = s->dim, rc = SX_OK;
+    int dim = s->dim;
     if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
     if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
     memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
@@ -148,17 +210,21 @@ static int combine_cells(proj *s, sx_status *st)
     s->out->obs = ob;
     sx_frame_free(s->out->var);
     s->out->var = vr;
-    if (!n_ref) {
-        s->out->X = s->q->X;
-        s->q->X = NULL;
-        return SX_OK;
+    /* the query's matrix moves to the output (nothing reads it from q afterwards); the
+     * reference's all-zero rows are only row offsets in front of it, so no entry is copied
+     * (a vstack held the query's matrix twice) */
+    sx_csr *X = s->q->X;
+    if (n_ref) {
+        int64_t *ip = sx_reallocarray(X->indptr, (size_t)n + 1, sizeof *ip);
+        if (!ip) return sx_pl_oom(st);
+        memmove(ip + n_ref, ip, (size_t)(s->nq + 1) * sizeof *ip);
+        memset(ip, 0, (size_t)n_ref * sizeof *ip);
+        X->indptr = ip;
+        X->n_rows = n;
     }
-    sx_csr *zero = sx_csr_new(n_ref, s->G, 0, st);
-    if (!zero) return st->code;
-    const sx_csr *parts[2] = {zero, s->q->X};
-    if (!(s->out->X = sx_csr_vstack(parts, 2, st))) rc = st->code;
-    sx_csr_free(zero);
-    return rc;
+    s->out->X = X;
+    s->q->X = NULL;
+    return SX_OK;
 }
 
 static int add_combined_col(sx_frame *obs, const char *name, const sx_column *rc_, int64_t n_ref,

@@ -92,6 +92,7 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
     s->batch_key = str(&r, "batch_key");
     s->join_outer = same(str(&r, "join"), "outer");
     s->seed = (uint64_t)num(&r, "seed");
+    s->chunk_cells = num(&r, "chunk_cells");
     s->threads = job->threads > 0 ? job->threads : (int)num(&r, "threads");
     s->eval = flag(&r, "eval");
     s->ignore_umap = flag(&r, "ignore_umap");

@@ -745,3 +745,41 @@ fail:
     sx_free(src);
     return rc;
 }
+
+/* ---- for sx_prep_stream.c: the steps it shares with sx_prep_apply_reference, so both
+ * paths give the same result by construction (sx_prep_internal.h) ---- */
+
+int sx_prep__resolve(const sx_prep_opts *o, int64_t *min_features, double *target,
+                     int64_t *chunk, sx_status *st)
+{
+    resolved r;
+    int rc = resolve(o, &r, st);
+    if (rc != SX_OK) return rc;
+    *min_features = r.min_features;
+    *target = r.target_sum;
+    *chunk = r.chunk;
+    return SX_OK;
+}
+
+int sx_prep__is_control_gene(const char *g) { return is_control_gene(g); }
+
+int sx_prep__finalize_domains(sx_dataset *d, sx_prep_result *out, sx_status *st)
+{
+    return finalize_domains(d, out, st);
+}
+
+int sx_prep__scale(sx_dataset *d, sx_scale_mode mode, int recip_double, int64_t chunk,
+                   const sx_progress *p, sx_prep_result *out, sx_status *st)
+{
+    return scale_step(d, mode, recip_double, chunk, p, out, st);
+}
+
+int sx_prep__finish_projection(sx_dataset *d, const sx_prep_opts *o, sx_prep_result *out,
+                               sx_status *st)
+{
+    resolved r;
+    int rc = resolve(o, &r, st);
+    if (rc == SX_OK) rc = make_settings(o, &r, out, 1, st);
+    if (rc == SX_OK) rc = set_uns(d, out, o->profile != SX_PROFILE_ATAC, 0, st);
+    return rc;
+}

@@ -17,4 +17,18 @@ int sx_prep__reindex_build(const sx_frame *var, const sx_csr *X, const char *con
 float sx_prep__normalize_after(const sx_csr *X, double target);
 void sx_prep__normalize_rows(sx_csr *X, float after, double *totals);
 
+/* Steps of sx_prep_apply_reference shared with the streamed projection (sx_prep_stream.c):
+ * the resolved option values (min_features and target_sum with their defaults, rows per
+ * chunk); ERCC/MT-/mt- names; obs "batch" without empty categories into out->domains /
+ * domain_of_cell; MaxAbs fit and apply on d->X into out->scale; the settings JSON and uns
+ * records of a projection. Codes and messages as sx_prep_apply_reference's. */
+int sx_prep__resolve(const sx_prep_opts *o, int64_t *min_features, double *target,
+                     int64_t *chunk, sx_status *st);
+int sx_prep__is_control_gene(const char *g);
+int sx_prep__finalize_domains(sx_dataset *d, sx_prep_result *out, sx_status *st);
+int sx_prep__scale(sx_dataset *d, sx_scale_mode mode, int recip_double, int64_t chunk,
+                   const sx_progress *p, sx_prep_result *out, sx_status *st);
+int sx_prep__finish_projection(sx_dataset *d, const sx_prep_opts *o, sx_prep_result *out,
+                               sx_status *st);
+
 #endif

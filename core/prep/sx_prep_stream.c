@@ -1,0 +1,279 @@
+/* sx_prep_stream — sx_prep_apply_reference over slabs of rows (see the header). Every
+ * per-cell step below does to a row what the whole-matrix step of sx_prep.c does to the same
+ * row, with the same kernels (sx_prep_ops.c), in the same order; the steps that need all
+ * cells are sx_prep.c's own, reached through sx_prep_internal.h. */
+#include "sx_prep_stream.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sx_alloc.h"
+#include "sx_log.h"
+#include "sx_prep_internal.h"
+
+/* The pass over the slabs. Owned arrays, freed by stream_free. */
+typedef struct stream {
+    int atac;
+    int64_t min_features;
+    float after;          /* normalize_total's float32 target */
+    int64_t *colmap;      /* query column -> column after ERCC/MT- removal, or -1 */
+    int64_t nc;           /* columns left after the removal */
+    int64_t *refmap;      /* column after the removal -> reference gene, or -1 */
+    int monotone;         /* refmap increasing where kept: reindexed rows stay sorted */
+    int64_t missing;      /* reference genes the query lacks */
+    sx_csr *K;            /* kept cells x reference genes; K->n_rows = cells kept so far */
+    int64_t cap;          /* entries K->indices / K->data hold */
+    int64_t *rows;        /* query row of each kept cell */
+    int64_t *n_genes;     /* its nonzero features (scanpy's filter_cells n_genes) */
+    int64_t max_ng, n_seen;
+} stream;
+
+static void stream_free(stream *s)
+{
+    sx_free(s->colmap);
+    sx_free(s->refmap);
+    sx_csr_free(s->K);
+    sx_free(s->rows);
+    sx_free(s->n_genes);
+}
+
+int sx_prep_stream_supported(const sx_prep_opts *o)
+{
+    int layer = o->use_layer && *o->use_layer && strcmp(o->use_layer, "X") != 0;
+    return !o->processed && !layer && o->fraction <= 0 && o->n_obs <= 0 && o->target_sum >= 0;
+}
+
+/* The gene match, once, on var without the ERCC/MT- genes (the var sx_prep_apply_reference
+ * matches on): the reindex report, the overlap check (SX_EGENES before any row is read),
+ * the output var (*vout) and the column maps of s. */
+static int plan_columns(stream *s, const sx_frame *var, const char *const *ref, int64_t n_ref,
+                        const sx_reindex_opts *ro, sx_reindex_report *rep, sx_frame **vout,
+                        sx_status *st)
+{
+    int64_t g = var->n_rows;
+    int64_t *cols = sx_mallocarray((size_t)g + 1, sizeof *cols);
+    int64_t *src = sx_mallocarray((size_t)n_ref + 1, sizeof *src);
+    s->colmap = sx_mallocarray((size_t)g + 1, sizeof *s->colmap);
+    sx_frame *vf = NULL;
+    sx_csr *none = NULL;
+    int rc = cols && src && s->colmap ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int64_t j = 0; rc == SX_OK && j < g; j++) {
+        s->colmap[j] = !s->atac && sx_prep__is_control_gene(var->index[j]) ? -1 : s->nc;
+        if (s->colmap[j] >= 0) cols[s->nc++] = j;
+    }
+    if (rc == SX_OK && !(vf = sx_frame_take_rows(var, cols, s->nc, st))) rc = st->code;
+    if (rc == SX_OK)
+        rc = sx_prep__reindex_build(vf, NULL, ref, n_ref, ro, rep, &none, vout, st);
+    if (rc == SX_OK) rc = sx_prep_match_genes(vf, ref, n_ref, src, ro, NULL, st);
+    if (rc == SX_OK && !(s->refmap = sx_mallocarray((size_t)s->nc + 1, sizeof *s->refmap)))
+        rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    if (rc == SX_OK) {
+        for (int64_t j = 0; j < s->nc; j++) s->refmap[j] = -1;
+        int64_t last = -1;
+        s->monotone = 1;
+        for (int64_t k = 0; k < n_ref; k++) {
+            if (src[k] < 0) {
+                s->missing++;
+                continue;
+            }
+            s->refmap[src[k]] = k; /* reindex_build refused a gene matched twice */
+        }
+        for (int64_t j = 0; j < s->nc; j++)
+            if (s->refmap[j] >= 0) {
+                s->monotone &= s->refmap[j] > last;
+                last = s->refmap[j];
+            }
+    }
+    sx_frame_free(vf);
+    sx_free(cols);
+    sx_free(src);
+    return rc;
+}
+
+/* The cell filter on one slab, in place (sx_prep.c's filter_step on these rows): ERCC/MT-
+ * columns dropped, rows with fewer than min_features values > 0 dropped, the kept rows
+ * recorded. v becomes the kept rows over the remaining columns. */
+static void filter_slab(stream *s, sx_csr *v)
+{
+    int64_t w = 0, r = 0, start = v->indptr[0];
+    for (int64_t i = 0; i < v->n_rows; i++) {
+        int64_t end = v->indptr[i + 1], w0 = w, c = 0;
+        for (int64_t k = start; k < end; k++) {
+            if (s->atac && v->data[k] > 1.f) v->data[k] = 1.f; /* v1.0.0: X[X > 1] = 1 */
+            int64_t j = s->colmap[v->indices[k]];
+            if (j < 0) continue;
+            c += v->data[k] > 0;
+            v->indices[w] = (int32_t)j;
+            v->data[w++] = v->data[k];
+        }
+        start = end;
+        if (c > s->max_ng) s->max_ng = c;
+        if (c < s->min_features) {
+            w = w0;
+            continue;
+        }
+        s->rows[s->K->n_rows + r] = s->n_seen + i;
+        s->n_genes[s->K->n_rows + r] = c;
+        v->indptr[++r] = w;
+    }
+    s->n_seen += v->n_rows;
+    v->n_rows = r;
+    v->n_cols = s->nc;
+    v->indptr[0] = 0;
+}
+
+/* Room in K for n more entries: grown by half (large blocks are remapped, not copied). */
+static int reserve(stream *s, int64_t n, sx_status *st)
+{
+    int64_t need = sx_csr_nnz(s->K) + n;
+    if (need <= s->cap) return SX_OK;
+    int64_t cap = s->cap + s->cap / 2 > need ? s->cap + s->cap / 2 : need;
+    int32_t *ix = sx_reallocarray(s->K->indices, (size_t)cap, sizeof *ix);
+    if (ix) s->K->indices = ix;
+    float *dv = ix ? sx_reallocarray(s->K->data, (size_t)cap, sizeof *dv) : NULL;
+    if (!dv)
+        return sx_status_set(st, SX_ENOMEM, "out of memory for the query's reference-gene "
+                             "matrix (%lld entries)", (long long)cap);
+    s->K->data = dv;
+    s->cap = cap;
+    return SX_OK;
+}
+
+/* The kept rows of v, reindexed to the reference genes (sx_csr_remap_cols row by row:
+ * each row re-sorted when the map is not increasing), appended to K. */
+static int append_slab(stream *s, const sx_csr *v, sx_status *st)
+{
+    if (reserve(s, sx_csr_nnz(v), st) != SX_OK) return st->code;
+    sx_csr *K = s->K;
+    int64_t k = sx_csr_nnz(K);
+    for (int64_t i = 0; i < v->n_rows; i++) {
+        int64_t a = k;
+        for (int64_t p = v->indptr[i]; p < v->indptr[i + 1]; p++) {
+            int64_t j = s->refmap[v->indices[p]];
+            if (j < 0) continue;
+            K->indices[k] = (int32_t)j;
+            K->data[k++] = v->data[p];
+        }
+        K->indptr[++K->n_rows] = k;
+        int64_t rp[2] = {0, k - a};
+        sx_csr row = {1, K->n_cols, rp, K->indices + a, K->data + a};
+        if (!s->monotone && sx_csr_canonicalize(&row, st) != SX_OK) return st->code;
+    }
+    return SX_OK;
+}
+
+/* Every slab of src through filter, normalize_total + log1p (RNA) and the reindex. */
+static int pass(stream *s, const sx_prep_rows *src, const sx_progress *p, sx_status *st)
+{
+    for (;;) {
+        sx_csr v;
+        if (src->next(src->ctx, &v, st) != SX_OK) return st->code;
+        if (v.n_rows == 0 && s->n_seen == src->n_rows) return SX_OK;
+        if (v.n_rows == 0 || s->n_seen + v.n_rows > src->n_rows || v.n_cols != src->n_cols)
+            return sx_status_set(st, SX_EINTERNAL, "the row source gave other rows or columns "
+                                 "than it announced (%lld rows so far of %lld)",
+                                 (long long)s->n_seen, (long long)src->n_rows);
+        filter_slab(s, &v);
+        if (!s->atac) {
+            sx_prep__normalize_rows(&v, s->after, NULL);
+            sx_prep_log1p(&v);
+        }
+        if (append_slab(s, &v, st) != SX_OK) return st->code;
+        if (sx_progress_cancelled(p))
+            return sx_status_set(st, SX_ECANCELED, "preprocessing canceled");
+        sx_progress_report(p, "preprocess", 0.7 * (double)s->n_seen / (double)src->n_rows,
+                           "read, filter, normalize, log1p, reindex");
+    }
+}
+
+/* After the pass: the kept cells' obs rows and n_genes (filter_step's frames), no cell
+ * left being SX_EDATA as there. */
+static int keep_obs(stream *s, sx_dataset *d, int64_t n, sx_status *st)
+{
+    int64_t nr = s->K->n_rows;
+    if (nr == 0)
+        return sx_status_set(st, SX_EDATA, "no cell has at least min_features=%lld nonzero "
+                             "features (the most any cell has is %lld); lower min_features "
+                             "(e.g. --min_features %lld)", (long long)s->min_features,
+                             (long long)s->max_ng, (long long)(s->max_ng / 2 > 0 ? s->max_ng / 2 : 1));
+    if (nr < n && sx_dataset_take_obs(d, s->rows, nr, st) != SX_OK) return st->code;
+    return sx_frame_add_int(d->obs, "n_genes", s->n_genes, st);
+}
+
+/* Options, domains on every cell, the column plan and the kept-matrix buffers. */
+static int stream_init(stream *s, sx_dataset *d, const sx_prep_rows *src, const char *const *ref,
+                       int64_t n_ref, const sx_prep_opts *o, const sx_reindex_opts *ro,
+                       sx_reindex_report *rep, sx_frame **vout, sx_status *st)
+{
+    double target;
+    int64_t chunk;
+    int rc = sx_prep__resolve(o, &s->min_features, &target, &chunk, st);
+    if (rc != SX_OK) return rc;
+    if (!sx_prep_stream_supported(o) || d->X || d->obs->n_rows != src->n_rows ||
+        d->var->n_rows != src->n_cols)
+        return sx_status_set(st, SX_EINVAL, "streamed preprocessing: these options or this "
+                             "dataset need the whole matrix (sx_prep_apply_reference)");
+    s->atac = o->profile == SX_PROFILE_ATAC;
+    s->after = sx_prep__normalize_after(NULL, target); /* fixed target: no matrix needed */
+    int32_t *codes = NULL, nn = 0;
+    char **names = NULL;
+    if ((rc = sx_prep_domains(d->obs, o->batch_name, &codes, &names, &nn, st)) != SX_OK) return rc;
+    for (int32_t j = 0; j < nn; j++) sx_free(names[j]);
+    sx_free(names);
+    sx_free(codes);
+    if ((rc = plan_columns(s, d->var, ref, n_ref, ro, rep, vout, st)) != SX_OK) return rc;
+    int64_t n = src->n_rows;
+    s->rows = sx_mallocarray((size_t)n + 1, sizeof *s->rows);
+    s->n_genes = sx_mallocarray((size_t)n + 1, sizeof *s->n_genes);
+    if (!s->rows || !s->n_genes || !(s->K = sx_csr_new(n, n_ref, 0, st)))
+        return sx_status_set(st, SX_ENOMEM, "out of memory for %lld cells", (long long)n);
+    s->K->n_rows = 0;
+    return SX_OK;
+}
+
+int sx_prep_apply_reference_rows(sx_dataset *d, const sx_prep_rows *src, const char *const *ref,
+                                 int64_t n_ref, const sx_prep_opts *o, const sx_reindex_opts *ro,
+                                 sx_prep_result *out, sx_reindex_report *rep,
+                                 const sx_progress *p, sx_status *st)
+{
+    sx_prep_opts def;
+    stream s;
+    sx_frame *vout = NULL;
+    if (!o) {
+        sx_prep_opts_init(&def);
+        o = &def;
+    }
+    memset(&s, 0, sizeof s);
+    memset(out, 0, sizeof *out);
+    int rc = stream_init(&s, d, src, ref, n_ref, o, ro, rep, &vout, st);
+    if (rc == SX_OK) rc = pass(&s, src, p, st);
+    if (rc == SX_OK) rc = keep_obs(&s, d, src->n_rows, st);
+    if (rc == SX_OK) rc = sx_prep__finalize_domains(d, out, st);
+    if (rc != SX_OK) goto done;
+    sx_csr_shrink(s.K, st);
+    d->X = s.K;
+    s.K = NULL;
+    sx_frame_free(d->var);
+    d->var = vout;
+    vout = NULL;
+    out->n_cells_in = src->n_rows;
+    out->n_genes_in = src->n_cols;
+    out->n_genes_mt = src->n_cols - s.nc;
+    out->n_cells_filtered = src->n_rows - d->X->n_rows;
+    out->target_sum_used = s.atac ? NAN : (double)s.after;
+    out->n_cells_out = d->X->n_rows;
+    out->n_genes_out = d->X->n_cols;
+    double t;
+    int64_t mf, chunk;
+    if ((rc = sx_prep__resolve(o, &mf, &t, &chunk, st)) != SX_OK) goto done;
+    /* v1.0.0's reindex builds a float64 matrix when genes are missing: reciprocal in double */
+    if ((rc = sx_prep__scale(d, o->scale, s.missing > 0, chunk, p, out, st)) != SX_OK) goto done;
+    rc = sx_prep__finish_projection(d, o, out, st);
+    SX_INFO("preprocess: %lld of %lld cells kept, reindexed to %lld reference genes (%lld "
+            "missing), streamed", (long long)out->n_cells_out, (long long)out->n_cells_in,
+            (long long)n_ref, (long long)s.missing);
+done:
+    sx_frame_free(vout);
+    stream_free(&s);
+    return rc;
+}
