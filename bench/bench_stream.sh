@@ -18,6 +18,7 @@
 #     block copies: a 1M-cell query from the 100k one in minutes, where generating it takes
 #     over an hour on 2 cores); cached as CACHE/stream-tileK-FILE.
 #   --chunk: cells per slab of the streamed run (default 65536, the option's default).
+#   --cache: generated and tiled queries (default BUILD/bench/cache, as bench_map.sh).
 #   --only: run one of the two (the whole-file run of a 1M x 20,000 query needs ~30 GB).
 # The runs are niced (NICE, default 10), with plots off (figures are not what is measured).
 # Measured 2026-12-05 (2 shared cores, load 5-7; 100k-cell reference of 2,000 genes; query
@@ -30,7 +31,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${SX_PYTHON:-/usr/bin/python3}
 BUILD=$ROOT/build REF="" QUERY="" CELLS="" NNZ=1500 GENES=20000 CHUNK=65536 THREADS=2
-CACHE=/work/benchcache ONLY="" TILE=1
+CACHE="" ONLY="" TILE=1
 num() { case $1 in *k|*K) echo $((${1%?} * 1000)) ;; *m|*M) echo $((${1%?} * 1000000)) ;; *) echo "$1" ;; esac; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -52,6 +53,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$REF" ] && [ -s "$REF/result.json" ] || { echo "bench_stream.sh: --ref DIR (a trained reference) is required" >&2; exit 2; }
 [ -x "$BUILD/scalex" ] || { echo "bench_stream.sh: no $BUILD/scalex: build first" >&2; exit 3; }
+CACHE=${CACHE:-$BUILD/bench/cache} # bench_map.sh's cache: its generated files are reused
+mkdir -p "$CACHE"
 N="nice -n ${NICE:-10}"
 if [ -z "$QUERY" ]; then
     [ -n "$CELLS" ] || { echo "bench_stream.sh: give --query FILE or --cells N" >&2; exit 2; }
