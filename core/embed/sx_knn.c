@@ -10,6 +10,7 @@
 
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
+#include "sx_knn_internal.h"
 
 /* OpenBLAS 0.3.21 runs a dgemm single-threaded when m*n*k <= 65536 * 4; tiles stay under
  * that so concurrent calls from our workers never queue on BLAS's own thread server. */
@@ -31,15 +32,14 @@ void sx_knn_free(sx_knn *r)
     sx_free(r);
 }
 
-/* with_rank: also the choice order (sx_knn.rank) */
-static sx_knn *knn_alloc(int64_t n, int k, int with_rank, sx_status *st)
+sx_knn *sx_knn_alloc(int64_t n, int k, int with_rank, sx_status *st)
 {
     sx_knn *r = sx_calloc(1, sizeof *r);
     if (!r) goto fail;
     r->n_query = n;
     r->k = k;
-    r->idx = sx_mallocarray((size_t)n * (size_t)k, sizeof *r->idx);
-    r->dist = sx_mallocarray((size_t)n * (size_t)k, sizeof *r->dist);
+    r->idx = sx_mallocarray((size_t)n * (size_t)k + 1, sizeof *r->idx); /* + 1: n may be 0 */
+    r->dist = sx_mallocarray((size_t)n * (size_t)k + 1, sizeof *r->dist);
     if (with_rank) r->rank = sx_mallocarray((size_t)n * (size_t)k + 1, sizeof *r->rank);
     if (!r->idx || !r->dist || (with_rank && !r->rank)) goto fail;
     return r;
@@ -245,7 +245,7 @@ sx_knn *sx_knn_exact(const double *ref, int64_t n_ref, const double *query, int6
         query = ref;
         n_query = n_ref;
     }
-    res = knn_alloc(n_query, k, opts->keep_rank, st);
+    res = sx_knn_alloc(n_query, k, opts->keep_rank, st);
     if (!res) goto fail;
     if (n_query == 0) return res;
     rnorm = sx_mallocarray((size_t)n_ref, sizeof *rnorm);
@@ -755,7 +755,7 @@ sx_knn *sx_knn_nndescent(const double *x, int64_t n, int dim, int k, const sx_kn
         sx_progress_report(prog, "knn", (double)(it + 1) / n_iters, msg);
         if ((double)changed <= 0.001 * N.K * (double)n) break;
     }
-    res = knn_alloc(n, k, 0, st);
+    res = sx_knn_alloc(n, k, 0, st);
     if (!res) goto fail;
     for (int64_t u = 0; u < n; u++) {
         int32_t *ix = res->idx + u * k;
@@ -860,7 +860,7 @@ sx_knn *sx_knn_head(const sx_knn *nb, int k, sx_status *st)
     }
     int64_t n = nb->n_query;
     int K = nb->k;
-    sx_knn *h = knn_alloc(n, k, nb->rank != NULL, st);
+    sx_knn *h = sx_knn_alloc(n, k, nb->rank != NULL, st);
     for (int64_t i = 0; h && i < n; i++) {
         const int32_t *rk = nb->rank ? nb->rank + i * K : NULL;
         /* the row stays in (distance, row) order: the k chosen first, sorted, are a k-search */

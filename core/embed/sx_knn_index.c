@@ -485,25 +485,6 @@ static int32_t *group_queries(const sx_knn_index *ix, const double *query, int64
     return order;
 }
 
-/* An empty n x k result, or NULL with st filled. */
-static sx_knn *result_new(int64_t n, int k, sx_status *st)
-{
-    sx_knn *res = sx_calloc(1, sizeof *res);
-    if (res) {
-        res->n_query = n;
-        res->k = k;
-        res->idx = sx_mallocarray((size_t)n * k + 1, sizeof *res->idx);
-        res->dist = sx_mallocarray((size_t)n * k + 1, sizeof *res->dist);
-    }
-    if (!res || !res->idx || !res->dist) {
-        sx_knn_free(res);
-        sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table",
-                      (long long)n, k);
-        return NULL;
-    }
-    return res;
-}
-
 /* The graph search of every query on nth workers (the index's own threads when 0). */
 static sx_knn *graph_search(const sx_knn_index *ix, const double *query, int64_t n_query, int k,
                             int nth, const sx_progress *prog, sx_status *st)
@@ -513,7 +494,7 @@ static sx_knn *graph_search(const sx_knn_index *ix, const double *query, int64_t
                       "%lld rows; use a smaller k", k, (long long)ix->n);
         return NULL;
     }
-    sx_knn *res = result_new(n_query, k, st);
+    sx_knn *res = sx_knn_alloc(n_query, k, 0, st);
     if (!res) return NULL;
     /* beam k + 6, at least 32: recall 0.995 at k 30 on clustered 10-d latents (0.998 at 2 k
      * for twice the time; bench/bench_map_knn.c) */

@@ -25,6 +25,10 @@ struct sx_knn_index {
     size_t bytes;
 };
 
+/* An n x k result to fill (idx, dist, and rank when with_rank), owned by the caller
+ * (sx_knn_free); NULL with st filled (SX_ENOMEM). Shared by every search of core/embed. */
+sx_knn *sx_knn_alloc(int64_t n, int k, int with_rank, sx_status *st);
+
 /* The graph's bytes besides the struct (the float copy, CSR, entry cells). */
 size_t sx_knn_index_graph_bytes(const struct sx_knn_index *ix);
 

@@ -14,6 +14,7 @@
 
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
+#include "sx_knn_internal.h"
 
 /* As in sx_knn.c: dgemm tiles stay under OpenBLAS's own threading threshold (m*n*k <=
  * 65536 * 4) so that our workers, not BLAS, own the cores. */
@@ -884,21 +885,6 @@ static int ivf_order(const sx_knn_ivf *ix, const double *query, int64_t n_query,
     return SX_OK;
 }
 
-static sx_knn *ivf_result(int64_t n, int k, sx_status *st)
-{
-    sx_knn *r = sx_calloc(1, sizeof *r);
-    if (r) {
-        r->n_query = n;
-        r->k = k;
-        r->idx = sx_mallocarray((size_t)(n ? n : 1) * (size_t)k, sizeof *r->idx);
-        r->dist = sx_mallocarray((size_t)(n ? n : 1) * (size_t)k, sizeof *r->dist);
-        if (r->idx && r->dist) return r;
-    }
-    sx_knn_free(r);
-    sx_status_set(st, SX_ENOMEM, "kNN: cannot allocate %lld x %d neighbour table", (long long)n, k);
-    return NULL;
-}
-
 static int ivf_check_query(const sx_knn_ivf *ix, const double *query, int64_t n_query, int k,
                            int max_clusters, sx_status *st)
 {
@@ -921,7 +907,7 @@ sx_knn *sx_knn_ivf_search(const sx_knn_ivf *ix, const double *query, int64_t n_q
 {
     if (visited) *visited = 0;
     if (ivf_check_query(ix, query, n_query, k, max_clusters, st)) return NULL;
-    sx_knn *res = ivf_result(n_query, k, st);
+    sx_knn *res = sx_knn_alloc(n_query, k, 0, st);
     if (!res || n_query == 0) return res;
     int nth = sx_embed_threads(n_threads);
     int64_t n_chunks = (n_query + IVF_BQ - 1) / IVF_BQ;
