@@ -100,9 +100,7 @@ START_TEST(query_vs_reference)
         int64_t *qi = eg_i64(g.f, "label_transfer/query_index", &nq);
         int64_t *gi = eg_i64(g.f, "label_transfer/neighbor_ref_rows", &m);
         double *gd = eg_f64(g.f, "label_transfer/neighbor_distances", &m);
-        double *R = sx_mallocarray(nr * g.dim, sizeof *R), *Q = sx_mallocarray(nq * g.dim, sizeof *Q);
-        for (int64_t i = 0; i < nr; i++) memcpy(R + i * g.dim, g.latent + ri[i] * g.dim, g.dim * sizeof *R);
-        for (int64_t i = 0; i < nq; i++) memcpy(Q + i * g.dim, g.latent + qi[i] * g.dim, g.dim * sizeof *Q);
+        double *R = eg_rows(&g, ri, nr), *Q = eg_rows(&g, qi, nq);
         sx_status st = {0};
         sx_knn *r = sx_knn_exact(R, nr, Q, nq, g.dim, 5, NULL, NULL, &st);
         ck_assert_msg(r, "%s", st.msg);

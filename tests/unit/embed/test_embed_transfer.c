@@ -18,13 +18,9 @@ START_TEST(transfer_vs_sklearn)
         char **gc = eg_str(g.f, "label_transfer/classes", &m);
         double gacc = eg_attr(g.f, "label_transfer", "accuracy");
         double gf1 = eg_attr(g.f, "label_transfer", "macro_f1");
-        double *R = sx_mallocarray(nr * g.dim, sizeof *R), *Q = sx_mallocarray(nq * g.dim, sizeof *Q);
+        double *R = eg_rows(&g, ri, nr), *Q = eg_rows(&g, qi, nq);
         const char **rl = sx_mallocarray(nr, sizeof *rl);
-        for (int64_t i = 0; i < nr; i++) {
-            memcpy(R + i * g.dim, g.latent + ri[i] * g.dim, g.dim * sizeof *R);
-            rl[i] = g.ctype[ri[i]];
-        }
-        for (int64_t i = 0; i < nq; i++) memcpy(Q + i * g.dim, g.latent + qi[i] * g.dim, g.dim * sizeof *Q);
+        for (int64_t i = 0; i < nr; i++) rl[i] = g.ctype[ri[i]];
         sx_status st = {0};
         sx_transfer_result *r = sx_transfer_knn(R, nr, rl, Q, nq, g.dim, NULL, NULL, &st);
         ck_assert_msg(r, "%s", st.msg);
