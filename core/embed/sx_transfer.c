@@ -112,7 +112,8 @@ static void score_cell(sx_transfer_result *r, int64_t i, const sx_knn *knn, cons
     sx_transfer_raw_prob(nb, d, kp, nc, raw);
     double mean_d = 0;
     for (int j = 0; j < k; j++) mean_d += d[j] / k;
-    double conf = cal ? sx_transfer_calib_conf(cal, raw[best]) : r->vote_share[i];
+    double conf = !cal ? r->vote_share[i]
+                  : o->isotonic ? sx_transfer_calib_conf(cal, raw[best]) : raw[best];
     r->confidence[i] = nc == 1 ? 1.0 : conf;
     r->mapping_score[i] = cal ? sx_transfer_calib_z(cal, best, mean_d) : -INFINITY;
     if (cal) calibrated_row(raw, nc, best, r->confidence[i], r->prob + i * nc);

@@ -2,7 +2,8 @@
  * fitted on held-out reference cells (see sx_transfer.h): each held-out cell is predicted as
  * a query cell would be, from reference cells of other batches (or all other cells), giving
  * (raw probability of its chosen class, whether that class is its own label) pairs for an
- * isotonic fit, and its mean distance to its k neighbours for the mapping score: per class,
+ * isotonic fit (only with the option isotonic), and its mean distance to its k neighbours
+ * for the mapping score: per class,
  * the median log distance (the location) and a scale from the gap between that and the
  * median log distance at which held-out cells of *other* classes lie from the class (see
  * gap_scales). */
@@ -343,11 +344,11 @@ int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes
     /* the confidence: leave-one-batch-out answers too few right (half the reference, and
      * the reference's two most different batches), leave-one-out too many (the same batch):
      * pooled, they bracket a new batch (pbmc_3tech: ECE 0.043 against 0.052 and 0.053) */
-    if (rc == SX_OK && by_batch)
+    if (rc == SX_OK && by_batch && o->isotonic)
         rc = hold_out(ref, n_ref, codes, nc, dim, o, kp, sel, ns, 0, 0, &h, st);
     cal->n_calib = h.n;
     cal->by_batch = by_batch;
-    if (rc == SX_OK && (!isotonic_fit(&h, cal) || !distance_stats(&hd, nc, cal)))
+    if (rc == SX_OK && ((o->isotonic && !isotonic_fit(&h, cal)) || !distance_stats(&hd, nc, cal)))
         rc = sx_status_set(st, SX_ENOMEM, "out of memory");
     if (rc == SX_OK)
         rc = gap_scales(ref, n_ref, codes, nc, dim, o, sel, ns, by_batch, n_batch, &hd, cal, st);

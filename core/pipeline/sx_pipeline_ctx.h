@@ -48,6 +48,7 @@ typedef struct sx_pl_settings {
     int k;                        /* neighbours voting */
     int unknown;                  /* "Unknown" thresholds applied (--unknown on) */
     double min_confidence, min_mapping_score; /* the thresholds */
+    int isotonic;                 /* --confidence isotonic: refitted on held-out cells */
     const char *rep;              /* obsm searched by label transfer */
 } sx_pl_settings;
 

@@ -101,12 +101,18 @@ static const sx_popt_spec specs[] = {
      "not given)", I | P | T, NULL, 0, 0},
     {"k", SX_POPT_INT, "5", "neighbours voting in label transfer", P | T, NULL, 1, 10000},
     {"unknown", SX_POPT_STRING, "on",
-     "label transfer: call a cell Unknown when its mapping score or calibrated confidence is "
+     "label transfer: call a cell Unknown when its mapping score or confidence is "
      "below min_mapping_score / min_confidence (off: SCALEX's plain vote for every cell)",
      P | T, "on|off", 0, 0},
     {"min_confidence", SX_POPT_FLOAT, "0.4",
-     "label transfer: Unknown below this calibrated confidence (measured default: "
+     "label transfer: Unknown below this confidence (measured default: "
      "bench/trust_eval.sh)", P | T, NULL, 0, 1},
+    {"confidence", SX_POPT_STRING, "distance",
+     "label transfer: the confidence is the distance-weighted probability of the chosen label "
+     "among its 15 nearest reference cells (distance), or that refitted by isotonic regression "
+     "on held-out reference cells (isotonic: matches the reference's own accuracy, "
+     "overconfident on a new batch or species; bench/calib_eval.py)",
+     P | T, "distance|isotonic", 0, 0},
     {"min_mapping_score", SX_POPT_FLOAT, "0.01",
      "label transfer: Unknown below this mapping score (0.5: as far from the reference as its "
      "own cells of the label; 0.01: halfway, in log distance, to where cells of other labels "

@@ -113,6 +113,7 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
     s->k = (int)num(&r, "k");
     s->unknown = !same(str(&r, "unknown"), "off");
     s->min_confidence = real(&r, "min_confidence");
+    s->isotonic = same(str(&r, "confidence"), "isotonic");
     s->min_mapping_score = real(&r, "min_mapping_score");
     s->rep = str(&r, "rep");
     return r.rc;

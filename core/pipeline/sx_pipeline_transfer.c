@@ -154,6 +154,7 @@ static void transfer_opts(const sx_pl_ctx *c, int64_t n_ref, sx_transfer_opts *t
     to->k = c->set.k;
     to->n_threads = c->set.threads;
     to->seed = c->set.seed;
+    to->isotonic = c->set.isotonic;
     to->unknown_below = c->set.unknown ? c->set.min_confidence : 0;
     to->mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
     if (to->k > n_ref) to->k = (int)n_ref;
@@ -191,8 +192,11 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
     sx_free(bc);
     if (!tr) return st->code;
     sx_pl_log_msg(&c->log, "Label transfer of '%s': %lld query cells, k %d, %d classes; "
-                  "confidence calibrated on %lld held-out reference cells (%s); query distance "
-                  "shift %.3f SD; %lld Unknown", label, (long long)in->nq, to.k, tr->n_classes,
+                  "confidence %s; mapping score from %lld held-out reference cells (%s); "
+                  "query distance shift %.3f SD; %lld Unknown", label, (long long)in->nq, to.k,
+                  tr->n_classes,
+                  to.isotonic ? "refitted on the held-out cells (isotonic)"
+                              : "the distance-weighted probability",
                   (long long)tr->n_calib,
                   tr->calib_by_batch ? "leave-one-batch-out" : "leave-one-out",
                   tr->mapping_shift, (long long)tr->n_unknown);

@@ -3,7 +3,8 @@
 # short PBMC reference (3pv2 + 5p), the 3pv1 query projected with two label columns
 # (cell_type nests in cell_type_broad), then, from the output alone:
 #  - obs <label>_transfer / _transfer_confidence / <label>_mapping_score, obsm
-#    <label>_probabilities (float32, rows summing to 1, the chosen class at the confidence),
+#    <label>_probabilities (float32, rows summing to 1, the chosen class at the confidence,
+#    which is the distance-weighted 15-NN probability of the vote's class, redone in numpy),
 #    uns <label>_classes (the reference's sorted classes);
 #  - every label that is not Unknown = a numpy 5-NN majority vote on obsm latent (ties to the
 #    first sorted class, as scikit-learn), and Unknown exactly where the mapping score or the
@@ -42,7 +43,10 @@ proj = a.obs["projection"].astype(str).values
 ref, qry = proj == "reference", proj == "query"
 lat = np.asarray(a.obsm["latent"], dtype=np.float64)
 R, Q = lat[ref], lat[qry]
-nb = np.argsort(((Q[:, None, :] - R[None, :, :]) ** 2).sum(-1), axis=1, kind="stable")[:, :5]
+d2 = ((Q[:, None, :] - R[None, :, :]) ** 2).sum(-1)
+nb15 = np.argsort(d2, axis=1, kind="stable")[:, :15]
+nb = nb15[:, :5]
+dist15 = np.sqrt(np.take_along_axis(d2, nb15, 1))
 for label in ("cell_type", "cell_type_broad"):
     rl = a.obs[label].astype(str).values[ref]
     classes = sorted(set(rl))
@@ -82,6 +86,11 @@ for label in ("cell_type", "cell_type_broad"):
             assert int(n) == ((truth == row[0]) & (votes == names[j])).sum(), (label, row[0], names[j])
     ci = np.array([classes.index(v) for v in votes])
     assert np.allclose(Pq[np.arange(len(ci)), ci], conf, atol=1e-6), "probability != confidence"
+    # the default confidence: scikit-learn's KNeighborsClassifier(15, weights="distance")
+    # probability of the vote's class, redone here (weights 1 / distance)
+    w = 1 / np.maximum(dist15, 1e-300)
+    p15 = np.array([w[i][rl[nb15[i]] == votes[i]].sum() / w[i].sum() for i in range(len(votes))])
+    assert np.allclose(p15, conf, atol=1e-5), ("confidence != distance-weighted 15-NN", abs(p15 - conf).max())
     print(f"{label}: {len(classes)} classes, {unk.sum()} of {len(tr)} Unknown, "
           f"mean confidence {conf.mean():.3f}, mean mapping score {ms.mean():.3f}")
 # hierarchy: every fine class lies in one coarse class in the reference

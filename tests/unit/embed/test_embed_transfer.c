@@ -140,6 +140,7 @@ static sx_transfer_result *one_d(const double *ref, int64_t n, const char *const
 {
     sx_transfer_opts o;
     sx_transfer_opts_init(&o);
+    o.isotonic = 1; /* the refit, worked by hand below */
     o.k = 1;
     o.k_prob = 1;
     o.ref_batch = batch;
@@ -172,6 +173,35 @@ START_TEST(calibration_by_hand)
     r = one_d(ref, 5, lab, NULL, q, 2, 0);
     ck_assert_int_eq(r->calib_by_batch, 0);
     ck_assert_double_le(fabs(r->confidence[0] - 3.5 / 6), 1e-12);
+    sx_transfer_free(r);
+}
+END_TEST
+
+START_TEST(distance_confidence_by_hand)
+{
+    /* The default confidence is the distance-weighted probability itself. Query 0 with
+     * a at 1, b at 2 and 4 (a far one at 100): weights 1, 1/2, 1/4; the 3-vote goes to b
+     * (2 of 3) and its confidence is 0.75 / 1.75 = 3/7, a keeps 4/7; no refit, and the
+     * held-out cells are scored once, for the mapping score: each batch has too few cells
+     * to vote from the other, so one by one (leave-one-out, 4 cells). */
+    double ref[4] = {1, 2, 4, 100}, q[1] = {0};
+    const char *lab[4] = {"a", "b", "b", "a"};
+    int32_t batch[4] = {0, 1, 0, 1};
+    sx_transfer_opts o;
+    sx_transfer_opts_init(&o);
+    o.k = 3;
+    o.k_prob = 3;
+    o.ref_batch = batch;
+    sx_status st = {0};
+    sx_transfer_result *r = sx_transfer_knn(ref, 4, lab, q, 1, 1, &o, NULL, &st);
+    ck_assert_msg(r, "%s", st.msg);
+    ck_assert_str_eq(sx_transfer_label(r, 0), "b");
+    ck_assert_double_le(fabs(r->vote_share[0] - 2.0 / 3), 1e-12);
+    ck_assert_double_le(fabs(r->confidence[0] - 3.0 / 7), 1e-12);
+    ck_assert_double_le(fabs(r->prob[0] - 4.0 / 7), 1e-12); /* a */
+    ck_assert_double_le(fabs(r->prob[1] - 3.0 / 7), 1e-12); /* b */
+    ck_assert_int_eq(r->calib_by_batch, 0);
+    ck_assert_int_eq(r->n_calib, 4);
     sx_transfer_free(r);
 }
 END_TEST
@@ -274,6 +304,7 @@ int main(void)
     tcase_add_test(tc, transfer_vs_sklearn);
     tcase_add_test(tc, vote_ties_go_to_first_class);
     tcase_add_test(tc, calibration_by_hand);
+    tcase_add_test(tc, distance_confidence_by_hand);
     tcase_add_test(tc, mapping_score_by_hand);
     tcase_add_test(tc, probabilities_by_hand);
     tcase_add_test(tc, hierarchy_by_hand);

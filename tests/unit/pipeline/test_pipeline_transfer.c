@@ -1,8 +1,8 @@
 /* The transfer workflow on a tiny in-memory reference: three well-separated clusters in a
  * 4-D obsm latent; the query's cells come from the same clusters, so every transferred label
  * must be the generator's type; every held-out reference cell is right too (300 cells held
- * out by batch and 300 one by one), so the calibrated confidence is (600 + 1/2) / (600 + 1)
- * (isotonic fit with one pseudo-observation). */
+ * out by batch and 300 one by one), so the confidence refitted with --confidence isotonic is
+ * (600 + 1/2) / (600 + 1) (isotonic fit with one pseudo-observation). */
 #include "pipeline_synth.h"
 
 static void run_transfer(const char *dir, const char *ref, const char *query, sx_status *st,
@@ -13,6 +13,8 @@ static void run_transfer(const char *dir, const char *ref, const char *query, sx
     sx_pipeline_opts *o = sx_pipeline_opts_new();
     ck_assert_int_eq(sx_pipeline_opts_set(o, "label", "celltype", st), SX_OK);
     ck_assert_int_eq(sx_pipeline_opts_set(o, "k", "5", st), SX_OK);
+    /* the refit, whose value below is worked by hand (the default: pipeline_trust.sh) */
+    ck_assert_int_eq(sx_pipeline_opts_set(o, "confidence", "isotonic", st), SX_OK);
     const char *in[1] = {query};
     sx_job_spec j = {.type = SX_JOB_TRANSFER, .inputs = in, .n_inputs = 1, .reference = ref,
                      .outdir = out, .opts = o, .threads = 1};
