@@ -162,7 +162,12 @@ static void *ref_load(void *user, const char *path, int64_t *bytes, sx_status *s
     if (sx_reference_index_build(r, NULL, &is))
         SX_WARN("reference %s: no resident search index (%s); each projection builds its own",
                 path, is.msg);
-    int64_t b = (int64_t)sizeof *r + (int64_t)sx_reference_index_bytes(r);
+    sx_status_clear(&is);
+    if (sx_reference_calib_build(r, 0, &is))
+        SX_WARN("reference %s: no label-transfer calibrations (%s); each transfer fits its own",
+                path, is.msg);
+    int64_t b = (int64_t)sizeof *r + (int64_t)sx_reference_index_bytes(r) +
+                (int64_t)sx_reference_calib_bytes(r);
     int nt = sx_nn_model_n_tensors(r->model);
     for (int i = 0; i < nt; i++) {
         int nd = 0;

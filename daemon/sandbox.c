@@ -391,12 +391,17 @@ static int run_in_child(void *user, const srv_job_run *job, const sx_progress *p
  * reference keeps there (a map of before the index, or a damaged index section). */
 static int ref_map_write(sx_reference *r, const char *path, sx_status *st)
 {
-    if (r->mapped && !sx_reference_index_missing(r)) return SX_OK;
+    if (r->mapped && !sx_reference_index_missing(r) && !sx_reference_calib_missing(r))
+        return SX_OK;
     sx_status is;
     sx_status_clear(&is);
     if (sx_reference_index_build(r, NULL, &is))
         SX_WARN("reference %s: no search index in its map (%s); each projection builds its own",
                 path, is.msg);
+    sx_status_clear(&is);
+    if (sx_reference_calib_build(r, 0, &is))
+        SX_WARN("reference %s: no label-transfer calibrations in its map (%s); each transfer "
+                "fits its own", path, is.msg);
     return sx_reference_map_write(r, path, st);
 }
 

@@ -207,7 +207,6 @@ static sx_transfer_result *transfer_cells(const double *ref, int64_t n_ref,
     int32_t *codes = sx_mallocarray(n_ref, sizeof *codes), *nb = NULL;
     double *votes = NULL, *raw = NULL;
     sx_transfer_calib cal = {0};
-    int have_cal = 0;
     if (!r || !codes) goto oom;
     if (sx_labels_encode(ref_labels, n_ref, codes, &r->classes, &r->n_classes, st)) goto fail;
     r->n_query = n_query;
@@ -217,14 +216,22 @@ static sx_transfer_result *transfer_cells(const double *ref, int64_t n_ref,
     raw = sx_mallocarray(nc, sizeof *raw);
     nb = sx_mallocarray(kp, sizeof *nb);
     if (!alloc_result(r, n_query, nc) || !votes || !raw || !nb) goto oom;
+    const sx_transfer_calib *use = NULL;
     if (o->calibrate && n_ref > o->k) {
-        if (sx_transfer_calib_fit(ref, n_ref, codes, nc, dim, o, kp, &cal, st)) goto fail;
-        have_cal = 1;
-        r->n_calib = cal.n_calib;
-        r->calib_by_batch = cal.by_batch;
+        /* a calibration fitted before (sx_transfer_calibrate with these options) serves as
+         * it is; its class count guards against one fitted on another label column */
+        if (o->calib && o->calib->n_classes == nc) {
+            use = o->calib;
+            r->calib_given = 1;
+        } else {
+            if (sx_transfer_calib_fit(ref, n_ref, codes, nc, dim, o, kp, &cal, st)) goto fail;
+            use = &cal;
+        }
+        r->n_calib = use->n_calib;
+        r->calib_by_batch = use->by_batch;
     }
     for (int64_t i = 0; i < n_query; i++)
-        score_cell(r, i, knn, codes, kp, o, have_cal ? &cal : NULL, nb, votes, raw);
+        score_cell(r, i, knn, codes, kp, o, use, nb, votes, raw);
     if (!finish_cells(r, o) || !keep_first_k(r, knn, kp)) goto oom;
     goto done;
 oom:

@@ -34,6 +34,7 @@
 #ifndef SX_TRANSFER_H
 #define SX_TRANSFER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sx_error.h"
@@ -46,6 +47,19 @@
 #define SX_TRANSFER_MIN_CONFIDENCE 0.4
 #define SX_TRANSFER_MIN_MAPPING 0.01
 #define SX_TRANSFER_MIN_LOG_SD 0.1 /* floor of the log-distance scale (10% in distance) */
+
+/* The calibration fitted on held-out reference cells (sx_transfer_calib.c): the mapping
+ * score's per-label log-distance location and scale and, with isotonic, the confidence's
+ * refit. Its arrays are owned by the struct (sx_transfer_calib_clear frees them). */
+typedef struct sx_transfer_calib {
+    int n_knots;       /* isotonic map: raw probability knots -> calibrated value (0: none) */
+    double *knot_x, *knot_y;
+    int n_classes;
+    double *loc, *scale; /* per class, then all cells (index n_classes): log-distance median
+                            and scale of held-out mean k-NN distances; scale < 0: none */
+    int64_t n_calib;
+    int by_batch;
+} sx_transfer_calib;
 
 typedef struct sx_transfer_opts {
     int k;                     /* neighbours voting (5) */
@@ -60,6 +74,10 @@ typedef struct sx_transfer_opts {
                                   mapping_score = 1, probabilities = distance-weighted) */
     const int32_t *ref_batch;  /* n_ref batch codes (>= 0) for leave-one-batch-out, or NULL */
     int64_t calib_max;         /* held-out reference cells used to calibrate (2000) */
+    const sx_transfer_calib *calib; /* fitted before by sx_transfer_calibrate on the same
+                                  reference cells, labels and options (the daemon keeps one
+                                  per label column of a loaded reference): used instead of
+                                  fitting again; NULL (default): fitted per call. Borrowed. */
     uint64_t seed;             /* which held-out cells when the reference is larger */
     int n_threads;             /* 0 = all */
 } sx_transfer_opts;
@@ -86,6 +104,7 @@ typedef struct sx_transfer_result {
     int64_t n_unknown;
     int64_t n_calib;       /* held-out reference cells behind the calibration */
     int calib_by_batch;    /* 1 leave-one-batch-out pooled with leave-one-out, 0 the latter */
+    int calib_given;       /* 1: opts.calib served (not fitted in this call) */
 } sx_transfer_result;
 
 void sx_transfer_opts_init(sx_transfer_opts *o);
@@ -123,18 +142,26 @@ int sx_transfer_hierarchy(const char *const *fine_labels, const char *const *coa
                           int64_t n_ref, const sx_transfer_result *fine,
                           const sx_transfer_result *coarse, int32_t *parent);
 
+/* Fit the calibration a transfer with options o from these reference cells would fit (the
+ * same held-out cells, searches and result), once, for later transfers' opts.calib. cal is
+ * filled (caller clears it with sx_transfer_calib_clear); on error it is left empty. */
+int sx_transfer_calibrate(const double *ref, int64_t n_ref, const char *const *ref_labels,
+                          int dim, const sx_transfer_opts *o, sx_transfer_calib *cal,
+                          sx_status *st);
+/* A calibration as bytes (little-endian: i32 n_classes, i32 n_knots, i64 n_calib, i32
+ * by_batch, i32 0, f64 knot_x[n_knots], knot_y[n_knots], loc[n_classes + 1],
+ * scale[n_classes + 1]): its size, and writing it through put (sx_knn.h's writer type;
+ * nonzero from put stops and is returned). */
+size_t sx_transfer_calib_serial_size(const sx_transfer_calib *cal);
+int sx_transfer_calib_write(const sx_transfer_calib *cal,
+                            int (*put)(void *user, const void *p, size_t n), void *user);
+/* Read len bytes written by sx_transfer_calib_write into cal (arrays copied, owned by cal);
+ * every size checked against len, knots non-decreasing, values finite: SX_EFORMAT otherwise. */
+int sx_transfer_calib_read(const void *p, size_t len, sx_transfer_calib *cal, sx_status *st);
+void sx_transfer_calib_clear(sx_transfer_calib *cal);
+
 /* ---- internal to sx_transfer*.c ---- */
 
-/* The calibration fitted on held-out reference cells (sx_transfer_calib.c). */
-typedef struct sx_transfer_calib {
-    int n_knots;       /* isotonic map: raw probability knots -> calibrated value */
-    double *knot_x, *knot_y;
-    int n_classes;
-    double *loc, *scale; /* per class, then all cells (index n_classes): log-distance median
-                            and 1.4826 x MAD of held-out mean k-NN distances; scale < 0: none */
-    int64_t n_calib;
-    int by_batch;
-} sx_transfer_calib;
 
 /* Raw distance-weighted class weights of one cell from its kp neighbours (labels codes[],
  * distances d[] nearest first) into w[nc] normalised to sum 1. */
@@ -147,7 +174,6 @@ int sx_transfer_calib_fit(const double *ref, int64_t n_ref, const int32_t *codes
 double sx_transfer_calib_conf(const sx_transfer_calib *cal, double raw);
 /* Standardised log distance of a cell of class c ((log d - location) / scale; -inf: none). */
 double sx_transfer_calib_z(const sx_transfer_calib *cal, int c, double mean_dist);
-void sx_transfer_calib_clear(sx_transfer_calib *cal);
 /* median of a[0..n), n >= 1 (sorts a) */
 double sx_transfer_median(double *a, int64_t n);
 

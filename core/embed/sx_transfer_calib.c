@@ -14,6 +14,7 @@
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
 #include "sx_knn.h"
+#include "sx_metrics.h"
 #include "sx_transfer.h"
 
 typedef struct held {
@@ -387,4 +388,99 @@ void sx_transfer_calib_clear(sx_transfer_calib *cal)
     sx_free(cal->loc);
     sx_free(cal->scale);
     memset(cal, 0, sizeof *cal);
+}
+
+int sx_transfer_calibrate(const double *ref, int64_t n_ref, const char *const *ref_labels,
+                          int dim, const sx_transfer_opts *o, sx_transfer_calib *cal,
+                          sx_status *st)
+{
+    memset(cal, 0, sizeof *cal);
+    if (!o->calibrate || n_ref <= o->k)
+        return sx_status_set(st, SX_EINVAL, "label transfer: nothing to calibrate (%lld "
+                             "reference cells, k %d)", (long long)n_ref, o->k);
+    int32_t *codes = sx_mallocarray((size_t)n_ref + 1, sizeof *codes);
+    char **classes = NULL;
+    int nc = 0;
+    int rc = codes ? sx_labels_encode(ref_labels, n_ref, codes, &classes, &nc, st)
+                   : sx_status_set(st, SX_ENOMEM, "out of memory");
+    /* the kp of a transfer with these options (sx_transfer_from_knn) */
+    if (rc == SX_OK)
+        rc = sx_transfer_calib_fit(ref, n_ref, codes, nc, dim, o, sx_transfer_k_needed(o, n_ref),
+                                   cal, st);
+    if (classes) sx_labels_free(classes, nc);
+    sx_free(codes);
+    return rc;
+}
+
+typedef struct calib_head {
+    int32_t n_classes, n_knots;
+    int64_t n_calib;
+    int32_t by_batch, pad;
+} calib_head;
+
+size_t sx_transfer_calib_serial_size(const sx_transfer_calib *cal)
+{
+    return sizeof(calib_head) +
+           sizeof(double) * (2 * (size_t)cal->n_knots + 2 * ((size_t)cal->n_classes + 1));
+}
+
+int sx_transfer_calib_write(const sx_transfer_calib *cal,
+                            int (*put)(void *user, const void *p, size_t n), void *user)
+{
+    calib_head h = {cal->n_classes, cal->n_knots, cal->n_calib, cal->by_batch, 0};
+    size_t nk = (size_t)cal->n_knots, nc1 = (size_t)cal->n_classes + 1;
+    int rc = put(user, &h, sizeof h);
+    if (!rc && nk) rc = put(user, cal->knot_x, nk * sizeof(double));
+    if (!rc && nk) rc = put(user, cal->knot_y, nk * sizeof(double));
+    if (!rc) rc = put(user, cal->loc, nc1 * sizeof(double));
+    if (!rc) rc = put(user, cal->scale, nc1 * sizeof(double));
+    return rc;
+}
+
+/* n doubles from *p (advanced), each finite, into a new array; NULL when out of memory */
+static double *read_doubles(const unsigned char **p, size_t n, int *bad)
+{
+    double *a = sx_mallocarray(n + 1, sizeof *a);
+    if (!a) return NULL;
+    memcpy(a, *p, n * sizeof *a);
+    *p += n * sizeof *a;
+    for (size_t i = 0; i < n; i++) *bad |= !isfinite(a[i]);
+    return a;
+}
+
+int sx_transfer_calib_read(const void *bytes, size_t len, sx_transfer_calib *cal, sx_status *st)
+{
+    memset(cal, 0, sizeof *cal);
+    calib_head h;
+    if (len < sizeof h) return sx_status_set(st, SX_EFORMAT, "calibration: truncated");
+    memcpy(&h, bytes, sizeof h);
+    if (h.n_classes < 1 || h.n_classes > (1 << 24) || h.n_knots < 0 || h.n_knots > (1 << 26) ||
+        h.n_calib < 0 || (h.by_batch != 0 && h.by_batch != 1))
+        return sx_status_set(st, SX_EFORMAT, "calibration: bad sizes");
+    cal->n_classes = h.n_classes;
+    cal->n_knots = h.n_knots;
+    if (sx_transfer_calib_serial_size(cal) != len) {
+        memset(cal, 0, sizeof *cal);
+        return sx_status_set(st, SX_EFORMAT, "calibration: %zu bytes, not its size", len);
+    }
+    const unsigned char *p = (const unsigned char *)bytes + sizeof h;
+    int bad = 0;
+    size_t nk = (size_t)h.n_knots, nc1 = (size_t)h.n_classes + 1;
+    cal->knot_x = read_doubles(&p, nk, &bad);
+    cal->knot_y = read_doubles(&p, nk, &bad);
+    cal->loc = read_doubles(&p, nc1, &bad);
+    cal->scale = read_doubles(&p, nc1, &bad);
+    cal->n_calib = h.n_calib;
+    cal->by_batch = h.by_batch;
+    if (!cal->knot_x || !cal->knot_y || !cal->loc || !cal->scale) {
+        sx_transfer_calib_clear(cal);
+        return sx_status_set(st, SX_ENOMEM, "out of memory");
+    }
+    for (size_t i = 1; i < nk; i++) /* sx_transfer_calib_conf interpolates between knots */
+        bad |= cal->knot_x[i] < cal->knot_x[i - 1] || cal->knot_y[i] < cal->knot_y[i - 1];
+    if (bad) {
+        sx_transfer_calib_clear(cal);
+        return sx_status_set(st, SX_EFORMAT, "calibration: values out of order or not finite");
+    }
+    return SX_OK;
 }

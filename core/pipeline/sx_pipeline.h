@@ -99,6 +99,10 @@ typedef struct sx_reference {
      * searches are exact, or not built). Built once (sx_reference_index_build), kept in
      * reference.map, so a projection searches it instead of building a graph per job. */
     struct sx_knn_index *index;
+    /* label-transfer calibrations fitted once per label column with a job's default options
+     * (sx_reference_calib_build; kept in reference.map), owned; NULL / 0: none */
+    struct sx_ref_calib *calibs;
+    int n_calibs;
 } sx_reference;
 
 /* Load from a reference.h5, or from an integrate OUTDIR holding one (from its reference.map when
@@ -115,6 +119,28 @@ sx_reference *sx_reference_map_open(const char *dir, sx_status *st);
  * writing when r has no layout. */
 int sx_reference_umap_table(const sx_reference *r, const char *dir, sx_status *st);
 void sx_reference_free(sx_reference *r);
+
+/* Fit r's label-transfer calibrations (sx_reference_calib.c): one per categorical obs column
+ * other than batch and leiden, with the transfer options a job gets by default, on threads
+ * threads (0 = all). Call when a reference is loaded or registered, before it is shared; a
+ * job with those options on that column then skips its own fit. SX_OK also when r has none
+ * to fit or already has them; a column that cannot be fitted is left to its jobs. */
+int sx_reference_calib_build(sx_reference *r, int threads, sx_status *st);
+/* 1 when r has a label column and no calibrations (its map was written without them). */
+int sx_reference_calib_missing(const sx_reference *r);
+/* The calibration fitted for label column `label` with exactly the options o, or NULL. */
+struct sx_transfer_opts;
+struct sx_transfer_calib;
+const struct sx_transfer_calib *sx_reference_calib_find(const sx_reference *r, const char *label,
+                                                        const struct sx_transfer_opts *o);
+/* Bytes of r's calibrations as reference.map keeps them (0: none); written through put. */
+size_t sx_reference_calib_bytes(const sx_reference *r);
+int sx_reference_calib_write(const sx_reference *r, int (*put)(void *, const void *, size_t),
+                             void *user);
+/* Read calibrations written by sx_reference_calib_write into r (replacing its own); every
+ * size checked against len (SX_EFORMAT, r then holds none). */
+int sx_reference_calib_open(sx_reference *r, const void *bytes, size_t len, sx_status *st);
+void sx_reference_calib_free(sx_reference *r);
 
 /* Build r->index when r is large enough that a search would build a graph of its own (opts
  * NULL: sx_knn_opts_init's approx_from cells; method SX_KNN_APPROX: whatever its size) and it

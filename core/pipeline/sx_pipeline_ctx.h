@@ -138,9 +138,17 @@ typedef struct sx_pl_transfer_in {
     const struct sx_knn *nb;      /* q_lat's neighbours in ref_lat, searched once for every
                                      label column (at least sx_pl_transfer_k columns;
                                      borrowed), or NULL: each transfer searches its own */
+    const sx_reference *ref;      /* the reference ref_lat is from, when its calibrations
+                                     may serve (sx_reference_calib_find), or NULL */
 } sx_pl_transfer_in;
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
                           sx_transfer_result **out, sx_status *st);
+/* The transfer options of settings s on a reference of n_ref cells (ref_batch NULL). */
+void sx_pl_transfer_opts(const sx_pl_settings *s, int64_t n_ref, sx_transfer_opts *to);
+/* Batch codes (>= 0, missing: 0) of col's n cells, owned by the caller; NULL on error. */
+int32_t *sx_pl_batch_codes(const sx_column *col, int64_t n, sx_status *st);
+/* The label texts of col's n cells into out[n] (borrowed from col; "" for a number). */
+void sx_pl_ref_label_texts(const sx_column *col, int64_t n, const char **out);
 /* Neighbours per query cell sx_pl_transfer_labels uses on a reference of n_ref cells. */
 int sx_pl_transfer_k(const sx_pl_ctx *c, int64_t n_ref);
 /* Every label column of the label option ("a,b"; sx_pipeline_trust.c): transfer each from

@@ -345,7 +345,7 @@ static int transfer(sx_pl_ctx *c, proj *s, sx_status *st)
     if (!nb) return st->code;
     sx_pl_transfer_in in = {R->latent, R->n_cells, NULL, s->qlat, s->nq, s->dim,
                             (const char *const *)s->q->obs->index, NULL,
-                            sx_frame_col(R->obs, "batch"), nb};
+                            sx_frame_col(R->obs, "batch"), nb, R};
     return sx_pl_transfer_all(c, &in, R->obs, s->q->obs, label, s->out, s->n_ref, st);
 }
 

@@ -120,6 +120,7 @@ void sx_reference_free(sx_reference *r)
     if (!r) return;
     sx_nn_model_free(r->model);
     sx_knn_index_free(r->index); /* before the map its arrays may point into */
+    sx_reference_calib_free(r);
     if (r->mapped) { /* latent and umap point into the read-only map (sx_reference_map.c) */
         munmap(r->mapped, r->mapped_len);
     } else {

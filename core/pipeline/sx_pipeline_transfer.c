@@ -128,8 +128,7 @@ out:
     return rc;
 }
 
-/* Batch codes of the reference cells (NULL when there is no batch column). */
-static int32_t *batch_codes(const sx_column *col, int64_t n, sx_status *st)
+int32_t *sx_pl_batch_codes(const sx_column *col, int64_t n, sx_status *st)
 {
     int32_t *own = NULL, *out = col ? sx_mallocarray((size_t)n + 1, sizeof *out) : NULL;
     char **cats = NULL;
@@ -147,24 +146,32 @@ static int32_t *batch_codes(const sx_column *col, int64_t n, sx_status *st)
     return out;
 }
 
-/* The transfer's options of this run on a reference of n_ref cells (ref_batch left NULL). */
-static void transfer_opts(const sx_pl_ctx *c, int64_t n_ref, sx_transfer_opts *to)
+void sx_pl_transfer_opts(const sx_pl_settings *s, int64_t n_ref, sx_transfer_opts *to)
 {
     sx_transfer_opts_init(to);
-    to->k = c->set.k;
-    to->n_threads = c->set.threads;
-    to->seed = c->set.seed;
-    to->isotonic = c->set.isotonic;
-    to->unknown_below = c->set.unknown ? c->set.min_confidence : 0;
-    to->mapping_below = c->set.unknown ? c->set.min_mapping_score : 0;
+    to->k = s->k;
+    to->n_threads = s->threads;
+    to->seed = s->seed;
+    to->isotonic = s->isotonic;
+    to->unknown_below = s->unknown ? s->min_confidence : 0;
+    to->mapping_below = s->unknown ? s->min_mapping_score : 0;
     if (to->k > n_ref) to->k = (int)n_ref;
 }
 
 int sx_pl_transfer_k(const sx_pl_ctx *c, int64_t n_ref)
 {
     sx_transfer_opts to;
-    transfer_opts(c, n_ref, &to);
+    sx_pl_transfer_opts(&c->set, n_ref, &to);
     return sx_transfer_k_needed(&to, n_ref);
+}
+
+void sx_pl_ref_label_texts(const sx_column *col, int64_t n, const char **out)
+{
+    for (int64_t i = 0; i < n; i++) {
+        char buf[64];
+        const char *t = sx_column_text(col, i, buf, sizeof buf);
+        out[i] = t == buf ? "" : t; /* label columns are categorical/string */
+    }
 }
 
 int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char *label,
@@ -175,15 +182,16 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
     if ((rc = sx_pl_stage(c, "transfer")) != SX_OK) return sx_status_set(st, rc, "canceled");
     const char **rl = sx_calloc((size_t)in->n_ref + 1, sizeof *rl);
     if (!rl) return sx_pl_oom(st);
-    for (int64_t i = 0; i < in->n_ref; i++) {
-        char buf[64];
-        const char *t = sx_column_text(in->ref_col, i, buf, sizeof buf);
-        rl[i] = t == buf ? "" : t; /* label columns are categorical/string */
-    }
+    sx_pl_ref_label_texts(in->ref_col, in->n_ref, rl);
     sx_transfer_opts to;
-    transfer_opts(c, in->n_ref, &to);
-    int32_t *bc = batch_codes(in->ref_batch, in->n_ref, st);
+    sx_pl_transfer_opts(&c->set, in->n_ref, &to);
+    int32_t *bc = in->ref_batch ? sx_pl_batch_codes(in->ref_batch, in->n_ref, st) : NULL;
+    if (in->ref_batch && !bc) {
+        sx_free(rl);
+        return st->code;
+    }
     to.ref_batch = bc;
+    to.calib = sx_reference_calib_find(in->ref, label, &to); /* fitted at load, when it was */
     sx_transfer_result *tr =
         in->nb ? sx_transfer_from_knn(in->ref_lat, in->n_ref, rl, in->dim, in->nb, &to, st)
                : sx_transfer_knn(in->ref_lat, in->n_ref, rl, in->q_lat, in->nq, in->dim, &to,
@@ -192,13 +200,14 @@ int sx_pl_transfer_labels(sx_pl_ctx *c, const sx_pl_transfer_in *in, const char 
     sx_free(bc);
     if (!tr) return st->code;
     sx_pl_log_msg(&c->log, "Label transfer of '%s': %lld query cells, k %d, %d classes; "
-                  "confidence %s; mapping score from %lld held-out reference cells (%s); "
+                  "confidence %s; mapping score from %lld held-out reference cells (%s%s); "
                   "query distance shift %.3f SD; %lld Unknown", label, (long long)in->nq, to.k,
                   tr->n_classes,
                   to.isotonic ? "refitted on the held-out cells (isotonic)"
                               : "the distance-weighted probability",
                   (long long)tr->n_calib,
                   tr->calib_by_batch ? "leave-one-batch-out" : "leave-one-out",
+                  tr->calib_given ? ", fitted when the reference was loaded" : "",
                   tr->mapping_shift, (long long)tr->n_unknown);
     rc = in->truth ? score(c, tr, in->truth, in->nq, label, st) : SX_OK;
     if (rc != SX_OK) sx_transfer_free(tr);
@@ -215,6 +224,7 @@ typedef struct tref {
     int64_t n;
     int dim;
     const sx_frame *obs;   /* the reference's cells */
+    const sx_reference *ref; /* own_ref or the daemon's; NULL for an h5ad with obsm rep */
 } tref;
 
 static void tref_clear(tref *r)
@@ -238,6 +248,7 @@ static int transfer_reference(sx_pl_ctx *c, tref *r, sx_status *st)
         return st->code;
     }
     if (R) {
+        r->ref = R;
         r->lat = R->latent;
         r->n = R->n_cells;
         r->dim = R->dim;
@@ -323,7 +334,7 @@ int sx_pl_transfer(sx_pl_ctx *c, sx_status *st)
     }
     sx_pl_transfer_in in = {r.lat, r.n, NULL, qe->v, nq, r.dim,
                             (const char *const *)q->obs->index, NULL,
-                            sx_frame_col(r.obs, "batch"), nb};
+                            sx_frame_col(r.obs, "batch"), nb, r.ref};
     if ((rc = sx_pl_transfer_all(c, &in, r.obs, q->obs, c->set.label, q, 0, st))) goto out;
     if ((rc = sx_pl_stage(c, "write")) != SX_OK) goto canceled;
     sx_pl_uns_provenance(c, q->uns, 0, 0, 0);

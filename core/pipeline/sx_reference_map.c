@@ -12,7 +12,8 @@
  * Layout (little-endian, every section 8-byte aligned, all offsets from the file start):
  *   header   magic "SXREFMP1", u32 version, u32 dim, i64 n_cells, f64 umap_a, f64 umap_b,
  *            u32 has_umap, u32 n_cols, i64 source_size, i64 source_mtime_ns,
- *            i64 off_latent, off_umap, off_names, off_cols, off_model, off_index, len_index
+ *            i64 off_latent, off_umap, off_names, off_cols, off_model, off_index, len_index,
+ *            i64 off_calib, len_calib
  *   latent   f64[n_cells * dim]
  *   umap     f32[n_cells * 2]                      (when has_umap)
  *   names    i64 offsets[n_cells + 1], then the UTF-8 bytes (no NULs)
@@ -28,8 +29,11 @@
  *            sx_knn_index_io.c serializes it, len_index bytes, searched in place over the
  *            mapped latent; a damaged one is ignored (the reference loads without it, and
  *            sx_reference_index_missing tells the daemon to build and rewrite it)
+ *   calib    (optional: off_calib 0 = none) the label-transfer calibrations fitted when the
+ *            reference was loaded (sx_reference_calib.c's layout), len_calib bytes, copied
+ *            out; a damaged section is ignored (jobs then fit their own)
  * source_size / source_mtime_ns are reference.h5's: a map older than its source is ignored.
- * Version 3 added the index; a map of an earlier version is refused like a stale one, so the
+ * Version 3 added the index, version 4 the calibrations; a map of an earlier version is refused like a stale one, so the
  * loader reads reference.h5 and the daemon writes the map anew.
  * The reader trusts nothing: every offset and length is checked against the file's size.
  */
@@ -48,7 +52,7 @@
 #include "sx_pipeline_internal.h"
 
 #define MAP_MAGIC "SXREFMP1"
-#define MAP_VERSION 3u
+#define MAP_VERSION 4u
 
 typedef struct map_header {
     char magic[8];
@@ -58,6 +62,7 @@ typedef struct map_header {
     uint32_t has_umap, n_cols;
     int64_t source_size, source_mtime_ns;
     int64_t off_latent, off_umap, off_names, off_cols, off_model, off_index, len_index;
+    int64_t off_calib, len_calib;
 } map_header;
 
 typedef struct map_col {
@@ -286,6 +291,11 @@ int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st
     h.off_cols = put_columns(&w, r->obs, r->n_cells);
     h.off_model = put_model(&w, r->model);
     put_index(&w, r, &h);
+    if (r->n_calibs) {
+        h.off_calib = align8(&w);
+        h.len_calib = (int64_t)sx_reference_calib_bytes(r);
+        if (sx_reference_calib_write(r, put_cb, &w)) w.bad = 1;
+    }
     if (fseek(f, 0, SEEK_SET) || fwrite(&h, sizeof h, 1, f) != 1) w.bad = 1;
     if (fflush(f) || fsync(fileno(f))) w.bad = 1;
     if (fclose(f)) w.bad = 1;
@@ -467,6 +477,18 @@ static void map_index(const view *v, const map_header *h, sx_reference *r)
                 p ? ist.msg : "out of bounds");
 }
 
+/* The calibrations section, copied into r; a damaged one is left out, not fatal. */
+static void map_calib(const view *v, const map_header *h, sx_reference *r)
+{
+    if (!h->off_calib) return;
+    const void *p = h->len_calib > 0 ? at(v, h->off_calib, h->len_calib, 1) : NULL;
+    sx_status cst;
+    sx_status_clear(&cst);
+    if (!p || sx_reference_calib_open(r, p, (size_t)h->len_calib, &cst))
+        SX_WARN("reference map: its label-transfer calibrations are damaged and left out (%s)",
+                p ? cst.msg : "out of bounds");
+}
+
 sx_reference *sx_reference_map_open(const char *dir, sx_status *st)
 {
     char *path = sx_pl_join(dir, "reference.map");
@@ -512,6 +534,7 @@ sx_reference *sx_reference_map_open(const char *dir, sx_status *st)
     r->model = r->path ? map_model_load(&v, h.off_model, st) : NULL;
     if (!r->model) goto fail;
     map_index(&v, &h, r);
+    map_calib(&v, &h, r);
     goto out;
 fail:
     sx_reference_free(r);

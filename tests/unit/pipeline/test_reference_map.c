@@ -14,6 +14,7 @@
 
 #include "sx_knn.h"
 #include "sx_pipeline.h"
+#include "sx_pipeline_ctx.h"
 #include "sx_pipeline_internal.h"
 #include "sx_test.h"
 
@@ -315,6 +316,149 @@ START_TEST(map_keeps_search_index)
 }
 END_TEST
 
+/* serialized bytes of r's calibrations (the map's section), for comparing two references */
+typedef struct buf {
+    unsigned char *p;
+    size_t n, cap;
+} buf;
+
+static int put_buf(void *user, const void *p, size_t n)
+{
+    buf *b = user;
+    if (b->n + n > b->cap) {
+        b->cap = 2 * (b->n + n);
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+    return 0;
+}
+
+static buf calib_bytes(const sx_reference *r)
+{
+    buf b = {0};
+    ck_assert_int_eq(sx_reference_calib_write(r, put_buf, &b), 0);
+    ck_assert_uint_eq(b.n, sx_reference_calib_bytes(r));
+    return b;
+}
+
+/* The transfer a job does by default (its options from the option table) of q onto r,
+ * with r's stored calibration when use_stored, else fitted in the call. */
+static sx_transfer_result *default_transfer(const sx_reference *r, const double *q, int64_t nq,
+                                            int threads, int use_stored)
+{
+    sx_status st;
+    sx_pipeline_opts *po = sx_pipeline_opts_new();
+    sx_job_spec job = {.type = SX_JOB_PROJECT, .opts = po, .threads = threads};
+    sx_pl_settings set;
+    ck_assert_int_eq(sx_pl_settings_resolve(&job, &set, &st), SX_OK);
+    sx_transfer_opts to;
+    sx_pl_transfer_opts(&set, r->n_cells, &to);
+    int32_t *bc = sx_pl_batch_codes(sx_frame_col(r->obs, "batch"), r->n_cells, &st);
+    ck_assert_ptr_nonnull(bc);
+    to.ref_batch = bc;
+    to.calib = use_stored ? sx_reference_calib_find(r, "cell_type", &to) : NULL;
+    if (use_stored) ck_assert_ptr_nonnull(to.calib);
+    const char **rl = calloc(r->n_cells, sizeof *rl);
+    sx_pl_ref_label_texts(sx_frame_col(r->obs, "cell_type"), r->n_cells, rl);
+    sx_transfer_result *t = sx_transfer_knn(r->latent, r->n_cells, rl, q, nq, r->dim, &to, NULL, &st);
+    ck_assert_msg(t, "%s", st.msg);
+    ck_assert_int_eq(t->calib_given, use_stored);
+    free(rl);
+    free(bc);
+    sx_pipeline_opts_free(po);
+    return t;
+}
+
+/* Label-transfer calibrations fitted when a reference is loaded (one per label column, not
+ * the batches) give a job exactly what fitting in the job gives (confidence, mapping score,
+ * Unknown), also fitted on 2 threads and used on 1; they travel in the map bit for bit;
+ * other options do not find them; a damaged section is left out (jobs fit their own) and
+ * the reference still maps. */
+START_TEST(map_keeps_calibrations)
+{
+    make_reference();
+    sx_status st;
+    sx_reference *h5 = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(h5);
+    ck_assert_int_eq(h5->n_calibs, 0);
+    ck_assert_int_eq(sx_reference_calib_missing(h5), 1);
+    ck_assert_int_eq(sx_reference_calib_build(h5, 2, &st), SX_OK);
+    ck_assert_int_eq(h5->n_calibs, 1); /* cell_type; batch is not a label */
+    ck_assert_int_eq(sx_reference_calib_missing(h5), 0);
+    double q[40 * DIM];
+    for (int i = 0; i < 40 * DIM; i++) q[i] = (double)((i * 37) % 101) * 3.0 - 150.0;
+    sx_transfer_result *fit = default_transfer(h5, q, 40, 1, 0);
+    sx_transfer_result *kept = default_transfer(h5, q, 40, 1, 1);
+    ck_assert_int_eq(fit->n_calib, kept->n_calib);
+    ck_assert_mem_eq(fit->confidence, kept->confidence, 40 * sizeof(double));
+    ck_assert_mem_eq(fit->mapping_score, kept->mapping_score, 40 * sizeof(double));
+    ck_assert_mem_eq(fit->pred, kept->pred, 40 * sizeof(int32_t));
+    ck_assert_double_eq(fit->mapping_shift, kept->mapping_shift);
+    sx_transfer_free(kept);
+    /* other options: not found */
+    sx_transfer_opts to;
+    sx_transfer_opts_init(&to);
+    ck_assert_ptr_null(sx_reference_calib_find(h5, "cell_type", &to)); /* seed 0, no batches */
+    ck_assert_ptr_null(sx_reference_calib_find(h5, "batch", &to));
+    /* through the map */
+    ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+    sx_reference *mp = sx_reference_load(dir, &st);
+    ck_assert_ptr_nonnull(mp);
+    ck_assert_ptr_nonnull(mp->mapped);
+    ck_assert_int_eq(mp->n_calibs, 1);
+    buf a = calib_bytes(h5), b = calib_bytes(mp);
+    ck_assert_uint_eq(a.n, b.n);
+    ck_assert_mem_eq(a.p, b.p, a.n);
+    kept = default_transfer(mp, q, 40, 1, 1);
+    ck_assert_mem_eq(fit->confidence, kept->confidence, 40 * sizeof(double));
+    ck_assert_mem_eq(fit->mapping_score, kept->mapping_score, 40 * sizeof(double));
+    sx_transfer_free(kept);
+    sx_reference_free(mp);
+    /* damaged: a count of zero, a length cut short, a knot out of order */
+    char *map = sx_pl_join(dir, "reference.map");
+    int64_t hdr[17];
+    FILE *f = fopen(map, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(hdr, 8, 17, f), 17); /* ..., off_calib, len_calib */
+    fclose(f);
+    ck_assert_int_gt(hdr[15], 0);
+    ck_assert_int_eq(hdr[16], (int64_t)a.n);
+    for (int damage = 0; damage < 3; damage++) {
+        ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
+        f = fopen(map, "r+b");
+        ck_assert_ptr_nonnull(f);
+        if (damage == 0) {
+            uint32_t zero = 0;
+            fseek(f, hdr[15], SEEK_SET);
+            fwrite(&zero, 4, 1, f);
+        } else if (damage == 1) {
+            int64_t len = hdr[16] - 8;
+            fseek(f, 16 * 8, SEEK_SET);
+            fwrite(&len, 8, 1, f);
+        } else { /* the location of the first class: not a number */
+            double nan = 0.0 / 0.0;
+            fseek(f, hdr[15] + hdr[16] - 8 * 2 * (4 + 1), SEEK_SET);
+            fwrite(&nan, 8, 1, f);
+        }
+        fclose(f);
+        mp = sx_reference_load(dir, &st);
+        ck_assert_ptr_nonnull(mp);
+        ck_assert_ptr_nonnull(mp->mapped);
+        ck_assert_int_eq(mp->n_calibs, 0);
+        ck_assert_int_eq(sx_reference_calib_missing(mp), 1); /* the daemon rewrites it */
+        sx_reference_free(mp);
+    }
+    free(a.p), free(b.p);
+    sx_transfer_free(fit);
+    sx_reference_free(h5);
+    char *file = sx_pl_join(dir, "reference.h5");
+    unlink(map), unlink(file);
+    free(map), free(file);
+    rmdir(dir);
+}
+END_TEST
+
 /* Four processes write the same map 25 times each at once: every write succeeds (a shared
  * temporary name once made one rename the other's file away: "No such file or directory"),
  * the map left is whole, and no temporary file is left behind. */
@@ -376,6 +520,7 @@ int main(void)
     tcase_add_test(tc, map_equals_hdf5);
     tcase_add_test(tc, concurrent_writers);
     tcase_add_test(tc, map_keeps_search_index);
+    tcase_add_test(tc, map_keeps_calibrations);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
