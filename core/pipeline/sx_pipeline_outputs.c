@@ -101,7 +101,12 @@ int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st)
 {
     char *p = sx_pl_out_path(c, "adata.h5ad");
     if (!p) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    sx_write_opts wo = {.compress = 4, .gzip = 1};
+    /* deflated on the job's threads; a map whose figures are drawn on request (plots off:
+     * the daemon's /map) is an answer to a request: the fast strategy there */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = c->set.threads > 0 ? c->set.threads : cores > 0 ? (int)cores : 1;
+    sx_write_opts wo = {.compress = 4, .gzip = 1, .threads = threads,
+                        .fast = c->job->type == SX_JOB_PROJECT && !c->set.plots};
     int rc = sx_h5ad_write(p, d, &wo, st);
     sx_free(p);
     if (rc == SX_OK) sx_pl_file_out(c, "adata.h5ad");
