@@ -138,5 +138,10 @@ int sx_pipeline_run(const sx_job_spec *job, const sx_progress *prog, sx_status *
  * (panels projection, batch, label; query over the grey reference) and store it there, for
  * jobs run without plots (the daemon's maps). SX_ENOTFOUND when the job has no UMAP table. */
 int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st);
+/* Draw a figure a finished job in outdir left to be drawn on request and store it there:
+ * umap.png / umap.pdf (sx_pipeline_render_umap) or qc.png (from result.json's QC report and
+ * labels.sxt: the figure the job would have drawn). SX_ENOTFOUND when the job has nothing
+ * to draw it from, SX_EINVAL for another name. */
+int sx_pipeline_render_figure(const char *outdir, const char *name, sx_status *st);
 
 #endif

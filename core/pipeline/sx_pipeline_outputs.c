@@ -14,6 +14,7 @@
 #include "sx_jobdir.h"
 #include "sx_metrics.h"
 #include "sx_pipeline_ctx.h"
+#include "sx_pipeline_qc.h"
 #include "sx_plot.h"
 
 /* the last component of a path ("a/b/c.h5ad" -> "c.h5ad", "a/ref/" -> "ref") */
@@ -258,6 +259,30 @@ int sx_pl_finish(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query, sx_status *
     return write_result_json(c, d, n_query, st);
 }
 
+/* A figure drawn on request goes beside its final name first (tmp[cap], with the same
+ * extension), then is renamed into place: concurrent first requests each write their own
+ * copy and nobody serves half a file. */
+static void figure_tmp(const char *path, char *tmp, size_t cap)
+{
+    const char *dot = strrchr(path, '.');
+    size_t stem = dot ? (size_t)(dot - path) : strlen(path);
+    snprintf(tmp, cap, "%.*s.%lx.tmp%s", (int)stem, path,
+             (unsigned long)getpid() ^ (unsigned long)(uintptr_t)&tmp, dot ? dot : "");
+}
+
+/* rc of drawing to tmp: on success tmp renamed to path; on failure tmp removed. The
+ * message never holds a path (users see it). */
+static int figure_publish(int rc, const char *tmp, const char *path, const char *name,
+                          sx_status *st)
+{
+    if (rc != SX_OK && rc != SX_ENOTFOUND && rc != SX_ENOMEM)
+        sx_status_set(st, rc, "cannot draw %s for this job (disk full?)", name);
+    if (rc == SX_OK && rename(tmp, path) != 0)
+        rc = sx_status_set(st, SX_EIO, "cannot store %s in the job folder (disk full?)", name);
+    if (rc) remove(tmp);
+    return rc;
+}
+
 /* One string column of the umap table as category codes (sorted categories). */
 static int table_codes(sx_jobdir_table *t, const char *name, int64_t n, int32_t *codes,
                        char ***cats, int *n_cats, sx_status *st)
@@ -324,16 +349,11 @@ int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
         np++;
     }
     sx_jobdir_table_close(t);
-    /* drawn beside, then renamed: concurrent first requests each write their own copy */
-    snprintf(tmp, sizeof tmp, "%.*s.%lx.tmp.%s", (int)(strlen(path) - 4), path,
-             (unsigned long)getpid() ^ (unsigned long)(uintptr_t)&tmp, pdf ? "pdf" : "png");
+    figure_tmp(path, tmp, sizeof tmp);
     sx_plot_opts po = {0};
     if (rc == SX_OK && np == 0) rc = sx_status_set(st, SX_EFORMAT, "the UMAP table has no labels to draw");
-    if (rc == SX_OK && (rc = sx_plot_embedding(tmp, xy, n, pn, np, &po, st)) != SX_OK)
-        sx_status_set(st, rc, "cannot draw %s for this job (disk full?)", name); /* no path */
-    if (rc == SX_OK && rename(tmp, path) != 0)
-        rc = sx_status_set(st, SX_EIO, "cannot store %s in the job folder (disk full?)", name);
-    if (rc) remove(tmp);
+    if (rc == SX_OK) rc = figure_publish(sx_plot_embedding(tmp, xy, n, pn, np, &po, st), tmp,
+                                         path, name, st);
     for (int k = 0; k < 3; k++) {
         sx_free(codes[k]);
         if (cats[k]) sx_labels_free(cats[k], ncat[k]);
@@ -342,4 +362,17 @@ int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
     sx_free(tmpv);
     sx_free(hl);
     return rc;
+}
+
+int sx_pipeline_render_figure(const char *outdir, const char *name, sx_status *st)
+{
+    if (!strcmp(name, "umap.png") || !strcmp(name, "umap.pdf"))
+        return sx_pipeline_render_umap(outdir, name, st);
+    if (strcmp(name, "qc.png"))
+        return sx_status_set(st, SX_EINVAL, "no figure named '%s' is drawn on request", name);
+    char path[4400], tmp[4500];
+    int rc = sx_jobdir_path(outdir, name, path, sizeof path, st);
+    if (rc) return rc;
+    figure_tmp(path, tmp, sizeof tmp);
+    return figure_publish(sx_pl_qc_render(outdir, tmp, st), tmp, path, name, st);
 }
