@@ -21,6 +21,9 @@
  *                              projection adds "qc" (sx_pipeline_qc.h)
  *   OUTDIR/qc.png              (project) the QC figure: genes matched per rule, mapping score,
  *                              cells per label
+ * A projection with plots off (the daemon's /map) leaves umap.*, qc.png and labels.csv to be
+ * made on request from the tables and result.json (sx_pipeline_render_figure; the daemon's
+ * srv_results_download), still listing qc.png and labels.csv in result.json.
  */
 #ifndef SX_PIPELINE_H
 #define SX_PIPELINE_H

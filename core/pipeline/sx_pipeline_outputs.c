@@ -98,16 +98,21 @@ void sx_pl_uns_provenance(sx_pl_ctx *c, sx_uns *root, double a, double b, int wi
     if (c->job->reference) sx_uns_set_string(pv, "reference", base_name(c->job->reference));
 }
 
+int sx_pl_on_request(const sx_pl_ctx *c)
+{
+    return c->job->type == SX_JOB_PROJECT && !c->set.plots;
+}
+
 int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st)
 {
     char *p = sx_pl_out_path(c, "adata.h5ad");
     if (!p) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    /* deflated on the job's threads; a map whose figures are drawn on request (plots off:
-     * the daemon's /map) is an answer to a request: the fast strategy there */
+    /* deflated on the job's threads; a map whose figures are drawn on request (the
+     * daemon's /map) is an answer to a request: the fast strategy there */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = c->set.threads > 0 ? c->set.threads : cores > 0 ? (int)cores : 1;
     sx_write_opts wo = {.compress = 4, .gzip = 1, .threads = threads,
-                        .fast = c->job->type == SX_JOB_PROJECT && !c->set.plots};
+                        .fast = sx_pl_on_request(c)};
     int rc = sx_h5ad_write(p, d, &wo, st);
     sx_free(p);
     if (rc == SX_OK) sx_pl_file_out(c, "adata.h5ad");

@@ -399,7 +399,7 @@ static void draw(sx_pl_ctx *c, const sx_pl_qc_in *in, const qc_stats *s)
     sx_status_clear(&st);
     if (!d.n_rules && !d.n_score && !d.n_classes) goto out;
     /* plots off (the daemon's /map): drawn on first request from the report, see above */
-    if (!c->set.plots) sx_pl_file_out(c, "qc.png");
+    if (sx_pl_on_request(c)) sx_pl_file_out(c, "qc.png");
     else if ((p = sx_pl_out_path(c, "qc.png")) && sx_plot_qc(p, &d, &st) == SX_OK)
         sx_pl_file_out(c, "qc.png");
     else sx_pl_log_msg(&c->log, "QC figure not drawn: %s", p ? st.msg : "out of memory");

@@ -1,6 +1,7 @@
 /* Figures drawn on request: a projection with plots off (the daemon's /map) leaves qc.png
  * to be drawn from what it kept (result.json's QC report, labels.sxt), still listing it;
- * drawn then, it is byte for byte the figure the same projection draws with plots on. */
+ * drawn then, it is byte for byte the figure the same projection draws with plots on.
+ * labels.csv is left to the daemon too (its download is made from labels.sxt). */
 #include <jansson.h>
 
 #include "pipeline_runs.h"
@@ -62,6 +63,13 @@ START_TEST(qc_png_drawn_on_request_is_the_eager_one)
     ck_assert_msg(e != NULL, "plots on: qc.png drawn with the job");
     ck_assert_msg(l == NULL, "plots off: qc.png left to the first request");
     ck_assert(lists_file(lazy, "qc.png") && lists_file(eager, "qc.png"));
+    /* labels.csv likewise: the daemon makes it from labels.sxt on request */
+    long nc = 0;
+    unsigned char *csv = slurp(eager, "labels.csv", &nc);
+    ck_assert_ptr_nonnull(csv);
+    ck_assert_ptr_null(slurp(lazy, "labels.csv", &nl));
+    ck_assert(lists_file(lazy, "labels.csv") && lists_file(eager, "labels.csv"));
+    free(csv);
     sx_status st;
     ck_assert_msg(sx_pipeline_render_figure(lazy, "qc.png", &st) == SX_OK, "%s", st.msg);
     l = slurp(lazy, "qc.png", &nl);
