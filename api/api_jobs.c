@@ -317,7 +317,10 @@ static int render_figure(api_req *r, api_resp *o, const char *dir, const char *n
 
 /* The figures a job leaves to be drawn on request that its listing shows as always: drawn
  * (once) when first listed. umap.png / umap.pdf are listed once drawn. */
-static int listed_figure(const char *name) { return !strcmp(name, "qc.png"); }
+static int listed_figure(const char *name)
+{
+    return !strcmp(name, "qc.png") || !strcmp(name, "confusion.png");
+}
 
 int api_h_job_results(api_req *r, api_resp *o)
 {

@@ -85,13 +85,19 @@ expect_problem 404 not-found "$(req "$BOB" GET "/v1/jobs/$MJ/results/qc")" "bob 
 expect_problem 401 unauthorized "$(req "" GET "/v1/jobs/$MJ/results/qc")" "qc without a token"
 # qc.png: a map does not draw it; the first request does (the results listing shows it as
 # before, so listing draws it), and later requests get the kept file
-[ -d "$D/jobs/$MJ" ] && [ ! -e "$D/jobs/$MJ/qc.png" ] || fail "the map job drew qc.png itself"
+for f in qc.png confusion.png labels.csv; do
+    [ -d "$D/jobs/$MJ" ] && [ ! -e "$D/jobs/$MJ/$f" ] || fail "the map job wrote $f itself"
+done
 expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results")" "results listing"
 "$PY" -c "
 import json; d = json.load(open('$WORK/body'))
 f = {x['name']: x['size_bytes'] for x in d['files']}
 assert f.get('qc.png', 0) > 1000 and 'qc.png' in d['summary']['files'], d
-" || fail "listing without qc.png: $(cat "$WORK/body")"
+assert 'confusion.csv' in f and f.get('confusion.png', 0) > 1000, d  # the query has its Group
+assert 'labels.csv' in f and 'labels.csv' in d['summary']['files'], d
+" || fail "listing without qc.png / confusion.png / labels.csv: $(cat "$WORK/body")"
+expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/confusion.png")" "confusion.png"
+head -c 8 "$WORK/body" | od -An -tx1 | tr -d ' \n' | grep -q '^89504e470d0a1a0a' || fail "confusion.png is not a PNG"
 expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/qc.png")" "qc.png"
 grep -qi '^content-type: image/png' "$WORK/hdr" || fail "qc.png content type"
 head -c 8 "$WORK/body" | od -An -tx1 | tr -d ' \n' | grep -q '^89504e470d0a1a0a' || fail "qc.png is not a PNG"

@@ -1,6 +1,7 @@
 /* Figures drawn on request: a projection with plots off (the daemon's /map) leaves qc.png
- * to be drawn from what it kept (result.json's QC report, labels.sxt), still listing it;
- * drawn then, it is byte for byte the figure the same projection draws with plots on.
+ * and confusion.png to be drawn from what it kept (result.json's QC report, labels.sxt,
+ * confusion.csv), still listing them; drawn then, each is byte for byte the figure the same
+ * projection draws with plots on.
  * labels.csv is left to the daemon too (its download is made from labels.sxt). */
 #include <jansson.h>
 
@@ -48,7 +49,7 @@ static int lists_file(const char *dir, const char *name)
     return found;
 }
 
-START_TEST(qc_png_drawn_on_request_is_the_eager_one)
+START_TEST(figures_drawn_on_request_are_the_eager_ones)
 {
     const char *dir = sx_test_tmpdir();
     const char *ref = syn_integrate(dir, 300, 1);
@@ -78,9 +79,22 @@ START_TEST(qc_png_drawn_on_request_is_the_eager_one)
     ck_assert(nl > 1000 && memcmp(l, sig, 8) == 0);
     ck_assert_msg(ne == nl && memcmp(e, l, (size_t)ne) == 0,
                   "the figure drawn on request differs from the job's (%ld vs %ld bytes)", nl, ne);
+    /* confusion.png likewise (the query holds its true labels), from confusion.csv */
+    free(e);
+    free(l);
+    e = slurp(eager, "confusion.png", &ne);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_null(slurp(lazy, "confusion.png", &nl));
+    ck_assert(lists_file(lazy, "confusion.png"));
+    ck_assert_msg(sx_pipeline_render_figure(lazy, "confusion.png", &st) == SX_OK, "%s", st.msg);
+    l = slurp(lazy, "confusion.png", &nl);
+    ck_assert_msg(l && ne == nl && memcmp(e, l, (size_t)ne) == 0,
+                  "confusion.png drawn on request differs from the job's (%ld vs %ld bytes)", nl, ne);
     /* nothing to draw it from: not found, and no file left behind */
     ck_assert_int_eq(sx_pipeline_render_figure(ref, "qc.png", &st), SX_ENOTFOUND);
+    ck_assert_int_eq(sx_pipeline_render_figure(ref, "confusion.png", &st), SX_ENOTFOUND);
     ck_assert_ptr_null(slurp(ref, "qc.png", &nl));
+    ck_assert_ptr_null(slurp(ref, "confusion.png", &nl));
     ck_assert_int_eq(sx_pipeline_render_figure(lazy, "adata.h5ad", &st), SX_EINVAL);
     free(e);
     free(l);
@@ -93,7 +107,7 @@ int main(void)
     Suite *s = suite_create("pipeline_figures");
     TCase *tc = tcase_create("figures");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, qc_png_drawn_on_request_is_the_eager_one);
+    tcase_add_test(tc, figures_drawn_on_request_are_the_eager_ones);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
