@@ -1,9 +1,10 @@
 /* sx_pipeline_figures — the figures of a finished job drawn after it, on request (the
  * daemon's maps run with plots off: sx_pl_on_request), from what the job kept: umap.png /
- * umap.pdf from its umap table, qc.png from result.json's QC report and labels.sxt
- * (sx_pl_qc_render), confusion.png from confusion.csv. Each is the figure the job itself
+ * umap.pdf from its umap table, qc.png from result.json's QC report and labels.sxt,
+ * confusion.png from confusion.csv. Each is the figure the job itself
  * would have drawn, stored in the job folder and served from there afterwards. */
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,8 @@
 #include "sx_jobdir.h"
 #include "sx_metrics.h"
 #include "sx_pipeline_ctx.h"
-#include "sx_pipeline_qc.h"
 #include "sx_plot.h"
+#include "sx_plot_qc.h"
 
 /* A figure drawn on request goes beside its final name first (tmp[cap], with the same
  * extension), then is renamed into place: concurrent first requests each write their own
@@ -119,6 +120,112 @@ int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
     sx_free(xy);
     sx_free(tmpv);
     sx_free(hl);
+    return rc;
+}
+
+/* The mapping scores of the first label column (labels.sxt "mapping_score"), finite only;
+ * *n = 0 when the job has none. */
+static int table_scores(const char *outdir, double **score, int64_t *n, sx_status *st)
+{
+    char tp[4400];
+    sx_jobdir_table *t = NULL;
+    *score = NULL;
+    *n = 0;
+    int rc = sx_jobdir_path(outdir, sx_jobdir_table_name(SX_JOBDIR_LABELS), tp, sizeof tp, st);
+    if (rc == SX_OK && (rc = sx_jobdir_table_open(tp, &t, st)) == SX_ENOTFOUND) return SX_OK;
+    if (rc) return rc;
+    int col = sx_jobdir_table_find(t, "mapping_score");
+    int64_t rows = sx_jobdir_table_rows(t), m = 0;
+    double *v = col < 0 ? NULL : sx_mallocarray((size_t)rows + 1, sizeof *v);
+    if (col >= 0 && !v) rc = sx_status_set(st, SX_ENOMEM, "out of memory drawing qc.png");
+    else if (col >= 0) rc = sx_jobdir_table_read_num(t, col, 0, rows, v, st);
+    for (int64_t i = 0; rc == SX_OK && v && i < rows; i++)
+        if (isfinite(v[i])) v[m++] = v[i];
+    sx_jobdir_table_close(t);
+    if (rc) sx_free(v);
+    else *score = v, *n = m;
+    return rc;
+}
+
+/* rule names and counts of qc.genes.by_rule (borrowed from the JSON; arrays owned) */
+static int json_rules(const json_t *genes, sx_plot_qc_data *d, const char ***rule,
+                      int64_t **rule_n)
+{
+    const json_t *by = json_object_get(genes, "by_rule");
+    size_t nr = json_object_size(by);
+    *rule = sx_calloc(nr + 1, sizeof **rule);
+    *rule_n = sx_calloc(nr + 1, sizeof **rule_n);
+    if (!*rule || !*rule_n) return SX_ENOMEM;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)by, k, v) {
+        (*rule)[d->n_rules] = k;
+        (*rule_n)[d->n_rules++] = json_integer_value(v);
+    }
+    d->rule = *rule;
+    d->rule_n = *rule_n;
+    d->n_missing = json_integer_value(json_object_get(genes, "reference")) -
+                   json_integer_value(json_object_get(genes, "matched"));
+    return SX_OK;
+}
+
+/* classes and cells of the report's first label column (borrowed; arrays owned) */
+static int json_classes(const json_t *labels, sx_plot_qc_data *d, const char ***cls,
+                        int64_t **cls_n)
+{
+    void *it = json_object_iter((json_t *)labels);
+    if (!it) return SX_OK;
+    const json_t *a = json_object_iter_value(it);
+    size_t n = json_array_size(a);
+    *cls = sx_calloc(n + 1, sizeof **cls);
+    *cls_n = sx_calloc(n + 1, sizeof **cls_n);
+    if (!*cls || !*cls_n) return SX_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(a, i);
+        const char *name = json_string_value(json_object_get(e, "label"));
+        if (!name) continue;
+        (*cls)[d->n_classes] = name;
+        (*cls_n)[d->n_classes++] = json_integer_value(json_object_get(e, "cells"));
+    }
+    d->label = json_object_iter_key(it);
+    d->classes = *cls;
+    d->class_n = *cls_n;
+    return SX_OK;
+}
+
+/* qc.png to path from result.json's "qc" report and the scores of labels.sxt: the figure
+ * sx_pl_qc draws (sx_pipeline_qc.c). SX_ENOTFOUND: no report, or nothing to draw. */
+static int render_qc(const char *outdir, const char *path, sx_status *st)
+{
+    char rp[4400];
+    int rc = sx_jobdir_path(outdir, SX_JOBDIR_RESULT, rp, sizeof rp, st);
+    if (rc) return rc;
+    json_t *root = json_load_file(rp, 0, NULL);
+    const json_t *qc = json_object_get(root, "qc");
+    if (!json_is_object(qc)) {
+        json_decref(root);
+        return sx_status_set(st, SX_ENOTFOUND, "this job wrote no QC report (only maps do)");
+    }
+    sx_plot_qc_data d = {.title = "map QC"};
+    const char **rule = NULL, **cls = NULL;
+    int64_t *rule_n = NULL, *cls_n = NULL;
+    double *score = NULL;
+    const json_t *genes = json_object_get(qc, "genes");
+    if (json_is_object(genes)) rc = json_rules(genes, &d, &rule, &rule_n);
+    if (rc == SX_OK) rc = json_classes(json_object_get(qc, "labels"), &d, &cls, &cls_n);
+    if (rc == SX_ENOMEM) sx_status_set(st, rc, "out of memory drawing qc.png");
+    if (rc == SX_OK && json_object_get(qc, "mapping_score"))
+        rc = table_scores(outdir, &score, &d.n_score, st);
+    d.score = score;
+    if (rc == SX_OK && !d.n_rules && !d.n_score && !d.n_classes)
+        rc = sx_status_set(st, SX_ENOTFOUND, "this job's QC report has nothing to draw");
+    if (rc == SX_OK) rc = sx_plot_qc(path, &d, st);
+    sx_free(rule);
+    sx_free(rule_n);
+    sx_free(cls);
+    sx_free(cls_n);
+    sx_free(score);
+    json_decref(root);
     return rc;
 }
 
@@ -262,6 +369,6 @@ int sx_pipeline_render_figure(const char *outdir, const char *name, sx_status *s
     int rc = sx_jobdir_path(outdir, name, path, sizeof path, st);
     if (rc) return rc;
     figure_tmp(path, tmp, sizeof tmp);
-    rc = qc ? sx_pl_qc_render(outdir, tmp, st) : render_confusion(outdir, tmp, st);
+    rc = qc ? render_qc(outdir, tmp, st) : render_confusion(outdir, tmp, st);
     return figure_publish(rc, tmp, path, name, st);
 }

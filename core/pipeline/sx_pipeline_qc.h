@@ -31,12 +31,7 @@ char *sx_pl_qc_json(const sx_pl_qc_in *in, sx_status *st);
 /* The whole QC step of a run: the report kept for result.json's "qc" (c->qc), one
  * readable paragraph in the log, and qc.png in the output folder (a figure that cannot
  * be drawn is logged, never fails the run); with plots off (the daemon's /map) qc.png is
- * listed but drawn on first request (sx_pl_qc_render). */
+ * listed but drawn on first request (sx_pipeline_render_figure). */
 int sx_pl_qc(sx_pl_ctx *c, const sx_pl_qc_in *in, sx_status *st);
-
-/* Draw the QC figure of the finished job in outdir to path (a .png) from what the job
- * kept: result.json's "qc" report and the mapping scores of labels.sxt; the same figure
- * sx_pl_qc draws. SX_ENOTFOUND when the job has no QC report or nothing to draw. */
-int sx_pl_qc_render(const char *outdir, const char *path, sx_status *st);
 
 #endif
