@@ -313,6 +313,25 @@ static int table_download(api_req *r, api_resp *o, const char *dir, int table, c
     return 0;
 }
 
+/* The figures a job leaves to be drawn on request that its listing shows as always: drawn
+ * (once) when first listed. umap.png / umap.pdf are listed once drawn. */
+static int listed_figure(const char *name)
+{
+    return !strcmp(name, "qc.png") || !strcmp(name, "confusion.png");
+}
+
+/* Draw a figure the job left to be drawn on request into its folder: SX_OK, SX_ENOTFOUND
+ * (nothing to draw it from, or not a figure drawn on request), or an error in st. */
+static int draw_figure(api_req *r, const char *dir, const char *name, sx_status *st)
+{
+    srv_service svc = api_service(r->srv);
+    sx_status_clear(st);
+    if (!svc.eng || !svc.eng->render ||
+        (strcmp(name, "umap.png") && strcmp(name, "umap.pdf") && !listed_figure(name)))
+        return SX_ENOTFOUND;
+    return svc.eng->render(svc.eng->user, dir, name, st);
+}
+
 int api_h_job_results(api_req *r, api_resp *o)
 {
     char dir[4200], type[32], path[4400];
@@ -327,6 +346,8 @@ int api_h_job_results(api_req *r, api_resp *o)
             srv_results_download(dir, (sx_jobdir_table_id)rf[i].table, path, sizeof path, &st))
             continue;
         struct stat sb;
+        if (stat(path, &sb) != 0 && listed_figure(rf[i].name))
+            draw_figure(r, dir, rf[i].name, &st); /* cannot: left out, as a missing file */
         if (stat(path, &sb) != 0) continue;
         json_t *f = json_object();
         char href[200];
@@ -344,17 +365,13 @@ int api_h_job_results(api_req *r, api_resp *o)
     return api_json(o, 200, j);
 }
 
-/* A map job writes no figures: umap.png / umap.pdf are drawn on first request and kept in
- * the job folder. 0 with the problem answered when drawing fails. */
+/* A map job writes no figures: umap.png / umap.pdf / qc.png / confusion.png are drawn on first
+ * request and kept in the job folder. 0 with the problem answered when drawing fails. */
 static int render_figure(api_req *r, api_resp *o, const char *dir, const char *name)
 {
-    srv_service svc = api_service(r->srv);
-    if (!svc.eng || !svc.eng->render || (strcmp(name, "umap.png") && strcmp(name, "umap.pdf")))
-        return 1; /* absent: send_file answers 404 */
     sx_status st;
-    sx_status_clear(&st);
-    int rc = svc.eng->render(svc.eng->user, dir, name, &st);
-    if (rc == SX_OK || rc == SX_ENOTFOUND) return 1;
+    int rc = draw_figure(r, dir, name, &st);
+    if (rc == SX_OK || rc == SX_ENOTFOUND) return 1; /* absent: send_file answers 404 */
     api_problem_sx(o, &st);
     return 0;
 }

@@ -195,7 +195,7 @@ static void ref_free(void *user, void *obj)
 static int render(void *user, const char *job_dir, const char *name, sx_status *st)
 {
     (void)user;
-    return sx_pipeline_render_umap(job_dir, name, st);
+    return sx_pipeline_render_figure(job_dir, name, st);
 }
 
 void engine_init(engine *e, srv_engine *out)

@@ -36,7 +36,7 @@ typedef struct srv_engine {
     /* load / free a reference kept in memory (srv_refcache); may be NULL: no cache */
     void *(*ref_load)(void *user, const char *path, int64_t *bytes, sx_status *st);
     void (*ref_free)(void *user, void *obj);
-    /* draw a figure a finished job did not write (umap.png / umap.pdf, from its tables) and
+    /* draw a figure a finished job did not write (umap.png / umap.pdf / qc.png) and
      * store it in job_dir; may be NULL: such a figure is simply absent */
     int (*render)(void *user, const char *job_dir, const char *name, sx_status *st);
 } srv_engine;

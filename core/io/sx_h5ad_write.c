@@ -16,11 +16,14 @@
 #include "sx_alloc.h"
 #include "sx_h5.h"
 #include "sx_io.h"
+#include "sx_io_internal.h"
 #include "sx_log.h"
 
 typedef struct wctx {
     const char *path;  /* final name, for messages */
     int gzip;          /* deflate level, 0 = none */
+    int rle;           /* deflate's run-length strategy (sx_write_opts.fast) */
+    int threads;       /* threads deflating chunks */
     hid_t booltype;    /* h5py's bool: int8 enum FALSE=0 TRUE=1 */
     hid_t strtype;     /* vlen UTF-8 */
 } wctx;
@@ -57,13 +60,12 @@ static hid_t new_group(hid_t loc, const char *name, const char *type, const char
 static int put(const wctx *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype,
                const void *buf, int rank, int64_t d0, int64_t d1, const char *enc)
 {
-    hsize_t dims[2] = {(hsize_t)d0, (hsize_t)d1};
+    hsize_t dims[2] = {(hsize_t)d0, (hsize_t)d1}, chunk[2] = {0, 0};
     hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     int64_t total = rank == 0 ? 1 : d0 * (rank == 2 ? d1 : 1);
     if (rank > 0 && w->gzip > 0 && total > 0) {
         size_t es = H5Tis_variable_str(ftype) > 0 ? 16 : H5Tget_size(ftype);
-        hsize_t chunk[2];
         if (rank == 1) {
             int64_t c = (1 << 20) / (int64_t)es; /* ~1 MiB chunks */
             chunk[0] = (hsize_t)(d0 < c ? d0 : c);
@@ -80,7 +82,13 @@ static int put(const wctx *w, hid_t loc, const char *name, hid_t ftype, hid_t mt
     }
     hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int ok = d >= 0;
-    if (ok && total > 0) ok = H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
+    /* numbers: their chunks deflated on the writer's threads (strings live in HDF5's heap) */
+    if (ok && total > 0 && chunk[0] > 0 && H5Tget_class(ftype) != H5T_STRING) {
+        sx_h5_zchunk_opts zo = {.level = w->gzip, .rle = w->rle, .threads = w->threads};
+        ok = sx_h5_zchunk_write(d, mtype, buf, rank, dims, chunk, 1, &zo) == 0;
+    } else if (ok && total > 0) {
+        ok = H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
+    }
     if (ok && enc) ok = set_enc(d, enc, "0.2.0") == 0;
     if (d >= 0) H5Dclose(d);
     H5Pclose(dcpl);
@@ -426,6 +434,8 @@ int sx_h5ad_write(const char *path, const sx_dataset *d, const sx_write_opts *op
     wctx w = {.path = path};
     w.gzip = !opts ? 4 : (opts->gzip ? (opts->compress > 0 ? opts->compress : 4) : 0);
     if (w.gzip > 9) w.gzip = 9;
+    w.rle = opts && opts->fast;
+    w.threads = opts ? opts->threads : 1;
     w.booltype = H5Tenum_create(H5T_NATIVE_INT8);
     int8_t v0 = 0, v1 = 1;
     H5Tenum_insert(w.booltype, "FALSE", &v0);

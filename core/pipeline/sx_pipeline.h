@@ -21,6 +21,10 @@
  *                              projection adds "qc" (sx_pipeline_qc.h)
  *   OUTDIR/qc.png              (project) the QC figure: genes matched per rule, mapping score,
  *                              cells per label
+ * A projection with plots off (the daemon's /map) leaves umap.*, qc.png, confusion.png and
+ * labels.csv to be made on request from the tables, confusion.csv and result.json
+ * (sx_pipeline_render_figure; the daemon's srv_results_download), still listing them (but
+ * umap.*) in result.json.
  */
 #ifndef SX_PIPELINE_H
 #define SX_PIPELINE_H
@@ -164,5 +168,10 @@ int sx_pipeline_run(const sx_job_spec *job, const sx_progress *prog, sx_status *
  * (panels projection, batch, label; query over the grey reference) and store it there, for
  * jobs run without plots (the daemon's maps). SX_ENOTFOUND when the job has no UMAP table. */
 int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st);
+/* Draw a figure a finished job in outdir left to be drawn on request and store it there:
+ * umap.png / umap.pdf (sx_pipeline_render_umap), qc.png (from result.json's QC report and
+ * labels.sxt) or confusion.png (from confusion.csv): the figure the job would have drawn.
+ * SX_ENOTFOUND when the job has nothing to draw it from, SX_EINVAL for another name. */
+int sx_pipeline_render_figure(const char *outdir, const char *name, sx_status *st);
 
 #endif

@@ -111,6 +111,12 @@ extern const char *const sx_pl_label_like[]; /* "celltype", "cell_type", NULL */
 /* uns: scanpy's neighbors/umap/leiden records (with_graph) + scalexd provenance. */
 void sx_pl_uns_provenance(sx_pl_ctx *c, sx_uns *root, double a, double b, int with_graph);
 int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st);
+/* 1 when the run's figures (qc.png, confusion.png, umap.*) and labels.csv are made on
+ * request rather than with the run: a projection with plots off (the daemon's /map, whose
+ * API draws and makes them from what the run kept: sx_pipeline_render_figure,
+ * srv_results_download).
+ * Such a run still lists them in result.json, and writes adata.h5ad for speed. */
+int sx_pl_on_request(const sx_pl_ctx *c);
 /* Category codes of a label column (see sx_pipeline_outputs.c). */
 const int32_t *sx_pl_label_codes(const sx_column *col, int64_t n, int32_t **own_codes,
                                  char ***own_cats, int *n_cats, const char *const **cats,

@@ -51,12 +51,13 @@ int sx_pl_reference_write(const char *path, const sx_nn_model *m, const sx_frame
                           double umap_b, sx_status *st);
 
 /* ---- result tables (sx_jobdir.h), written once from memory ---- */
-/* labels.sxt and its labels.csv: cell, then per label column (n_tr results, names[]) its
- * label, confidence, mapping_score, top3; the first column's names are plain ("label"...),
- * the others' prefixed with the column name ("subtype", "subtype_confidence", ...). */
+/* labels.sxt and (csv) its labels.csv: cell, then per label column (n_tr results, names[])
+ * its label, confidence, mapping_score, top3; the first column's names are plain
+ * ("label"...), the others' prefixed with the column name ("subtype", ...). Without csv the
+ * CSV is made on request from the table (the daemon: srv_results_download). */
 int sx_pl_write_labels(const char *outdir, const char *const *cells,
                        const sx_transfer_result *const *tr, const char *const *names, int n_tr,
-                       sx_status *st);
+                       int csv, sx_status *st);
 /* latent.sxt from obsm latent and umap.sxt from obsm X_umap (each only when present); the
  * UMAP label is "<label>_transfer", else label, else leiden. */
 int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label, sx_status *st);

@@ -1,7 +1,7 @@
 /* sx_pipeline_outputs — what a run leaves in its output folder besides the result tables:
  * adata.h5ad with scanpy's records and the scalexd provenance, the UMAP figures, and
- * result.json (written last, by sx_pl_finish); and the UMAP figure of a finished job drawn
- * afterwards from its umap table (jobs that were not asked for figures). */
+ * result.json (written last, by sx_pl_finish). Figures drawn after the run, on request:
+ * sx_pipeline_figures.c. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "sx_jobdir.h"
 #include "sx_metrics.h"
 #include "sx_pipeline_ctx.h"
+#include "sx_pipeline_qc.h"
 #include "sx_plot.h"
 
 /* the last component of a path ("a/b/c.h5ad" -> "c.h5ad", "a/ref/" -> "ref") */
@@ -97,11 +98,21 @@ void sx_pl_uns_provenance(sx_pl_ctx *c, sx_uns *root, double a, double b, int wi
     if (c->job->reference) sx_uns_set_string(pv, "reference", base_name(c->job->reference));
 }
 
+int sx_pl_on_request(const sx_pl_ctx *c)
+{
+    return c->job->type == SX_JOB_PROJECT && !c->set.plots;
+}
+
 int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st)
 {
     char *p = sx_pl_out_path(c, "adata.h5ad");
     if (!p) return sx_status_set(st, SX_ENOMEM, "out of memory");
-    sx_write_opts wo = {.compress = 4, .gzip = 1};
+    /* deflated on the job's threads; a map whose figures are drawn on request (the
+     * daemon's /map) is an answer to a request: the fast strategy there */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = c->set.threads > 0 ? c->set.threads : cores > 0 ? (int)cores : 1;
+    sx_write_opts wo = {.compress = 4, .gzip = 1, .threads = threads,
+                        .fast = sx_pl_on_request(c)};
     int rc = sx_h5ad_write(p, d, &wo, st);
     sx_free(p);
     if (rc == SX_OK) sx_pl_file_out(c, "adata.h5ad");
@@ -251,90 +262,4 @@ int sx_pl_finish(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query, sx_status *
     if (rc != SX_OK) return rc;
     sx_pl_stage(c, NULL);
     return write_result_json(c, d, n_query, st);
-}
-
-/* One string column of the umap table as category codes (sorted categories). */
-static int table_codes(sx_jobdir_table *t, const char *name, int64_t n, int32_t *codes,
-                       char ***cats, int *n_cats, sx_status *st)
-{
-    int col = sx_jobdir_table_find(t, name);
-    if (col < 0) return SX_ENOTFOUND;
-    char **v = NULL;
-    int rc = sx_jobdir_table_read_str(t, col, 0, n, &v, st);
-    if (rc == SX_OK) rc = sx_labels_encode((const char *const *)v, n, codes, cats, n_cats, st);
-    free(v);
-    return rc;
-}
-
-int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
-{
-    int pdf = !strcmp(name, "umap.pdf");
-    if (!pdf && strcmp(name, "umap.png"))
-        return sx_status_set(st, SX_EINVAL, "no figure named '%s' (umap.png or umap.pdf)", name);
-    char tp[4400], path[4400], tmp[4500];
-    int rc = sx_jobdir_path(outdir, sx_jobdir_table_name(SX_JOBDIR_UMAP), tp, sizeof tp, st);
-    if (!rc) rc = sx_jobdir_path(outdir, name, path, sizeof path, st);
-    if (rc) return rc;
-    sx_jobdir_table *t = NULL;
-    if ((rc = sx_jobdir_table_open(tp, &t, st))) return rc;
-    int64_t n = sx_jobdir_table_rows(t);
-    int cx = sx_jobdir_table_find(t, "x"), cy = sx_jobdir_table_find(t, "y");
-    double *xy = sx_mallocarray((size_t)n * 2 + 2, sizeof *xy), *tmpv = NULL;
-    int32_t *codes[3] = {0};
-    char **cats[3] = {0};
-    int ncat[3] = {0}, np = 0;
-    uint8_t *hl = sx_mallocarray((size_t)n + 1, 1);
-    if (cx < 0 || cy < 0) rc = sx_status_set(st, SX_EFORMAT, "the UMAP table has no x, y columns");
-    else if (!xy || !hl || !(tmpv = sx_mallocarray((size_t)n + 1, sizeof *tmpv)))
-        rc = sx_status_set(st, SX_ENOMEM, "out of memory drawing %s", name);
-    for (int d = 0; rc == SX_OK && d < 2; d++) {
-        rc = sx_jobdir_table_read_num(t, d ? cy : cx, 0, n, tmpv, st);
-        for (int64_t i = 0; rc == SX_OK && i < n; i++) xy[2 * i + d] = tmpv[i];
-    }
-    /* the panels the job would have drawn: projection (reference | query), batch, label */
-    static const char *const cols[3] = {"set", "batch", "label"};
-    static const char *const titles[3] = {"projection", "batch", "label"};
-    sx_plot_panel pn[3];
-    int has_ref = 0;
-    for (int k = 0; rc == SX_OK && k < 3; k++) {
-        if (!(codes[k] = sx_mallocarray((size_t)n + 1, sizeof *codes[k]))) {
-            rc = sx_status_set(st, SX_ENOMEM, "out of memory drawing %s", name);
-            break;
-        }
-        int r = table_codes(t, cols[k], n, codes[k], &cats[k], &ncat[k], st);
-        if (r == SX_ENOTFOUND) continue;
-        if ((rc = r)) break;
-        if (k == 0)
-            for (int64_t i = 0; i < n; i++) {
-                hl[i] = strcmp(cats[0][codes[0][i]], "reference") != 0;
-                has_ref |= !hl[i];
-            }
-        pn[np] = (sx_plot_panel){.title = titles[k], .codes = codes[k],
-                                 .categories = (const char *const *)cats[k],
-                                 .n_categories = ncat[k]};
-        if (k > 0 && has_ref) {
-            pn[np].highlight = hl;
-            pn[np].grey_label = "reference";
-        }
-        np++;
-    }
-    sx_jobdir_table_close(t);
-    /* drawn beside, then renamed: concurrent first requests each write their own copy */
-    snprintf(tmp, sizeof tmp, "%.*s.%lx.tmp.%s", (int)(strlen(path) - 4), path,
-             (unsigned long)getpid() ^ (unsigned long)(uintptr_t)&tmp, pdf ? "pdf" : "png");
-    sx_plot_opts po = {0};
-    if (rc == SX_OK && np == 0) rc = sx_status_set(st, SX_EFORMAT, "the UMAP table has no labels to draw");
-    if (rc == SX_OK && (rc = sx_plot_embedding(tmp, xy, n, pn, np, &po, st)) != SX_OK)
-        sx_status_set(st, rc, "cannot draw %s for this job (disk full?)", name); /* no path */
-    if (rc == SX_OK && rename(tmp, path) != 0)
-        rc = sx_status_set(st, SX_EIO, "cannot store %s in the job folder (disk full?)", name);
-    if (rc) remove(tmp);
-    for (int k = 0; k < 3; k++) {
-        sx_free(codes[k]);
-        if (cats[k]) sx_labels_free(cats[k], ncat[k]);
-    }
-    sx_free(xy);
-    sx_free(tmpv);
-    sx_free(hl);
-    return rc;
 }

@@ -362,6 +362,8 @@ static void log_paragraph(sx_pl_ctx *c, const sx_pl_qc_in *in, const qc_stats *s
     sx_sb_free(&b);
 }
 
+/* The figure shows what the report says: classes with cells (the report lists only those),
+ * so the figure drawn on request from result.json (sx_pipeline_figures.c) is this one. */
 static void draw(sx_pl_ctx *c, const sx_pl_qc_in *in, const qc_stats *s)
 {
     sx_plot_qc_data d = {.title = "map QC"};
@@ -374,19 +376,35 @@ static void draw(sx_pl_ctx *c, const sx_pl_qc_in *in, const qc_stats *s)
     }
     d.score = s->score;
     d.n_score = s->n_score;
+    const char **cls = NULL;
+    int64_t *cls_n = NULL;
     if (s->n_lab) {
-        d.label = s->lab[0].name;
-        d.n_classes = s->lab[0].col->n_categories;
-        d.classes = (const char *const *)s->lab[0].col->categories;
-        d.class_n = s->lab[0].count;
+        const qc_label *L = &s->lab[0];
+        int nc = L->col->n_categories;
+        cls = sx_calloc((size_t)nc + 1, sizeof *cls);
+        cls_n = sx_calloc((size_t)nc + 1, sizeof *cls_n);
+        for (int k = 0; cls && cls_n && k < nc; k++)
+            if (L->count[k]) {
+                cls[d.n_classes] = L->col->categories[k];
+                cls_n[d.n_classes++] = L->count[k];
+            }
+        d.label = L->name;
+        d.classes = cls;
+        d.class_n = cls_n;
     }
-    if (!d.n_rules && !d.n_score && !d.n_classes) return;
-    char *p = sx_pl_out_path(c, "qc.png");
+    char *p = NULL;
     sx_status st;
     sx_status_clear(&st);
-    if (p && sx_plot_qc(p, &d, &st) == SX_OK) sx_pl_file_out(c, "qc.png");
+    if (!d.n_rules && !d.n_score && !d.n_classes) goto out;
+    /* plots off (the daemon's /map): drawn on first request from the report, see above */
+    if (sx_pl_on_request(c)) sx_pl_file_out(c, "qc.png");
+    else if ((p = sx_pl_out_path(c, "qc.png")) && sx_plot_qc(p, &d, &st) == SX_OK)
+        sx_pl_file_out(c, "qc.png");
     else sx_pl_log_msg(&c->log, "QC figure not drawn: %s", p ? st.msg : "out of memory");
+out:
     sx_free(p);
+    sx_free(cls);
+    sx_free(cls_n);
 }
 
 int sx_pl_qc(sx_pl_ctx *c, const sx_pl_qc_in *in, sx_status *st)

@@ -30,7 +30,8 @@ char *sx_pl_qc_json(const sx_pl_qc_in *in, sx_status *st);
 
 /* The whole QC step of a run: the report kept for result.json's "qc" (c->qc), one
  * readable paragraph in the log, and qc.png in the output folder (a figure that cannot
- * be drawn is logged, never fails the run). */
+ * be drawn is logged, never fails the run); with plots off (the daemon's /map) qc.png is
+ * listed but drawn on first request (sx_pipeline_render_figure). */
 int sx_pl_qc(sx_pl_ctx *c, const sx_pl_qc_in *in, sx_status *st);
 
 #endif

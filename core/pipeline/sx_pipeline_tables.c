@@ -95,7 +95,7 @@ static const char **top3_texts(const sx_transfer_result *tr, char ***own)
 
 int sx_pl_write_labels(const char *outdir, const char *const *cells,
                        const sx_transfer_result *const *tr, const char *const *names, int n_tr,
-                       sx_status *st)
+                       int csv, sx_status *st)
 {
     int64_t n = tr[0]->n_query;
     int nc = 1 + 4 * n_tr, rc = SX_OK;
@@ -134,7 +134,7 @@ int sx_pl_write_labels(const char *outdir, const char *const *cells,
     }
     sx_free(cols);
     sx_free(cn);
-    return rc ? rc : write_download(outdir, SX_JOBDIR_LABELS, st);
+    return rc || !csv ? rc : write_download(outdir, SX_JOBDIR_LABELS, st);
 }
 
 /* latent.sxt: cell, latent_0..latent_{Z-1} from obsm "latent" (none: nothing written) */

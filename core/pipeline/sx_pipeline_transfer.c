@@ -49,10 +49,13 @@ static int write_confusion(sx_pl_ctx *c, const int32_t *tc, const int32_t *pc, i
     if (rc != SX_OK) goto out;
     sx_pl_file_out(c, name);
     snprintf(name, sizeof name, "%s.png", stem);
-    p = sx_pl_out_path(c, name);
-    rc = sx_plot_confusion(p, confd, n_classes, n_classes, (const char *const *)classes,
-                           (const char *const *)classes, "true label", "transferred label", title,
-                           1, st);
+    /* the daemon's map draws confusion.png on request (sx_pipeline_render_figure) */
+    int later = sx_pl_on_request(c) && !strcmp(stem, "confusion");
+    p = later ? NULL : sx_pl_out_path(c, name);
+    if (!later)
+        rc = sx_plot_confusion(p, confd, n_classes, n_classes, (const char *const *)classes,
+                               (const char *const *)classes, "true label", "transferred label",
+                               title, 1, st);
     sx_free(p);
     if (rc == SX_OK) sx_pl_file_out(c, name);
 out:

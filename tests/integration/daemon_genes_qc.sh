@@ -51,6 +51,10 @@ check_qc() { # check_qc JOB QUERY RULE
 import json, sys, h5py, anndata as ad, collections
 qc = json.load(open(sys.argv[1])); lab = json.load(open(sys.argv[2]))["labels"]
 q = ad.read_h5ad(sys.argv[3]); rule = sys.argv[5]; out = ad.read_h5ad(sys.argv[6])
+import numpy as np  # the map's adata.h5ad (chunks deflated by the job's threads) as anndata reads it
+assert out.X.nnz > 0 and np.isfinite(out.obsm["latent"]).all() and out.obsm["X_umap"].shape == (out.n_obs, 2)
+nq = int((out.obs["projection"] == "query").sum())
+assert nq == len(lab) and list(out.obs_names[-nq:]) == [x["cell"] for x in lab], (nq, len(lab))
 with h5py.File(sys.argv[4], "r") as f:
     ref = [g.decode() for g in f["genes"][:]]
 g = qc["genes"]
@@ -79,9 +83,28 @@ ETAG=$(grep -i '^etag:' "$WORK/hdr" | cut -d' ' -f2- | tr -d '\r')
 expect 304 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/qc" -H "If-None-Match: $ETAG")" "qc 304"
 expect_problem 404 not-found "$(req "$BOB" GET "/v1/jobs/$MJ/results/qc")" "bob reads alice's qc"
 expect_problem 401 unauthorized "$(req "" GET "/v1/jobs/$MJ/results/qc")" "qc without a token"
+# qc.png: a map does not draw it; the first request does (the results listing shows it as
+# before, so listing draws it), and later requests get the kept file
+for f in qc.png confusion.png labels.csv; do
+    [ -d "$D/jobs/$MJ" ] && [ ! -e "$D/jobs/$MJ/$f" ] || fail "the map job wrote $f itself"
+done
+expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results")" "results listing"
+"$PY" -c "
+import json; d = json.load(open('$WORK/body'))
+f = {x['name']: x['size_bytes'] for x in d['files']}
+assert f.get('qc.png', 0) > 1000 and 'qc.png' in d['summary']['files'], d
+assert 'confusion.csv' in f and f.get('confusion.png', 0) > 1000, d  # the query has its Group
+assert 'labels.csv' in f and 'labels.csv' in d['summary']['files'], d
+" || fail "listing without qc.png / confusion.png / labels.csv: $(cat "$WORK/body")"
+expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/confusion.png")" "confusion.png"
+head -c 8 "$WORK/body" | od -An -tx1 | tr -d ' \n' | grep -q '^89504e470d0a1a0a' || fail "confusion.png is not a PNG"
 expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/qc.png")" "qc.png"
 grep -qi '^content-type: image/png' "$WORK/hdr" || fail "qc.png content type"
-head -c 8 "$WORK/body" | od -An -c | grep -q 'P   N   G' || fail "qc.png is not a PNG"
+head -c 8 "$WORK/body" | od -An -tx1 | tr -d ' \n' | grep -q '^89504e470d0a1a0a' || fail "qc.png is not a PNG"
+cp "$WORK/body" "$WORK/qc1.png"
+expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/qc.png")" "qc.png again"
+cmp -s "$WORK/body" "$WORK/qc1.png" || fail "qc.png changed between requests"
+cmp -s "$D/jobs/$MJ/qc.png" "$WORK/qc1.png" || fail "qc.png not kept in the job folder"
 
 expect 200 "$(upload "$ALICE" '/v1/references/pancreas/map?wait=300&label=Group' "$WORK/ids.h5ad")" "map opaque ids"
 check_qc "$(jq_ 'd["job"]["id"]')" "$WORK/ids.h5ad" gene_table

@@ -375,6 +375,84 @@ START_TEST(roundtrip_all_kinds)
 }
 END_TEST
 
+/* Numbers in many chunks, deflated on several threads (sx_h5_zchunk): HDF5's own filters
+ * read every value back; incompressible chunks (random bits) are stored as HDF5 stores
+ * them, shuffled only; the datasets keep shuffle + deflate for any reader. */
+START_TEST(chunks_deflated_on_threads)
+{
+    const char *dir = sx_test_tmpdir();
+    sx_status st = {0};
+    const int64_t n = 70000, g = 50, per = 9; /* X: 630k stored values, 3 chunks each */
+    sx_dataset *d = sx_dataset_new(n, g, &st);
+    ck_assert_ptr_nonnull(d);
+    sx_csr *X = sx_csr_new(n, g, n * per, &st);
+    uint64_t r = 88172645463325252ULL;
+    for (int64_t i = 0; i < n; i++) {
+        X->indptr[i + 1] = (i + 1) * per;
+        for (int k = 0; k < per; k++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            X->indices[i * per + k] = k * 5 + (int32_t)(r % 5);
+            X->data[i * per + k] = (float)(r % 1000) / 7.0f;
+        }
+    }
+    d->X = X;
+    double *bits = sx_mallocarray((size_t)n * 3, sizeof *bits), *lat = sx_mallocarray((size_t)n * 3, sizeof *lat);
+    int64_t *ri = sx_mallocarray((size_t)n * 3, sizeof *ri); /* incompressible */
+    for (int64_t i = 0; i < n * 3; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        ri[i] = (int64_t)(r * 0x9E3779B97F4A7C15ULL);
+        uint64_t u = r & ~(0x7ffULL << 52); /* random bits, never NaN or inf */
+        memcpy(&bits[i], &u, sizeof u);
+        lat[i] = (double)(r % 100000) / 3.0;
+    }
+    ck_assert_int_eq(sx_dataset_set_obsm(d, "noise", bits, n, 3, 0, &st), SX_OK);
+    ck_assert_int_eq(sx_dataset_set_obsm(d, "X_umap", lat, n, 3, 1, &st), SX_OK);
+    int32_t *codes = sx_mallocarray((size_t)n, sizeof *codes);
+    for (int64_t i = 0; i < n; i++) codes[i] = (int32_t)(i % 3) - 1;
+    const char *cats[] = {"a", "b"};
+    ck_assert_int_eq(sx_frame_add_categorical(d->obs, "c", codes, cats, 2, 0, &st), SX_OK);
+    ck_assert_ptr_nonnull(sx_uns_set_ints(d->uns, "random", ri, n * 3));
+    for (int fast = 0; fast < 2; fast++) {
+        char name[32];
+        snprintf(name, sizeof name, "threads%d.h5ad", fast);
+        const char *p = tmpfile_in(dir, name);
+        sx_write_opts wo = {.compress = 4, .gzip = 1, .threads = 3, .fast = fast};
+        ck_assert_msg(sx_h5ad_write(p, d, &wo, &st) == SX_OK, "%s", st.msg);
+        hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+        const char *dsets[] = {"X/data", "X/indices", "obsm/noise", "uns/random", "obs/c/codes"};
+        for (int k = 0; k < 5; k++) {
+            hid_t ds = H5Dopen2(f, dsets[k], H5P_DEFAULT), pl = H5Dget_create_plist(ds);
+            int nf = H5Pget_nfilters(pl);
+            ck_assert_int_eq(H5Pget_filter2(pl, nf - 1, NULL, NULL, NULL, 0, NULL, NULL),
+                             H5Z_FILTER_DEFLATE);
+            ck_assert_int_eq(nf, k == 4 ? 1 : 2); /* shuffle first, but not for bytes */
+            H5Pclose(pl);
+            H5Dclose(ds);
+        }
+        H5Fclose(f);
+        sx_dataset *b = sx_h5ad_read(p, NULL, NULL, &st);
+        ck_assert_msg(b != NULL, "%s", st.msg);
+        ck_assert_int_eq(sx_csr_nnz(b->X), n * per);
+        ck_assert(!memcmp(b->X->indices, X->indices, (size_t)(n * per) * sizeof *X->indices));
+        ck_assert(!memcmp(b->X->data, X->data, (size_t)(n * per) * sizeof *X->data));
+        for (int64_t i = 0; i <= n; i++) ck_assert_int_eq(b->X->indptr[i], X->indptr[i]);
+        sx_dense *no = sx_dataset_obsm(b, "noise"), *um = sx_dataset_obsm(b, "X_umap");
+        ck_assert(no && !no->f32 && !memcmp(no->v, bits, (size_t)n * 3 * sizeof *bits));
+        for (int64_t i = 0; i < n * 3; i++) ck_assert(um->v[i] == (double)(float)lat[i]);
+        sx_uns *ru = sx_uns_get(b->uns, "random");
+        ck_assert(ru && ru->n == n * 3 && !memcmp(ru->ai, ri, (size_t)n * 3 * sizeof *ri));
+        sx_column *c = sx_frame_col(b->obs, "c");
+        for (int64_t i = 0; i < n; i++) ck_assert_int_eq(c->codes[i], codes[i]);
+        sx_dataset_free(b);
+    }
+    sx_free(bits);
+    sx_free(lat);
+    sx_free(ri);
+    sx_free(codes);
+    sx_dataset_free(d);
+}
+END_TEST
+
 START_TEST(csc_dense_and_int64)
 {
     const char *dir = sx_test_tmpdir();
@@ -663,6 +741,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, roundtrip_all_kinds);
+    tcase_add_test(tc, chunks_deflated_on_threads);
     tcase_add_test(tc, csc_dense_and_int64);
     tcase_add_test(tc, errors_structure);
     tcase_add_test(tc, errors_values_and_filters);
