@@ -87,8 +87,8 @@ static const sx_popt_spec specs[] = {
     {"repeat", SX_POPT_BOOL, "false", "projection: keep only the query cells in the output", P,
      NULL, 0, 0},
     {"plots", SX_POPT_BOOL, "true",
-     "projection: write umap.png, umap.pdf, qc.png, confusion.png and labels.csv (the "
-     "daemon's /map leaves them out: its API makes them on first request)", P, NULL, 0, 0},
+     "projection: draw umap.png, umap.pdf, qc.png and confusion.png (the daemon's /map "
+     "leaves them out: its API draws them on first request)", P, NULL, 0, 0},
     {"leiden", SX_POPT_BOOL, "true",
      "projection: carry the reference's Leiden clusters to the query (the daemon's /map "
      "leaves them out)", P, NULL, 0, 0},

@@ -210,7 +210,8 @@ int sx_pl_transfer_all(sx_pl_ctx *c, const sx_pl_transfer_in *base, const sx_fra
     if (rc == SX_OK && n > 1) rc = add_conflicts(out, row0, base, ref_obs, names, tr, n, st);
     if (rc == SX_OK)
         rc = sx_pl_write_labels(c->outdir, base->q_names, (const sx_transfer_result *const *)tr,
-                                names, n, !sx_pl_on_request(c), st);
+                                names, n, 1, st); /* labels.csv also with plots off: a CLI
+                                                     user's table (50 ms at 100k cells) */
     if (rc == SX_OK) sx_pl_file_out(c, "labels.csv");
     for (int l = 0; l < n; l++) sx_transfer_free(tr[l]);
     return rc;

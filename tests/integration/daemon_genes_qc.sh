@@ -85,7 +85,7 @@ expect_problem 404 not-found "$(req "$BOB" GET "/v1/jobs/$MJ/results/qc")" "bob 
 expect_problem 401 unauthorized "$(req "" GET "/v1/jobs/$MJ/results/qc")" "qc without a token"
 # qc.png: a map does not draw it; the first request does (the results listing shows it as
 # before, so listing draws it), and later requests get the kept file
-for f in qc.png confusion.png labels.csv; do
+for f in qc.png confusion.png; do
     [ -d "$D/jobs/$MJ" ] && [ ! -e "$D/jobs/$MJ/$f" ] || fail "the map job wrote $f itself"
 done
 expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results")" "results listing"
