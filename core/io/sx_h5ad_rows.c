@@ -113,15 +113,19 @@ sx_uns *sx_h5ad_rows_take_uns(sx_h5ad_rows *r)
     return u;
 }
 
-/* Buffers for rows rows and n entries (grown, never shrunk: slabs are alike). */
-static int reserve(sx_h5ad_rows *r, int64_t rows, int64_t n, sx_status *st)
+/* Buffers for rows rows and n entries (grown, never shrunk: slabs are alike). They are sized
+ * for the largest slab the limits allow (want) at once: a buffer that grew by a little at
+ * every slab was new memory each time, and faulting it in cost as much as the read. */
+static int reserve(sx_h5ad_rows *r, int64_t rows, int64_t n, int64_t want, sx_status *st)
 {
     if (n > r->cap) {
+        if (want > r->m.nnz) want = r->m.nnz;
+        if (want < n) want = n;
         sx_free(r->ind);
         sx_free(r->val);
-        r->ind = sx_mallocarray((size_t)n, sizeof *r->ind);
-        r->val = sx_mallocarray((size_t)n, sizeof *r->val);
-        r->cap = r->ind && r->val ? n : 0;
+        r->ind = sx_mallocarray((size_t)want, sizeof *r->ind);
+        r->val = sx_mallocarray((size_t)want, sizeof *r->val);
+        r->cap = r->ind && r->val ? want : 0;
     }
     if (!r->ptr || rows > r->cap_rows) {
         sx_free(r->ptr);
@@ -138,7 +142,7 @@ static int reserve(sx_h5ad_rows *r, int64_t rows, int64_t n, sx_status *st)
 static int slab_values(sx_h5ad_rows *r, const float *v, int64_t n, sx_status *st)
 {
     h5x_vstats *s = &r->vs;
-    h5x_vstats_add(s, v, n);
+    h5x_vstats_count(s, v, n);
     if (!r->check_vals || s->n_nan + s->n_inf == 0) return SX_OK;
     return sx_status_set(st, SX_EDATA, "%s: element 'X' holds NaN or infinite values (%lld NaN "
                          "and %lld infinite in the first %lld entries; the first at stored entry "
@@ -183,18 +187,18 @@ int sx_h5ad_rows_next(sx_h5ad_rows *r, int64_t max_rows, int64_t max_entries, sx
     if (row0) *row0 = r0;
     if (r0 >= n) {
         counts_warning(r);
-        if (reserve(r, 0, 0, st) != SX_OK) return st->code;
+        if (reserve(r, 0, 0, 0, st) != SX_OK) return st->code;
         r->ptr[0] = 0;
         slab->indptr = r->ptr;
         return SX_OK;
     }
     if (sx_progress_cancelled(r->c.prog))
         return sx_status_set(st, SX_ECANCELED, "reading %s canceled", r->c.path);
-    int64_t r1 = slab_end(r, r0, max_rows > 0 ? max_rows : 65536,
-                          max_entries > 0 ? max_entries : (8LL << 20));
+    max_entries = max_entries > 0 ? max_entries : (8LL << 20);
+    int64_t r1 = slab_end(r, r0, max_rows > 0 ? max_rows : 65536, max_entries);
     const int64_t *p = r->m.ptr;
     int64_t nz = p[r1] - p[r0];
-    if (reserve(r, r1 - r0, nz, st) != SX_OK) return st->code;
+    if (reserve(r, r1 - r0, nz, max_entries, st) != SX_OK) return st->code;
     r->m.unsorted = 0;
     if (h5x_mat_csr_rows(&r->c, &r->m, r0, r1, r->ind, r->val, st) != SX_OK) return st->code;
     if (slab_values(r, r->val, nz, st) != SX_OK) return st->code;
