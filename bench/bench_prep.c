@@ -154,6 +154,7 @@ static int bench_project(const char *query, const char *refpath, int threads, in
     d->obs = sx_h5ad_rows_take_obs(ss.r);
     d->uns = sx_h5ad_rows_take_uns(ss.r);
     d->var = sx_frame_copy(sx_h5ad_rows_var(ss.r), &st);
+    if (threads != 1 && sx_h5ad_rows_read_ahead(ss.r, chunk, 0, &st) != SX_OK) return 1;
     sx_prep_rows src = {n, sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
     sx_prep_opts o;
     sx_prep_opts_init(&o);

@@ -741,14 +741,20 @@ void h5x_vstats_count(h5x_vstats *s, const float *v, int64_t n)
     uint32_t bad[L] = {0}, neg[L] = {0}, nonint[L] = {0};
     int64_t k = 0, blocks = 0, nb = 0, nn = 0, ni = 0;
     for (; k + L <= n; k += L) {
+        /* on the bits, so nothing is a float comparison GCC will not if-convert: finite is
+         * an exponent below 255, negative a set sign over a nonzero magnitude, and a value
+         * under 2^23 in magnitude (others are integers or not finite) is tested by the
+         * int32 round trip */
         for (int j = 0; j < L; j++) {
-            float x = v[k + j];
-            uint32_t u;
-            memcpy(&u, &x, sizeof u);
+            uint32_t u, ys;
+            memcpy(&u, &v[k + j], sizeof u);
             uint32_t fin = (u & 0x7f800000u) != 0x7f800000u;
-            float y = fabsf(x) < 8388608.0f ? x : 0.0f;
+            uint32_t small = (u & 0x7fffffffu) < 0x4b000000u;
+            ys = u & (0u - small);
+            float y;
+            memcpy(&y, &ys, sizeof y);
             bad[j] += !fin;
-            neg[j] += fin & (x < 0);
+            neg[j] += fin & (u > 0x80000000u);
             nonint[j] += (float)(int32_t)y != y;
         }
         if (++blocks == (1 << 24)) {

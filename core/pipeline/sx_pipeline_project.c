@@ -103,6 +103,12 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
     int rc = sx_h5ad_rows_open(path, &(sx_read_opts){.limits = c->job->limits}, c->prog, &ss.r, st);
     if (rc || !ss.r) return rc;
     *done = 1;
+    /* more than one thread: slab i+1 is read while slab i is preprocessed (the same slabs;
+     * this thread makes no HDF5 call until the reader is closed below) */
+    if (c->set.threads != 1 && (rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, 0, st)) != SX_OK) {
+        sx_h5ad_rows_close(ss.r);
+        return rc;
+    }
     sx_prep_rows src = {sx_h5ad_rows_n_obs(ss.r), sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
     if ((rc = sx_sha256_file(path, c->sha[0], st)) == SX_OK && !(s->q = sx_dataset_new(0, 0, st)))
         rc = st->code;
