@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sx_alloc.h"
 #include "sx_h5ad_rows.h"
@@ -125,9 +126,13 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
                       path, (long long)src.n_rows, (long long)src.n_cols, c->set.chunk_cells);
         if (sx_pl_stage(c, "preprocess") != SX_OK) rc = canceled(st);
     }
+    /* the slab's rows are preprocessed on the job's threads too (the same result) */
+    sx_prep_opts po = c->set.prep;
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    po.n_threads = c->set.threads > 0 ? c->set.threads : nproc > 0 ? (int)nproc : 1;
     if (rc == SX_OK)
-        rc = sx_prep_apply_reference_rows(s->q, &src, s->genes, s->G, &c->set.prep, ro, &s->pr,
-                                          &s->rep, c->prog, st);
+        rc = sx_prep_apply_reference_rows(s->q, &src, s->genes, s->G, &po, ro, &s->pr, &s->rep,
+                                          c->prog, st);
     sx_h5ad_rows_close(ss.r);
     return rc;
 }
