@@ -8,10 +8,13 @@
  * peak RSS against the size of the input CSR (target: peak <= 2.5 x input).
  *
  *        bench_prep --project QUERY.h5ad REFERENCE [threads=2] [chunk_cells=65536] [reps=1]
+ *                   [prep_threads=threads]
  * The projection's read + preprocess of a CSR h5ad query as `scalex project` streams it
  * (sx_h5ad_rows + sx_prep_apply_reference_rows onto REFERENCE's genes): wall and CPU
  * seconds of the metadata read, of the slab reads alone (GB/s of CSR) and of the fused
  * pass, each against one-thread memcpy of the same bytes (the page-cache limit, issue 15).
+ * threads > 1 reads ahead (one slab read on the reader's thread while the last is
+ * preprocessed, as `scalex project` does) and cuts each slab's rows over prep_threads.
  * Run it twice: the first read may come from disk.
  */
 #include <math.h>
@@ -110,7 +113,8 @@ static void line(const char *what, double w, double c, double bytes, double lim)
 }
 
 /* The streamed projection read + preprocess (see the header comment). */
-static int bench_project(const char *query, const char *refpath, int threads, int64_t chunk)
+static int bench_project(const char *query, const char *refpath, int threads, int64_t chunk,
+                         int prep_threads)
 {
     sx_status st = {0};
     sx_reference *R = sx_reference_load(refpath, &st);
@@ -141,8 +145,9 @@ static int bench_project(const char *query, const char *refpath, int threads, in
     sx_h5ad_rows_close(ss.r);
     double bytes = (double)nnz * 8.0 + (double)(n + 1) * 8.0, lim = memcpy_rate((size_t)(64 << 20));
     printf("bench_prep --project: %lld cells, %lld stored values (%.2f GB of CSR), %lld "
-           "reference genes, %d threads, %lld cells a slab; memcpy %.2f GB/s\n", (long long)n,
-           (long long)nnz, bytes / 1e9, (long long)G, threads, (long long)chunk, lim / 1e9);
+           "reference genes, %d threads (%d preprocessing), %lld cells a slab; memcpy %.2f GB/s\n",
+           (long long)n, (long long)nnz, bytes / 1e9, (long long)G, threads, prep_threads,
+           (long long)chunk, lim / 1e9);
     line("open (obs, var, uns, indptr)", tm, cm, 0, lim);
     line("slab reads alone", tr, cr, bytes, lim);
     t0 = now(), c0 = cpu_now();
@@ -158,7 +163,7 @@ static int bench_project(const char *query, const char *refpath, int threads, in
     sx_prep_rows src = {n, sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
     sx_prep_opts o;
     sx_prep_opts_init(&o);
-    o.n_threads = threads;
+    o.n_threads = prep_threads;
     sx_prep_result pr;
     sx_reindex_opts ro;
     sx_reindex_opts_init(&ro);
@@ -184,10 +189,10 @@ static int bench_project(const char *query, const char *refpath, int threads, in
 int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "--project") == 0) {
-        int reps = argc > 6 ? atoi(argv[6]) : 1, rc = 0;
+        int reps = argc > 6 ? atoi(argv[6]) : 1, rc = 0, th = argc > 4 ? atoi(argv[4]) : 2;
         for (int i = 0; i < reps && rc == 0; i++)
-            rc = bench_project(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 2,
-                               argc > 5 ? atoll(argv[5]) : 65536);
+            rc = bench_project(argv[2], argv[3], th, argc > 5 ? atoll(argv[5]) : 65536,
+                               argc > 7 ? atoi(argv[7]) : th);
         return rc;
     }
     int64_t n = argc > 1 ? atoll(argv[1]) : 200000;
