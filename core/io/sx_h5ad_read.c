@@ -105,7 +105,7 @@ static sx_csr *read_matrix(h5x_ctx *c, const char *path, const char *elem, int64
             int64_t r1 = r0 + step < m.n_rows ? r0 + step : m.n_rows;
             if (h5x_mat_csr_rows(c, &m, r0, r1, out->indices + m.ptr[r0], out->data + m.ptr[r0], st))
                 goto fail;
-            h5x_vstats_add(&vs, out->data + m.ptr[r0], m.ptr[r1] - m.ptr[r0]);
+            h5x_vstats_count(&vs, out->data + m.ptr[r0], m.ptr[r1] - m.ptr[r0]);
             sx_progress_report(c->prog, "read", (double)r1 / (double)m.n_rows, NULL);
             if (sx_progress_cancelled(c->prog)) {
                 sx_status_set(st, SX_ECANCELED, "reading %s canceled", c->path);
@@ -133,7 +133,7 @@ static sx_csr *read_matrix(h5x_ctx *c, const char *path, const char *elem, int64
                               (long long)k, (long long)m.n_rows - 1);
                 goto fail;
             }
-        h5x_vstats_add(&vs, vals, m.nnz);
+        h5x_vstats_count(&vs, vals, m.nnz);
         if (!(out = sx_csr_from_csc(m.n_rows, m.n_cols, m.ptr, rowind, vals, st))) {
             sx_status_prefix(st, "%s: element '%s': ", c->path, elem);
             goto fail;

@@ -50,4 +50,16 @@ sx_uns *sx_h5ad_rows_take_uns(sx_h5ad_rows *r);
 int sx_h5ad_rows_next(sx_h5ad_rows *r, int64_t max_rows, int64_t max_entries, sx_csr *slab,
                       int64_t *row0, sx_status *st);
 
+/* Read ahead: from now on a thread of the reader reads the next slab (at most max_rows and
+ * max_entries as above: sx_h5ad_rows_next's own limits are then ignored) while the caller
+ * works on the current one, so a slab's read and its processing overlap on two cores; the
+ * slabs, views and errors are those of sx_h5ad_rows_next without it. Memory: two slabs'
+ * buffers. Every HDF5 call of the slab reads moves to that thread, so until
+ * sx_h5ad_rows_close (which stops and joins it) the caller's thread must make no HDF5 call
+ * (the library is not thread-safe). Call it before the first sx_h5ad_rows_next (a view
+ * given before becomes invalid). SX_OK; when the thread cannot start the reads stay on the
+ * caller's thread. */
+int sx_h5ad_rows_read_ahead(sx_h5ad_rows *r, int64_t max_rows, int64_t max_entries,
+                            sx_status *st);
+
 #endif

@@ -1,9 +1,11 @@
 /* sx_pipeline_project — the projection workflow (ALGORITHM.md §5.3): a query encoded by a
  * trained reference's model, placed on the reference's UMAP (or a joint one), labels
  * transferred when a label column is given; the output holds reference + query cells. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sx_alloc.h"
 #include "sx_h5ad_rows.h"
@@ -88,6 +90,40 @@ static int next_slab(void *ctx, sx_csr *slab, sx_status *st)
     return sx_h5ad_rows_next(ss->r, ss->cells, 0, slab, NULL, st);
 }
 
+/* The input's SHA-256 (provenance), on a thread of its own when the job has more than one:
+ * hashing 1.2 GB costs more than reading and preprocessing it, and needs no HDF5. */
+typedef struct hash_job {
+    const char *path;
+    char *hex;
+    int rc, bg;
+    pthread_t th;
+    sx_status st;
+} hash_job;
+
+static void *hash_run(void *arg)
+{
+    hash_job *h = arg;
+    h->rc = sx_sha256_file(h->path, h->hex, &h->st);
+    return NULL;
+}
+
+static void hash_start(hash_job *h, int threads)
+{
+    h->bg = threads != 1 && pthread_create(&h->th, NULL, hash_run, h) == 0;
+    if (!h->bg) hash_run(h);
+}
+
+/* rc, or the hash's error when rc is SX_OK */
+static int hash_join(hash_job *h, int rc, sx_status *st)
+{
+    if (h->bg) pthread_join(h->th, NULL);
+    if (rc == SX_OK && h->rc != SX_OK) {
+        *st = h->st;
+        rc = h->rc;
+    }
+    return rc;
+}
+
 /* A single h5ad query whose X is CSR is read and preprocessed chunk_cells cells at a time
  * (sx_prep_stream.h: the same result in the memory of the reference-gene matrix); *done
  * stays 0 for any other input or options, which the whole-file path reads. */
@@ -103,9 +139,13 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
     int rc = sx_h5ad_rows_open(path, &(sx_read_opts){.limits = c->job->limits}, c->prog, &ss.r, st);
     if (rc || !ss.r) return rc;
     *done = 1;
+    hash_job h = {.path = path, .hex = c->sha[0]};
+    hash_start(&h, c->set.threads);
+    /* more than one thread: slab i+1 is read while slab i is preprocessed (the same slabs;
+     * this thread makes no HDF5 call until the reader is closed below) */
+    if (c->set.threads != 1) rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, 0, st);
     sx_prep_rows src = {sx_h5ad_rows_n_obs(ss.r), sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
-    if ((rc = sx_sha256_file(path, c->sha[0], st)) == SX_OK && !(s->q = sx_dataset_new(0, 0, st)))
-        rc = st->code;
+    if (rc == SX_OK && !(s->q = sx_dataset_new(0, 0, st))) rc = st->code;
     if (rc == SX_OK) {
         sx_frame_free(s->q->obs);
         sx_frame_free(s->q->var);
@@ -119,11 +159,15 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
                       path, (long long)src.n_rows, (long long)src.n_cols, c->set.chunk_cells);
         if (sx_pl_stage(c, "preprocess") != SX_OK) rc = canceled(st);
     }
+    /* the slab's rows are preprocessed on the job's threads too (the same result) */
+    sx_prep_opts po = c->set.prep;
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    po.n_threads = c->set.threads > 0 ? c->set.threads : nproc > 0 ? (int)nproc : 1;
     if (rc == SX_OK)
-        rc = sx_prep_apply_reference_rows(s->q, &src, s->genes, s->G, &c->set.prep, ro, &s->pr,
-                                          &s->rep, c->prog, st);
+        rc = sx_prep_apply_reference_rows(s->q, &src, s->genes, s->G, &po, ro, &s->pr, &s->rep,
+                                          c->prog, st);
     sx_h5ad_rows_close(ss.r);
-    return rc;
+    return hash_join(&h, rc, st);
 }
 
 /* several query files are concatenated with an outer join (ALGORITHM.md §5.3), then put on

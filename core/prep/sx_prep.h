@@ -57,6 +57,8 @@ typedef struct sx_prep_opts {
     int64_t n_obs;            /* > 0: keep n_obs cells (wins over fraction) */
     uint32_t subsample_seed;  /* numpy seed of the subsample (scanpy default 0) */
     int64_t chunk_size;       /* rows between progress reports / cancel polls (0: 20000) */
+    int n_threads;            /* sx_prep_apply_reference_rows: threads of the streamed pass
+                               * (<= 1: the caller's alone); the result does not depend on it */
 } sx_prep_opts;
 
 /* Defaults: RNA, batch_name "batch", per-batch scaling, HVG subset, everything else off. */

@@ -16,6 +16,10 @@ int sx_prep__reindex_build(const sx_frame *var, const sx_csr *X, const char *con
  * and the scaling of the rows of X (a row view is fine) to it. */
 float sx_prep__normalize_after(const sx_csr *X, double target);
 void sx_prep__normalize_rows(sx_csr *X, float after, double *totals);
+/* The float32 factor normalize_rows multiplies a row of n values by, and (total, may be
+ * NULL) the row's float32 total (scipy's sum: first value + numpy's pairwise sum of the
+ * rest), for a row held outside a matrix. */
+float sx_prep__row_factor(const float *v, int64_t n, float after, float *total);
 
 /* Steps of sx_prep_apply_reference shared with the streamed projection (sx_prep_stream.c):
  * the resolved option values (min_features and target_sum with their defaults, rows per

@@ -35,13 +35,26 @@ static float pairwise_sum_f32(const float *a, int64_t n)
 
 /* scipy's csr.sum(axis=1) = np.add.reduceat(data, indptr[:-1]) in float32: the first value
  * of the row, then the pairwise sum of the rest added to it. */
+static float total_f32(const float *v, int64_t n)
+{
+    if (n <= 0) return 0.f;
+    float s = v[0];
+    if (n > 1) s += pairwise_sum_f32(v + 1, n - 1);
+    return s;
+}
+
 static float row_total_f32(const sx_csr *X, int64_t i)
 {
-    int64_t a = X->indptr[i], b = X->indptr[i + 1];
-    if (b <= a) return 0.f;
-    float s = X->data[a];
-    if (b - a > 1) s += pairwise_sum_f32(X->data + a + 1, b - a - 1);
-    return s;
+    return total_f32(X->data + X->indptr[i], X->indptr[i + 1] - X->indptr[i]);
+}
+
+float sx_prep__row_factor(const float *v, int64_t n, float after, float *total)
+{
+    float c = total_f32(v, n);
+    if (total) *total = c;
+    c += (c == 0.f);            /* counts += counts == 0 */
+    c = c / after;              /* float32 / float32 scalar */
+    return 1.f / c;             /* 1 / counts, float32 */
 }
 
 static int cmp_float(const void *a, const void *b)
@@ -74,11 +87,9 @@ float sx_prep__normalize_after(const sx_csr *X, double target)
 void sx_prep__normalize_rows(sx_csr *X, float after, double *totals)
 {
     for (int64_t i = 0; i < X->n_rows; i++) {
-        float c = row_total_f32(X, i);
+        float c, r = sx_prep__row_factor(X->data + X->indptr[i], X->indptr[i + 1] - X->indptr[i],
+                                         after, &c);
         if (totals) totals[i] = c;
-        c += (c == 0.f);            /* counts += counts == 0 */
-        c = c / after;              /* float32 / float32 scalar */
-        float r = 1.f / c;          /* 1 / counts, float32 */
         for (int64_t k = X->indptr[i]; k < X->indptr[i + 1]; k++) X->data[k] *= r;
     }
 }

@@ -5,6 +5,7 @@
 #include "sx_prep_stream.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "sx_alloc.h"
@@ -16,25 +17,43 @@ typedef struct stream {
     int atac;
     int64_t min_features;
     float after;          /* normalize_total's float32 target */
-    int64_t *colmap;      /* query column -> column after ERCC/MT- removal, or -1 */
-    int64_t nc;           /* columns left after the removal */
-    int64_t *refmap;      /* column after the removal -> reference gene, or -1 */
-    int monotone;         /* refmap increasing where kept: reindexed rows stay sorted */
+    int32_t *map;         /* query column -> reference gene, MAP_OUT outside the reference,
+                           * MAP_DROP for an ERCC/MT- column */
+    int64_t nc;           /* columns left after the ERCC/MT- removal */
+    int monotone;         /* map increasing where kept: reindexed rows stay sorted */
     int64_t missing;      /* reference genes the query lacks */
     sx_csr *K;            /* kept cells x reference genes; K->n_rows = cells kept so far */
     int64_t cap;          /* entries K->indices / K->data hold */
     int64_t *rows;        /* query row of each kept cell */
     int64_t *n_genes;     /* its nonzero features (scanpy's filter_cells n_genes) */
+    struct part *parts;   /* one per thread of the pass (fuse_slab) */
+    int n_parts;
     int64_t max_ng, n_seen;
 } stream;
 
+/* One thread's share of a slab: rows [i0, i1) of it, written from K row r0 and K entry k0 on
+ * (the slab's entries before i0 bound what the rows before can write, so the shares never
+ * overlap); then nr rows and nk entries written. */
+typedef struct part {
+    const struct stream *s;
+    const sx_csr *v;
+    int64_t i0, i1, r0, k0, nr, nk, max_ng;
+    float *vals;          /* one row's values without the ERCC/MT- columns (its total) */
+    int64_t cap_vals;
+    int rc;
+    sx_status st;
+} part;
+
+enum { MAP_OUT = -1, MAP_DROP = -2 };
+
 static void stream_free(stream *s)
 {
-    sx_free(s->colmap);
-    sx_free(s->refmap);
+    sx_free(s->map);
     sx_csr_free(s->K);
     sx_free(s->rows);
     sx_free(s->n_genes);
+    for (int t = 0; t < s->n_parts; t++) sx_free(s->parts[t].vals);
+    sx_free(s->parts);
 }
 
 int sx_prep_stream_supported(const sx_prep_opts *o)
@@ -53,73 +72,36 @@ static int plan_columns(stream *s, const sx_frame *var, const char *const *ref, 
     int64_t g = var->n_rows;
     int64_t *cols = sx_mallocarray((size_t)g + 1, sizeof *cols);
     int64_t *src = sx_mallocarray((size_t)n_ref + 1, sizeof *src);
-    s->colmap = sx_mallocarray((size_t)g + 1, sizeof *s->colmap);
+    s->map = sx_mallocarray((size_t)g + 1, sizeof *s->map);
     sx_frame *vf = NULL;
     sx_csr *none = NULL;
-    int rc = cols && src && s->colmap ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    int rc = cols && src && s->map ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
     for (int64_t j = 0; rc == SX_OK && j < g; j++) {
-        s->colmap[j] = !s->atac && sx_prep__is_control_gene(var->index[j]) ? -1 : s->nc;
-        if (s->colmap[j] >= 0) cols[s->nc++] = j;
+        int drop = !s->atac && sx_prep__is_control_gene(var->index[j]);
+        s->map[j] = drop ? MAP_DROP : MAP_OUT;
+        if (!drop) cols[s->nc++] = j;
     }
     if (rc == SX_OK && !(vf = sx_frame_take_rows(var, cols, s->nc, st))) rc = st->code;
     if (rc == SX_OK)
         rc = sx_prep__reindex_build(vf, NULL, ref, n_ref, ro, rep, &none, vout, st);
     if (rc == SX_OK) rc = sx_prep_match_genes(vf, ref, n_ref, src, ro, NULL, st);
-    if (rc == SX_OK && !(s->refmap = sx_mallocarray((size_t)s->nc + 1, sizeof *s->refmap)))
-        rc = sx_status_set(st, SX_ENOMEM, "out of memory");
     if (rc == SX_OK) {
-        for (int64_t j = 0; j < s->nc; j++) s->refmap[j] = -1;
+        for (int64_t k = 0; k < n_ref; k++) {
+            if (src[k] < 0) s->missing++;
+            else s->map[cols[src[k]]] = (int32_t)k; /* reindex_build refused a gene matched twice */
+        }
         int64_t last = -1;
         s->monotone = 1;
-        for (int64_t k = 0; k < n_ref; k++) {
-            if (src[k] < 0) {
-                s->missing++;
-                continue;
-            }
-            s->refmap[src[k]] = k; /* reindex_build refused a gene matched twice */
-        }
-        for (int64_t j = 0; j < s->nc; j++)
-            if (s->refmap[j] >= 0) {
-                s->monotone &= s->refmap[j] > last;
-                last = s->refmap[j];
+        for (int64_t j = 0; j < g; j++)
+            if (s->map[j] >= 0) {
+                s->monotone &= s->map[j] > last;
+                last = s->map[j];
             }
     }
     sx_frame_free(vf);
     sx_free(cols);
     sx_free(src);
     return rc;
-}
-
-/* The cell filter on one slab, in place (sx_prep.c's filter_step on these rows): ERCC/MT-
- * columns dropped, rows with fewer than min_features values > 0 dropped, the kept rows
- * recorded. v becomes the kept rows over the remaining columns. */
-static void filter_slab(stream *s, sx_csr *v)
-{
-    int64_t w = 0, r = 0, start = v->indptr[0];
-    for (int64_t i = 0; i < v->n_rows; i++) {
-        int64_t end = v->indptr[i + 1], w0 = w, c = 0;
-        for (int64_t k = start; k < end; k++) {
-            if (s->atac && v->data[k] > 1.f) v->data[k] = 1.f; /* v1.0.0: X[X > 1] = 1 */
-            int64_t j = s->colmap[v->indices[k]];
-            if (j < 0) continue;
-            c += v->data[k] > 0;
-            v->indices[w] = (int32_t)j;
-            v->data[w++] = v->data[k];
-        }
-        start = end;
-        if (c > s->max_ng) s->max_ng = c;
-        if (c < s->min_features) {
-            w = w0;
-            continue;
-        }
-        s->rows[s->K->n_rows + r] = s->n_seen + i;
-        s->n_genes[s->K->n_rows + r] = c;
-        v->indptr[++r] = w;
-    }
-    s->n_seen += v->n_rows;
-    v->n_rows = r;
-    v->n_cols = s->nc;
-    v->indptr[0] = 0;
 }
 
 /* Room in K for n more entries: grown by half (large blocks are remapped, not copied). */
@@ -139,26 +121,120 @@ static int reserve(stream *s, int64_t n, sx_status *st)
     return SX_OK;
 }
 
-/* The kept rows of v, reindexed to the reference genes (sx_csr_remap_cols row by row:
- * each row re-sorted when the map is not increasing), appended to K. */
-static int append_slab(stream *s, const sx_csr *v, sx_status *st)
+/* A share of a slab's rows in one pass (the steps of sx_prep.c on these rows, fused): per
+ * row, the ERCC/MT- columns dropped (ATAC: values binarized first, v1.0.0's X[X > 1] = 1),
+ * its nonzero features counted for the min_features filter, the values kept in order in
+ * pt->vals for the row total, and the reference-gene entries written to K; then, for a kept
+ * RNA row, normalize_total's float32 factor and log1p on those entries only. The same
+ * float32 operations on the same values as the whole-matrix steps, but nine in ten values
+ * (a 20,000-gene query on 2,000 reference genes) are summed and never scaled nor logged.
+ * Branch-free writes: K has room for every entry of the slab (reserve). */
+static int fuse_rows(part *pt)
+{
+    const stream *s = pt->s;
+    const sx_csr *v = pt->v;
+    sx_csr *K = s->K;
+    int64_t k = pt->k0, r = pt->r0;
+    const int32_t *map = s->map;
+    for (int64_t i = pt->i0; i < pt->i1; i++) {
+        int64_t a = v->indptr[i], b = v->indptr[i + 1], w = 0, c = 0, k0 = k;
+        if (b - a > pt->cap_vals) {
+            sx_free(pt->vals);
+            pt->cap_vals = 0;
+            if (!(pt->vals = sx_mallocarray((size_t)(b - a), sizeof *pt->vals)))
+                return sx_status_set(&pt->st, SX_ENOMEM, "out of memory for a row of %lld "
+                                     "values", (long long)(b - a));
+            pt->cap_vals = b - a;
+        }
+        for (int64_t p = a; p < b; p++) {
+            float x = v->data[p];
+            if (s->atac) x = x > 1.f ? 1.f : x;
+            int32_t j = map[v->indices[p]];
+            int keep = j != MAP_DROP;
+            pt->vals[w] = x;
+            w += keep;
+            c += keep & (x > 0);
+            K->indices[k] = j;
+            K->data[k] = x;
+            k += j >= 0;
+        }
+        if (c > pt->max_ng) pt->max_ng = c;
+        if (c < s->min_features) {
+            k = k0;
+            continue;
+        }
+        s->rows[r] = s->n_seen + i;
+        s->n_genes[r] = c;
+        if (!s->atac) {
+            float f = sx_prep__row_factor(pt->vals, w, s->after, NULL);
+            for (int64_t q = k0; q < k; q++) K->data[q] = log1pf(K->data[q] * f);
+        }
+        K->indptr[++r] = k;
+        int64_t rp[2] = {0, k - k0};
+        sx_csr row = {1, K->n_cols, rp, K->indices + k0, K->data + k0};
+        if (!s->monotone && sx_csr_canonicalize(&row, &pt->st) != SX_OK) return pt->st.code;
+    }
+    pt->nr = r - pt->r0;
+    pt->nk = k - pt->k0;
+    return SX_OK;
+}
+
+static void *fuse_run(void *arg)
+{
+    part *pt = arg;
+    pt->rc = fuse_rows(pt);
+    return NULL;
+}
+
+static int pt_start(pthread_t *th, part *pt) { return pthread_create(th, NULL, fuse_run, pt) == 0; }
+
+/* A slab is cut only when each share is worth a thread's start (tens of microseconds). */
+enum { SX_PREP_STREAM_MAX_THREADS = 64, SPLIT_MIN_ENTRIES = 1 << 15 };
+
+/* A slab through fuse_rows, its rows cut into s->n_parts shares of about equal entries run
+ * on as many threads (this one included); then the shares are moved down to follow each
+ * other. K is the same whatever the number of shares: each row is computed alone. */
+static int fuse_slab(stream *s, const sx_csr *v, sx_status *st)
 {
     if (reserve(s, sx_csr_nnz(v), st) != SX_OK) return st->code;
-    sx_csr *K = s->K;
-    int64_t k = sx_csr_nnz(K);
-    for (int64_t i = 0; i < v->n_rows; i++) {
-        int64_t a = k;
-        for (int64_t p = v->indptr[i]; p < v->indptr[i + 1]; p++) {
-            int64_t j = s->refmap[v->indices[p]];
-            if (j < 0) continue;
-            K->indices[k] = (int32_t)j;
-            K->data[k++] = v->data[p];
-        }
-        K->indptr[++K->n_rows] = k;
-        int64_t rp[2] = {0, k - a};
-        sx_csr row = {1, K->n_cols, rp, K->indices + a, K->data + a};
-        if (!s->monotone && sx_csr_canonicalize(&row, st) != SX_OK) return st->code;
+    int64_t nnz = sx_csr_nnz(v), i = 0;
+    int n = nnz >= SPLIT_MIN_ENTRIES * (int64_t)s->n_parts ? s->n_parts : 1, started = 1;
+    pthread_t th[SX_PREP_STREAM_MAX_THREADS];
+    for (int t = 0; t < n; t++) {
+        part *pt = &s->parts[t];
+        int64_t goal = nnz / n * (t + 1);
+        pt->i0 = i;
+        while (i < v->n_rows && (t == n - 1 || v->indptr[i] < goal)) i++;
+        pt->i1 = i;
+        pt->v = v;
+        pt->r0 = s->K->n_rows + pt->i0;
+        pt->k0 = sx_csr_nnz(s->K) + v->indptr[pt->i0];
+        pt->nr = pt->nk = 0;
+        pt->rc = SX_OK;
     }
+    for (; started < n && pt_start(&th[started], &s->parts[started]); started++) {}
+    for (int t = started; t < n; t++) fuse_run(&s->parts[t]); /* a thread that did not start */
+    fuse_run(&s->parts[0]);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    sx_csr *K = s->K;
+    for (int t = 0; t < n; t++) {
+        part *pt = &s->parts[t];
+        if (pt->rc != SX_OK) {
+            *st = pt->st;
+            return pt->rc;
+        }
+        if (pt->max_ng > s->max_ng) s->max_ng = pt->max_ng;
+        int64_t r = K->n_rows, k = sx_csr_nnz(K), shift = pt->k0 - k;
+        if (t > 0 && pt->nr > 0) {
+            memmove(s->rows + r, s->rows + pt->r0, (size_t)pt->nr * sizeof *s->rows);
+            memmove(s->n_genes + r, s->n_genes + pt->r0, (size_t)pt->nr * sizeof *s->n_genes);
+            memmove(K->indices + k, K->indices + pt->k0, (size_t)pt->nk * sizeof *K->indices);
+            memmove(K->data + k, K->data + pt->k0, (size_t)pt->nk * sizeof *K->data);
+            for (int64_t j = 1; j <= pt->nr; j++) K->indptr[r + j] = K->indptr[pt->r0 + j] - shift;
+        }
+        K->n_rows += pt->nr;
+    }
+    s->n_seen += v->n_rows;
     return SX_OK;
 }
 
@@ -173,12 +249,7 @@ static int pass(stream *s, const sx_prep_rows *src, const sx_progress *p, sx_sta
             return sx_status_set(st, SX_EINTERNAL, "the row source gave other rows or columns "
                                  "than it announced (%lld rows so far of %lld)",
                                  (long long)s->n_seen, (long long)src->n_rows);
-        filter_slab(s, &v);
-        if (!s->atac) {
-            sx_prep__normalize_rows(&v, s->after, NULL);
-            sx_prep_log1p(&v);
-        }
-        if (append_slab(s, &v, st) != SX_OK) return st->code;
+        if (fuse_slab(s, &v, st) != SX_OK) return st->code;
         if (sx_progress_cancelled(p))
             return sx_status_set(st, SX_ECANCELED, "preprocessing canceled");
         sx_progress_report(p, "preprocess", 0.7 * (double)s->n_seen / (double)src->n_rows,
@@ -223,6 +294,11 @@ static int stream_init(stream *s, sx_dataset *d, const sx_prep_rows *src, const 
     sx_free(codes);
     if ((rc = plan_columns(s, d->var, ref, n_ref, ro, rep, vout, st)) != SX_OK) return rc;
     int64_t n = src->n_rows;
+    s->n_parts = o->n_threads < 1 ? 1 : o->n_threads > SX_PREP_STREAM_MAX_THREADS
+                                                ? SX_PREP_STREAM_MAX_THREADS : o->n_threads;
+    if (!(s->parts = sx_calloc((size_t)s->n_parts, sizeof *s->parts)))
+        return sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int t = 0; t < s->n_parts; t++) s->parts[t].s = s;
     s->rows = sx_mallocarray((size_t)n + 1, sizeof *s->rows);
     s->n_genes = sx_mallocarray((size_t)n + 1, sizeof *s->n_genes);
     if (!s->rows || !s->n_genes || !(s->K = sx_csr_new(n, n_ref, 0, st)))

@@ -12,6 +12,11 @@
  * per-batch (or global) MaxAbs. So the result is the same as sx_prep_apply_reference's, bit
  * for bit: X, the cells kept, obs, var, uns and the sx_prep_result / sx_reindex_report;
  * only raw_X / raw_var (the query over all its genes) are not kept.
+ *
+ * Speed (issue 15): one fused pass per row, in which normalize_total's factor and log1p touch
+ * only the reference-gene entries; with o->n_threads > 1 a slab's rows are cut in shares
+ * run on that many threads, each row computed alone, so the result does not depend on the
+ * thread count. The slabs are only read.
  */
 #ifndef SX_PREP_STREAM_H
 #define SX_PREP_STREAM_H
