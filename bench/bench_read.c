@@ -157,7 +157,7 @@ int main(int argc, char **argv)
     d->X = X;
     printf("generate: %lld x %lld, nnz %lld (%.1f%% dense) in %.2f s\n", (long long)rows,
            (long long)cols, (long long)k, 100.0 * (double)per / (double)cols, now() - t0);
-    sx_write_opts wo = {gz, gz > 0};
+    sx_write_opts wo = {.compress = gz, .gzip = gz > 0};
     t0 = now();
     if (sx_h5ad_write(path, d, &wo, &st) != SX_OK) {
         fprintf(stderr, "write failed: %s\n", st.msg);

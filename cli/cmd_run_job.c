@@ -170,7 +170,8 @@ SX_CMD(run_job)
     sx_progress prog = {.fn = rj_progress, .user = &r, .cancel = &r.cancel};
     sx_job_spec js = {.type = type, .inputs = (const char *const *)j.inputs,
                       .n_inputs = j.n_inputs, .reference = j.reference, .outdir = dir,
-                      .opts = po, .threads = j.threads, .limits = &j.limits};
+                      .opts = po, .threads = j.threads, .limits = &j.limits,
+                      .input_sha256 = (const char *const *)j.input_sha256};
     rc = sx_pipeline_run(&js, &prog, &st);
     sx_log_set_sink(NULL, NULL, SX_LOG_WARN);
     timing_mark(tfd, "pipeline done");

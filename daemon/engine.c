@@ -115,7 +115,8 @@ int engine_spec_write(void *user, const srv_job_run *job, sx_status *st)
 {
     const engine *e = user;
     return sx_jobdir_spec_write(job->outdir, job->type, job->inputs, job->n_inputs,
-                                job->reference, job->options, job->threads, &e->limits, st);
+                                job->reference, job->options, job->threads, &e->limits,
+                                job->input_sha256, st);
 }
 
 static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_status *st)
@@ -129,7 +130,8 @@ static int run(void *user, const srv_job_run *job, const sx_progress *prog, sx_s
     sx_job_spec spec = {.type = sx_job_type_parse(job->type), .inputs = job->inputs,
                         .n_inputs = job->n_inputs, .reference = job->reference,
                         .outdir = job->outdir, .opts = po, .threads = job->threads,
-                        .reference_obj = job->reference_obj, .limits = &e->limits};
+                        .reference_obj = job->reference_obj, .limits = &e->limits,
+                        .input_sha256 = job->input_sha256};
     if (!spec.type) {
         rc = sx_status_set(st, SX_EINVAL, "unknown job type '%s'", job->type);
         goto out;

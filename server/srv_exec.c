@@ -475,7 +475,7 @@ static int write_unit(srv_exec *x, const srv_job_run *run, int threads, sx_statu
 {
     int rc = sx_jobdir_spec_write(run->outdir, run->type, run->inputs, run->n_inputs,
                                   run->reference, run->options, threads,
-                                  x->have_limits ? &x->limits : NULL, st);
+                                  x->have_limits ? &x->limits : NULL, run->input_sha256, st);
     return rc;
 }
 

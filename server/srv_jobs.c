@@ -30,6 +30,7 @@ typedef struct slot {
     char outdir[4096];
     char **inputs;
     int n_inputs;
+    char **input_sha256; /* the datasets' recorded digests, one per input (or NULL) */
     char *reference;
     char *ref_name;    /* catalog name of reference (srv_refcache key) */
     json_t *request;
@@ -123,7 +124,10 @@ static void free_slot_inputs(slot *s)
 {
     for (int i = 0; i < s->n_inputs; i++) free(s->inputs[i]);
     free(s->inputs);
+    for (int i = 0; s->input_sha256 && s->input_sha256[i]; i++) free(s->input_sha256[i]);
+    free(s->input_sha256);
     s->inputs = NULL;
+    s->input_sha256 = NULL;
     s->n_inputs = 0;
     free(s->reference);
     s->reference = NULL;
@@ -162,6 +166,7 @@ static void *worker_main(void *arg)
         if (s->state != SLOT_ASSIGNED) break;
         srv_job_run run = {.id = s->id, .type = s->type, .outdir = s->outdir,
                            .inputs = (const char *const *)s->inputs, .n_inputs = s->n_inputs,
+                           .input_sha256 = (const char *const *)s->input_sha256,
                            .reference = s->reference,
                            .options = json_object_get(s->request, "options"),
                            .threads = j->cfg.threads_per_job, .attempt = s->attempt,
@@ -328,18 +333,31 @@ static int resolve_inputs(srv_jobs *j, slot *s, sx_status *st)
     json_t *ds = json_object_get(s->request, "datasets");
     size_t n = json_array_size(ds);
     s->inputs = calloc(n ? n : 1, sizeof *s->inputs);
-    if (!s->inputs) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    s->input_sha256 = calloc(n + 1, sizeof *s->input_sha256);
+    if (!s->inputs || !s->input_sha256) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    int all_sha = 1;
     for (size_t i = 0; i < n; i++) {
         const char *id = json_string_value(json_array_get(ds, i));
         char *rel = id ? srv_dataset_path(j->db, id, &admin, st) : NULL;
         if (!rel) return sx_status_set(st, SX_ENOTFOUND, "input dataset '%s' no longer exists: "
                                        "upload it again and resubmit", id ? id : "?");
+        /* the digest recorded when the upload was stored: the job's provenance without a
+         * second pass over the file (a dataset without one is hashed by the job) */
+        char hex[65];
+        if (srv_dataset_sha256(j->db, id, hex, st) == SX_OK) s->input_sha256[i] = strdup(hex);
+        all_sha &= s->input_sha256[i] != NULL;
         char abs[4400];
         int rc = srv_layout_abs(j->data_dir, rel, abs, sizeof abs, st);
         free(rel);
         if (rc) return rc;
         if (!(s->inputs[i] = strdup(abs))) return sx_status_set(st, SX_ENOMEM, "out of memory");
         s->n_inputs++;
+    }
+    if (!all_sha) { /* all or none */
+        for (size_t i = 0; i < n; i++) free(s->input_sha256[i]);
+        free(s->input_sha256);
+        s->input_sha256 = NULL;
+        sx_status_clear(st);
     }
     const char *ref = json_string_value(json_object_get(s->request, "reference"));
     if (ref) {

@@ -28,6 +28,7 @@ typedef struct srv_job_run {
     const char *outdir;             /* DATA_DIR/jobs/<id>, emptied before each attempt */
     const char *const *inputs;      /* absolute paths of the input datasets */
     int n_inputs;
+    const char *const *input_sha256; /* their SHA-256 digests recorded at upload, or NULL */
     const char *reference;          /* absolute path of the reference folder, or NULL */
     const json_t *options;          /* the request's "options" object (validated) */
     int threads;                    /* compute threads budgeted to this job */

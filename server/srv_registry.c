@@ -565,6 +565,25 @@ char *srv_dataset_path(srv_db *db, const char *id, const srv_user *u, sx_status 
     return p;
 }
 
+int srv_dataset_sha256(srv_db *db, const char *id, char hex[65], sx_status *st)
+{
+    srv_stmt *s = prep(db, "SELECT d.sha256 FROM datasets d WHERE d.id = ?1", st);
+    if (!s) return st->code;
+    bind_text(s, 1, id);
+    int rc = srv_stmt_step(s), out = SX_ENOTFOUND;
+    const char *h = rc == SRV_DB_ROW ? col_text(s, 0) : NULL;
+    if (h && strlen(h) == 64 && strspn(h, "0123456789abcdef") == 64) {
+        memcpy(hex, h, 65);
+        out = SX_OK;
+    } else if (rc != SRV_DB_ROW && rc != SRV_DB_DONE) {
+        out = db_err(db, st, "reading a dataset");
+    } else {
+        sx_status_set(st, SX_ENOTFOUND, "dataset '%s' has no recorded digest", id);
+    }
+    srv_stmt_done(s);
+    return out;
+}
+
 int srv_dataset_row_get(srv_db *db, const char *id, const srv_user *u, srv_dataset_row *out,
                         sx_status *st)
 {

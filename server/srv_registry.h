@@ -98,6 +98,9 @@ int srv_dataset_row_get(srv_db *db, const char *id, const srv_user *u, srv_datas
 void srv_dataset_row_free(srv_dataset_row *r);
 /* Path (relative to the data dir) of a visible dataset; caller frees with free(). */
 char *srv_dataset_path(srv_db *db, const char *id, const srv_user *u, sx_status *st);
+/* The SHA-256 hex digest recorded when dataset id was stored, into hex[65] (the daemon's
+ * own lookup: no owner check). SX_ENOTFOUND when there is no such dataset or digest. */
+int srv_dataset_sha256(srv_db *db, const char *id, char hex[65], sx_status *st);
 /* Delete a visible dataset row; its relative path is returned in *path (free()).
  * SX_ESTATE when an unfinished job uses it. */
 int srv_dataset_delete(srv_db *db, const char *id, const srv_user *u, char **path, sx_status *st);

@@ -126,7 +126,7 @@ static json_t *limits_json(const sx_io_limits *l)
 
 char *sx_jobdir_spec_dumps(const char *type, const char *const *inputs, int n_inputs,
                            const char *reference, const json_t *options, int threads,
-                           const sx_io_limits *limits)
+                           const sx_io_limits *limits, const char *const *input_sha256)
 {
     json_t *o = json_object(), *in = json_array();
     json_object_set_new(o, "type", json_string(type ? type : ""));
@@ -136,6 +136,11 @@ char *sx_jobdir_spec_dumps(const char *type, const char *const *inputs, int n_in
     json_object_set_new(o, "options", flat_options(options));
     json_object_set_new(o, "threads", json_integer(threads));
     if (limits) json_object_set_new(o, "limits", limits_json(limits));
+    if (input_sha256) {
+        json_t *h = json_array();
+        for (int i = 0; i < n_inputs; i++) json_array_append_new(h, json_string(input_sha256[i]));
+        json_object_set_new(o, "input_sha256", h);
+    }
     char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
@@ -161,9 +166,11 @@ static int write_text(const char *dir, const char *name, const char *text, sx_st
 
 int sx_jobdir_spec_write(const char *dir, const char *type, const char *const *inputs,
                          int n_inputs, const char *reference, const json_t *options,
-                         int threads, const sx_io_limits *limits, sx_status *st)
+                         int threads, const sx_io_limits *limits,
+                         const char *const *input_sha256, sx_status *st)
 {
-    char *s = sx_jobdir_spec_dumps(type, inputs, n_inputs, reference, options, threads, limits);
+    char *s = sx_jobdir_spec_dumps(type, inputs, n_inputs, reference, options, threads, limits,
+                                   input_sha256);
     if (!s) return sx_status_set(st, SX_ENOMEM, "out of memory");
     int rc = write_text(dir, SX_JOBDIR_SPEC, s, st);
     free(s);
@@ -175,6 +182,8 @@ void sx_jobdir_spec_clear(sx_jobdir_spec *s)
     if (!s) return;
     for (int i = 0; i < s->n_inputs; i++) free(s->inputs[i]);
     free(s->inputs);
+    for (int i = 0; s->input_sha256 && s->input_sha256[i]; i++) free(s->input_sha256[i]);
+    free(s->input_sha256);
     free(s->type);
     free(s->reference);
     json_decref(s->options);
@@ -193,6 +202,25 @@ static int spec_inputs(const json_t *in, sx_jobdir_spec *s, sx_status *st)
         if (!p) return sx_status_set(st, SX_EINVAL, "job.json: input %zu is not a string", i);
         if (!(s->inputs[s->n_inputs++] = strdup(p)))
             return sx_status_set(st, SX_ENOMEM, "out of memory");
+    }
+    return SX_OK;
+}
+
+/* "input_sha256": an array of 64-digit lowercase hex strings (their count is checked against
+ * the inputs' after the whole object is read) */
+static int spec_sha256(const json_t *v, sx_jobdir_spec *s, sx_status *st)
+{
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n > 1 << 20)
+        return sx_status_set(st, SX_EINVAL, "job.json: 'input_sha256' must be an array of digests");
+    s->input_sha256 = calloc(n + 1, sizeof *s->input_sha256);
+    if (!s->input_sha256) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *h = json_string_value(json_array_get(v, i));
+        if (!h || strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64)
+            return sx_status_set(st, SX_EINVAL, "job.json: input_sha256 %zu is not a SHA-256 "
+                                 "hex digest", i);
+        if (!(s->input_sha256[i] = strdup(h))) return sx_status_set(st, SX_ENOMEM, "out of memory");
     }
     return SX_OK;
 }
@@ -239,6 +267,7 @@ static int spec_field(const char *key, json_t *v, sx_jobdir_spec *s, sx_status *
     }
     if (!strcmp(key, "inputs")) return spec_inputs(v, s, st);
     if (!strcmp(key, "limits")) return spec_limits(v, s, st);
+    if (!strcmp(key, "input_sha256")) return spec_sha256(v, s, st);
     if (!strcmp(key, "options")) {
         if (!json_is_object(v)) return sx_status_set(st, SX_EINVAL, "job.json: 'options' must be an object");
         s->options = flat_options(v);
@@ -269,6 +298,11 @@ int sx_jobdir_spec_read(const char *dir, sx_jobdir_spec *s, sx_status *st)
     json_decref(o);
     if (rc == SX_OK && !s->options && !(s->options = json_object()))
         rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    int nh = 0;
+    while (s->input_sha256 && s->input_sha256[nh]) nh++;
+    if (rc == SX_OK && s->input_sha256 && nh != s->n_inputs)
+        rc = sx_status_set(st, SX_EINVAL, "job.json: %d input_sha256 digests for %d inputs", nh,
+                           s->n_inputs);
     if (rc != SX_OK) sx_jobdir_spec_clear(s);
     return rc;
 }

@@ -86,14 +86,18 @@ const char *sx_jobdir_table_download(sx_jobdir_table_id id);
 
 /* Text of job.json (caller frees with free()); NULL when out of memory. options: a JSON
  * object of option values (strings, numbers, booleans, arrays of those), may be NULL.
- * limits: the inputs' size budget (its fields > 0 are written); NULL = none (defaults). */
+ * limits: the inputs' size budget (its fields > 0 are written); NULL = none (defaults).
+ * input_sha256: n_inputs SHA-256 hex digests of the inputs as the daemon recorded them when
+ * it stored them ("input_sha256"; the job's provenance then needs no second pass over the
+ * files), or NULL (the job hashes them). */
 char *sx_jobdir_spec_dumps(const char *type, const char *const *inputs, int n_inputs,
                            const char *reference, const struct json_t *options, int threads,
-                           const sx_io_limits *limits);
+                           const sx_io_limits *limits, const char *const *input_sha256);
 /* Write DIR/job.json (temporary name, then renamed). */
 int sx_jobdir_spec_write(const char *dir, const char *type, const char *const *inputs,
                          int n_inputs, const char *reference, const struct json_t *options,
-                         int threads, const sx_io_limits *limits, sx_status *st);
+                         int threads, const sx_io_limits *limits,
+                         const char *const *input_sha256, sx_status *st);
 
 /* A job spec as read; every member owned, freed by sx_jobdir_spec_clear. */
 typedef struct sx_jobdir_spec {
@@ -104,6 +108,7 @@ typedef struct sx_jobdir_spec {
     struct json_t *options; /* object: name -> string | [string, ...] */
     int threads;
     sx_io_limits limits;    /* fields job.json does not set are 0 (= the defaults) */
+    char **input_sha256;    /* n_inputs lowercase 64-digit hex digests, or NULL */
 } sx_jobdir_spec;
 /* Read DIR/job.json: SX_EIO when unreadable, SX_EINVAL naming the field when malformed
  * (unknown fields are refused, as a misspelt field must not be ignored). */

@@ -128,6 +128,13 @@ int sx_pl_plot_umap(sx_pl_ctx *c, const sx_dataset *d, const float *umap32,
 /* The result tables, then result.json (n_query < 0: none). The last step of every run. */
 int sx_pl_finish(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query, sx_status *st);
 
+/* Input i's SHA-256 into c->sha[i] (provenance): the digest the job spec carries for it
+ * (job->input_sha256, the daemon's record of the upload) when there is one, else the file
+ * hashed now; folders get none. */
+int sx_pl_hash_input(sx_pl_ctx *c, int i, sx_status *st);
+/* The job spec's digest of input i (valid hex), or NULL when the job must hash the file. */
+const char *sx_pl_given_sha(const sx_pl_ctx *c, int i);
+
 /* ---- label transfer (shared by project and transfer) ---- */
 /* Transfer the reference's labels (ref_col) onto the query cells; scores against truth (the
  * query's own labels, may be NULL). *out: owned result. */

@@ -140,7 +140,9 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
     if (rc || !ss.r) return rc;
     *done = 1;
     hash_job h = {.path = path, .hex = c->sha[0]};
-    hash_start(&h, c->set.threads);
+    const char *given = sx_pl_given_sha(c, 0); /* the daemon's record: no second pass */
+    if (given) memcpy(c->sha[0], given, 65);
+    else hash_start(&h, c->set.threads);
     /* more than one thread: slab i+1 is read while slab i is preprocessed (the same slabs;
      * this thread makes no HDF5 call until the reader is closed below) */
     if (c->set.threads != 1) rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, 0, st);

@@ -278,7 +278,7 @@ static int transfer_query(sx_pl_ctx *c, int dim, sx_dataset **q, const sx_dense 
     if (!(*q = sx_io_read(in, &(sx_read_opts){.limits = c->job->limits}, c->prog, st)))
         return st->code;
     int rc;
-    if (!sx_pl_is_dir(in) && (rc = sx_sha256_file(in, c->sha[0], st))) return rc;
+    if ((rc = sx_pl_hash_input(c, 0, st))) return rc;
     if (!(*qe = sx_dataset_obsm(*q, rep)))
         return sx_status_set(st, SX_ENOTFOUND, "query '%s' has no obsm '%s': project it onto the "
                              "reference first (scalex project), then transfer", in, rep);

@@ -53,6 +53,8 @@ qc = json.load(open(sys.argv[1])); lab = json.load(open(sys.argv[2]))["labels"]
 q = ad.read_h5ad(sys.argv[3]); rule = sys.argv[5]; out = ad.read_h5ad(sys.argv[6])
 import numpy as np  # the map's adata.h5ad (chunks deflated by the job's threads) as anndata reads it
 assert out.X.nnz > 0 and np.isfinite(out.obsm["latent"]).all() and out.obsm["X_umap"].shape == (out.n_obs, 2)
+import hashlib  # provenance: the digest the daemon recorded at upload, passed to the job
+assert out.uns["scalexd"]["inputs_sha256"][0] == hashlib.sha256(open(sys.argv[3], "rb").read()).hexdigest()
 nq = int((out.obs["projection"] == "query").sum())
 assert nq == len(lab) and list(out.obs_names[-nq:]) == [x["cell"] for x in lab], (nq, len(lab))
 with h5py.File(sys.argv[4], "r") as f:
@@ -76,6 +78,10 @@ PY
 
 expect 200 "$(upload "$ALICE" '/v1/references/pancreas/map?wait=300&label=Group' "$WORK/mouse.h5ad")" "map mouse-cased"
 MJ=$(jq_ 'd["job"]["id"]')
+# the job was handed the upload's digest (job.json), so it did not hash the file again
+"$PY" -c "import json, hashlib, sys; j = json.load(open(sys.argv[1]))
+assert j['input_sha256'] == [hashlib.sha256(open(sys.argv[2], 'rb').read()).hexdigest()], j" \
+    "$D/jobs/$MJ/job.json" "$WORK/mouse.h5ad" || fail "job.json without the upload's digest"
 check_qc "$MJ" "$WORK/mouse.h5ad" case_insensitive
 ETAG=$(grep -i '^etag:' "$WORK/hdr" | head -1 | cut -d' ' -f2- | tr -d '\r')
 expect 200 "$(req "$ALICE" GET "/v1/jobs/$MJ/results/qc")" "qc again"

@@ -18,7 +18,7 @@ START_TEST(spec_round_trip)
                              "ignore_umap", 1, "lr", 0.5, "label", "Gro\"up", "batch_categories",
                              "a", 3, "impute");
     const char *in[] = {"/d/a b.h5ad", "/d/ü.h5ad"};
-    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 2, "/refs/p", opts, 3, NULL, &st), SX_OK);
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 2, "/refs/p", opts, 3, NULL, NULL, &st), SX_OK);
     sx_jobdir_spec s;
     ck_assert_msg(sx_jobdir_spec_read(dir, &s, &st) == SX_OK, "%s", st.msg);
     ck_assert_str_eq(s.type, "project");
@@ -39,12 +39,45 @@ START_TEST(spec_round_trip)
     ck_assert(s.limits.max_inflate_ratio == 0);
     sx_jobdir_spec_clear(&s);
     /* no reference: null */
-    ck_assert_int_eq(sx_jobdir_spec_write(dir, "integrate", in, 1, NULL, NULL, 0, NULL, &st), SX_OK);
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "integrate", in, 1, NULL, NULL, 0, NULL, NULL, &st), SX_OK);
     ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_OK);
     ck_assert_ptr_null(s.reference);
     ck_assert_int_eq(json_object_size(s.options), 0);
+    ck_assert_ptr_null(s.input_sha256);
     sx_jobdir_spec_clear(&s);
     json_decref(opts);
+}
+END_TEST
+
+/* The inputs' recorded digests travel in job.json; a digest that is not 64 lowercase hex
+ * digits, or a count that differs from the inputs', is refused naming the field. */
+START_TEST(spec_sha256_round_trip)
+{
+    const char *dir = sx_test_tmpdir();
+    sx_status st;
+    const char *in[] = {"/d/a.h5ad", "/d/b.h5ad"};
+    const char *h[] = {"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                       "0000000000000000000000000000000000000000000000000000000000000001"};
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 2, "/r", NULL, 1, NULL, h, &st), SX_OK);
+    sx_jobdir_spec s;
+    ck_assert_msg(sx_jobdir_spec_read(dir, &s, &st) == SX_OK, "%s", st.msg);
+    ck_assert_ptr_nonnull(s.input_sha256);
+    ck_assert_str_eq(s.input_sha256[0], h[0]);
+    ck_assert_str_eq(s.input_sha256[1], h[1]);
+    sx_jobdir_spec_clear(&s);
+    const char *bad[] = {"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", h[1]};
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 2, "/r", NULL, 1, NULL, bad, &st), SX_OK);
+    ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(st.msg, "input_sha256"));
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 1, "/r", NULL, 1, NULL, h, &st), SX_OK);
+    char path[700];
+    snprintf(path, sizeof path, "%s/job.json", dir);
+    json_t *o = json_load_file(path, 0, NULL);
+    json_array_append_new(json_object_get(o, "input_sha256"), json_string(h[1]));
+    ck_assert_int_eq(json_dump_file(o, path, 0), 0);
+    json_decref(o);
+    ck_assert_int_eq(sx_jobdir_spec_read(dir, &s, &st), SX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(st.msg, "2 input_sha256 digests for 1 inputs"));
 }
 END_TEST
 
@@ -57,7 +90,7 @@ START_TEST(spec_limits_round_trip)
     const char *in[] = {"/d/q.h5ad"};
     sx_io_limits lim = {.max_cells = 100, .max_nnz = 5000000000LL, .max_inflate_ratio = 2.5,
                         .max_line_bytes = 1 << 20};
-    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 1, "/r", NULL, 1, &lim, &st), SX_OK);
+    ck_assert_int_eq(sx_jobdir_spec_write(dir, "project", in, 1, "/r", NULL, 1, &lim, NULL, &st), SX_OK);
     char path[700];
     snprintf(path, sizeof path, "%s/job.json", dir);
     json_t *o = json_load_file(path, 0, NULL);
@@ -341,6 +374,7 @@ int main(void)
     Suite *s = suite_create("jobdir");
     TCase *tc = tcase_create("jobdir");
     tcase_add_test(tc, spec_round_trip);
+    tcase_add_test(tc, spec_sha256_round_trip);
     tcase_add_test(tc, spec_errors);
     tcase_add_test(tc, spec_limits_round_trip);
     tcase_add_test(tc, status_progress_cancel);

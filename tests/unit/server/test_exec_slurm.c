@@ -159,7 +159,7 @@ START_TEST(resources_and_job_json)
     const char *in[] = {"/data/a.h5ad", "/data/b.h5ad"};
     srv_job_run run = {.id = "j1", .type = "project", .outdir = "/x", .inputs = in, .n_inputs = 2,
                        .reference = "/data/refs/p", .options = opts, .threads = 3};
-    char *js = sx_jobdir_spec_dumps(run.type, run.inputs, run.n_inputs, run.reference, run.options, 4, NULL);
+    char *js = sx_jobdir_spec_dumps(run.type, run.inputs, run.n_inputs, run.reference, run.options, 4, NULL, NULL);
     json_t *o = json_loads(js, 0, NULL);
     ck_assert_ptr_nonnull(o);
     ck_assert_str_eq(json_string_value(json_object_get(o, "type")), "project");
