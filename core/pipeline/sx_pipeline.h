@@ -117,11 +117,12 @@ sx_reference *sx_reference_load(const char *path, sx_status *st);
 int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st);
 /* Open DIR/reference.map (SX_ENOTFOUND when absent, SX_ESTATE when older than reference.h5). */
 sx_reference *sx_reference_map_open(const char *dir, sx_status *st);
-/* Write DIR/umap.sxt, r's cells on its layout as a result table (sx_jobdir.h's umap columns,
- * set = "reference", label = the reference's cell-type column), rows in a seeded random order
- * so any prefix is a uniform sample; kept while newer than DIR/reference.h5. SX_OK without
- * writing when r has no layout. */
-int sx_reference_umap_table(const sx_reference *r, const char *dir, sx_status *st);
+/* Write r's cells as result tables (sx_jobdir.h): DIR/umap.sxt, its layout (the umap columns,
+ * set = "reference", label = the reference's cell-type column; none when r has no layout),
+ * rows in a seeded random order so any prefix is a uniform sample; DIR/latent.sxt, its latent
+ * in r's order; then DIR/refcells.json, their fingerprints, which a job's refcells.json
+ * matches when its reference rows are these. Kept while newer than DIR/reference.h5. */
+int sx_reference_tables(const sx_reference *r, const char *dir, sx_status *st);
 void sx_reference_free(sx_reference *r);
 
 /* Fit r's label-transfer calibrations (sx_reference_calib.c): one per categorical obs column

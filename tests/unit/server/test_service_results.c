@@ -78,7 +78,7 @@ START_TEST(pages_and_filter)
     srv_results_close(r);
     /* the TSV download, made once from the table */
     char path[700];
-    ck_assert_int_eq(srv_results_download(dir, SX_JOBDIR_UMAP, path, sizeof path, &st), SX_OK);
+    ck_assert_int_eq(srv_results_download(dir, NULL, SX_JOBDIR_UMAP, 1, path, sizeof path, &st), SX_OK);
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
     char line[128], want[128];
