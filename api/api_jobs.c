@@ -346,9 +346,12 @@ static int table_download(api_req *r, api_resp *o, const char *dir, int table, c
                           size_t cap)
 {
     char refdir[4400];
-    if (!job_refdir(r, o, dir, (sx_jobdir_table_id)table, refdir, sizeof refdir)) return 0;
     sx_status st;
     sx_status_clear(&st);
+    /* made before: served whatever became of the reference since */
+    if (srv_results_download(dir, NULL, (sx_jobdir_table_id)table, 0, path, cap, &st) == SX_OK)
+        return 1;
+    if (!job_refdir(r, o, dir, (sx_jobdir_table_id)table, refdir, sizeof refdir)) return 0;
     int rc = srv_results_download(dir, *refdir ? refdir : NULL, (sx_jobdir_table_id)table, 1,
                                   path, cap, &st);
     if (rc == SX_OK) return 1;

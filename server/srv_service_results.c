@@ -154,7 +154,9 @@ int srv_results_needs_reference(const char *jobdir, sx_jobdir_table_id which)
 {
     sx_jobdir_refcells rc;
     sx_status st;
-    if (sx_jobdir_refcells_read(jobdir, &rc, &st)) return 0;
+    if ((which != SX_JOBDIR_UMAP && which != SX_JOBDIR_LATENT) ||
+        sx_jobdir_refcells_read(jobdir, &rc, &st))
+        return 0;
     return *(which == SX_JOBDIR_UMAP ? rc.umap : rc.latent) != 0;
 }
 

@@ -8,7 +8,7 @@
 # set=all is that sample then the whole query; umap.tsv and latent.csv hold every cell;
 # umap.png is drawn. A reference withdrawn since is a 410 reference-withdrawn problem, one
 # registered again under the same name with other cells a 410 reference-changed; the
-# query's rows are still served.
+# query's rows, the labels and downloads made before are still served.
 source "$(dirname "$0")/daemon_common.bash"
 D=$WORK/data
 ADMIN=$("$BIN" token create --data-dir "$D" --user curator --admin)
@@ -111,6 +111,8 @@ integrate 2
 expect 204 "$(req "$ADMIN" DELETE /v1/references/pancreas)" "withdraw"
 expect_problem 410 reference-withdrawn "$(req "$ADMIN" GET "/v1/jobs/$MJ/results/umap?set=reference")" "umap of a withdrawn reference"
 expect 200 "$(req "$ADMIN" GET "/v1/jobs/$MJ/results/umap?set=query")" "query rows after the withdrawal"
+expect 200 "$(req "$ADMIN" GET "/v1/jobs/$MJ/results/labels?format=csv")" "labels.csv after the withdrawal"
+expect 200 "$(req "$ADMIN" GET "/v1/jobs/$MJ/results/umap.tsv")" "umap.tsv made before the withdrawal"
 expect 201 "$(req "$ADMIN" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\"}")" "register again"
 expect_problem 410 reference-changed "$(req "$ADMIN" GET "/v1/jobs/$MJ/results/umap")" "umap of a changed reference"
 expect_problem 410 reference-changed "$(req "$ADMIN" GET "/v1/jobs/$MJ/results/latent")" "latent of a changed reference"
