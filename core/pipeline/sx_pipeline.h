@@ -15,7 +15,9 @@
  *   OUTDIR/reference.h5        (integrate) model + reference latent + UMAP layout + obs labels:
  *                              what a daemon loads as a reference
  *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
- *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h)
+ *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h);
+ *                              a projection's hold its query, refcells.json says where its
+ *                              reference cells are (the reference's tables: sx_reference_tables)
  *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
  *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings; a
  *                              projection adds "qc" (sx_pipeline_qc.h)

@@ -1,8 +1,10 @@
 /* sx_pipeline_figures — the figures of a finished job drawn after it, on request (the
  * daemon's maps run with plots off: sx_pl_on_request), from what the job kept: umap.png /
- * umap.pdf from its umap table, qc.png from result.json's QC report and labels.sxt,
- * confusion.png from confusion.csv. qc.png and confusion.png are byte for byte the figures
- * the job would have drawn; each is stored in the job folder and served from there. */
+ * umap.pdf from its umap table (and its reference's, which holds the reference cells of a
+ * query placed on the reference's layout: refcells.json), qc.png from result.json's QC
+ * report and labels.sxt, confusion.png from confusion.csv. qc.png and confusion.png are
+ * byte for byte the figures the job would have drawn; each is stored in the job folder and
+ * served from there. */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
