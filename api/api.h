@@ -156,6 +156,8 @@ void api_db_put(api_req *r, srv_db *db);
 /* Parse page_size / page_token; 0 or a 400 problem written. */
 int api_page(api_req *r, api_resp *o, int def, int max, int *size, int64_t *offset);
 void api_next_token(json_t *o, int more, int64_t offset, int size);
+/* ?NAME=count of cells (>= 0) into *v, left as is when absent; 0 with a 400 answered. */
+int api_count_arg(api_req *r, api_resp *o, const char *name, int64_t *v);
 /* Finish an async request: resp is filled, resume the connection. Pool thread. */
 void api_async_done(api_req *r);
 

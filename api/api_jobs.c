@@ -296,20 +296,66 @@ static int send_file(api_req *r, api_resp *o, const char *path, const char *ctyp
     return API_DONE;
 }
 
-/* A download made from a result table (labels.csv, latent.csv, umap.tsv): its path, made
- * on first use; 0 when there is none (404 answered). */
+/* A problem for a job's rows that cannot be served: no table, or a reference that is not
+ * the one the job mapped onto any more. */
+static int rows_problem(api_req *r, api_resp *o, int rc, const sx_status *st, const char *what)
+{
+    const char *id = r->params[0];
+    if (rc == SX_ENOTFOUND)
+        return api_problem(o, 404, "not-found", "job '%s' has no %s: GET /v1/jobs/%s/results "
+                           "lists what it produced", id, what, id);
+    if (rc == SX_ESTATE)
+        return api_problem(o, 410, "reference-changed", "job '%s': %s, so its reference cells "
+                           "cannot be served from it: they are in the job's adata.h5ad (GET "
+                           "/v1/jobs/%s/results/adata.h5ad), the query's with ?set=query; map "
+                           "the query again to place it on the reference as it is now", id,
+                           st->msg, id);
+    return api_problem_sx(o, st);
+}
+
+/* The folder of the reference whose own tables hold the job's reference rows of `which`
+ * into refdir[cap] ("" when the job's tables hold them); 0 with the problem answered when
+ * that reference has been withdrawn. */
+static int job_refdir(api_req *r, api_resp *o, const char *dir, sx_jobdir_table_id which,
+                      char *refdir, size_t cap)
+{
+    *refdir = 0;
+    if (!srv_results_needs_reference(dir, which)) return 1;
+    srv_service svc = api_service(r->srv);
+    sx_status st;
+    sx_status_clear(&st);
+    srv_why why;
+    json_t *j = srv_service_job_get(&svc, &r->user, r->params[0], &why, &st);
+    char name[256];
+    snprintf(name, sizeof name, "%s", j ? json_string_value(json_object_get(j, "reference")) ?
+             json_string_value(json_object_get(j, "reference")) : "" : "");
+    json_decref(j);
+    if (!j) return api_problem_svc(o, why, &st), 0;
+    if (*name && srv_service_ref_dir(&svc, name, refdir, cap, &why, &st) == SX_OK) return 1;
+    if (*name && why != SRV_WHY_NO_REFERENCE) return api_problem_svc(o, why, &st), 0;
+    api_problem(o, 410, "reference-withdrawn", "job '%s' was mapped onto reference '%s', which "
+                "has been withdrawn since: its reference cells are in the job's adata.h5ad (GET "
+                "/v1/jobs/%s/results/adata.h5ad), the query's with ?set=query", r->params[0],
+                name, r->params[0]);
+    return 0;
+}
+
+/* A download made from a result table (labels.csv, latent.csv, umap.tsv; every reference
+ * row included): its path, made on first use; 0 when there is none (problem answered). */
 static int table_download(api_req *r, api_resp *o, const char *dir, int table, char *path,
                           size_t cap)
 {
+    char refdir[4400];
     sx_status st;
     sx_status_clear(&st);
-    int rc = srv_results_download(dir, (sx_jobdir_table_id)table, path, cap, &st);
+    /* made before: served whatever became of the reference since */
+    if (srv_results_download(dir, NULL, (sx_jobdir_table_id)table, 0, path, cap, &st) == SX_OK)
+        return 1;
+    if (!job_refdir(r, o, dir, (sx_jobdir_table_id)table, refdir, sizeof refdir)) return 0;
+    int rc = srv_results_download(dir, *refdir ? refdir : NULL, (sx_jobdir_table_id)table, 1,
+                                  path, cap, &st);
     if (rc == SX_OK) return 1;
-    if (rc == SX_ENOTFOUND)
-        api_problem(o, 404, "not-found", "job '%s' has no %s: GET /v1/jobs/%s/results lists "
-                    "what it produced", r->params[0], sx_jobdir_table_download(table), r->params[0]);
-    else
-        api_problem_sx(o, &st);
+    rows_problem(r, o, rc, &st, sx_jobdir_table_download(table));
     return 0;
 }
 
@@ -332,6 +378,15 @@ static int draw_figure(api_req *r, const char *dir, const char *name, sx_status 
     return svc.eng->render(svc.eng->user, dir, name, st);
 }
 
+/* 1 when the job wrote the result table `which` */
+static int table_present(const char *dir, sx_jobdir_table_id which)
+{
+    char p[4400];
+    sx_status st;
+    return sx_jobdir_path(dir, sx_jobdir_table_name(which), p, sizeof p, &st) == SX_OK &&
+           access(p, R_OK) == 0;
+}
+
 int api_h_job_results(api_req *r, api_resp *o)
 {
     char dir[4200], type[32], path[4400];
@@ -342,18 +397,24 @@ int api_h_job_results(api_req *r, api_resp *o)
     for (int i = 0; i < nf; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, rf[i].name);
         sx_status st;
+        /* umap.tsv / latent.csv hold every reference cell: made when downloaded, not when
+         * listed (listed with no size until then) */
+        int lazy = rf[i].table >= 0 && rf[i].table != SX_JOBDIR_LABELS;
         if (rf[i].table >= 0 &&
-            srv_results_download(dir, (sx_jobdir_table_id)rf[i].table, path, sizeof path, &st))
+            srv_results_download(dir, NULL, (sx_jobdir_table_id)rf[i].table, !lazy, path,
+                                 sizeof path, &st) &&
+            (!lazy || !table_present(dir, (sx_jobdir_table_id)rf[i].table)))
             continue;
         struct stat sb;
         if (stat(path, &sb) != 0 && listed_figure(rf[i].name))
             draw_figure(r, dir, rf[i].name, &st); /* cannot: left out, as a missing file */
-        if (stat(path, &sb) != 0) continue;
+        int made = stat(path, &sb) == 0;
+        if (!made && !lazy) continue;
         json_t *f = json_object();
         char href[200];
         snprintf(href, sizeof href, "/v1/jobs/%s/results/%s", r->params[0], rf[i].name);
         json_object_set_new(f, "name", json_string(rf[i].name));
-        json_object_set_new(f, "size_bytes", json_integer(sb.st_size));
+        json_object_set_new(f, "size_bytes", made ? json_integer(sb.st_size) : json_null());
         json_object_set_new(f, "href", json_string(href));
         json_array_append_new(files, f);
     }
@@ -581,47 +642,130 @@ int api_h_job_labels(api_req *r, api_resp *o)
     return API_DONE;
 }
 
-/* the umap table: cell, x, y, batch, label, set */
+/* ?set= of a job's rows: query | reference | all (default); 0 with the problem answered */
+static int set_arg(api_req *r, api_resp *o, srv_results_set *set)
+{
+    const char *want = api_arg(r, "set");
+    *set = SRV_SET_ALL;
+    if (want && !strcmp(want, "query")) *set = SRV_SET_QUERY;
+    else if (want && !strcmp(want, "reference")) *set = SRV_SET_REFERENCE;
+    else if (want && strcmp(want, "all"))
+        return api_problem(o, 400, "invalid-parameter", "set must be query, reference or all"), 0;
+    return 1;
+}
+
+int api_count_arg(api_req *r, api_resp *o, const char *name, int64_t *v)
+{
+    const char *a = api_arg(r, name);
+    if (!a) return 1;
+    char *end;
+    long long x = strtoll(a, &end, 10);
+    if (!*a || *end || x < 0)
+        return api_problem(o, 400, "invalid-parameter", "%s must be a number of cells (0 for "
+                           "all of them)", name), 0;
+    *v = x;
+    return 1;
+}
+
+/* The rows of `set` of a job's table `which` (its reference's included); NULL with the
+ * problem answered. */
+static srv_results_view *open_view(api_req *r, api_resp *o, const char *dir,
+                                   sx_jobdir_table_id which, srv_results_set set,
+                                   int64_t sample, const char *what)
+{
+    char refdir[4400] = "";
+    if (set != SRV_SET_QUERY && !job_refdir(r, o, dir, which, refdir, sizeof refdir))
+        return NULL;
+    srv_results_view *v = NULL;
+    sx_status st;
+    sx_status_clear(&st);
+    int rc = srv_results_view_open(dir, *refdir ? refdir : NULL, which, set, sample, &v, &st);
+    if (rc) rows_problem(r, o, rc, &st, what);
+    return v;
+}
+
+/* A page of a view as JSON cells (row(p, i) each), with next_page_token; NULL with the
+ * problem answered. */
+static json_t *view_page(api_resp *o, srv_results_view *v, int64_t off, int size,
+                         json_t *(*row)(const srv_results_page *, int64_t), json_t *j)
+{
+    srv_results_page parts[2];
+    int np = 0, more = 0;
+    sx_status st;
+    sx_status_clear(&st);
+    if (srv_results_view_read(v, off, size, parts, &np, &more, &st)) {
+        json_decref(j);
+        api_problem_sx(o, &st);
+        return NULL;
+    }
+    json_t *cells = json_array();
+    for (int k = 0; k < np; k++) {
+        for (int64_t i = 0; i < parts[k].n_rows; i++) {
+            json_t *x = row(&parts[k], i);
+            if (x) json_array_append_new(cells, x);
+        }
+        srv_results_page_free(&parts[k]);
+    }
+    json_object_set_new(j, "cells", cells);
+    api_next_token(j, more, off, size);
+    return j;
+}
+
+/* one row of the umap table: cell, x, y, batch, label, set */
+static json_t *umap_row(const srv_results_page *p, int64_t i)
+{
+    if (p->n_cols < 6) return NULL;
+    json_t *x = json_object();
+    json_object_set_new(x, "cell", json_string(p->cols[0].str[i]));
+    json_object_set_new(x, "x", num_f32(p->cols[1].num[i]));
+    json_object_set_new(x, "y", num_f32(p->cols[2].num[i]));
+    json_object_set_new(x, "batch", text_or_null(p->cols[3].str[i]));
+    json_object_set_new(x, "label", text_or_null(p->cols[4].str[i]));
+    json_object_set_new(x, "set", json_string(*p->cols[5].str[i] ? p->cols[5].str[i] : "query"));
+    return x;
+}
+
+/* The umap table. The reference's cells: at most `sample` (default --reference-sample), the
+ * first rows of the reference's table, a uniform sample of its layout; every cell with
+ * sample=0, or in umap.tsv. */
 int api_h_job_umap(api_req *r, api_resp *o)
 {
     char dir[4200], type[32];
     if (job_dir(r, o, 1, dir, type)) return API_DONE;
     int size;
-    int64_t off;
-    if (api_page(r, o, 10000, 200000, &size, &off)) return API_DONE;
-    const char *want = api_arg(r, "set"); /* query | reference | all (default) */
-    if (want && strcmp(want, "query") && strcmp(want, "reference") && strcmp(want, "all"))
-        return api_problem(o, 400, "invalid-parameter", "set must be query, reference or all");
-    if (want && !strcmp(want, "all")) want = NULL;
-    srv_results *t = open_table(o, dir, SX_JOBDIR_UMAP, r->params[0],
-                                "has no UMAP coordinates (it computed none, or the result table "
-                                "could not be written: see its log)");
-    if (!t) return API_DONE;
-    srv_results_page p;
-    int ok = read_page(o, t, off, size, want ? "set" : NULL, want, &p);
-    srv_results_close(t);
-    if (!ok) return API_DONE;
-    json_t *cells = json_array();
-    for (int64_t i = 0; p.n_cols >= 6 && i < p.n_rows; i++) {
-        json_t *x = json_object();
-        json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
-        json_object_set_new(x, "x", num_f32(p.cols[1].num[i]));
-        json_object_set_new(x, "y", num_f32(p.cols[2].num[i]));
-        json_object_set_new(x, "batch", text_or_null(p.cols[3].str[i]));
-        json_object_set_new(x, "label", text_or_null(p.cols[4].str[i]));
-        json_object_set_new(x, "set", json_string(*p.cols[5].str[i] ? p.cols[5].str[i] : "query"));
-        json_array_append_new(cells, x);
-    }
+    int64_t off, sample = r->srv->cfg->reference_sample;
+    srv_results_set set;
+    if (api_page(r, o, 10000, 200000, &size, &off) || !set_arg(r, o, &set) ||
+        !api_count_arg(r, o, "sample", &sample))
+        return API_DONE;
+    srv_results_view *v = open_view(r, o, dir, SX_JOBDIR_UMAP, set, sample, "UMAP coordinates "
+                                    "(it computed none, or the result table could not be "
+                                    "written: see its log)");
+    if (!v) return API_DONE;
     json_t *j = json_object();
     json_object_set_new(j, "job", json_string(r->params[0]));
-    json_object_set_new(j, "cells", cells);
-    api_next_token(j, p.more, off, size);
-    srv_results_page_free(&p);
-    return api_json(o, 200, j);
+    if (srv_results_view_reference_cells(v) > 0 && set != SRV_SET_QUERY) {
+        json_object_set_new(j, "reference_cells", json_integer(srv_results_view_reference_cells(v)));
+        json_object_set_new(j, "reference_sampled",
+                            json_integer(srv_results_view_reference_rows(v)));
+    }
+    j = view_page(o, v, off, size, umap_row, j);
+    srv_results_view_close(v);
+    return j ? api_json(o, 200, j) : API_DONE;
 }
 
-/* the latent table: cell, latent_0, ...; JSON pages of {cell, latent: [...]}, or the whole
- * table as CSV */
+/* one row of the latent table: {cell, latent: [...]} */
+static json_t *latent_row(const srv_results_page *p, int64_t i)
+{
+    json_t *x = json_object(), *v = json_array();
+    for (int k = 1; k < p->n_cols; k++) json_array_append_new(v, num_f32(p->cols[k].num[i]));
+    json_object_set_new(x, "cell", json_string(p->cols[0].str[i]));
+    json_object_set_new(x, "latent", v);
+    return x;
+}
+
+/* the latent table: cell, latent_0, ...; JSON pages of {cell, latent: [...]} (the
+ * reference's cells, then the query's; ?set= one of them), or every row as CSV */
 int api_h_job_latent(api_req *r, api_resp *o)
 {
     char dir[4200], type[32], path[4400];
@@ -636,31 +780,18 @@ int api_h_job_latent(api_req *r, api_resp *o)
     }
     int size;
     int64_t off;
-    if (api_page(r, o, 1000, 100000, &size, &off)) return API_DONE;
-    srv_results *t = open_table(o, dir, SX_JOBDIR_LATENT, r->params[0],
-                                "has no latent coordinates (its output has no obsm latent, or the "
-                                "table could not be written: see its log)");
-    if (!t) return API_DONE;
-    srv_results_page p;
-    int ok = read_page(o, t, off, size, NULL, NULL, &p);
-    srv_results_close(t);
-    if (!ok) return API_DONE;
-    json_t *cells = json_array();
-    for (int64_t i = 0; i < p.n_rows; i++) {
-        json_t *x = json_object();
-        json_t *v = json_array();
-        for (int k = 1; k < p.n_cols; k++) json_array_append_new(v, num_f32(p.cols[k].num[i]));
-        json_object_set_new(x, "cell", json_string(p.cols[0].str[i]));
-        json_object_set_new(x, "latent", v);
-        json_array_append_new(cells, x);
-    }
+    srv_results_set set;
+    if (api_page(r, o, 1000, 100000, &size, &off) || !set_arg(r, o, &set)) return API_DONE;
+    srv_results_view *v = open_view(r, o, dir, SX_JOBDIR_LATENT, set, 0, "latent coordinates "
+                                    "(its output has no obsm latent, or the table could not be "
+                                    "written: see its log)");
+    if (!v) return API_DONE;
     json_t *j = json_object();
     json_object_set_new(j, "job", json_string(r->params[0]));
-    json_object_set_new(j, "dim", json_integer(p.n_cols - 1));
-    json_object_set_new(j, "cells", cells);
-    api_next_token(j, p.more, off, size);
-    srv_results_page_free(&p);
-    return api_json(o, 200, j);
+    json_object_set_new(j, "dim", json_integer(srv_results_view_cols(v) - 1));
+    j = view_page(o, v, off, size, latent_row, j);
+    srv_results_view_close(v);
+    return j ? api_json(o, 200, j) : API_DONE;
 }
 
 /* the QC report: result.json's "qc" object; ETag from result.json (results never change) */

@@ -255,7 +255,7 @@ int api_h_ref_map(api_req *r, api_resp *o)
 }
 
 /* The reference cells on its map: at most `sample` of them (default 50,000; 0 = all),
- * a uniform sample (the table's rows are in a seeded random order: sx_reference_umap_table),
+ * a uniform sample (the table's rows are in a seeded random order: sx_reference_tables),
  * paged like a job's umap table. Every signed-in user reads the catalog, so this too. */
 int api_h_ref_umap(api_req *r, api_resp *o)
 {
@@ -268,16 +268,8 @@ int api_h_ref_umap(api_req *r, api_resp *o)
         return api_problem_svc(o, why, &st);
     int size;
     int64_t off, sample = 50000;
-    if (api_page(r, o, 10000, 200000, &size, &off)) return API_DONE;
-    const char *sa = api_arg(r, "sample");
-    if (sa) {
-        char *end;
-        long long v = strtoll(sa, &end, 10);
-        if (!*sa || *end || v < 0)
-            return api_problem(o, 400, "invalid-parameter",
-                               "sample must be a number of cells (0 for all of them)");
-        sample = v;
-    }
+    if (api_page(r, o, 10000, 200000, &size, &off) || !api_count_arg(r, o, "sample", &sample))
+        return API_DONE;
     srv_results *t = NULL;
     int rc = srv_results_open(dir, SX_JOBDIR_UMAP, &t, &st);
     if (rc == SX_ENOTFOUND)

@@ -146,8 +146,8 @@ void engine_ref_table(const sx_reference *r, const char *path)
 {
     sx_status ts;
     sx_status_clear(&ts);
-    if (sx_reference_umap_table(r, path, &ts))
-        SX_WARN("reference %s: its map table for the API was not written: %s", path, ts.msg);
+    if (sx_reference_tables(r, path, &ts))
+        SX_WARN("reference %s: its tables for the API were not written: %s", path, ts.msg);
 }
 
 /* srv_refcache loader: the pipeline's in-memory reference, with its resident search index

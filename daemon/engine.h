@@ -17,8 +17,8 @@ void engine_init(engine *e, srv_engine *out);
 /* The settings the engine itself applies: every upload's size budget (max_cells, max_genes,
  * max_nnz, max_inflate_ratio/_bytes, max_line_bytes). */
 void engine_configure(engine *e, const srv_config *cfg);
-/* After a reference is loaded (either loader): its map table for the API next to it
- * (sx_reference_umap_table); a failure is logged, never fatal to the load. */
+/* After a reference is loaded (either loader): its tables for the API next to it
+ * (sx_reference_tables); a failure is logged, never fatal to the load. */
 struct sx_reference;
 void engine_ref_table(const struct sx_reference *r, const char *path);
 /* Write the job's job.json (sx_jobdir) into job->outdir, with e's input budget, which the

@@ -48,6 +48,7 @@ static const key keys[] = {
     {"log_level", K_LEVEL, F(log_level), 0, "debug | info | warn | error (info)"},
     {"max_wait", K_DBL, F(max_wait_s), 0, "longest ?wait= in seconds (600)"},
     {"memory_budget", K_I64, F(memory_budget), 0, "memory for references kept loaded; least recently used unloaded first (2G)"},
+    {"reference_sample", K_INT, F(reference_sample), 0, "most reference cells a job's UMAP result serves by default, a uniform sample of the layout for the web overlay (?sample=0 gives them all; 0 here = no limit) (50000)"},
     {"publish_references", K_STR, F(publish_references), sizeof(((srv_config *)0)->publish_references), "who may add a reference to the shared catalog (and withdraw their own): admins | everyone (admins)"},
     {"metrics_token", K_STR, F(metrics_token), sizeof(((srv_config *)0)->metrics_token), "a secret that /metrics then requires as a bearer token (none: /metrics is open; keep it on a private network)"},
     {"user_storage_quota", K_I64, F(user_storage_quota), 0, "bytes each user may keep in datasets and job results; an upload past it gets 413, a job 507 (0 = no quota)"},
@@ -102,6 +103,7 @@ void srv_config_defaults(srv_config *c)
     c->max_wait_s = 600;
     srv_exec_config_defaults(&c->exec);
     c->memory_budget = (int64_t)2 << 30;
+    c->reference_sample = 50000;
 }
 
 static const key *find_key(const char *name)

@@ -40,6 +40,7 @@ typedef struct srv_config {
     int log_level;           /* SX_LOG_* */
     double max_wait_s;       /* cap of ?wait= */
     int64_t memory_budget;   /* bytes of loaded references (srv_refcache) */
+    int reference_sample;    /* reference cells of a job's UMAP served by default (0 = all) */
     /* input size budget (sx_io_limits.h); 0 = the readers' defaults */
     int64_t max_cells, max_genes, max_nnz, max_inflate_bytes, max_line_bytes;
     double max_inflate_ratio;

@@ -148,7 +148,7 @@ json_t *srv_service_ref_get(const srv_service *svc, const char *name, srv_why *w
                             sx_status *st);
 json_t *srv_service_ref_list(const srv_service *svc, srv_why *why, sx_status *st);
 /* The folder of reference `name` (absolute, into dir[cap]), loaded once so that its tables
- * for the API (REFDIR/umap.sxt: sx_reference_umap_table) are written. SRV_WHY_NO_REFERENCE
+ * for the API (REFDIR/umap.sxt, latent.sxt, refcells.json: sx_reference_tables) are written. SRV_WHY_NO_REFERENCE
  * when no such reference. */
 int srv_service_ref_dir(const srv_service *svc, const char *name, char *dir, size_t cap,
                         srv_why *why, sx_status *st);

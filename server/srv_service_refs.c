@@ -181,7 +181,7 @@ int srv_service_ref_dir(const srv_service *svc, const char *name, char *dir, siz
      * done once, not per request (with memory_budget 0 every acquire would load it anew); a
      * re-registered reference is a new folder, so an existing table is its own */
     char table[4600];
-    snprintf(table, sizeof table, "%s/%s", dir, sx_jobdir_table_name(SX_JOBDIR_UMAP));
+    snprintf(table, sizeof table, "%s/%s", dir, SX_JOBDIR_REFCELLS); /* written last */
     if (svc->jobs && !srv_file_exists(table)) {
         srv_refcache *c = srv_jobs_refcache(svc->jobs);
         void *obj = srv_refcache_acquire(c, name, dir, st);

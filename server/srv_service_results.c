@@ -140,31 +140,193 @@ int srv_results_page_read(srv_results *r, int64_t offset, int size, const char *
     return rc;
 }
 
-int srv_results_download(const char *jobdir, sx_jobdir_table_id which, char *path, size_t cap,
-                         sx_status *st)
+/* ---- views: the reference's rows, then the query's ---- */
+
+struct srv_results_view {
+    srv_results *job, *ref;  /* ref: the reference's table (NULL: its rows are in job's) */
+    srv_results_set set;
+    int legacy;              /* no refcells.json: job's table filtered by its "set" column */
+    int64_t r0, rn, q0, qn;  /* reference rows [r0, r0 + rn) of ref (else job), query rows */
+    int64_t ref_cells;
+};
+
+int srv_results_needs_reference(const char *jobdir, sx_jobdir_table_id which)
+{
+    sx_jobdir_refcells rc;
+    sx_status st;
+    if ((which != SX_JOBDIR_UMAP && which != SX_JOBDIR_LATENT) ||
+        sx_jobdir_refcells_read(jobdir, &rc, &st))
+        return 0;
+    return *(which == SX_JOBDIR_UMAP ? rc.umap : rc.latent) != 0;
+}
+
+static int ref_changed(sx_status *st)
+{
+    return sx_status_set(st, SX_ESTATE, "the reference this job mapped onto has changed since "
+                         "(it was registered again)");
+}
+
+/* The reference's own table of `which` when it holds the cells the job left to it. */
+static int open_ref_table(const char *refdir, sx_jobdir_table_id which, const char *fp,
+                          int64_t cells, srv_results **out, sx_status *st)
+{
+    sx_jobdir_refcells now;
+    if (!refdir) return sx_status_set(st, SX_EINTERNAL, "the job's reference folder is needed");
+    int rc = sx_jobdir_refcells_read(refdir, &now, st);
+    if (rc == SX_ENOTFOUND) return ref_changed(st);
+    if (rc) return rc;
+    if (strcmp(which == SX_JOBDIR_UMAP ? now.umap : now.latent, fp) || now.cells != cells)
+        return ref_changed(st);
+    rc = srv_results_open(refdir, which, out, st);
+    if (rc == SX_ENOTFOUND || (rc == SX_OK && srv_results_rows(*out) != cells)) {
+        srv_results_close(*out);
+        *out = NULL;
+        return ref_changed(st);
+    }
+    return rc;
+}
+
+int srv_results_view_open(const char *jobdir, const char *refdir, sx_jobdir_table_id which,
+                          srv_results_set set, int64_t sample, srv_results_view **out,
+                          sx_status *st)
+{
+    *out = NULL;
+    srv_results_view *v = calloc(1, sizeof *v);
+    if (!v) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    v->set = set;
+    int rc = srv_results_open(jobdir, which, &v->job, st);
+    sx_jobdir_refcells c;
+    sx_status ign;
+    if (rc == SX_OK && sx_jobdir_refcells_read(jobdir, &c, &ign) != SX_OK) v->legacy = 1;
+    int64_t rows = rc == SX_OK ? srv_results_rows(v->job) : 0;
+    if (rc == SX_OK && !v->legacy) {
+        const char *fp = which == SX_JOBDIR_UMAP ? c.umap : c.latent;
+        v->ref_cells = c.cells;
+        if (*fp && set != SRV_SET_QUERY)
+            rc = open_ref_table(refdir, which, fp, c.cells, &v->ref, st);
+        if (*fp) v->rn = c.cells;                          /* in the reference's table */
+        else if (which == SX_JOBDIR_UMAP) v->q0 = v->rn = c.cells; /* the job's own, first */
+        /* else a latent table that holds no reference row */
+        if (v->q0 > rows) rc = sx_status_set(st, SX_EFORMAT, "the job's tables disagree: run it again");
+        v->qn = rows - v->q0;
+        if (set == SRV_SET_QUERY) v->rn = 0;
+        if (set == SRV_SET_REFERENCE) v->qn = 0;
+        if (sample > 0 && v->rn > sample) v->rn = sample;
+    }
+    if (rc) {
+        srv_results_view_close(v);
+        return rc;
+    }
+    *out = v;
+    return SX_OK;
+}
+
+void srv_results_view_close(srv_results_view *v)
+{
+    if (!v) return;
+    srv_results_close(v->job);
+    srv_results_close(v->ref);
+    free(v);
+}
+
+int64_t srv_results_view_rows(const srv_results_view *v) { return v->rn + v->qn; }
+int64_t srv_results_view_reference_rows(const srv_results_view *v) { return v->rn; }
+int64_t srv_results_view_reference_cells(const srv_results_view *v) { return v->ref_cells; }
+int srv_results_view_cols(const srv_results_view *v) { return sx_jobdir_table_cols(v->job->t); }
+
+void srv_results_view_stamp(const srv_results_view *v, int64_t *size, int64_t *mtime)
+{
+    srv_results_stamp(v->job, size, mtime);
+    if (!v->ref) return;
+    int64_t s2, m2;
+    srv_results_stamp(v->ref, &s2, &m2);
+    *size += s2;
+    if (m2 > *mtime) *mtime = m2;
+}
+
+static const char *set_word(srv_results_set s)
+{
+    return s == SRV_SET_QUERY ? "query" : s == SRV_SET_REFERENCE ? "reference" : NULL;
+}
+
+int srv_results_view_read(srv_results_view *v, int64_t off, int size, srv_results_page parts[2],
+                          int *n_parts, int *more, sx_status *st)
+{
+    *n_parts = 0;
+    *more = 0;
+    if (v->legacy) {
+        int rc = srv_results_page_read(v->job, off, size, set_word(v->set) ? "set" : NULL,
+                                       set_word(v->set), &parts[0], st);
+        if (rc == SX_OK) *n_parts = 1, *more = parts[0].more;
+        return rc;
+    }
+    if (off < 0 || size < 0) return sx_status_set(st, SX_EINVAL, "a page needs offset >= 0, size >= 0");
+    int64_t total = v->rn + v->qn, end = off + size < total ? off + size : total;
+    int rc = SX_OK;
+    if (off < v->rn) {
+        int64_t n = (end < v->rn ? end : v->rn) - off;
+        rc = srv_results_page_read(v->ref ? v->ref : v->job, v->r0 + off, (int)n, NULL, NULL,
+                                   &parts[(*n_parts)++], st);
+    }
+    if (rc == SX_OK && end > v->rn) {
+        int64_t q = off > v->rn ? off - v->rn : 0;
+        rc = srv_results_page_read(v->job, v->q0 + q, (int)(end - v->rn - q), NULL, NULL,
+                                   &parts[(*n_parts)++], st);
+    }
+    if (rc) {
+        for (int k = 0; k < *n_parts; k++) srv_results_page_free(&parts[k]);
+        *n_parts = 0;
+        return rc;
+    }
+    *more = end < total;
+    return SX_OK;
+}
+
+int srv_results_view_text(srv_results_view *v, sx_jobdir_table_id which, FILE *f, sx_status *st)
+{
+    if (v->legacy) return sx_jobdir_table_download_text(v->job->t, which, f, st);
+    sx_jobdir_table *rt = v->ref ? v->ref->t : v->job->t;
+    int rc = sx_jobdir_table_download_rows(rt, which, v->r0, v->rn, 1, f, st);
+    if (rc == SX_OK)
+        rc = sx_jobdir_table_download_rows(v->job->t, which, v->q0, v->qn, 0, f, st);
+    return rc;
+}
+
+/* Write a job's download at path: a temporary name each (concurrent requests), renamed. */
+static int make_download(const char *jobdir, const char *refdir, sx_jobdir_table_id which,
+                         const char *path, sx_status *st)
+{
+    const char *name = sx_jobdir_table_download(which);
+    srv_results_view *v = NULL;
+    int rc = srv_results_view_open(jobdir, refdir, which, SRV_SET_ALL, 0, &v, st);
+    if (rc) return rc;
+    char tmp[4500];
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd), unlink(tmp);
+        srv_results_view_close(v);
+        return sx_status_set(st, SX_EIO, "cannot write the job's %s", name);
+    }
+    fchmod(fd, 0644);
+    rc = srv_results_view_text(v, which, f, st);
+    if ((fclose(f) != 0 || rename(tmp, path) != 0) && rc == SX_OK)
+        rc = sx_status_set(st, SX_EIO, "cannot write the job's %s (disk full?)", name);
+    if (rc) unlink(tmp);
+    srv_results_view_close(v);
+    return rc;
+}
+
+int srv_results_download(const char *jobdir, const char *refdir, sx_jobdir_table_id which,
+                         int make, char *path, size_t cap, sx_status *st)
 {
     const char *name = sx_jobdir_table_download(which);
     if (!name) return sx_status_set(st, SX_EINVAL, "no such result table");
     int rc = sx_jobdir_path(jobdir, name, path, cap, st);
     if (rc || access(path, R_OK) == 0) return rc; /* made before (or by the pipeline) */
-    srv_results *r = NULL;
-    if ((rc = srv_results_open(jobdir, which, &r, st))) return rc;
-    char tmp[4500];
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path); /* concurrent requests: one name each */
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        if (fd >= 0) close(fd), unlink(tmp);
-        srv_results_close(r);
-        return sx_status_set(st, SX_EIO, "cannot write the job's %s", name);
-    }
-    fchmod(fd, 0644);
-    rc = sx_jobdir_table_download_text(r->t, which, f, st);
-    if ((fclose(f) != 0 || rename(tmp, path) != 0) && rc == SX_OK)
-        rc = sx_status_set(st, SX_EIO, "cannot write the job's %s (disk full?)", name);
-    if (rc) unlink(tmp);
-    srv_results_close(r);
-    return rc;
+    if (!make) return sx_status_set(st, SX_ENOTFOUND, "%s is made on request", name);
+    return make_download(jobdir, refdir, which, path, st);
 }
 
 int srv_results_qc(const char *jobdir, char **json, int64_t *size, int64_t *mtime,

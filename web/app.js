@@ -189,7 +189,7 @@ async function refThumb(r, cv) {
       // asked now, not from the My data list: a job may have finished since it was read
       const done = (await apiJSON("/v1/jobs?state=COMPLETE&page_size=100")).jobs || [];
       const j = done.find((x) => x.reference === r.name);
-      if (j) cells = (await apiJSON("/v1/jobs/" + j.id + "/results/umap?set=reference&page_size=20000")).cells;
+      if (j) cells = (await apiJSON("/v1/jobs/" + j.id + "/results/umap?set=reference&sample=20000&page_size=20000")).cells;
     }
   } catch (e) { cells = null; }
   const c = cv.getContext("2d");
@@ -375,9 +375,11 @@ async function cancelJob(id) {
   loadMyData();
 }
 
-// every UMAP row of the job (pages of at most 200,000)
+// the UMAP rows of the job (pages of at most 200,000): every query cell, and a uniform
+// sample of at most MAX_REF_POINTS reference cells (the server's: the first rows of the
+// reference's shuffled layout table, so a million-cell reference costs 50,000 points)
 async function umapCells(id) {
-  return pages("/v1/jobs/" + id + "/results/umap?page_size=200000", "cells");
+  return pages("/v1/jobs/" + id + "/results/umap?page_size=200000&sample=" + MAX_REF_POINTS, "cells");
 }
 
 async function showResult(job) {

@@ -18,6 +18,17 @@
  *   labels.sxt, latent.sxt, umap.sxt   result tables (below), written once by the pipeline
  *                  from memory; labels.csv is their CSV form for the command line, and the
  *                  daemon makes labels.csv / latent.csv / umap.tsv from them on demand
+ *   refcells.json  (a projection onto a reference) {"cells": n, "latent": FP|null,
+ *                  "umap": FP|null}: the reference's n cells are not copied into the job's
+ *                  tables where they are the reference's own: latent.sxt holds the query
+ *                  cells only when "latent" is set, umap.sxt when "umap" is set (the query
+ *                  on the reference's fixed layout); otherwise umap.sxt holds the n reference
+ *                  rows first (the job's own layout), in the seeded random order of the
+ *                  reference's table. FP is sx_jobdir_fingerprint of those cells, which the
+ *                  reference folder's refcells.json states for its own tables (REFDIR/
+ *                  latent.sxt in the reference's order, REFDIR/umap.sxt in a seeded random
+ *                  order): equal fingerprints = the same cells. No refcells.json: the
+ *                  tables hold every row (an integrate job, or a job of an older version).
  *
  * Result table format (".sxt", version 1; all integers little-endian):
  *   0   char[8]  magic "SXTABLE\0"
@@ -56,6 +67,7 @@ struct json_t;
 #define SX_JOBDIR_CANCEL "cancel"
 #define SX_JOBDIR_LOG "log.txt"
 #define SX_JOBDIR_RESULT "result.json"
+#define SX_JOBDIR_REFCELLS "refcells.json"
 
 #define SX_JOBDIR_MAX_COLS 4096
 #define SX_JOBDIR_MAX_NAME 1024
@@ -119,6 +131,24 @@ void sx_jobdir_spec_clear(sx_jobdir_spec *spec);
  * %.17g, boolean true/false; NULL for other JSON types (buf: scratch of >= 32 bytes). */
 const char *sx_jobdir_option_text(const struct json_t *v, char *buf, size_t cap);
 
+/* ---- refcells.json ---- */
+
+#define SX_JOBDIR_FP_LEN 17 /* 16 hex digits and the terminator */
+/* Where a projection's reference cells live (the format above). "" = not set. */
+typedef struct sx_jobdir_refcells {
+    int64_t cells;
+    char latent[SX_JOBDIR_FP_LEN];
+    char umap[SX_JOBDIR_FP_LEN];
+} sx_jobdir_refcells;
+/* Write / read DIR/refcells.json; read: SX_ENOTFOUND when absent, SX_EFORMAT when damaged. */
+int sx_jobdir_refcells_write(const char *dir, const sx_jobdir_refcells *r, sx_status *st);
+int sx_jobdir_refcells_read(const char *dir, sx_jobdir_refcells *r, sx_status *st);
+/* The fingerprint of n cells: their names and rows of dim values (vd doubles, else vf
+ * floats; row-major), hashed at up to 4096 evenly spaced rows, as 16 hex digits into out.
+ * A float and the double holding it give the same fingerprint. */
+void sx_jobdir_fingerprint(const char *const *names, int64_t n, const double *vd,
+                           const float *vf, int dim, char out[SX_JOBDIR_FP_LEN]);
+
 /* ---- status.json / progress.json / cancel ---- */
 
 /* Write status.json: state word, process exit code, code (SX_OK: no error) and message. */
@@ -177,8 +207,15 @@ int sx_jobdir_table_read_str(sx_jobdir_table *t, int col, int64_t row0, int64_t 
  * line breaks turned to spaces); sep '\t': TSV, tabs and line breaks turned to spaces.
  * Numbers with each column's csv precision. */
 int sx_jobdir_table_text(sx_jobdir_table *t, char sep, int quote_all, FILE *out, sx_status *st);
-/* The download form of a known table (labels.csv, latent.csv, umap.tsv dialects). */
+/* The same for rows [row0, row0 + n_rows) only, the header line when `header` (a text made
+ * of several tables: the reference's rows, then the job's). */
+int sx_jobdir_table_text_rows(sx_jobdir_table *t, char sep, int quote_all, int64_t row0,
+                              int64_t n_rows, int header, FILE *out, sx_status *st);
+/* The download form of a known table (labels.csv, latent.csv, umap.tsv dialects); _rows:
+ * of rows [row0, row0 + n_rows), the header line when `header`. */
 int sx_jobdir_table_download_text(sx_jobdir_table *t, sx_jobdir_table_id id, FILE *out,
                                   sx_status *st);
+int sx_jobdir_table_download_rows(sx_jobdir_table *t, sx_jobdir_table_id id, int64_t row0,
+                                  int64_t n_rows, int header, FILE *out, sx_status *st);
 
 #endif

@@ -391,16 +391,25 @@ static int text_rows(sx_jobdir_table *t, int64_t r0, int64_t n, char sep, int qu
 
 int sx_jobdir_table_text(sx_jobdir_table *t, char sep, int quote_all, FILE *f, sx_status *st)
 {
-    for (int k = 0; k < t->n_cols; k++) {
+    return sx_jobdir_table_text_rows(t, sep, quote_all, 0, (int64_t)t->n_rows, 1, f, st);
+}
+
+int sx_jobdir_table_text_rows(sx_jobdir_table *t, char sep, int quote_all, int64_t row0,
+                              int64_t n_rows, int header, FILE *f, sx_status *st)
+{
+    if (row0 < 0 || n_rows < 0 || (uint64_t)row0 > t->n_rows ||
+        (uint64_t)n_rows > t->n_rows - (uint64_t)row0)
+        return sx_status_set(st, SX_EINVAL, "rows outside the result table");
+    for (int k = 0; header && k < t->n_cols; k++) {
         if (k) fputc(sep, f);
         fputs(t->cols[k].name, f);
     }
-    fputc('\n', f);
+    if (header) fputc('\n', f);
     double *num = malloc((size_t)t->n_cols * CHUNK * sizeof *num);
     char ***str = calloc((size_t)t->n_cols, sizeof *str);
     int rc = num && str ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
-    for (int64_t r0 = 0; rc == SX_OK && (uint64_t)r0 < t->n_rows; r0 += CHUNK) {
-        int64_t n = (int64_t)t->n_rows - r0 < CHUNK ? (int64_t)t->n_rows - r0 : CHUNK;
+    for (int64_t r0 = row0; rc == SX_OK && r0 < row0 + n_rows; r0 += CHUNK) {
+        int64_t n = row0 + n_rows - r0 < CHUNK ? row0 + n_rows - r0 : CHUNK;
         rc = text_rows(t, r0, n, sep, quote_all, num, str, f, st);
     }
     free(num);
@@ -412,12 +421,18 @@ int sx_jobdir_table_text(sx_jobdir_table *t, char sep, int quote_all, FILE *f, s
 int sx_jobdir_table_download_text(sx_jobdir_table *t, sx_jobdir_table_id id, FILE *f,
                                   sx_status *st)
 {
+    return sx_jobdir_table_download_rows(t, id, 0, (int64_t)t->n_rows, 1, f, st);
+}
+
+int sx_jobdir_table_download_rows(sx_jobdir_table *t, sx_jobdir_table_id id, int64_t row0,
+                                  int64_t n_rows, int header, FILE *f, sx_status *st)
+{
     /* the dialects the downloads always had: labels.csv quotes when needed, latent.csv
      * quotes every name, umap.tsv is tab-separated */
     switch (id) {
-    case SX_JOBDIR_LABELS: return sx_jobdir_table_text(t, ',', 0, f, st);
-    case SX_JOBDIR_LATENT: return sx_jobdir_table_text(t, ',', 1, f, st);
-    case SX_JOBDIR_UMAP: return sx_jobdir_table_text(t, '\t', 0, f, st);
+    case SX_JOBDIR_LABELS: return sx_jobdir_table_text_rows(t, ',', 0, row0, n_rows, header, f, st);
+    case SX_JOBDIR_LATENT: return sx_jobdir_table_text_rows(t, ',', 1, row0, n_rows, header, f, st);
+    case SX_JOBDIR_UMAP: return sx_jobdir_table_text_rows(t, '\t', 0, row0, n_rows, header, f, st);
     default: return sx_status_set(st, SX_EINVAL, "no such result table");
     }
 }

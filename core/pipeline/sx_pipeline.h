@@ -15,7 +15,9 @@
  *   OUTDIR/reference.h5        (integrate) model + reference latent + UMAP layout + obs labels:
  *                              what a daemon loads as a reference
  *   OUTDIR/labels.csv          (project/transfer with a label) cell,label,confidence
- *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h)
+ *   OUTDIR/labels.sxt, latent.sxt, umap.sxt  the result tables the daemon pages (sx_jobdir.h);
+ *                              a projection's hold its query, refcells.json says where its
+ *                              reference cells are (the reference's tables: sx_reference_tables)
  *   OUTDIR/log.txt, umap.png, umap.pdf, confusion.png/.csv (when true labels exist)
  *   OUTDIR/result.json         small summary: job type, n_obs, metrics, files, timings; a
  *                              projection adds "qc" (sx_pipeline_qc.h)
@@ -121,11 +123,12 @@ sx_reference *sx_reference_load(const char *path, sx_status *st);
 int sx_reference_map_write(const sx_reference *r, const char *dir, sx_status *st);
 /* Open DIR/reference.map (SX_ENOTFOUND when absent, SX_ESTATE when older than reference.h5). */
 sx_reference *sx_reference_map_open(const char *dir, sx_status *st);
-/* Write DIR/umap.sxt, r's cells on its layout as a result table (sx_jobdir.h's umap columns,
- * set = "reference", label = the reference's cell-type column), rows in a seeded random order
- * so any prefix is a uniform sample; kept while newer than DIR/reference.h5. SX_OK without
- * writing when r has no layout. */
-int sx_reference_umap_table(const sx_reference *r, const char *dir, sx_status *st);
+/* Write r's cells as result tables (sx_jobdir.h): DIR/umap.sxt, its layout (the umap columns,
+ * set = "reference", label = the reference's cell-type column; none when r has no layout),
+ * rows in a seeded random order so any prefix is a uniform sample; DIR/latent.sxt, its latent
+ * in r's order; then DIR/refcells.json, their fingerprints, which a job's refcells.json
+ * matches when its reference rows are these. Kept while newer than DIR/reference.h5. */
+int sx_reference_tables(const sx_reference *r, const char *dir, sx_status *st);
 void sx_reference_free(sx_reference *r);
 
 /* Fit r's label-transfer calibrations (sx_reference_calib.c): one per categorical obs column

@@ -1,8 +1,10 @@
 /* sx_pipeline_figures — the figures of a finished job drawn after it, on request (the
  * daemon's maps run with plots off: sx_pl_on_request), from what the job kept: umap.png /
- * umap.pdf from its umap table, qc.png from result.json's QC report and labels.sxt,
- * confusion.png from confusion.csv. qc.png and confusion.png are byte for byte the figures
- * the job would have drawn; each is stored in the job folder and served from there. */
+ * umap.pdf from its umap table (and its reference's, which holds the reference cells of a
+ * query placed on the reference's layout: refcells.json), qc.png from result.json's QC
+ * report and labels.sxt, confusion.png from confusion.csv. qc.png and confusion.png are
+ * byte for byte the figures the job would have drawn; each is stored in the job folder and
+ * served from there. */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -42,16 +44,70 @@ static int figure_publish(int rc, const char *tmp, const char *path, const char 
     return rc;
 }
 
-/* One string column of the umap table as category codes (sorted categories). */
-static int table_codes(sx_jobdir_table *t, const char *name, int64_t n, int32_t *codes,
-                       char ***cats, int *n_cats, sx_status *st)
+/* The reference's own umap table when the job left its reference rows to it (refcells.json:
+ * the query placed on the reference's layout) and it still holds those cells; NULL when the
+ * job's table holds every row. A reference withdrawn or registered again since: NULL, the
+ * figure shows the job's own rows (the query). */
+static sx_jobdir_table *reference_table(const char *outdir)
 {
-    int col = sx_jobdir_table_find(t, name);
-    if (col < 0) return SX_ENOTFOUND;
-    char **v = NULL;
-    int rc = sx_jobdir_table_read_str(t, col, 0, n, &v, st);
-    if (rc == SX_OK) rc = sx_labels_encode((const char *const *)v, n, codes, cats, n_cats, st);
+    sx_jobdir_refcells jc, now;
+    sx_jobdir_spec spec;
+    sx_jobdir_table *t = NULL;
+    sx_status st;
+    char tp[4400];
+    sx_status_clear(&st);
+    if (sx_jobdir_refcells_read(outdir, &jc, &st) || !jc.umap[0]) return NULL;
+    memset(&spec, 0, sizeof spec);
+    if (sx_jobdir_spec_read(outdir, &spec, &st) == SX_OK && spec.reference &&
+        sx_jobdir_refcells_read(spec.reference, &now, &st) == SX_OK &&
+        !strcmp(now.umap, jc.umap) &&
+        sx_jobdir_path(spec.reference, sx_jobdir_table_name(SX_JOBDIR_UMAP), tp, sizeof tp,
+                       &st) == SX_OK &&
+        sx_jobdir_table_open(tp, &t, &st) == SX_OK && sx_jobdir_table_rows(t) != jc.cells) {
+        sx_jobdir_table_close(t);
+        t = NULL;
+    }
+    sx_jobdir_spec_clear(&spec);
+    return t;
+}
+
+/* One string column of the umap table (the reference's rows first, when rt) as category
+ * codes (sorted categories). */
+static int table_codes(sx_jobdir_table *rt, sx_jobdir_table *t, const char *name, int64_t n,
+                       int32_t *codes, char ***cats, int *n_cats, sx_status *st)
+{
+    int col = sx_jobdir_table_find(t, name), rcol = rt ? sx_jobdir_table_find(rt, name) : -1;
+    if (col < 0 || (rt && rcol < 0)) return SX_ENOTFOUND;
+    int64_t nr = rt ? sx_jobdir_table_rows(rt) : 0;
+    char **v = NULL, **rv = NULL;
+    const char **all = sx_mallocarray((size_t)n + 1, sizeof *all);
+    int rc = all ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory drawing the UMAP");
+    if (rc == SX_OK && rt) rc = sx_jobdir_table_read_str(rt, rcol, 0, nr, &rv, st);
+    if (rc == SX_OK) rc = sx_jobdir_table_read_str(t, col, 0, n - nr, &v, st);
+    for (int64_t i = 0; rc == SX_OK && i < n; i++) all[i] = i < nr ? rv[i] : v[i - nr];
+    if (rc == SX_OK) rc = sx_labels_encode(all, n, codes, cats, n_cats, st);
     free(v);
+    free(rv);
+    sx_free((void *)all);
+    return rc;
+}
+
+/* x, y of both tables (the reference's rows first) into xy[2n]; tmpv: scratch of n */
+static int table_xy(sx_jobdir_table *rt, sx_jobdir_table *t, int64_t n, double *xy,
+                    double *tmpv, sx_status *st)
+{
+    int64_t nr = rt ? sx_jobdir_table_rows(rt) : 0;
+    int rc = SX_OK;
+    for (int s = rt ? 0 : 1; rc == SX_OK && s < 2; s++) {
+        sx_jobdir_table *x = s ? t : rt;
+        int64_t o = s ? nr : 0, m = s ? n - nr : nr;
+        int cx = sx_jobdir_table_find(x, "x"), cy = sx_jobdir_table_find(x, "y");
+        if (cx < 0 || cy < 0) return sx_status_set(st, SX_EFORMAT, "the UMAP table has no x, y columns");
+        for (int d = 0; rc == SX_OK && d < 2; d++) {
+            rc = sx_jobdir_table_read_num(x, d ? cy : cx, 0, m, tmpv, st);
+            for (int64_t i = 0; rc == SX_OK && i < m; i++) xy[2 * (o + i) + d] = tmpv[i];
+        }
+    }
     return rc;
 }
 
@@ -66,20 +122,16 @@ int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
     if (rc) return rc;
     sx_jobdir_table *t = NULL;
     if ((rc = sx_jobdir_table_open(tp, &t, st))) return rc;
-    int64_t n = sx_jobdir_table_rows(t);
-    int cx = sx_jobdir_table_find(t, "x"), cy = sx_jobdir_table_find(t, "y");
+    sx_jobdir_table *rt = reference_table(outdir); /* the grey reference under the query */
+    int64_t n = sx_jobdir_table_rows(t) + (rt ? sx_jobdir_table_rows(rt) : 0);
     double *xy = sx_mallocarray((size_t)n * 2 + 2, sizeof *xy), *tmpv = NULL;
     int32_t *codes[3] = {0};
     char **cats[3] = {0};
     int ncat[3] = {0}, np = 0;
     uint8_t *hl = sx_mallocarray((size_t)n + 1, 1);
-    if (cx < 0 || cy < 0) rc = sx_status_set(st, SX_EFORMAT, "the UMAP table has no x, y columns");
-    else if (!xy || !hl || !(tmpv = sx_mallocarray((size_t)n + 1, sizeof *tmpv)))
+    if (!xy || !hl || !(tmpv = sx_mallocarray((size_t)n + 1, sizeof *tmpv)))
         rc = sx_status_set(st, SX_ENOMEM, "out of memory drawing %s", name);
-    for (int d = 0; rc == SX_OK && d < 2; d++) {
-        rc = sx_jobdir_table_read_num(t, d ? cy : cx, 0, n, tmpv, st);
-        for (int64_t i = 0; rc == SX_OK && i < n; i++) xy[2 * i + d] = tmpv[i];
-    }
+    if (rc == SX_OK) rc = table_xy(rt, t, n, xy, tmpv, st);
     /* the panels the job would have drawn: projection (reference | query), batch, label */
     static const char *const cols[3] = {"set", "batch", "label"};
     static const char *const titles[3] = {"projection", "batch", "label"};
@@ -90,7 +142,7 @@ int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
             rc = sx_status_set(st, SX_ENOMEM, "out of memory drawing %s", name);
             break;
         }
-        int r = table_codes(t, cols[k], n, codes[k], &cats[k], &ncat[k], st);
+        int r = table_codes(rt, t, cols[k], n, codes[k], &cats[k], &ncat[k], st);
         if (r == SX_ENOTFOUND) continue;
         if ((rc = r)) break;
         if (k == 0)
@@ -108,6 +160,7 @@ int sx_pipeline_render_umap(const char *outdir, const char *name, sx_status *st)
         np++;
     }
     sx_jobdir_table_close(t);
+    sx_jobdir_table_close(rt);
     figure_tmp(path, tmp, sizeof tmp);
     sx_plot_opts po = {0};
     if (rc == SX_OK && np == 0) rc = sx_status_set(st, SX_EFORMAT, "the UMAP table has no labels to draw");

@@ -1,7 +1,9 @@
 /* sx_pipeline_tables — the result tables of a job (sx_jobdir.h), made once from memory at
  * the end of a run: labels (cell, label, confidence, mapping_score, top3, then the same four
  * for each further label column), latent (cell, latent_0..), umap (cell,
- * x, y, batch, label, set). The daemon pages them without reading adata.h5ad again. */
+ * x, y, batch, label, set). The daemon pages them without reading adata.h5ad again.
+ * A projection's reference cells stay in the reference's own tables (refcells.json says
+ * so); adata.h5ad still holds them (SCALEX's output: reference and query). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "sx_alloc.h"
 #include "sx_jobdir.h"
 #include "sx_pipeline_internal.h"
+#include "sx_pipeline_scalex.h"
 
 /* Text of every row of a column (NULL column: all ""). *own holds the copies made for
  * values printed into a buffer; free both with texts_free. */
@@ -137,8 +140,33 @@ int sx_pl_write_labels(const char *outdir, const char *const *cells,
     return rc || !csv ? rc : write_download(outdir, SX_JOBDIR_LABELS, st);
 }
 
-/* latent.sxt: cell, latent_0..latent_{Z-1} from obsm "latent" (none: nothing written) */
-static int write_latent(const char *outdir, const sx_dataset *d, sx_status *st)
+/* The rows of a projection's output that are the reference's cells: the leading n_ref rows
+ * of obs "projection" = "reference" (sx_pl_project puts them first); 0 when none. */
+static int64_t reference_rows(const sx_dataset *d)
+{
+    const sx_column *p = sx_frame_col(d->obs, "projection");
+    int64_t n = sx_dataset_n_obs(d), k = 0;
+    if (!p || p->kind != SX_COL_CATEGORICAL) return 0;
+    int32_t ref = -1;
+    for (int c = 0; c < p->n_categories; c++)
+        if (!strcmp(p->categories[c], "reference")) ref = c;
+    while (k < n && ref >= 0 && p->codes[k] == ref) k++;
+    for (int64_t i = k; i < n; i++)
+        if (p->codes[i] == ref) return 0; /* not leading: keep every row in the tables */
+    return k;
+}
+
+/* 1 when the output's reference cells sit on the reference's own layout (the query was
+ * placed on it: uns scalexd/umap = "fixed"), so their coordinates are the reference's. */
+static int fixed_layout(const sx_dataset *d)
+{
+    const sx_uns *u = sx_uns_path(d->uns, "scalexd/umap");
+    return u && u->kind == SX_UNS_STRING && u->str && !strcmp(u->str, "fixed");
+}
+
+/* latent.sxt: cell, latent_0..latent_{Z-1} from obsm "latent" of rows [r0, n) (none:
+ * nothing written) */
+static int write_latent(const char *outdir, const sx_dataset *d, int64_t r0, sx_status *st)
 {
     const sx_dense *z = sx_dataset_obsm(d, "latent");
     if (!z || z->n_rows != sx_dataset_n_obs(d) || z->n_cols < 1 || z->n_cols >= SX_JOBDIR_MAX_COLS)
@@ -151,21 +179,20 @@ static int write_latent(const char *outdir, const sx_dataset *d, sx_status *st)
     for (int k = 0; rc == SX_OK && k < nc; k++) {
         if (k == 0) {
             cols[0] = (sx_jobdir_col){.name = "cell", .type = SX_JOBDIR_STR,
-                                      .str = (const char *const *)d->obs->index};
+                                      .str = (const char *const *)d->obs->index + r0};
             continue;
         }
         snprintf(names[k], sizeof names[k], "latent_%d", k - 1);
         cols[k] = (sx_jobdir_col){.name = names[k], .type = SX_JOBDIR_F64, .csv_prec = 9,
-                                  .f64 = z->v + (k - 1), .stride = z->n_cols};
+                                  .f64 = z->v + r0 * z->n_cols + (k - 1), .stride = z->n_cols};
     }
     char path[4400];
     if (rc == SX_OK) rc = table_path(outdir, SX_JOBDIR_LATENT, path, st);
-    if (rc == SX_OK) rc = sx_jobdir_table_write(path, z->n_rows, cols, nc, st);
+    if (rc == SX_OK) rc = sx_jobdir_table_write(path, z->n_rows - r0, cols, nc, st);
     sx_free(cols);
     sx_free(names);
     return rc;
 }
-
 /* The label a UMAP point is coloured by: the transferred label, else the cell's own label
  * (reference cells), else its Leiden cluster. */
 static const sx_column *first_col(const sx_frame *f, const char *const *names, int n)
@@ -177,11 +204,25 @@ static const sx_column *first_col(const sx_frame *f, const char *const *names, i
     return NULL;
 }
 
+/* The rows umap.sxt holds: the query's (r0 = n_ref: the reference's cells are the
+ * reference's own table), or every row with the n_ref reference rows first in the seeded
+ * random order of a reference's table (any prefix a uniform sample). *n_out of them. */
+static int64_t *umap_rows(int64_t n, int64_t n_ref, int64_t r0, int64_t *n_out)
+{
+    int64_t *rows = sx_mallocarray((size_t)(n - r0) + 1, sizeof *rows);
+    if (!rows) return NULL;
+    if (r0 == 0 && n_ref > 0) sx_scalex_permutation(rows, n_ref, 0);
+    for (int64_t i = r0 == 0 ? n_ref : r0; i < n; i++) rows[i - r0] = i;
+    *n_out = n - r0;
+    return rows;
+}
+
 /* umap.sxt: cell, x, y (float32), batch, label, set ("reference" | "query") */
-static int write_umap(const char *outdir, const sx_dataset *d, const char *label, sx_status *st)
+static int write_umap(const char *outdir, const sx_dataset *d, const char *label, int64_t n_ref,
+                      int64_t r0, sx_status *st)
 {
     const sx_dense *um = sx_dataset_obsm(d, "X_umap");
-    int64_t n = sx_dataset_n_obs(d);
+    int64_t n = sx_dataset_n_obs(d), m = 0;
     if (!um || um->n_cols < 2 || um->n_rows != n) return SX_OK; /* --ignore_umap */
     char lt[300];
     sx_jobdir_transfer_col(label, 0, lt, sizeof lt);
@@ -189,36 +230,66 @@ static int write_umap(const char *outdir, const sx_dataset *d, const char *label
     const char *onames[] = {label ? label : "leiden"};
     const char *bnames[] = {"batch"}, *snames[] = {"projection"};
     char **own[4] = {0};
-    const char **t[4] = {0};
+    const char **t[4] = {0}, **sel[5] = {0};
     const sx_column *src[4] = {first_col(d->obs, bnames, 1), first_col(d->obs, lnames, 3),
                                first_col(d->obs, onames, 1), first_col(d->obs, snames, 1)};
-    float *xy = sx_mallocarray((size_t)n * 2 + 1, sizeof *xy);
-    int rc = xy ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
+    int64_t *rows = umap_rows(n, n_ref, r0, &m);
+    float *xy = sx_mallocarray((size_t)m * 2 + 1, sizeof *xy);
+    int rc = xy && rows ? SX_OK : sx_status_set(st, SX_ENOMEM, "out of memory");
     for (int k = 0; rc == SX_OK && k < 4; k++)
         if (!(t[k] = col_texts(src[k], n, &own[k], st))) rc = st->code;
-    for (int64_t i = 0; rc == SX_OK && i < n; i++) {
-        xy[2 * i] = (float)um->v[i * um->n_cols];
-        xy[2 * i + 1] = (float)um->v[i * um->n_cols + 1];
-        if (!*t[1][i]) t[1][i] = t[2][i];
-        t[3][i] = !strcmp(t[3][i], "reference") ? "reference" : "query";
+    for (int k = 0; rc == SX_OK && k < 5; k++)
+        if (!(sel[k] = sx_mallocarray((size_t)m + 1, sizeof *sel[k])))
+            rc = sx_status_set(st, SX_ENOMEM, "out of memory");
+    for (int64_t j = 0; rc == SX_OK && j < m; j++) {
+        int64_t i = rows[j];
+        xy[2 * j] = (float)um->v[i * um->n_cols];
+        xy[2 * j + 1] = (float)um->v[i * um->n_cols + 1];
+        sel[0][j] = d->obs->index[i];
+        sel[1][j] = t[0][i];
+        sel[2][j] = *t[1][i] ? t[1][i] : t[2][i];
+        sel[3][j] = !strcmp(t[3][i], "reference") ? "reference" : "query";
     }
     sx_jobdir_col cols[6] = {
-        {.name = "cell", .type = SX_JOBDIR_STR, .str = (const char *const *)d->obs->index},
+        {.name = "cell", .type = SX_JOBDIR_STR, .str = sel[0]},
         {.name = "x", .type = SX_JOBDIR_F32, .csv_prec = 7, .f32 = xy, .stride = 2},
         {.name = "y", .type = SX_JOBDIR_F32, .csv_prec = 7, .f32 = xy ? xy + 1 : NULL, .stride = 2},
-        {.name = "batch", .type = SX_JOBDIR_STR, .str = t[0]},
-        {.name = "label", .type = SX_JOBDIR_STR, .str = t[1]},
-        {.name = "set", .type = SX_JOBDIR_STR, .str = t[3]}};
+        {.name = "batch", .type = SX_JOBDIR_STR, .str = sel[1]},
+        {.name = "label", .type = SX_JOBDIR_STR, .str = sel[2]},
+        {.name = "set", .type = SX_JOBDIR_STR, .str = sel[3]}};
     char path[4400];
     if (rc == SX_OK) rc = table_path(outdir, SX_JOBDIR_UMAP, path, st);
-    if (rc == SX_OK) rc = sx_jobdir_table_write(path, n, cols, 6, st);
+    if (rc == SX_OK) rc = sx_jobdir_table_write(path, m, cols, 6, st);
     for (int k = 0; k < 4; k++) texts_free(t[k], own[k], n);
+    for (int k = 0; k < 5; k++) sx_free((void *)sel[k]);
+    sx_free(rows);
     sx_free(xy);
     return rc;
 }
 
+/* refcells.json of a projection: the fingerprints of the reference cells its tables left
+ * to the reference's own (latent always; the layout when the query was placed on it). */
+static int write_refcells(const char *outdir, const sx_dataset *d, int64_t n_ref, int fixed,
+                          sx_status *st)
+{
+    sx_jobdir_refcells rc = {.cells = n_ref};
+    const char *const *names = (const char *const *)d->obs->index;
+    const sx_dense *z = sx_dataset_obsm(d, "latent"), *um = sx_dataset_obsm(d, "X_umap");
+    if (z) sx_jobdir_fingerprint(names, n_ref, z->v, NULL, (int)z->n_cols, rc.latent);
+    if (fixed && um && um->n_cols == 2)
+        sx_jobdir_fingerprint(names, n_ref, um->v, NULL, 2, rc.umap);
+    return sx_jobdir_refcells_write(outdir, &rc, st);
+}
+
 int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label, sx_status *st)
 {
-    int rc = write_latent(outdir, d, st);
-    return rc ? rc : write_umap(outdir, d, label, st);
+    /* the reference's cells (a projection's first rows) are written by the reference's
+     * tables once (sx_reference_tables), not by each job: a job's tables hold its query, and
+     * the reference's rows only where they are its own (a layout computed with the query) */
+    int64_t n_ref = reference_rows(d);
+    const sx_dense *um = sx_dataset_obsm(d, "X_umap");
+    int fixed = n_ref > 0 && fixed_layout(d) && um && um->n_cols == 2;
+    int rc = write_latent(outdir, d, n_ref, st);
+    if (rc == SX_OK) rc = write_umap(outdir, d, label, n_ref, fixed ? n_ref : 0, st);
+    return rc || n_ref == 0 ? rc : write_refcells(outdir, d, n_ref, fixed, st);
 }
