@@ -1,8 +1,8 @@
 /* bench_ref1m_knn — the resident index of a registered reference against exact search, on a
  * real query latent (issue 15: "recall and label agreement against exact ... on the 1M
  * reference"). Opens the reference as a job runner does (sx_reference_load: reference.map
- * with its search index when the daemon has written one; else the index is built here, as a
- * first load would), reads the query latent of a finished map job (its adata.h5ad
+ * with its search index when the daemon has written one; else the index and the label
+ * calibrations are built here, as a first load would, and timed), reads the query latent of a finished map job (its adata.h5ad
  * obsm/latent; the rows obs 'projection' calls query), draws a seeded sample of them and prints for them: the index search's
  * and exact search's wall and CPU time, the recall of the index's k = 30 against exact, and
  * the share of cells whose 5-NN majority label (ties to the lowest category, as the
@@ -76,6 +76,12 @@ int main(int argc, char **argv)
         if (sx_reference_index_build(r, &o, &st) != SX_OK) die("index", &st);
         printf("index built here: %.2f s wall, %.2f CPU-s\n", now(CLOCK_MONOTONIC) - b0,
                now(CLOCK_PROCESS_CPUTIME_ID) - c0);
+    }
+    if (sx_reference_calib_missing(r)) { /* the other part of a first load */
+        double b0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+        if (sx_reference_calib_build(r, th, &st) != SX_OK) die("calibrations", &st);
+        printf("label calibrations fitted here (%d): %.2f s wall, %.2f CPU-s\n", r->n_calibs,
+               now(CLOCK_MONOTONIC) - b0, now(CLOCK_PROCESS_CPUTIME_ID) - c0);
     }
     hid_t f = sx_h5_open_ro(argv[2], &st);
     if (f < 0) die("query", &st);
