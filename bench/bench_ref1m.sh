@@ -27,8 +27,8 @@
 #          [--no-maps] [--keep]
 #   --build: where scalex, scalexd and bench_ref1m_knn are (default BUILD=build).
 #   --cache: bench_map.sh's cache holding the trained 100k model and the queries (default
-#     BUILD/bench/cache); the 1M parts, their projections (~18 GB in all) and the composed
-#     reference are kept there too.
+#     BUILD/bench/cache); the 1M parts, their projections and the composed
+#     reference are kept there too (~12 GB; the generation needs as much again while it runs).
 #   --model: the trained reference folder whose model encodes the cells (default
 #     CACHE/model-100000-g20000-n1500-it2000-t2, which bench_map.sh --ref 100k trains).
 # env: SX_PYTHON (/usr/bin/python3), NICE (10), SCALEXD_ARGS (extra daemon flags).
