@@ -67,7 +67,10 @@ while [ $# -gt 0 ]; do
 done
 QN=$(num "$QCELLS") RN=$(num "$RCELLS")
 CACHE=${CACHE:-$BUILD/bench/cache}
-OUTJSON=${OUTJSON:-$BUILD/bench/out/bench_map-$QN-on-$RN-$(date -u +%Y%m%dT%H%M%S).json}
+# a --ref-dir reference is named after its folder (its size is the catalog's, known later)
+RTAG=$RN
+[ -n "$REFDIR" ] && RTAG=$(basename "$REFDIR")
+OUTJSON=${OUTJSON:-$BUILD/bench/out/bench_map-$QN-on-$RTAG-$(date -u +%Y%m%dT%H%M%S).json}
 for b in scalex scalexd; do
     [ -x "$BUILD/$b" ] || { echo "bench_map.sh: no $BUILD/$b: build first (cmake --build $BUILD)" >&2; exit 3; }
 done
