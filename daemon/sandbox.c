@@ -409,15 +409,20 @@ static int ref_map_write(sx_reference *r, const char *path, sx_status *st)
  * flat map (sx_reference_map.c) exists and is current, with the resident search index of a
  * large reference; the children map it. The handle kept is the folder's path, and the
  * footprint counted is the map's size (page cache shared by all). */
-static void *ref_prepare(void *user, const char *path, int64_t *bytes, sx_status *st)
+int sandbox_ref_prepare(const char *path, sx_status *st)
 {
-    (void)user;
     sx_reference *r = sx_reference_load(path, st);
-    if (!r) return NULL;
+    if (!r) return st->code;
     int rc = ref_map_write(r, path, st);
     if (rc == SX_OK) engine_ref_table(r, path);
     sx_reference_free(r);
-    if (rc) return NULL;
+    return rc;
+}
+
+static void *ref_prepare(void *user, const char *path, int64_t *bytes, sx_status *st)
+{
+    (void)user;
+    if (sandbox_ref_prepare(path, st)) return NULL;
     char map[4200];
     snprintf(map, sizeof map, "%s/reference.map", path);
     struct stat sbuf;

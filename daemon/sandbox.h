@@ -81,4 +81,10 @@ void sandbox_stop(sandbox *sb);
  * answer was printed. */
 int sandbox_validate_main(const srv_engine *eng, int argc, char **argv);
 
+/* Prepare the reference folder at path for job runners: its reference.map (cells, model,
+ * search index, label-transfer calibrations) and the API's tables, unless current. Done when
+ * a reference is registered (`scalexd reference add`: the heavy part, 10 s for 1M cells) and
+ * again when the daemon loads it (then only a check, when nothing changed). */
+int sandbox_ref_prepare(const char *path, sx_status *st);
+
 #endif

@@ -23,6 +23,9 @@ grep -q "SCALEX wrote" "$WORK/add2.out" || fail "refusal does not name SCALEX fo
 # provenance: SCALEX's own files, byte for byte, under the reference's scalex/
 R=$D/references/pbmc-scalex
 [ -f "$R/reference.h5" ] || fail "no reference.h5 in the registered reference"
+# prepared at registration, before any daemon runs: the map (with the calibrations of both
+# label columns) and the tables the API serves
+[ -s "$R/reference.map" ] && [ -s "$R/umap.sxt" ] || fail "reference add did not prepare the map"
 for f in checkpoint/model.pt checkpoint/config.pt adata.h5ad log.txt; do
     cmp -s "$G/ref/$f" "$R/scalex/$f" || fail "provenance: scalex/$f differs from SCALEX's"
 done
