@@ -123,8 +123,10 @@ for d in "${drivers[@]}"; do
   for a in "$findings"/crash-* "$findings"/timeout-* "$findings"/oom-* "$findings"/leak-*; do
     [ -f "$a" ] || continue
     kind=${a##*/}; kind=${kind%%-*}
-    # A hang is re-run with 3x the time: on a loaded machine a slow input is no hang.
-    t=$TIMEOUT; [ "$kind" = timeout ] && t=$((TIMEOUT * 3))
+    # A hang is re-run with 3x the time: on a loaded machine a slow input is no hang. So is
+    # an out-of-memory: its stack is printed (symbolized) from the malloc hook, which on a
+    # loaded machine took longer than the per-input timeout and left "no stack".
+    t=$TIMEOUT; { [ "$kind" = timeout ] || [ "$kind" = oom ]; } && t=$((TIMEOUT * 3))
     timeout $((t * 3 + 30)) "$bin" -timeout="$t" -rss_limit_mb="$RSS_MB" \
       -malloc_limit_mb="$RSS_MB" "$a" >"$a.log" 2>&1
     rc=$?
