@@ -10,11 +10,16 @@
  * the pruned search against sx_knn_exact on a sample of queries. Figures only: never a test.
  *
  * usage: bench_knn_ivf [n_ref] [n_query] [k] [threads] [iso|flat] [full_exact] [max_clusters]
- *                      [graph]
+ *                      [graph] [n_clusters]
  *   defaults 100000 100000 30 2 iso 1 0 1; full_exact 0 times sx_knn_exact on the sample only
  *   and scales it to all queries (use 0 for a 1M reference); max_clusters > 0 also runs the
- *   bounded mode; graph 0 skips the graph index (its 1M build takes ~40 CPU-s). Run niced
- *   on a shared machine. */
+ *   bounded mode; graph 0 skips the graph index (its 1M build takes ~40 CPU-s); n_clusters 0 = the index's
+ *   default. Run niced
+ *   on a shared machine.
+ * A real map's latents instead of the synthetic world: give the shape as REF,QUERY, two raw
+ * little-endian float64 files of 10 columns (n_ref and n_query 0 = every row of the file),
+ * e.g. the obsm latent of `scalex project --ignore_umap`'s adata.h5ad split by
+ * obs/projection (bench/README.md has the h5py lines). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +81,24 @@ static double *latent(int64_t n, int flat, uint64_t seed)
     return x;
 }
 
+/* Up to *n rows (0 = all) of a raw float64 file of DIM columns; *n receives the count. */
+static double *load_rows(const char *path, int64_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    int64_t rows = ftell(f) / (DIM * (int64_t)sizeof(double));
+    fseek(f, 0, SEEK_SET);
+    if (*n <= 0 || *n > rows) *n = rows;
+    double *x = sx_mallocarray((size_t)*n * DIM, sizeof *x);
+    if (x && fread(x, sizeof *x * DIM, (size_t)*n, f) != (size_t)*n) {
+        sx_free(x);
+        x = NULL;
+    }
+    fclose(f);
+    return x;
+}
+
 /* The rows of r at the sample's queries. */
 static sx_knn sample_rows(const sx_knn *r, int64_t nq, int64_t ns)
 {
@@ -94,22 +117,33 @@ int main(int argc, char **argv)
     int64_t nr = argc > 1 ? atoll(argv[1]) : 100000, nq = argc > 2 ? atoll(argv[2]) : 100000;
     int k = argc > 3 ? atoi(argv[3]) : 30, th = argc > 4 ? atoi(argv[4]) : 2;
     int flat = argc > 5 && strcmp(argv[5], "flat") == 0;
+    const char *files = argc > 5 && strchr(argv[5], ',') ? argv[5] : NULL;
     int full = argc > 6 ? atoi(argv[6]) : 1, mc = argc > 7 ? atoi(argv[7]) : 0;
-    int graph = argc > 8 ? atoi(argv[8]) : 1;
+    int graph = argc > 8 ? atoi(argv[8]) : 1, ncl = argc > 9 ? atoi(argv[9]) : 0;
     int64_t ns = nq < NSAMPLE ? nq : NSAMPLE;
-    double *xr = latent(nr, flat, 11), *xq = latent(nq, flat, 12);
+    double *xr, *xq;
+    if (files) {
+        char rp[4096];
+        snprintf(rp, sizeof rp, "%.*s", (int)(strchr(files, ',') - files), files);
+        xr = load_rows(rp, &nr);
+        xq = load_rows(strchr(files, ',') + 1, &nq);
+        ns = nq < NSAMPLE ? nq : NSAMPLE;
+    } else {
+        xr = latent(nr, flat, 11);
+        xq = latent(nq, flat, 12);
+    }
     double *xs = sx_mallocarray((size_t)ns * DIM, sizeof *xs);
     if (!xr || !xq || !xs || nr < k || ns < 1) return fprintf(stderr, "bad sizes\n"), 1;
     for (int64_t i = 0; i < ns; i++) memcpy(xs + i * DIM, xq + (i * nq / ns) * DIM, DIM * sizeof *xs);
     printf("reference %lld, query %lld, dim %d, k %d, %d threads, %s latent\n", (long long)nr,
-           (long long)nq, DIM, k, th, flat ? "flat" : "iso");
+           (long long)nq, DIM, k, th, files ? files : flat ? "flat" : "iso");
     sx_status st = {0};
     sx_knn_opts o;
     sx_knn_opts_init(&o);
     o.n_threads = th;
 
     clock2 t0 = tick();
-    sx_knn_ivf *ix = sx_knn_ivf_new(xr, nr, DIM, 0, th, 1, NULL, &st);
+    sx_knn_ivf *ix = sx_knn_ivf_new(xr, nr, DIM, ncl, th, 1, NULL, &st);
     if (!ix) return fprintf(stderr, "%s\n", st.msg), 1;
     tock("ivf build", t0);
     printf("  ivf: %d clusters, %.1f MB\n", sx_knn_ivf_clusters(ix), sx_knn_ivf_bytes(ix) / 1e6);
