@@ -2,7 +2,7 @@
  * scan written here (every distance, sorted by (distance, row)), scikit-learn's neighbours
  * of the golden query/reference splits, and sx_knn_exact (identical except where BLAS
  * rounding reorders a near tie at the k-th place). Plus threads, edge cases, ties and
- * duplicates, the bounded-effort mode, and serialized buffers (round trip; damaged and
+ * duplicates, the float32 filter's margins, the bounded-effort mode, and serialized buffers (round trip; damaged and
  * hostile ones refused). */
 #include "embed_golden.h"
 #include "sx_embed_internal.h"
@@ -261,6 +261,34 @@ START_TEST(ties_duplicates_and_edges)
 }
 END_TEST
 
+/* The scan filters rows in float32 before their float64 distance: where float32 cannot
+ * resolve the distances at all (clusters of width 1e-3 at 1e6 from the origin, float's step
+ * there 0.06) or only roughly (width 2e-4 at 1e3: without its margin the filter drops true
+ * neighbours here), the filter must let every candidate through, and coordinates too
+ * large for float32 (1e30) take the float64 path; both equal brute force bit for bit, with
+ * 1 and 2 threads, on 10 dimensions (the unrolled kernel) and on 7. */
+START_TEST(float_filter_is_exact)
+{
+    const int64_t nr = 3000, nq = 120;
+    const double shift[4] = {0, 1e6, 1e3, 1e30}, scale[4] = {1, 1e-3, 2e-4, 1e28};
+    for (int dim = 7; dim <= 10; dim += 3)
+        for (int v = 0; v < 4; v++) {
+            double *R = clustered(nr, dim, 12, 0.5, 21), *Q = clustered(nq, dim, 12, 0.5, 22);
+            for (int64_t i = 0; i < nr * dim; i++) R[i] = shift[v] + scale[v] * R[i];
+            for (int64_t i = 0; i < nq * dim; i++) Q[i] = shift[v] + scale[v] * Q[i];
+            sx_knn *t = brute(R, nr, Q, nq, dim, 15);
+            for (int th = 1; th <= 2; th++) {
+                sx_knn *a = ivf_search(R, nr, Q, nq, dim, 15, 0, th);
+                assert_same(a, t);
+                sx_knn_free(a);
+            }
+            sx_knn_free(t);
+            sx_free(R);
+            sx_free(Q);
+        }
+}
+END_TEST
+
 START_TEST(one_cluster_and_bounded_mode)
 {
     /* a reference that is one tight blob, queries inside and far outside it */
@@ -424,6 +452,7 @@ int main(void)
     tcase_add_test(tc, golden_latents_match_sklearn);
     tcase_add_test(tc, ties_duplicates_and_edges);
     tcase_add_test(tc, one_cluster_and_bounded_mode);
+    tcase_add_test(tc, float_filter_is_exact);
     tcase_add_test(tc, serialized_round_trip_and_hostile);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
