@@ -16,10 +16,11 @@
  *   bounded mode; graph 0 skips the graph index (its 1M build takes ~40 CPU-s); n_clusters 0 = the index's
  *   default. Run niced
  *   on a shared machine.
- * A real map's latents instead of the synthetic world: give the shape as REF,QUERY, two raw
- * little-endian float64 files of 10 columns (n_ref and n_query 0 = every row of the file),
+ * A real map's latents instead of the synthetic world: give the shape as REF,QUERY[,LABELS],
+ * two raw little-endian float64 files of 10 columns (n_ref and n_query 0 = every row of the
+ * file) and the reference's int32 labels (the bounded mode's 5-NN vote against exact's),
  * e.g. the obsm latent of `scalex project --ignore_umap`'s adata.h5ad split by
- * obs/projection (bench/README.md has the h5py lines). */
+ * obs/projection (bench/bench_knn_latents.py writes them). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,42 @@ static double *load_rows(const char *path, int64_t *n)
     return x;
 }
 
+/* n int32 labels from a raw file (the reference's, in row order), or NULL. */
+static int32_t *load_labels(const char *path, int64_t n)
+{
+    FILE *f = fopen(path, "rb");
+    int32_t *l = f ? sx_mallocarray((size_t)n, sizeof *l) : NULL;
+    if (l && fread(l, sizeof *l, (size_t)n, f) != (size_t)n) {
+        sx_free(l);
+        l = NULL;
+    }
+    if (f) fclose(f);
+    return l;
+}
+
+/* The majority label of a query's 5 nearest (ties to the lowest label, as the transfer). */
+static int vote5(const sx_knn *r, int64_t i, const int32_t *lab)
+{
+    int best = -1, bc = 0;
+    for (int a = 0; a < 5 && a < r->k; a++) {
+        int l = lab[r->idx[i * r->k + a]], c = 0;
+        for (int b = 0; b < 5 && b < r->k; b++) c += lab[r->idx[i * r->k + b]] == l;
+        if (c > bc || (c == bc && l < best)) {
+            bc = c;
+            best = l;
+        }
+    }
+    return best;
+}
+
+/* Share of queries whose 5-NN vote through a equals the vote through e. */
+static double vote_agree(const sx_knn *a, const sx_knn *e, const int32_t *lab)
+{
+    int64_t same = 0;
+    for (int64_t i = 0; i < a->n_query; i++) same += vote5(a, i, lab) == vote5(e, i, lab);
+    return (double)same / (double)a->n_query;
+}
+
 /* The rows of r at the sample's queries. */
 static sx_knn sample_rows(const sx_knn *r, int64_t nq, int64_t ns)
 {
@@ -122,11 +159,15 @@ int main(int argc, char **argv)
     int graph = argc > 8 ? atoi(argv[8]) : 1, ncl = argc > 9 ? atoi(argv[9]) : 0;
     int64_t ns = nq < NSAMPLE ? nq : NSAMPLE;
     double *xr, *xq;
+    int32_t *lab = NULL;
     if (files) {
-        char rp[4096];
-        snprintf(rp, sizeof rp, "%.*s", (int)(strchr(files, ',') - files), files);
+        char rp[4096], qp[4096];
+        const char *c1 = strchr(files, ','), *c2 = strchr(c1 + 1, ',');
+        snprintf(rp, sizeof rp, "%.*s", (int)(c1 - files), files);
+        snprintf(qp, sizeof qp, "%.*s", (int)(c2 ? c2 - c1 - 1 : (int)strlen(c1 + 1)), c1 + 1);
         xr = load_rows(rp, &nr);
-        xq = load_rows(strchr(files, ',') + 1, &nq);
+        xq = load_rows(qp, &nq);
+        if (c2) lab = load_labels(c2 + 1, nr);
         ns = nq < NSAMPLE ? nq : NSAMPLE;
     } else {
         xr = latent(nr, flat, 11);
@@ -185,6 +226,9 @@ int main(int argc, char **argv)
         sx_knn bs = sample_rows(b, nq, ns);
         printf("  bounded (%d clusters): recall@%d %.4f, %.2f%% of the reference per query\n", mc,
                k, sx_knn_recall(&bs, &truth), 100 * vis);
+        printf("  bounded: recall@%d over all queries %.4f", k, sx_knn_recall(b, iv));
+        if (lab) printf(", 5-NN vote = exact's on %.4f of queries", vote_agree(b, iv, lab));
+        printf("\n");
         sx_free(bs.idx);
         sx_free(bs.dist);
         sx_knn_free(b);
@@ -215,5 +259,6 @@ done:
     sx_free(xr);
     sx_free(xq);
     sx_free(xs);
+    sx_free(lab);
     return 0;
 }
