@@ -52,6 +52,7 @@ struct sx_knn_ivf {
                           * the lanes and half the bytes of x; NULL when coordinates are too
                           * large for float (then the scan filters in float64) */
     double xnorm;        /* largest row norm: bounds the float conversion's error */
+    int scan;            /* which scan searches use (sx_knn_ivf_set_scan; tests) */
     float *pdg;          /* per cluster, the centroid distance of every 8th row's group end
                           * (rows 7, 15, ... and the last), rounded up to float: the ring's
                           * start is found by counting entries, no search through pd */
@@ -880,12 +881,14 @@ typedef void (*ivf_scan_fn)(const sx_knn_ivf *ix, int c, const double *q, ivf_to
 
 static ivf_scan_fn ivf_pick_scan(const sx_knn_ivf *ix)
 {
-    if (!ix->xf) return ivf_scan;
+    if (!ix->xf || ix->scan == SX_KNN_IVF_SCAN_F64) return ivf_scan;
 #if defined(__x86_64__) || defined(__i386__)
-    if (__builtin_cpu_supports("avx2")) return ivf_scan_f_avx2;
+    if (ix->scan == SX_KNN_IVF_SCAN_AUTO && __builtin_cpu_supports("avx2")) return ivf_scan_f_avx2;
 #endif
     return ivf_scan_f;
 }
+
+void sx_knn_ivf_set_scan(sx_knn_ivf *ix, int scan) { ix->scan = scan; }
 
 typedef struct search_ctx {
     const sx_knn_ivf *ix;

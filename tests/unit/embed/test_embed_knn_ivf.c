@@ -7,6 +7,7 @@
 #include "embed_golden.h"
 #include "sx_embed_internal.h"
 #include "sx_knn.h"
+#include "sx_knn_internal.h"
 #include "sx_knn_ivf.h"
 
 typedef struct dr {
@@ -265,8 +266,9 @@ END_TEST
  * resolve the distances at all (clusters of width 1e-3 at 1e6 from the origin, float's step
  * there 0.06) or only roughly (width 2e-4 at 1e3: without its margin the filter drops true
  * neighbours here), the filter must let every candidate through, and coordinates too
- * large for float32 (1e30) take the float64 path; both equal brute force bit for bit, with
- * 1 and 2 threads, on 10 dimensions (the unrolled kernel) and on 7. */
+ * large for float32 (1e30) take the float64 path; all equal brute force bit for bit, with
+ * 1 and 2 threads, on 10 dimensions (the unrolled kernel) and on 7, through each scan (AVX2
+ * where the CPU has it, the portable float filter, float64 only). */
 START_TEST(float_filter_is_exact)
 {
     const int64_t nr = 3000, nq = 120;
@@ -277,11 +279,18 @@ START_TEST(float_filter_is_exact)
             for (int64_t i = 0; i < nr * dim; i++) R[i] = shift[v] + scale[v] * R[i];
             for (int64_t i = 0; i < nq * dim; i++) Q[i] = shift[v] + scale[v] * Q[i];
             sx_knn *t = brute(R, nr, Q, nq, dim, 15);
-            for (int th = 1; th <= 2; th++) {
-                sx_knn *a = ivf_search(R, nr, Q, nq, dim, 15, 0, th);
-                assert_same(a, t);
-                sx_knn_free(a);
-            }
+            sx_status st = {0};
+            sx_knn_ivf *ix = sx_knn_ivf_new(R, nr, dim, 0, 2, 42, NULL, &st);
+            ck_assert_msg(ix, "%s", st.msg);
+            for (int scan = SX_KNN_IVF_SCAN_AUTO; scan <= SX_KNN_IVF_SCAN_F64; scan++)
+                for (int th = 1; th <= 2; th++) {
+                    sx_knn_ivf_set_scan(ix, scan);
+                    sx_knn *a = sx_knn_ivf_search(ix, Q, nq, 15, 0, th, NULL, NULL, &st);
+                    ck_assert_msg(a, "%s", st.msg);
+                    assert_same(a, t);
+                    sx_knn_free(a);
+                }
+            sx_knn_ivf_free(ix);
             sx_knn_free(t);
             sx_free(R);
             sx_free(Q);
