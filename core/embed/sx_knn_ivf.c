@@ -961,7 +961,7 @@ static int ivf_nearest_clusters(const sx_knn_ivf *ix, const double *d2, int firs
 /* The exact search after the first cluster: every other cluster in index order, skipped
  * when its lower bound max(0, d(q,c) - r_c) exceeds the current k-th distance w (w only
  * shrinks, so a skipped cluster holds no neighbour). Visiting by increasing bound instead,
- * to stop at the first bound beyond w, scans 8% fewer rows but its sort cost more (the
+ * to stop at the first bound beyond w, scans 7% fewer rows but its sort cost more (the
  * real map of bench_knn_ivf: 10% slower). */
 static void ivf_rest(search_ctx *S, const double *d2, int first, const double *q, ivf_top *T)
 {
