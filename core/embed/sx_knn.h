@@ -83,9 +83,11 @@ sx_knn *sx_knn_self_f32(const float *x, int64_t n, int dim, int k, const sx_knn_
  *  - exact BLAS tiles (as sx_knn_exact) when opts->method is SX_KNN_EXACT or (AUTO) the
  *    reference has fewer than SX_KNN_IVF_FROM rows;
  *  - (AUTO, larger references) the cluster-pruned search of sx_knn_ivf.h: exact brute force's
- *    answer at a fraction of its cost (100k x 100k, k 30: 2.5-3 CPU-s against 14-16), and
- *    from SX_KNN_IVF_BOUND_FROM rows its bounded mode (SX_KNN_IVF_BOUND clusters per query:
- *    1M rows, recall 0.990 at 5.6 CPU-s; exact pruning there costs 12-13; bench_knn_ivf.c);
+ *    answer at a fraction of its cost (a real map's 100k x 100k latents, k 15: 1.1-1.2 CPU-s
+ *    against 14-15; synthetic, k 30: 1.15), and from SX_KNN_IVF_BOUND_FROM rows its bounded
+ *    mode (SX_KNN_IVF_BOUND clusters per query: 1M rows, k 15, recall 0.999 at 2.6 CPU-s;
+ *    exact pruning there costs 4.9; bench_knn_ivf.c; test_embed_knn_ivf.c checks recall and
+ *    the 5-NN vote against exact at SX_KNN_IVF_BOUND_FROM rows);
  *  - (SX_KNN_APPROX) a best-first search of the reference's NN-descent graph (recall 0.973
  *    to 0.997; kept for comparison: bench/bench_map_knn.c).
  * Searches are deterministic, whatever the thread count, and may run concurrently on one

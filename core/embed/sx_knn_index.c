@@ -590,7 +590,7 @@ sx_knn *sx_knn_search_with(const sx_knn_index *ix, const double *ref, int64_t n_
         return graph_search(ix, query, n_query, k, o.n_threads, prog, st);
     }
     /* a cluster index built for one search pays off when the queries are more than a fiftieth
-     * of the reference (build 0.2-0.3 CPU-s at 100k rows, about what 2,000 queries cost
+     * of the reference (build 0.15-0.25 CPU-s at 100k rows, about what 2,000 queries cost
      * searched exactly: bench/bench_knn_ivf.c); the graph only when asked for */
     int build = o.method == SX_KNN_APPROX ||
                 (o.method == SX_KNN_AUTO && n_ref >= SX_KNN_IVF_FROM && n_query >= n_ref / 50);

@@ -29,6 +29,12 @@ struct sx_knn_index {
  * (sx_knn_free); NULL with st filled (SX_ENOMEM). Shared by every search of core/embed. */
 sx_knn *sx_knn_alloc(int64_t n, int k, int with_rank, sx_status *st);
 
+/* Which scan the cluster index's searches use: the best this CPU has (AUTO, the default),
+ * the float32 filter without AVX2, or float64 only (what coordinates beyond float's range
+ * get). Results are identical whichever; tests run each (test_embed_knn_ivf.c). */
+enum { SX_KNN_IVF_SCAN_AUTO = 0, SX_KNN_IVF_SCAN_PORTABLE = 1, SX_KNN_IVF_SCAN_F64 = 2 };
+void sx_knn_ivf_set_scan(sx_knn_ivf *ix, int scan);
+
 /* The graph's bytes besides the struct (the float copy, CSR, entry cells). */
 size_t sx_knn_index_graph_bytes(const struct sx_knn_index *ix);
 

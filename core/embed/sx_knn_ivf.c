@@ -47,6 +47,16 @@ struct sx_knn_ivf {
     const double *pd;    /* n: each row's distance to its centroid, ascending per cluster */
     const int32_t *row;  /* n: original reference row of each stored row */
     double *caug;        /* nc x (dim + 1): [-2 centroid, |centroid|^2] (allocated here) */
+    float *xf;           /* x in float32, by blocks of 8 rows coordinate-major (ivf_xfat;
+                          * allocated here, not serialized): the scan's first filter, twice
+                          * the lanes and half the bytes of x; NULL when coordinates are too
+                          * large for float (then the scan filters in float64) */
+    double xnorm;        /* largest row norm: bounds the float conversion's error */
+    int scan;            /* which scan searches use (sx_knn_ivf_set_scan; tests) */
+    float *pdg;          /* per cluster, the centroid distance of every 8th row's group end
+                          * (rows 7, 15, ... and the last), rounded up to float: the ring's
+                          * start is found by counting entries, no search through pd */
+    int64_t *goff;       /* nc + 1: cluster c's entries are pdg[goff[c]] .. pdg[goff[c+1]-1] */
     double rmax;         /* largest radius */
     const void *base;    /* the flat layout (header + sections) */
     size_t size;
@@ -100,6 +110,16 @@ static inline size_t ivf_xat(int64_t p, int j, int dim)
     return (size_t)(p >> 2) * 4 * (size_t)dim + (size_t)j * 4 + (size_t)(p & 3);
 }
 
+/* Where coordinate j of stored row p lives in the float copy (blocks of 8 rows). */
+static inline size_t ivf_xfat(int64_t p, int j, int dim)
+{
+    return (size_t)(p >> 3) * 8 * (size_t)dim + (size_t)j * 8 + (size_t)(p & 7);
+}
+
+/* Largest |coordinate| the float filter accepts: squares and their sums stay finite in
+ * float32 (2 * 1e15 squared times 4096 dimensions < FLT_MAX). */
+#define IVF_F32_MAX 1e15
+
 static double ivf_dist(const double *a, const double *b, int dim)
 {
     /* Same arithmetic, in the same order, as sx_knn.c's dist_exact: the distances this
@@ -126,10 +146,52 @@ static void km_aug(const double *cen, int nc, int dim, double *aug)
     }
 }
 
+/* The float copy of the stored rows and the largest row norm (ix->xf stays NULL when a
+ * coordinate exceeds IVF_F32_MAX). Padding lanes of the last block are zero, never offered. */
+static int ivf_float_copy(sx_knn_ivf *ix)
+{
+    const int dim = ix->dim;
+    ix->xnorm = 0;
+    for (int64_t p = 0; p < ix->n; p++) {
+        double s = 0;
+        for (int j = 0; j < dim; j++) {
+            double v = ix->x[ivf_xat(p, j, dim)];
+            if (fabs(v) > IVF_F32_MAX) return SX_OK;
+            s += v * v;
+        }
+        if (s > ix->xnorm) ix->xnorm = s;
+    }
+    ix->xnorm = sqrt(ix->xnorm);
+    ix->xf = sx_calloc((size_t)((ix->n + 7) >> 3) * 8 * dim, sizeof *ix->xf);
+    if (!ix->xf) return SX_ENOMEM;
+    for (int64_t p = 0; p < ix->n; p++)
+        for (int j = 0; j < dim; j++) ix->xf[ivf_xfat(p, j, dim)] = (float)ix->x[ivf_xat(p, j, dim)];
+    return SX_OK;
+}
+
+/* ix->pdg and ix->goff (see the struct). */
+static int ivf_groups(sx_knn_ivf *ix)
+{
+    ix->goff = sx_mallocarray((size_t)ix->nc + 1, sizeof *ix->goff);
+    ix->pdg = sx_mallocarray((size_t)(ix->n / 8 + ix->nc), sizeof *ix->pdg);
+    if (!ix->goff || !ix->pdg) return SX_ENOMEM;
+    int64_t g = 0;
+    for (int c = 0; c < ix->nc; c++) {
+        ix->goff[c] = g;
+        for (int64_t p = ix->off[c]; p < ix->off[c + 1]; p += 8) {
+            int64_t e = p + 7 < ix->off[c + 1] ? p + 7 : ix->off[c + 1] - 1;
+            float f = (float)ix->pd[e];
+            ix->pdg[g++] = (double)f < ix->pd[e] ? nextafterf(f, INFINITY) : f;
+        }
+    }
+    ix->goff[ix->nc] = g;
+    return SX_OK;
+}
+
 static int ivf_finish(sx_knn_ivf *ix, sx_status *st)
 {
     ix->caug = sx_mallocarray((size_t)ix->nc * (ix->dim + 1), sizeof *ix->caug);
-    if (!ix->caug) return sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
+    if (!ix->caug || ivf_float_copy(ix) || ivf_groups(ix)) return sx_status_set(st, SX_ENOMEM, "kNN index: out of memory");
     ix->rmax = 0;
     km_aug(ix->cen, ix->nc, ix->dim, ix->caug);
     for (int c = 0; c < ix->nc; c++) {
@@ -143,6 +205,9 @@ void sx_knn_ivf_free(sx_knn_ivf *ix)
     if (!ix) return;
     sx_free(ix->own);
     sx_free(ix->caug);
+    sx_free(ix->xf);
+    sx_free(ix->pdg);
+    sx_free(ix->goff);
     sx_free(ix);
 }
 
@@ -153,7 +218,10 @@ int sx_knn_ivf_clusters(const sx_knn_ivf *ix) { return ix->nc; }
 size_t sx_knn_ivf_bytes(const sx_knn_ivf *ix)
 {
     if (!ix) return 0;
-    return sizeof *ix + (size_t)ix->nc * (ix->dim + 1) * sizeof *ix->caug + (ix->own ? ix->size : 0);
+    size_t xf = ix->xf ? (size_t)((ix->n + 7) >> 3) * 8 * ix->dim * sizeof *ix->xf : 0;
+    size_t groups = (size_t)(ix->n / 8 + ix->nc) * sizeof *ix->pdg + (ix->nc + 1) * sizeof *ix->goff;
+    return sizeof *ix + (size_t)ix->nc * (ix->dim + 1) * sizeof *ix->caug + xf + groups +
+           (ix->own ? ix->size : 0);
 }
 
 /* ------------------------------------------------------------ thread pool ---- */
@@ -593,7 +661,7 @@ sx_knn_ivf *sx_knn_ivf_new(const double *ref, int64_t n_ref, int dim, int n_clus
                           "coordinate; check the latent", (long long)(i / dim));
             return NULL;
         }
-    int64_t nc = n_clusters > 0 ? n_clusters : llround(2.0 * sqrt((double)n_ref));
+    int64_t nc = n_clusters > 0 ? n_clusters : llround(sqrt((double)n_ref));
     if (nc > n_ref) nc = n_ref;
     if (nc < 1) nc = 1;
     int nth = sx_embed_threads(n_threads);
@@ -617,6 +685,9 @@ typedef struct ivf_top {
     double w, whi; /* k-th distance (inf until full) and the squared-sum test bound */
     int64_t evals;
     ivf_v2 *qv;    /* the query, each coordinate in both lanes */
+    float *qf;     /* the query in float32 (the float filter) */
+    double qslack; /* bound on the distance error of the float conversion (ivf_limf) */
+    float limf;    /* float filter: a row whose float sum exceeds it is beyond whi */
 } ivf_top;
 
 /* Offer one row: ranked by (sqrt of the directly computed sum, row) exactly as the final
@@ -672,22 +743,38 @@ static inline __attribute__((always_inline)) int sums4(const ivf_v2 *qv, const d
 
 /* Scan cluster c: only rows whose centroid distance is within w of the query's (the
  * triangle inequality bounds every other row beyond the k-th distance). */
-static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
+static int64_t ivf_scan_from(const sx_knn_ivf *ix, int c, const double *q, const ivf_top *T,
+                             double *dqc_out, double *slack_out)
 {
     const int dim = ix->dim;
     double dqc = ivf_dist(q, ix->cen + (int64_t)c * dim, dim);
     int64_t lo = ix->off[c], hi = ix->off[c + 1];
     double slack = IVF_TOL * (dqc + ix->rad[c]);
+    *dqc_out = dqc;
+    *slack_out = slack;
     if (T->n == T->k) {
         double from = dqc - T->w - slack - IVF_TOL * T->w;
-        int64_t a = lo, b = hi; /* first row with pd >= from */
-        while (a < b) {
-            int64_t mid = a + (b - a) / 2;
-            if (ix->pd[mid] < from) a = mid + 1;
-            else b = mid;
-        }
-        lo = a;
+        /* skip the groups of 8 rows whose last (largest) centroid distance is below from:
+         * a count over the cluster's compact, sorted group table (a binary search through
+         * pd missed the cache at every halving: a sixth of the search); the few rows of the
+         * first group kept that lie below from are only scanned for nothing */
+        float fr = (float)from;
+        if ((double)fr > from) fr = nextafterf(fr, -INFINITY);
+        const float *g = ix->pdg + ix->goff[c];
+        int64_t ng = ix->goff[c + 1] - ix->goff[c], skip = 0;
+        for (int64_t i = 0; i < ng; i++) skip += g[i] < fr;
+        lo += 8 * skip;
+        if (lo > hi) lo = hi;
     }
+    return lo;
+}
+
+/* Scan cluster c in float64 only (coordinates too large for the float filter). */
+static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
+{
+    const int dim = ix->dim;
+    double dqc, slack;
+    int64_t lo = ivf_scan_from(ix, c, q, T, &dqc, &slack), hi = ix->off[c + 1];
     /* a block of four rows at a time (sums4); only rows inside [lo, hi) are offered */
     for (int64_t p = lo; p < hi;) {
         if (ix->pd[p] > dqc + T->w * (1 + IVF_TOL) + slack) break;
@@ -705,29 +792,146 @@ static void ivf_scan(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
     }
 }
 
+/* The float filter's limit for the current whi. A row's true distance d and its float sum
+ * sf satisfy d >= sqrt(sf) (1 - (dim + 4) u) - u (|q| + |x|) (u = 2^-24: the conversion
+ * of both rows to float moves them by at most u |row|, and the float subtractions and sum
+ * add (dim + 2) roundings), so a row with sf above this limit (4x those margins) has
+ * d^2 > whi and would be refused by top_offer anyway. */
+static inline void ivf_limf(ivf_top *T, int dim)
+{
+    if (T->whi == INFINITY) {
+        T->limf = INFINITY;
+        return;
+    }
+    const double u = 1.0 / 16777216.0;
+    double l = (sqrt(T->whi) + T->qslack + 1e-30) * (1 + 4 * (dim + 4) * u);
+    T->limf = (float)(l * l * (1 + 8 * u));
+}
+
+typedef float ivf_f8 __attribute__((vector_size(32)));
+typedef int ivf_i8 __attribute__((vector_size(32)));
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* The lanes' sign bits in one instruction (the portable reduction below takes eight). */
+__attribute__((target("avx2"))) static inline unsigned mask8_avx2(ivf_i8 m)
+{
+    __m256 v;
+    memcpy(&v, &m, sizeof v);
+    return (unsigned)_mm256_movemask_ps(v);
+}
+#define IVF_X86 1
+#else
+#define IVF_X86 0
+#endif
+
+/* Lanes (bits 0..7) of the 8-row float block xb whose float squared distance to q is <= lim
+ * (avx2: a constant, 1 only in the AVX2 scan). */
+static inline __attribute__((always_inline)) unsigned sums8f(const float *qf, const float *xb,
+                                                             int dim, float lim, int avx2)
+{
+    ivf_f8 a = {0};
+#pragma GCC unroll 10
+    for (int j = 0; j < dim; j++) {
+        ivf_f8 x, qj = {qf[j], qf[j], qf[j], qf[j], qf[j], qf[j], qf[j], qf[j]};
+        memcpy(&x, xb + 8 * j, sizeof x);
+        ivf_f8 t = qj - x;
+        a += t * t;
+    }
+    ivf_f8 l = {lim, lim, lim, lim, lim, lim, lim, lim};
+    ivf_i8 m = a <= l;
+#if IVF_X86
+    if (avx2) return mask8_avx2(m);
+#endif
+    unsigned bits = 0;
+    for (int i = 0; i < 8; i++) bits |= (unsigned)(m[i] & 1) << i;
+    return bits;
+}
+
+/* Scan cluster c through the float filter: 8 rows per block in float32, and only the rows
+ * that pass get their float64 sum (in sx_knn_exact's order) and are offered, so the kept
+ * set is the float64 scan's, bit for bit. */
+static inline __attribute__((always_inline)) void ivf_scan_f_body(const sx_knn_ivf *ix, int c,
+                                                                  const double *q, ivf_top *T,
+                                                                  int dim, int avx2)
+{
+    double dqc, slack;
+    int64_t lo = ivf_scan_from(ix, c, q, T, &dqc, &slack), hi = ix->off[c + 1];
+    for (int64_t p = lo; p < hi;) {
+        if (ix->pd[p] > dqc + T->w * (1 + IVF_TOL) + slack) break;
+        int64_t b0 = p & ~(int64_t)7, e = b0 + 8 < hi ? b0 + 8 : hi;
+        unsigned bits = sums8f(T->qf, ix->xf + (size_t)(p >> 3) * 8 * dim, dim, T->limf, avx2);
+        bits &= (0xffu << (p - b0)) & (0xffu >> (8 - (e - b0)));
+        T->evals += e - p;
+        for (; bits; bits &= bits - 1) {
+            int64_t r = b0 + __builtin_ctz(bits);
+            double sum = 0;
+            for (int j = 0; j < dim; j++) {
+                double t = q[j] - ix->x[ivf_xat(r, j, dim)];
+                sum += t * t;
+            }
+            double whi = T->whi;
+            top_offer(T, sum, ix->row[r]);
+            if (T->whi != whi) ivf_limf(T, dim);
+        }
+        p = e;
+    }
+}
+
+static void ivf_scan_f(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T)
+{
+    if (ix->dim == 10) ivf_scan_f_body(ix, c, q, T, 10, 0); /* the latent: unrolled */
+    else ivf_scan_f_body(ix, c, q, T, ix->dim, 0);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* The same scan with 256-bit vectors where the CPU has them (no FMA: the float64 sums stay
+ * sx_knn_exact's roundings). */
+__attribute__((target("avx2"))) static void ivf_scan_f_avx2(const sx_knn_ivf *ix, int c,
+                                                            const double *q, ivf_top *T)
+{
+    if (ix->dim == 10) ivf_scan_f_body(ix, c, q, T, 10, 1);
+    else ivf_scan_f_body(ix, c, q, T, ix->dim, 1);
+}
+#endif
+
+typedef void (*ivf_scan_fn)(const sx_knn_ivf *ix, int c, const double *q, ivf_top *T);
+
+static ivf_scan_fn ivf_pick_scan(const sx_knn_ivf *ix)
+{
+    if (!ix->xf || ix->scan == SX_KNN_IVF_SCAN_F64) return ivf_scan;
+#if defined(__x86_64__) || defined(__i386__)
+    if (ix->scan == SX_KNN_IVF_SCAN_AUTO && __builtin_cpu_supports("avx2")) return ivf_scan_f_avx2;
+#endif
+    return ivf_scan_f;
+}
+
+void sx_knn_ivf_set_scan(sx_knn_ivf *ix, int scan) { ix->scan = scan; }
+
 typedef struct search_ctx {
     const sx_knn_ivf *ix;
     const double *query;
     const int32_t *order; /* query rows in visiting order (NULL = as given) */
     int64_t n_query;
     int k, max_clusters;
+    ivf_scan_fn scan;
     sx_knn *res;
     double **G;
     ivf_key **cand;
     ivf_top *top;
 } search_ctx;
 
-/* Clusters (besides the first) whose lower bound max(0, d(q,c) - r_c) may not exceed the
- * k-th distance w, sorted by that bound (by_centroid: by d(q,c)). d2[c] is a lower bound
- * of d(q,c)^2; the square root is taken only for clusters that pass the squared test. */
+/* Clusters (besides the first) whose centroid distance d(q,c) may not exceed w + r_c,
+ * sorted by d(q,c) (the bounded mode's order). d2[c] is a lower bound of d(q,c)^2; the
+ * square root is taken only for clusters that pass the squared test. */
 static int ivf_candidates(const sx_knn_ivf *ix, const double *d2, int first, const ivf_top *T,
-                          int by_centroid, ivf_key *cand)
+                          ivf_key *cand)
 {
     int m = 0;
     for (int c = 0; c < ix->nc; c++) {
         double thr = (T->w + ix->rad[c]) * (1 + 2 * IVF_TOL) + 2 * IVF_TOL * ix->rmax;
         if (c != first && d2[c] <= thr * thr)
-            cand[m++] = (ivf_key){sqrt(d2[c]) - (by_centroid ? 0 : ix->rad[c]), c};
+            cand[m++] = (ivf_key){sqrt(d2[c]), c};
     }
     qsort(cand, (size_t)m, sizeof *cand, ivf_key_cmp);
     return m;
@@ -754,6 +958,44 @@ static int ivf_nearest_clusters(const sx_knn_ivf *ix, const double *d2, int firs
     return m;
 }
 
+/* The exact search after the first cluster: every other cluster in index order, skipped
+ * when its lower bound max(0, d(q,c) - r_c) exceeds the current k-th distance w (w only
+ * shrinks, so a skipped cluster holds no neighbour). Visiting by increasing bound instead,
+ * to stop at the first bound beyond w, scans 7% fewer rows but its sort cost more (the
+ * real map of bench_knn_ivf: 10% slower). */
+static void ivf_rest(search_ctx *S, const double *d2, int first, const double *q, ivf_top *T)
+{
+    const sx_knn_ivf *ix = S->ix;
+    for (int c = 0; c < ix->nc; c++) {
+        double thr = (T->w + ix->rad[c]) * (1 + 2 * IVF_TOL) + 2 * IVF_TOL * ix->rmax;
+        if (c == first || d2[c] > thr * thr) continue;
+        double b = sqrt(d2[c]) - ix->rad[c];
+        if (T->n == T->k && b > T->w + IVF_TOL * (fabs(b) + 2 * ix->rmax + T->w)) continue;
+        S->scan(ix, c, q, T);
+    }
+}
+
+/* The bounded mode after the first cluster: at most max_clusters - 1 more, nearest centroid
+ * first (finds more true neighbours in the few clusters allowed than the lower bound's order:
+ * 100k rows, 16 clusters: recall 0.996 instead of 0.979). */
+static void ivf_bounded(search_ctx *S, const double *d2, int first, const double *q,
+                        ivf_key *cand, ivf_top *T)
+{
+    const sx_knn_ivf *ix = S->ix;
+    int keep = S->max_clusters < ix->nc / 2 ? 2 * S->max_clusters : ix->nc, m;
+    if (T->n == T->k) m = ivf_nearest_clusters(ix, d2, first, T, keep, cand);
+    else m = ivf_candidates(ix, d2, first, T, cand); /* first cluster under k rows: all
+                                                      * clusters listed, so k rows fill */
+    int visited = 1;
+    for (int i = 0; i < m; i++) {
+        if (visited >= S->max_clusters && T->n == T->k) break;
+        double b = cand[i].v - ix->rad[cand[i].id];
+        if (T->n == T->k && b > T->w + IVF_TOL * (fabs(b) + 2 * ix->rmax + T->w)) continue;
+        S->scan(ix, cand[i].id, q, T);
+        visited++;
+    }
+}
+
 static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_key *cand, ivf_top *T)
 {
     const sx_knn_ivf *ix = S->ix;
@@ -771,30 +1013,16 @@ static void ivf_query(search_ctx *S, const double *q, double *d2, ivf_key *cand,
             first = c;
         }
     }
-    for (int j = 0; j < ix->dim; j++) T->qv[j] = (ivf_v2){q[j], q[j]};
-    T->n = 0;
-    T->w = T->whi = INFINITY;
-    ivf_scan(ix, first, q, T);
-    /* exact: clusters by lower bound, so the first bound beyond w ends the search; bounded:
-     * by centroid distance, which finds more true neighbours in the few clusters allowed
-     * (100k rows, 16 clusters: recall 0.996 instead of 0.979) */
-    int bounded = S->max_clusters > 0;
-    int keep = S->max_clusters < ix->nc / 2 ? 2 * S->max_clusters : ix->nc, m;
-    if (!bounded) m = ivf_candidates(ix, d2, first, T, 0, cand);
-    else if (T->n == T->k) m = ivf_nearest_clusters(ix, d2, first, T, keep, cand);
-    else m = ivf_candidates(ix, d2, first, T, 1, cand); /* first cluster under k rows: all
-                                                          * clusters listed, so k rows fill */
-    int visited = 1;
-    for (int i = 0; i < m; i++) {
-        if (S->max_clusters > 0 && visited >= S->max_clusters && T->n == T->k) break;
-        double b = cand[i].v - (bounded ? ix->rad[cand[i].id] : 0);
-        if (T->n == T->k && b > T->w + IVF_TOL * (fabs(b) + 2 * ix->rmax + T->w)) {
-            if (bounded) continue;
-            break;
-        }
-        ivf_scan(ix, cand[i].id, q, T);
-        visited++;
+    for (int j = 0; j < ix->dim; j++) {
+        T->qv[j] = (ivf_v2){q[j], q[j]};
+        T->qf[j] = (float)q[j];
     }
+    T->qslack = 4.0 / 16777216.0 * (sqrt(qn) + ix->xnorm);
+    T->n = 0;
+    T->w = T->whi = T->limf = INFINITY;
+    S->scan(ix, first, q, T);
+    if (S->max_clusters > 0) ivf_bounded(S, d2, first, q, cand, T);
+    else ivf_rest(S, d2, first, q, T);
 }
 
 static int search_chunk(void *ctx, int64_t chunk, int worker)
@@ -820,6 +1048,7 @@ static int search_chunk(void *ctx, int64_t chunk, int worker)
 typedef struct search_work {
     double *Gbuf, *tdist;
     ivf_v2 *qvbuf;
+    float *qfbuf;
     ivf_key *cbuf;
     int32_t *trow, *order, *lab;
     double *G[256];
@@ -832,6 +1061,7 @@ static void search_work_free(search_work *w)
     sx_free(w->Gbuf);
     sx_free(w->tdist);
     sx_free(w->qvbuf);
+    sx_free(w->qfbuf);
     sx_free(w->cbuf);
     sx_free(w->trow);
     sx_free(w->order);
@@ -847,10 +1077,11 @@ static search_work *search_work_new(const sx_knn_ivf *ix, int64_t n_query, int k
     w->cbuf = sx_mallocarray((size_t)nth * ix->nc, sizeof *w->cbuf);
     w->tdist = sx_mallocarray((size_t)nth * k, sizeof *w->tdist);
     w->qvbuf = sx_mallocarray((size_t)nth * ix->dim, sizeof *w->qvbuf); /* malloc: 16-aligned */
+    w->qfbuf = sx_mallocarray((size_t)nth * ix->dim, sizeof *w->qfbuf);
     w->trow = sx_mallocarray((size_t)nth * k, sizeof *w->trow);
     w->order = sx_mallocarray((size_t)n_query, sizeof *w->order);
     w->lab = sx_mallocarray((size_t)n_query, sizeof *w->lab);
-    if (!w->Gbuf || !w->cbuf || !w->tdist || !w->qvbuf || !w->trow || !w->order || !w->lab) {
+    if (!w->Gbuf || !w->cbuf || !w->tdist || !w->qvbuf || !w->qfbuf || !w->trow || !w->order || !w->lab) {
         search_work_free(w);
         return NULL;
     }
@@ -858,7 +1089,8 @@ static search_work *search_work_new(const sx_knn_ivf *ix, int64_t n_query, int k
         w->G[t] = w->Gbuf + (size_t)t * IVF_BQ * (ix->nc + ix->dim + 1);
         w->cand[t] = w->cbuf + (size_t)t * ix->nc;
         w->top[t] = (ivf_top){.k = k, .d = w->tdist + (size_t)t * k, .r = w->trow + (size_t)t * k,
-                              .qv = w->qvbuf + (size_t)t * ix->dim};
+                              .qv = w->qvbuf + (size_t)t * ix->dim,
+                              .qf = w->qfbuf + (size_t)t * ix->dim};
     }
     return w;
 }
@@ -916,7 +1148,7 @@ sx_knn *sx_knn_ivf_search(const sx_knn_ivf *ix, const double *query, int64_t n_q
     int rc = w ? ivf_order(ix, query, n_query, nth, w, prog) : SX_ENOMEM;
     if (rc == SX_OK) {
         search_ctx S = {.ix = ix, .query = query, .order = w->order, .n_query = n_query, .k = k,
-                        .max_clusters = max_clusters, .res = res, .G = w->G, .cand = w->cand,
+                        .max_clusters = max_clusters, .scan = ivf_pick_scan(ix), .res = res, .G = w->G, .cand = w->cand,
                         .top = w->top};
         rc = ivf_parallel(search_chunk, &S, n_chunks, nth, prog, "knn");
     }
