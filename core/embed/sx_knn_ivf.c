@@ -813,11 +813,13 @@ typedef int ivf_i8 __attribute__((vector_size(32)));
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-/* The lanes' sign bits in one instruction (the portable reduction below takes eight). */
-__attribute__((target("avx2"))) static inline unsigned mask8_avx2(ivf_i8 m)
+/* The lanes' sign bits in one instruction (the portable reduction below takes eight). By
+ * pointer: a 32-byte vector passed by value to an AVX2 function from code compiled without
+ * AVX changes the calling convention (clang refuses it). */
+__attribute__((target("avx2"))) static inline unsigned mask8_avx2(const ivf_i8 *m)
 {
     __m256 v;
-    memcpy(&v, &m, sizeof v);
+    memcpy(&v, m, sizeof v);
     return (unsigned)_mm256_movemask_ps(v);
 }
 #define IVF_X86 1
@@ -841,7 +843,7 @@ static inline __attribute__((always_inline)) unsigned sums8f(const float *qf, co
     ivf_f8 l = {lim, lim, lim, lim, lim, lim, lim, lim};
     ivf_i8 m = a <= l;
 #if IVF_X86
-    if (avx2) return mask8_avx2(m);
+    if (avx2) return mask8_avx2(&m);
 #endif
     unsigned bits = 0;
     for (int i = 0; i < 8; i++) bits |= (unsigned)(m[i] & 1) << i;
