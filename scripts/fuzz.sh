@@ -81,6 +81,9 @@ first_frame() {
     /^ *#[0-9]+ 0x/ {
       if (want == "alloc" && !on) next
       if ($0 ~ /__sanitizer|__asan|__ubsan|__interceptor|fuzzer::|libc\.so|libclang_rt|compiler-rt|sanitizer_common/) next
+      # libstdc++ frames are the libFuzzer runtime (our code is C): an RSS out-of-memory
+      # prints the stack of its own last operator new first, then the allocation that grew
+      if ($0 ~ /libstdc\+\+/) next
       # libc named by its sources (debug info present): memcpy and friends in sysdeps/
       if ($0 ~ /sysdeps\/|glibc-[0-9]/) next
       # frames inside the driver binary without a source line are its sanitizer / libFuzzer
