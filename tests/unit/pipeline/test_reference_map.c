@@ -231,6 +231,38 @@ static sx_knn *search_ref(const sx_reference *r, const double *q, int64_t nq)
     return k;
 }
 
+/* The map's header words (int64 each): ..., [13] off_index, [14] len_index, [15] off_calib,
+ * [16] len_calib. */
+static void map_header_words(const char *map, int64_t hdr[17])
+{
+    FILE *f = fopen(map, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(hdr, 8, 17, f), 17);
+    fclose(f);
+}
+
+/* Write r's map anew into dir, then overwrite n bytes at offset off with p (a damage). */
+static void damaged_map(const sx_reference *r, const char *map, int64_t off, const void *p,
+                        size_t n)
+{
+    sx_status st;
+    ck_assert_int_eq(sx_reference_map_write(r, dir, &st), SX_OK);
+    FILE *f = fopen(map, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+/* The test reference's folder removed (its map and reference.h5). */
+static void remove_reference(void)
+{
+    char *map = sx_pl_join(dir, "reference.map"), *file = sx_pl_join(dir, "reference.h5");
+    unlink(map), unlink(file);
+    free(map), free(file);
+    rmdir(dir);
+}
+
 /* A map written with a reference's search index (version 3) gives it back in place: the
  * mapped index searches exactly as the built one, and counts in the footprint. A damaged
  * index section (cut short, a cell id out of range) is left out and the reference still maps;
@@ -269,31 +301,22 @@ START_TEST(map_keeps_search_index)
     sx_knn_free(got);
     sx_reference_free(mp);
     char *map = sx_pl_join(dir, "reference.map");
-    int64_t hdr[15];
-    FILE *f = fopen(map, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fread(hdr, 8, 15, f), 15); /* ..., off_model, off_index, len_index */
-    fclose(f);
+    int64_t hdr[17];
+    map_header_words(map, hdr);
     ck_assert_int_gt(hdr[13], 0);
     for (int damage = 0; damage < 3; damage++) {
-        ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
-        f = fopen(map, "r+b");
-        ck_assert_ptr_nonnull(f);
         if (damage == 0) { /* the section's length cut short */
             int64_t len = hdr[14] - 16;
-            fseek(f, 14 * 8, SEEK_SET);
-            fwrite(&len, 8, 1, f);
+            damaged_map(h5, map, 14 * 8, &len, 8);
         } else if (damage == 1) { /* a graph edge to cell N: after the 40-byte header, the
                                    * float copy and the N + 1 offsets */
             int32_t bad = N;
-            fseek(f, hdr[13] + 40 + ((N * DIM * 4 + 7) & ~7) + (N + 1) * 8 + 4 * 17, SEEK_SET);
-            fwrite(&bad, 4, 1, f);
+            damaged_map(h5, map, hdr[13] + 40 + ((N * DIM * 4 + 7) & ~7) + (N + 1) * 8 + 4 * 17,
+                        &bad, 4);
         } else { /* a version 2 map */
             uint32_t v2 = 2;
-            fseek(f, 8, SEEK_SET);
-            fwrite(&v2, 4, 1, f);
+            damaged_map(h5, map, 8, &v2, 4);
         }
-        fclose(f);
         mp = sx_reference_load(dir, &st);
         ck_assert_ptr_nonnull(mp);
         if (damage < 2) { /* mapped, without the index: searches do without */
@@ -309,10 +332,8 @@ START_TEST(map_keeps_search_index)
     }
     sx_knn_free(want);
     sx_reference_free(h5);
-    char *file = sx_pl_join(dir, "reference.h5");
-    unlink(map), unlink(file);
-    free(map), free(file);
-    rmdir(dir);
+    free(map);
+    remove_reference();
 }
 END_TEST
 
@@ -415,33 +436,23 @@ START_TEST(map_keeps_calibrations)
     ck_assert_mem_eq(fit->mapping_score, kept->mapping_score, 40 * sizeof(double));
     sx_transfer_free(kept);
     sx_reference_free(mp);
-    /* damaged: a count of zero, a length cut short, a knot out of order */
+    /* damaged: a count of zero, a length cut short, a location that is not a number */
     char *map = sx_pl_join(dir, "reference.map");
     int64_t hdr[17];
-    FILE *f = fopen(map, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fread(hdr, 8, 17, f), 17); /* ..., off_calib, len_calib */
-    fclose(f);
+    map_header_words(map, hdr);
     ck_assert_int_gt(hdr[15], 0);
     ck_assert_int_eq(hdr[16], (int64_t)a.n);
     for (int damage = 0; damage < 3; damage++) {
-        ck_assert_int_eq(sx_reference_map_write(h5, dir, &st), SX_OK);
-        f = fopen(map, "r+b");
-        ck_assert_ptr_nonnull(f);
         if (damage == 0) {
             uint32_t zero = 0;
-            fseek(f, hdr[15], SEEK_SET);
-            fwrite(&zero, 4, 1, f);
+            damaged_map(h5, map, hdr[15], &zero, 4);
         } else if (damage == 1) {
             int64_t len = hdr[16] - 8;
-            fseek(f, 16 * 8, SEEK_SET);
-            fwrite(&len, 8, 1, f);
-        } else { /* the location of the first class: not a number */
+            damaged_map(h5, map, 16 * 8, &len, 8);
+        } else { /* the location of the first class (the last 2 x 5 doubles: loc, scale) */
             double nan = 0.0 / 0.0;
-            fseek(f, hdr[15] + hdr[16] - 8 * 2 * (4 + 1), SEEK_SET);
-            fwrite(&nan, 8, 1, f);
+            damaged_map(h5, map, hdr[15] + hdr[16] - 8 * 2 * (4 + 1), &nan, 8);
         }
-        fclose(f);
         mp = sx_reference_load(dir, &st);
         ck_assert_ptr_nonnull(mp);
         ck_assert_ptr_nonnull(mp->mapped);
@@ -452,10 +463,8 @@ START_TEST(map_keeps_calibrations)
     free(a.p), free(b.p);
     sx_transfer_free(fit);
     sx_reference_free(h5);
-    char *file = sx_pl_join(dir, "reference.h5");
-    unlink(map), unlink(file);
-    free(map), free(file);
-    rmdir(dir);
+    free(map);
+    remove_reference();
 }
 END_TEST
 
@@ -506,10 +515,7 @@ START_TEST(concurrent_writers)
     }
     closedir(d);
     ck_assert_msg(others == 0, "%d temporary files left beside the map", others);
-    char *map = sx_pl_join(dir, "reference.map"), *file = sx_pl_join(dir, "reference.h5");
-    unlink(map), unlink(file);
-    free(map), free(file);
-    rmdir(dir);
+    remove_reference();
 }
 END_TEST
 
