@@ -11,6 +11,8 @@ figures (ECE, AUROC, Unknown rates). No part of the product; every transfer is s
   loo SPLITDIR RUN LABEL LEFT_OUT       AUROC of 1 - mapping score and of 1 - vote share for the
                                         left-out type; Unknown shares of left-out / known cells
   summary FILE...                       mean +- SD over seeds of the JSON lines
+  rescore OUTDIR DATASET LABEL          full's figures again from the saved runs of every seed
+                                        (one JSON line per seed, with "seed")
   rates OUTDIR LABEL DATASET TM TC     per left-out type: Unknown shares at thresholds TM, TC
   grid OUTDIR LABEL DATASET             Unknown shares (left-out, known in the leave-one-out
                                         runs; known with the full reference) for threshold
@@ -54,12 +56,14 @@ def ece(conf, correct, bins=10):
                for i in range(bins) if (b == i).any())
 
 
-def ece_floor(conf, bins=10, draws=400):
+def ece_floor(conf, bins=10, draws=400, measure=None):
     """The ECE a perfectly calibrated score with these values still shows on this many cells
     (outcomes drawn as Bernoulli(conf); fixed seed): the binned estimator's bias, larger for a
-    score of many distinct values than for the vote share's three (0.6, 0.8, 1.0)."""
+    score of many distinct values than for the vote share's three (0.6, 0.8, 1.0).
+    measure: the estimator (ece, the default, or ece_equal_mass)."""
     rng = np.random.default_rng(0)
-    return float(np.mean([ece(conf, rng.random(len(conf)) < conf, bins) for _ in range(draws)]))
+    f = measure or ece
+    return float(np.mean([f(conf, rng.random(len(conf)) < conf, bins) for _ in range(draws)]))
 
 
 def ece_equal_mass(conf, correct, bins=10):
@@ -84,18 +88,33 @@ def obs(run, label):
 
 
 def full(d, run_off, run_on, label):
+    print(full_json(d, run_off, run_on, label))
+
+
+def full_json(d, run_off, run_on, label):
     pred, conf, ms, truth = obs(run_off, label)
     ok = pred == truth
     vs = vote_share(d, label)
     on = obs(run_on, label)[0]
-    print(json.dumps({"accuracy": ok.mean(), "ece_confidence": ece(conf, ok),
+    return (json.dumps({"accuracy": ok.mean(), "ece_confidence": ece(conf, ok),
                       "ece_vote_share": ece(vs, ok), "unknown_known": (on == "Unknown").mean(),
                       "ece_floor_confidence": ece_floor(conf), "ece_floor_vote_share": ece_floor(vs),
                       "ece_eqmass_confidence": ece_equal_mass(conf, ok),
                       "ece_eqmass_vote_share": ece_equal_mass(vs, ok),
+                      "ece_eqmass_floor_confidence": ece_floor(conf, measure=ece_equal_mass),
+                      "ece_eqmass_floor_vote_share": ece_floor(vs, measure=ece_equal_mass),
                       "brier_confidence": float(np.mean((conf - ok) ** 2)),
                       "brier_vote_share": float(np.mean((vs - ok) ** 2)),
                       "mean_confidence": conf.mean(), "mean_vote_share": vs.mean()}))
+
+
+def rescore(out, ds, label):
+    """full() again on the saved runs of OUT/DS/seed*/full (figures added after a run)."""
+    import glob
+    import re
+    for d in sorted(glob.glob(f"{out}/{ds}/seed*/full"), key=lambda p: int(re.findall(r"seed(\d+)", p)[-1])):
+        seed = int(re.findall(r"seed(\d+)", d)[-1])
+        print(json.dumps({"seed": seed, **json.loads(full_json(d, f"{d}/off", f"{d}/on", label))}))
 
 
 def loo(d, run, label, left_out):
@@ -174,4 +193,4 @@ def grid(out, label, ds):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"split": split, "full": full, "loo": loo, "summary": lambda *f: summary(f), "grid": grid, "rates": rates}[cmd](*args)
+    {"split": split, "full": full, "loo": loo, "summary": lambda *f: summary(f), "rescore": rescore, "grid": grid, "rates": rates}[cmd](*args)
