@@ -8,8 +8,9 @@
  * the code costs, the first what the load left of it.
  *
  * usage: bench_read [ROWS [COLS [DENSITY [GZIP_LEVEL [PATH]]]]]   (write, then read)
- *        bench_read --read PATH [N]      (N reads of PATH: any input format, e.g. a 10x .h5
- *                                         or mtx folder that bench/bench_read_formats.py wrote)
+ *        bench_read --read PATH [N [THREADS]]  (N reads of PATH: any input format, e.g. a
+ *                                         10x .h5 or mtx folder that bench/bench_read_formats.py
+ *                                         wrote; THREADS inflate a gzip matrix's chunks)
  *        defaults 1000000 2000 0.10 0 /tmp/bench_read.h5ad
  * The read runs in a fresh process (re-exec of this binary) so its peak RSS is not
  * inflated by the generator's copy of the matrix.
@@ -80,12 +81,13 @@ static uint64_t rng(uint64_t *s)
     return *s;
 }
 
-static int do_read(const char *path)
+static int do_read(const char *path, int threads)
 {
     int64_t base = sx_current_rss();
     sx_status st = {0};
     double t0 = now(), c0 = cpu_now();
-    sx_dataset *d = sx_io_read(path, NULL, NULL, &st); /* any format: h5ad, 10x .h5, mtx */
+    /* any format: h5ad, 10x .h5, mtx; threads inflate a compressed matrix's chunks */
+    sx_dataset *d = sx_io_read(path, &(sx_read_opts){.threads = threads}, NULL, &st);
     double dt = now() - t0, dc = cpu_now() - c0;
     if (!d) {
         fprintf(stderr, "read failed: %s\n", st.msg);
@@ -96,8 +98,9 @@ static int do_read(const char *path)
     struct stat sb;
     stat(path, &sb);
     int64_t peak = sx_peak_rss();
-    printf("read:  %lld x %lld, nnz %lld in %.2f s wall, %.2f s CPU: %.0f MB/s of CSR per wall "
-           "second, %.0f per CPU second (%.0f MB/s of file)\n", (long long)d->X->n_rows,
+    printf("read (%d thread%s):  %lld x %lld, nnz %lld in %.2f s wall, %.2f s CPU: %.0f MB/s of CSR per wall "
+           "second, %.0f per CPU second (%.0f MB/s of file)\n", threads, threads == 1 ? "" : "s",
+           (long long)d->X->n_rows,
            (long long)d->X->n_cols, (long long)nnz, dt, dc, csr / dt / 1e6,
            dc > 0 ? csr / dc / 1e6 : 0.0, (double)sb.st_size / dt / 1e6);
     printf("memory: CSR %.1f MB, peak RSS %.1f MB (baseline before read %.1f MB), "
@@ -119,12 +122,13 @@ static int do_read(const char *path)
 
 int main(int argc, char **argv)
 {
-    /* --read PATH [N]: N reads in this process; the second and later ones get memory the
-     * first freed (on a virtual machine the host has backed it already: the steady state
-     * of a daemon that reads one input after another) */
-    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--read") == 0) {
-        int reps = argc == 4 ? atoi(argv[3]) : 1, rc = 0;
-        for (int i = 0; i < reps && rc == 0; i++) rc = do_read(argv[2]);
+    /* --read PATH [N [THREADS]]: N reads in this process; the second and later ones get
+     * memory the first freed (on a virtual machine the host has backed it already: the
+     * steady state of a daemon that reads one input after another); THREADS (default 1)
+     * inflate a gzip matrix's chunks */
+    if (argc >= 3 && argc <= 5 && strcmp(argv[1], "--read") == 0) {
+        int reps = argc >= 4 ? atoi(argv[3]) : 1, rc = 0, threads = argc == 5 ? atoi(argv[4]) : 1;
+        for (int i = 0; i < reps && rc == 0; i++) rc = do_read(argv[2], threads);
         return rc;
     }
     int64_t rows = argc > 1 ? atoll(argv[1]) : 1000000;
@@ -173,7 +177,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return do_read(path);
+    if (n <= 0) return do_read(path, 1);
     self[n] = '\0';
     execl(self, self, "--read", path, (char *)NULL);
     perror("exec");

@@ -120,8 +120,8 @@ static sx_csr *read_matrix(h5x_ctx *c, const char *path, const char *elem, int64
                           (long long)m.nnz);
             goto fail;
         }
-        if (h5x_read_slab1(m.indices, H5T_NATIVE_INT32, 0, m.nnz, rowind) < 0 ||
-            h5x_read_slab1(m.data, H5T_NATIVE_FLOAT, 0, m.nnz, vals) < 0) {
+        if (h5x_read_slab1_mt(m.indices, H5T_NATIVE_INT32, 0, m.nnz, rowind, c->threads) < 0 ||
+            h5x_read_slab1_mt(m.data, H5T_NATIVE_FLOAT, 0, m.nnz, vals, c->threads) < 0) {
             sx_status_set(st, SX_EFORMAT, "%s: element '%s': read failed (truncated or corrupt file)",
                           c->path, elem);
             goto fail;
@@ -376,6 +376,7 @@ sx_dataset *sx_h5ad_read(const char *path, const sx_read_opts *opts, const sx_pr
     sx_status_clear(st);
     if (h5x_open(&c, path, prog, st) != SX_OK) goto fail;
     c.chunk_rows = opts ? opts->chunk_rows : 0;
+    c.threads = opts ? opts->threads : 1;
     h5x_set_limits(&c, opts ? opts->limits : NULL);
     int check_vals = !(opts && opts->skip_values_check);
     const char *ul = opts && opts->use_layer && *opts->use_layer ? opts->use_layer : "X";

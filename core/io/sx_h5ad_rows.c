@@ -88,6 +88,7 @@ int sx_h5ad_rows_open(const char *path, const sx_read_opts *opts, const sx_progr
     int rc = h5x_open(&r->c, path, prog, st);
     if (rc == SX_OK) {
         h5x_set_limits(&r->c, opts ? opts->limits : NULL);
+        r->c.threads = opts ? opts->threads : 1;
         if (!x_is_csr(&r->c, opts)) {
             sx_h5ad_rows_close(r);
             return SX_OK;

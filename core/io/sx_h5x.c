@@ -684,8 +684,8 @@ int h5x_mat_csr_rows(h5x_ctx *c, h5x_mat *m, int64_t r0, int64_t r1, int32_t *in
 {
     int64_t a = m->ptr[r0], b = m->ptr[r1];
     if (b == a) return SX_OK;
-    if (h5x_read_slab1(m->indices, H5T_NATIVE_INT32, a, b - a, ind) < 0 ||
-        h5x_read_slab1(m->data, H5T_NATIVE_FLOAT, a, b - a, val) < 0)
+    if (h5x_read_slab1_mt(m->indices, H5T_NATIVE_INT32, a, b - a, ind, c->threads) < 0 ||
+        h5x_read_slab1_mt(m->data, H5T_NATIVE_FLOAT, a, b - a, val, c->threads) < 0)
         return sx_status_set(st, SX_EFORMAT, "%s: element '%s': cannot read entries %lld..%lld "
                              "(truncated or corrupt file)", c->path, m->elem, (long long)a,
                              (long long)b);

@@ -26,6 +26,7 @@ typedef struct h5x_ctx {
     const sx_progress *prog;
     int64_t chunk_rows;     /* 0 = choose from the row width */
     sx_io_budget budget;    /* limits, and the declared bytes of the datasets opened so far */
+    int threads;            /* threads inflating deflated chunks of X (< 2: HDF5's own read) */
 } h5x_ctx;
 
 /* Open PATH read-only and classify its layout. Fills c (default limits); close with
@@ -69,6 +70,12 @@ int h5x_read_strings(h5x_ctx *c, hid_t loc, const char *path, const char *elem, 
                      int64_t *n, sx_status *st);
 /* Read elements [off, off+cnt) of a 1-D dataset, converting to memory type mt. */
 int h5x_read_slab1(hid_t d, hid_t mt, int64_t off, int64_t cnt, void *buf);
+/* The same, with a deflated dataset's chunks inflated by `threads` threads where its layout
+ * allows (sx_h5_unzchunk.c: which layouts; anything else is h5x_read_slab1). HDF5 is called
+ * from the calling thread only. 0, or -1 on failure. */
+int h5x_read_slab1_mt(hid_t d, hid_t mt, int64_t off, int64_t cnt, void *buf, int threads);
+/* Its threaded path alone (tests): 0 read, -1 failed, 1 not taken (h5x_read_slab1's work). */
+int h5x_unz_read(hid_t d, hid_t mt, int64_t off, int64_t cnt, void *buf, int threads);
 /* Read rows [r0, r1) of a 2-D dataset (all columns), converting to mt. */
 int h5x_read_rows2(hid_t d, hid_t mt, int64_t r0, int64_t r1, int64_t ncol, void *buf);
 /* Memory type to read an open dataset's values as int64 (handles enum bases). */

@@ -23,6 +23,7 @@ typedef struct sx_read_opts {
     int64_t chunk_rows;      /* rows per streamed chunk (0 = default) */
     int skip_values_check;   /* do not scan for NaN/Inf (trusted internal files) */
     const struct sx_io_limits *limits; /* input size budget; NULL = defaults (sx_io_limits.h) */
+    int threads;             /* threads inflating a compressed matrix (0 or 1: one) */
 } sx_read_opts;
 
 /* Detect the format from the bytes (magic numbers, headers), falling back to the name

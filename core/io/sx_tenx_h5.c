@@ -161,8 +161,8 @@ static int big_arrays_ok(h5x_ctx *cx, hid_t g, const char *grp, const char *path
  * slabs of 16M entries so each is range-checked while it is in cache. Indices are read as
  * int32 whatever their stored width: libhdf5 saturates an int64 beyond int32, so an index
  * out of range stays out of range, and its stored value is read again for the message. */
-static int read_entries(hid_t g, const char *grp, const char *path, int64_t nf, sx_csr *m,
-                        sx_status *st)
+static int read_entries(const h5x_ctx *cx, hid_t g, const char *grp, const char *path,
+                        int64_t nf, sx_csr *m, sx_status *st)
 {
     enum { SLAB = 1 << 24 };
     int64_t n = m->indptr[m->n_rows];
@@ -174,8 +174,8 @@ static int read_entries(hid_t g, const char *grp, const char *path, int64_t nf, 
     for (int64_t a = 0; rc == SX_OK && a < n; a += SLAB) {
         int64_t len = n - a < SLAB ? n - a : SLAB;
         int32_t *ix = m->indices + a;
-        if (di < 0 || dd < 0 || h5x_read_slab1(di, H5T_NATIVE_INT32, a, len, ix) < 0 ||
-            h5x_read_slab1(dd, H5T_NATIVE_FLOAT, a, len, m->data + a) < 0) {
+        if (di < 0 || dd < 0 || h5x_read_slab1_mt(di, H5T_NATIVE_INT32, a, len, ix, cx->threads) < 0 ||
+            h5x_read_slab1_mt(dd, H5T_NATIVE_FLOAT, a, len, m->data + a, cx->threads) < 0) {
             rc = sx_status_set(st, SX_EFORMAT, "%s: %s: cannot read entries %lld..%lld "
                                "(truncated or corrupt file)", path, grp, (long long)a,
                                (long long)(a + len));
@@ -334,7 +334,7 @@ static int read_part(h5x_ctx *cx, hid_t f, const char *grp, int v3, const char *
     sx_free(p->m->indptr);
     p->m->indptr = indptr;
     indptr = NULL;
-    if ((rc = read_entries(g, grp, path, nf, p->m, st)) != SX_OK) goto out;
+    if ((rc = read_entries(cx, g, grp, path, nf, p->m, st)) != SX_OK) goto out;
     rc = sx_csr_canonicalize(p->m, st);
 out:
     sx_free(shape);
@@ -562,6 +562,7 @@ sx_dataset *sx_tenx_h5_read(const char *path, const sx_read_opts *opts,
         H5Fclose(f);
         return NULL;
     }
+    cx->threads = opts ? opts->threads : 1;
     sx_dataset *d = NULL;
     namevec groups = {0};
     tenx_part *parts = NULL;

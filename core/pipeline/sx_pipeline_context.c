@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sx_alloc.h"
 #include "sx_io.h"
@@ -25,6 +26,13 @@ int sx_pl_stage(sx_pl_ctx *c, const char *name)
     if (name) sx_progress_report(c->prog, name, 0, NULL);
     if (sx_progress_cancelled(c->prog)) return SX_ECANCELED;
     return SX_OK;
+}
+
+int sx_pl_threads(const sx_pl_ctx *c)
+{
+    if (c->set.threads > 0) return c->set.threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 void sx_pl_metric(sx_pl_ctx *c, const char *name, double v)
@@ -68,7 +76,8 @@ sx_dataset *sx_pl_read_inputs(sx_pl_ctx *c, int join_outer, sx_status *st)
     for (int i = 0; i < n; i++) {
         const char *p = c->set.inputs[i];
         if (sx_pl_hash_input(c, i, st) != SX_OK) goto fail;
-        parts[i] = sx_io_read(p, &(sx_read_opts){.limits = c->job->limits}, c->prog, st);
+        parts[i] = sx_io_read(p, &(sx_read_opts){.limits = c->job->limits, .threads = sx_pl_threads(c)},
+                              c->prog, st);
         if (!parts[i]) goto fail;
         sx_pl_log_msg(&c->log, "Read %s: %lld cells x %lld genes", p,
                       (long long)sx_dataset_n_obs(parts[i]), (long long)sx_dataset_n_vars(parts[i]));

@@ -85,6 +85,8 @@ void sx_pl_metric(sx_pl_ctx *c, const char *name, double v);
 void sx_pl_file_out(sx_pl_ctx *c, const char *name);
 /* "<outdir>/<name>" (caller frees). */
 char *sx_pl_out_path(const sx_pl_ctx *c, const char *name);
+/* The job's threads resolved: the option, or every online core when it is 0. */
+int sx_pl_threads(const sx_pl_ctx *c);
 /* Read every input (sha256 of files recorded) and concatenate them, one batch each. */
 sx_dataset *sx_pl_read_inputs(sx_pl_ctx *c, int join_outer, sx_status *st);
 /* The preprocessing record in the log, as SCALEX prints it. */

@@ -136,7 +136,8 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
         !sx_prep_stream_supported(&c->set.prep))
         return SX_OK;
     slab_src ss = {NULL, c->set.chunk_cells};
-    int rc = sx_h5ad_rows_open(path, &(sx_read_opts){.limits = c->job->limits}, c->prog, &ss.r, st);
+    int rc = sx_h5ad_rows_open(path, &(sx_read_opts){.limits = c->job->limits, .threads = sx_pl_threads(c)},
+                               c->prog, &ss.r, st);
     if (rc || !ss.r) return rc;
     *done = 1;
     hash_job h = {.path = path, .hex = c->sha[0]};
