@@ -48,7 +48,7 @@ FROM debian:bookworm-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libhdf5-103-1 liblzf1 libopenblas0-pthread zlib1g libigraph3 libcairo2 \
+      libhdf5-103-1 liblzf1 libdeflate0 libopenblas0-pthread zlib1g libigraph3 libcairo2 \
       libsqlite3-0 libpq5 libuv1 libmicrohttpd12 libjansson4 libssl3 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system scalexd \

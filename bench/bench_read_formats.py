@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""bench_read_formats.py DIR [CELLS [GENES [PER_CELL]]] -- write one sparse count matrix as a
-Cell Ranger v3 .h5 (DIR/tenx.h5: int32 data, int64 indices, uncompressed, as Cell Ranger
-writes them apart from gzip) and as a 10x MatrixMarket folder (DIR/mtx/), so that
-`bench_read --read DIR/tenx.h5 2` and `bench_read --read DIR/mtx 2` measure those readers.
+"""bench_read_formats.py DIR [CELLS [GENES [PER_CELL [gzip]]]] -- write one sparse count matrix
+as a Cell Ranger v3 .h5 (DIR/tenx.h5: int32 data, int64 indices, uncompressed, as Cell Ranger
+writes them apart from gzip; with "gzip" also DIR/tenx_gz.h5, data and indices gzip level 4 in
+chunks of 2^16 values as Cell Ranger stores them) and as a 10x MatrixMarket folder (DIR/mtx/),
+so that `bench_read --read DIR/tenx.h5 2` (`... DIR/tenx_gz.h5 2 THREADS`) and
+`bench_read --read DIR/mtx 2` measure those readers.
 A measuring instrument (python3 + numpy + h5py), never the product."""
 import os, sys
 import numpy as np
@@ -12,6 +14,7 @@ out = sys.argv[1]
 cells = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
 genes = int(sys.argv[3]) if len(sys.argv) > 3 else 20000
 per = int(sys.argv[4]) if len(sys.argv) > 4 else 1500
+gz = len(sys.argv) > 5 and sys.argv[5] == "gzip"
 os.makedirs(os.path.join(out, "mtx"), exist_ok=True)
 rng = np.random.default_rng(1)
 blk = genes // per
@@ -20,18 +23,20 @@ data = rng.integers(1, 20, cells * per).astype(np.int32)
 indptr = np.arange(cells + 1, dtype=np.int64) * per
 bc = np.array(["cell%d-1" % i for i in range(cells)], dtype="S")
 names = np.array(["gene%d" % j for j in range(genes)], dtype="S")
-with h5py.File(os.path.join(out, "tenx.h5"), "w") as f:
-    m = f.create_group("matrix")
-    m["barcodes"] = bc
-    m["data"] = data
-    m["indices"] = indices
-    m["indptr"] = indptr
-    m["shape"] = np.array([genes, cells], dtype=np.int32)
-    ft = m.create_group("features")
-    ft["name"] = names
-    ft["id"] = np.array(["ENSG%011d" % j for j in range(genes)], dtype="S")
-    ft["feature_type"] = np.array([b"Gene Expression"] * genes, dtype="S")
-    ft["genome"] = np.array([b"GRCh38"] * genes, dtype="S")
+for name, kw in [("tenx.h5", {})] + ([("tenx_gz.h5", dict(compression="gzip", compression_opts=4,
+                                                           chunks=(1 << 16,)))] if gz else []):
+    with h5py.File(os.path.join(out, name), "w") as f:
+        m = f.create_group("matrix")
+        m["barcodes"] = bc
+        m.create_dataset("data", data=data, **kw)
+        m.create_dataset("indices", data=indices, **kw)
+        m["indptr"] = indptr
+        m["shape"] = np.array([genes, cells], dtype=np.int32)
+        ft = m.create_group("features")
+        ft["name"] = names
+        ft["id"] = np.array(["ENSG%011d" % j for j in range(genes)], dtype="S")
+        ft["feature_type"] = np.array([b"Gene Expression"] * genes, dtype="S")
+        ft["genome"] = np.array([b"GRCh38"] * genes, dtype="S")
 d = os.path.join(out, "mtx")
 with open(os.path.join(d, "barcodes.tsv"), "w") as f:
     f.write("\n".join(b.decode() for b in bc) + "\n")

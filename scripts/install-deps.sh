@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS="build-essential cmake pkg-config
- libhdf5-dev liblzf-dev libopenblas-dev zlib1g-dev
+ libhdf5-dev liblzf-dev libdeflate-dev libopenblas-dev zlib1g-dev
  libsqlite3-dev libuv1-dev libmicrohttpd-dev libjansson-dev libpq-dev libssl-dev
  libigraph-dev libcairo2-dev check
  clang libclang-rt-14-dev"

@@ -26,7 +26,7 @@ typedef struct h5x_ctx {
     const sx_progress *prog;
     int64_t chunk_rows;     /* 0 = choose from the row width */
     sx_io_budget budget;    /* limits, and the declared bytes of the datasets opened so far */
-    int threads;            /* threads inflating deflated chunks of X (< 2: HDF5's own read) */
+    int threads;            /* threads inflating deflated chunks of X (< 2: one) */
 } h5x_ctx;
 
 /* Open PATH read-only and classify its layout. Fills c (default limits); close with
