@@ -1,6 +1,7 @@
 /* sx_pipeline_project — the projection workflow (ALGORITHM.md §5.3): a query encoded by a
  * trained reference's model, placed on the reference's UMAP (or a joint one), labels
  * transferred when a label column is given; the output holds reference + query cells. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "sx_alloc.h"
 #include "sx_h5ad_rows.h"
+#include "sx_h5ad_writer.h"
 #include "sx_jobdir.h"
 #include "sx_knn.h"
 #include "sx_nn.h"
@@ -30,12 +32,14 @@ typedef struct proj {
     sx_gene_table *gt;      /* --gene_table, or the reference folder's genes.tsv; NULL: none */
     int dim;
     int64_t nq, n_ref, n;   /* n = n_ref + nq rows of the output */
-    double *qlat, *all_lat;
+    double *qlat, *all_lat; /* qlat: a view into all_lat once combine_cells made it */
+    int qlat_view;
     int64_t *perm;
     float *all_umap;
     int32_t *leiden;
     sx_transfer_result *tr;
     sx_knn *nb;             /* the query's reference neighbours, searched once (neighbours()) */
+    sx_h5ad_writer *adata;  /* adata.h5ad, open from write_x() to write_outputs() */
     double a, b;
     int joint;              /* UMAP and Leiden recomputed on reference + query */
 } proj;
@@ -48,13 +52,41 @@ static void proj_clear(proj *s)
     sx_prep_result_free(&s->pr);
     sx_reindex_report_free(&s->rep);
     sx_gene_table_free(s->gt);
-    sx_free(s->qlat);
+    if (!s->qlat_view) sx_free(s->qlat);
     sx_free(s->all_lat);
     sx_free(s->perm);
     sx_free(s->all_umap);
     sx_free(s->leiden);
     sx_transfer_free(s->tr);
     sx_knn_free(s->nb);
+    sx_h5ad_writer_abort(s->adata);
+}
+
+/* SX_PROJECT_RSS=1: the process's resident memory at each stage boundary on stderr (VmRSS
+ * now, VmHWM the peak so far), to find which stage holds a large query's peak (issue 15:
+ * bench/bench_stream.sh); off otherwise. */
+static void rss_mark(const char *where)
+{
+    const char *e = getenv("SX_PROJECT_RSS");
+    if (!e || !*e || strcmp(e, "0") == 0) return;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    long rss = -1, hwm = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) rss = atol(line + 6);
+        if (strncmp(line, "VmHWM:", 6) == 0) hwm = atol(line + 6);
+    }
+    fclose(f);
+    fprintf(stderr, "rss %-16s VmRSS %6ld MB  VmHWM %6ld MB\n", where, rss / 1024, hwm / 1024);
+    if (strcmp(e, "trim") == 0) {
+        malloc_trim(0);
+        f = fopen("/proc/self/status", "r");
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "VmRSS:", 6) == 0) rss = atol(line + 6);
+        if (f) fclose(f);
+        fprintf(stderr, "rss %-16s VmRSS %6ld MB after malloc_trim\n", where, rss / 1024);
+    }
 }
 
 static int canceled(sx_status *st) { return sx_status_set(st, SX_ECANCELED, "the job was canceled"); }
@@ -239,6 +271,9 @@ static int combine_cells(proj *s, sx_status *st)
     if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
     if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
     memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
+    sx_free(s->qlat); /* the same values, once */
+    s->qlat = s->all_lat + (size_t)n_ref * dim;
+    s->qlat_view = 1;
     char **names = sx_calloc((size_t)n + 1, sizeof *names);
     if (!names) return sx_pl_oom(st);
     for (int64_t i = 0; i < n; i++)
@@ -299,6 +334,21 @@ static int add_combined_col(sx_frame *obs, const char *name, const sx_column *rc
     sx_free(own);
     sx_free(v);
     return rc;
+}
+
+/* The output's X goes into adata.h5ad (its first element) as soon as it is whole, and is
+ * freed: nothing reads it after the encoder, and a million-cell query's reference-gene
+ * matrix is 1.1 GB that the neighbour search, the UMAP transform and the writers would
+ * otherwise hold on top of their own memory (issue 15: a 1M-cell map in 1.5 GB). */
+static int write_x(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (sx_pl_stage(c, "write_x") != SX_OK) return canceled(st);
+    int rc = sx_pl_open_adata(c, &s->adata, st);
+    if (rc == SX_OK) rc = sx_h5ad_writer_put_x(s->adata, s->out->X, s->out->x_was_int, st);
+    if (rc != SX_OK) return rc;
+    sx_csr_free(s->out->X);
+    s->out->X = NULL;
+    return SX_OK;
 }
 
 /* obs of the output: "projection" (reference | query), batch, the label, and every column
@@ -439,15 +489,29 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     const sx_reference *R = s->R;
     const sx_knn *all = neighbours(c, s, st);
     if (!all) return st->code;
-    if (sx_pl_stage(c, "umap") != SX_OK) return canceled(st);
+    /* the clusters are carried first, so that the search's result (as wide as the vote
+     * needs: 30) is freed before the transform, which needs its own 15 columns and as much
+     * memory again for its edges (issue 15: a 1M-cell map in 1.5 GB) */
+    const sx_column *lc = sx_frame_col(R->obs, "leiden");
+    if (lc && c->set.leiden) {
+        if (sx_pl_stage(c, "leiden") != SX_OK) return canceled(st);
+        int rc = carry_leiden(c, s, lc, st);
+        if (rc != SX_OK) return rc;
+    }
+    sx_knn *nb = sx_knn_head(all, umap_k(R), st);
+    if (!nb) return st->code;
+    sx_knn_free(s->nb);
+    s->nb = NULL;
+    if (sx_pl_stage(c, "umap") != SX_OK) {
+        sx_knn_free(nb);
+        return canceled(st);
+    }
     sx_umap_params up;
     sx_umap_params_init(&up);
     up.a = R->umap_a;
     up.b = R->umap_b;
     up.n_threads = c->set.threads;
     memcpy(s->all_umap, R->umap, (size_t)s->n_ref * 2 * sizeof *s->all_umap);
-    sx_knn *nb = sx_knn_head(all, umap_k(R), st);
-    if (!nb) return st->code;
     int rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
                                    c->prog, st);
     sx_knn_free(nb);
@@ -456,10 +520,7 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     s->b = R->umap_b;
     sx_pl_log_msg(&c->log, "UMAP: %lld query cells placed on the reference layout",
                   (long long)s->nq);
-    const sx_column *lc = sx_frame_col(R->obs, "leiden");
-    if (!lc || !c->set.leiden) return SX_OK;
-    if (sx_pl_stage(c, "leiden") != SX_OK) return canceled(st);
-    return carry_leiden(c, s, lc, st);
+    return SX_OK;
 }
 
 static int embed(sx_pl_ctx *c, proj *s, sx_status *st)
@@ -477,7 +538,11 @@ static int embed(sx_pl_ctx *c, proj *s, sx_status *st)
         if (rc == SX_OK) rc = sx_pl_set_umap(s->out, s->all_umap, s->n, st);
         if (rc) return rc;
     }
-    return sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
+    int rc2 = sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
+    sx_free(s->all_lat); /* copied into obsm; nothing reads it (nor the view qlat) later */
+    s->all_lat = NULL;
+    s->qlat = NULL;
+    return rc2;
 }
 
 static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
@@ -487,7 +552,9 @@ static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
     sx_pl_uns_provenance(c, s->out->uns, s->a, s->b, !ignore && s->joint);
     sx_uns *pv = sx_uns_get(s->out->uns, "scalexd");
     if (pv) sx_uns_set_string(pv, "umap", ignore ? "none" : s->joint ? "joint" : "fixed");
-    int rc = sx_pl_write_adata(c, s->out, st);
+    int rc = sx_pl_finish_adata(c, s->adata, s->out, st);
+    s->adata = NULL;
+    rss_mark("adata.h5ad");
     if (rc || ignore || !c->set.plots) return rc ? rc : sx_pl_finish(c, s->out, s->nq, st);
     uint8_t *hl = sx_mallocarray((size_t)s->n + 1, sizeof *hl);
     if (!hl) return sx_pl_oom(st);
@@ -507,20 +574,33 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     proj s;
     memset(&s, 0, sizeof s);
     int rc = load_reference(c, &s, st);
+    rss_mark("reference");
     if (rc == SX_OK) rc = read_prep(c, &s, st);
+    rss_mark("read+prep");
     if (rc == SX_OK) rc = encode(c, &s, st);
+    rss_mark("encode");
     if (rc == SX_OK) {
         s.n_ref = c->set.repeat ? 0 : s.R->n_cells;
         s.n = s.n_ref + s.nq;
         s.joint = c->set.joint_umap || !s.R->umap || c->set.repeat;
         rc = combine_cells(&s, st);
     }
+    if (rc == SX_OK) rc = write_x(c, &s, st);
+    rss_mark("write_x");
     if (rc == SX_OK) rc = combine_obs(c, &s, st);
+    rss_mark("combine_obs");
     if (rc == SX_OK) rc = transfer(c, &s, st);
+    rss_mark("knn+transfer");
     sx_pl_qc_in qi = {&s.rep.match, s.out ? s.out->obs : NULL, s.n_ref, s.nq, s.pr.n_cells_in};
     if (rc == SX_OK) rc = sx_pl_qc(c, &qi, st);
+    /* the query's own dataset (its obs) has been carried into the output by now */
+    sx_dataset_free(s.q);
+    s.q = NULL;
+    rss_mark("qc");
     if (rc == SX_OK) rc = embed(c, &s, st);
+    rss_mark("umap+obsm");
     if (rc == SX_OK) rc = write_outputs(c, &s, st);
+    rss_mark("write");
     proj_clear(&s);
     return rc;
 }
