@@ -89,6 +89,17 @@ static void rss_mark(const char *where)
     }
 }
 
+/* Freed heap memory back to the system: glibc keeps freed blocks under its mmap threshold
+ * (which rises to 32 MB as large blocks are freed: a million-cell column of doubles is 8 MB)
+ * in the heap, resident, unless trimmed; called after a stage frees what it no longer needs
+ * and before the next allocates, so the freed pages do not add to the next stage's peak. */
+static void release_freed(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static int canceled(sx_status *st) { return sx_status_set(st, SX_ECANCELED, "the job was canceled"); }
 
 static int load_reference(sx_pl_ctx *c, proj *s, sx_status *st)
@@ -110,6 +121,13 @@ static int load_reference(sx_pl_ctx *c, proj *s, sx_status *st)
     return SX_OK;
 }
 
+/* Stored entries a slab holds at most: 16 MB of indices and values, two slabs in flight with
+ * the read ahead, and as much again of room the preprocessing reserves in the kept matrix.
+ * The reader's own default (8M) cost 190 MB at the peak of a 1M-cell map, which the kept
+ * matrix (1.1 GB) already brings near its 1.5 GB bound; smaller slabs read as fast (a slab
+ * is still ~1,400 cells of 1,500 entries). */
+enum { SLAB_ENTRIES = 2 << 20 };
+
 /* core/io's slab reader as the row source of the streamed preprocessing */
 typedef struct slab_src {
     sx_h5ad_rows *r;
@@ -119,7 +137,7 @@ typedef struct slab_src {
 static int next_slab(void *ctx, sx_csr *slab, sx_status *st)
 {
     slab_src *ss = ctx;
-    return sx_h5ad_rows_next(ss->r, ss->cells, 0, slab, NULL, st);
+    return sx_h5ad_rows_next(ss->r, ss->cells, SLAB_ENTRIES, slab, NULL, st);
 }
 
 /* The input's SHA-256 (provenance), on a thread of its own when the job has more than one:
@@ -177,7 +195,7 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
     else hash_start(&h, c->set.threads);
     /* more than one thread: slab i+1 is read while slab i is preprocessed (the same slabs;
      * this thread makes no HDF5 call until the reader is closed below) */
-    if (c->set.threads != 1) rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, 0, st);
+    if (c->set.threads != 1) rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, SLAB_ENTRIES, st);
     sx_prep_rows src = {sx_h5ad_rows_n_obs(ss.r), sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
     if (rc == SX_OK && !(s->q = sx_dataset_new(0, 0, st))) rc = st->code;
     if (rc == SX_OK) {
@@ -267,13 +285,6 @@ static int encode(sx_pl_ctx *c, proj *s, sx_status *st)
 static int combine_cells(proj *s, sx_status *st)
 {
     int64_t n = s->n, n_ref = s->n_ref;
-    int dim = s->dim;
-    if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
-    if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
-    memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
-    sx_free(s->qlat); /* the same values, once */
-    s->qlat = s->all_lat + (size_t)n_ref * dim;
-    s->qlat_view = 1;
     char **names = sx_calloc((size_t)n + 1, sizeof *names);
     if (!names) return sx_pl_oom(st);
     for (int64_t i = 0; i < n; i++)
@@ -336,6 +347,32 @@ static int add_combined_col(sx_frame *obs, const char *name, const sx_column *rc
     return rc;
 }
 
+/* The latent of reference + query; the query's own copy becomes a view into it. Made after
+ * write_x freed X: the two together were the peak of a 1M-cell map's early stages. */
+static int combine_latent(proj *s, sx_status *st)
+{
+    int64_t n = s->n, n_ref = s->n_ref;
+    int dim = s->dim;
+    if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
+    if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
+    memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
+    sx_free(s->qlat); /* the same values, once */
+    s->qlat = s->all_lat + (size_t)n_ref * dim;
+    s->qlat_view = 1;
+    return SX_OK;
+}
+
+/* obsm "latent" from all_lat, which is freed (and the view qlat with it): the obsm copy is
+ * what the writer reads, and nothing else reads the latent after the neighbour search. */
+static int keep_latent(proj *s, sx_status *st)
+{
+    int rc = sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
+    sx_free(s->all_lat);
+    s->all_lat = NULL;
+    s->qlat = NULL;
+    return rc;
+}
+
 /* The output's X goes into adata.h5ad (its first element) as soon as it is whole, and is
  * freed: nothing reads it after the encoder, and a million-cell query's reference-gene
  * matrix is 1.1 GB that the neighbour search, the UMAP transform and the writers would
@@ -348,6 +385,7 @@ static int write_x(sx_pl_ctx *c, proj *s, sx_status *st)
     if (rc != SX_OK) return rc;
     sx_csr_free(s->out->X);
     s->out->X = NULL;
+    release_freed();
     return SX_OK;
 }
 
@@ -502,9 +540,13 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     if (!nb) return st->code;
     sx_knn_free(s->nb);
     s->nb = NULL;
-    if (sx_pl_stage(c, "umap") != SX_OK) {
+    /* obsm "latent" now (it comes before X_umap in obsm: readers list obsm by name) */
+    int rc = keep_latent(s, st);
+    release_freed();
+    if (rc == SX_OK && sx_pl_stage(c, "umap") != SX_OK) rc = canceled(st);
+    if (rc != SX_OK) {
         sx_knn_free(nb);
-        return canceled(st);
+        return rc;
     }
     sx_umap_params up;
     sx_umap_params_init(&up);
@@ -512,7 +554,7 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     up.b = R->umap_b;
     up.n_threads = c->set.threads;
     memcpy(s->all_umap, R->umap, (size_t)s->n_ref * 2 * sizeof *s->all_umap);
-    int rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
+    rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
                                    c->prog, st);
     sx_knn_free(nb);
     if (rc) return rc;
@@ -538,11 +580,7 @@ static int embed(sx_pl_ctx *c, proj *s, sx_status *st)
         if (rc == SX_OK) rc = sx_pl_set_umap(s->out, s->all_umap, s->n, st);
         if (rc) return rc;
     }
-    int rc2 = sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
-    sx_free(s->all_lat); /* copied into obsm; nothing reads it (nor the view qlat) later */
-    s->all_lat = NULL;
-    s->qlat = NULL;
-    return rc2;
+    return s->all_lat ? keep_latent(s, st) : SX_OK; /* fixed_umap kept it already */
 }
 
 static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
@@ -586,6 +624,7 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
         rc = combine_cells(&s, st);
     }
     if (rc == SX_OK) rc = write_x(c, &s, st);
+    if (rc == SX_OK) rc = combine_latent(&s, st);
     rss_mark("write_x");
     if (rc == SX_OK) rc = combine_obs(c, &s, st);
     rss_mark("combine_obs");
@@ -596,6 +635,7 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     /* the query's own dataset (its obs) has been carried into the output by now */
     sx_dataset_free(s.q);
     s.q = NULL;
+    release_freed();
     rss_mark("qc");
     if (rc == SX_OK) rc = embed(c, &s, st);
     rss_mark("umap+obsm");
