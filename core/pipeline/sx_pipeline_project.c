@@ -280,8 +280,7 @@ static int encode(sx_pl_ctx *c, proj *s, sx_status *st)
     return rc;
 }
 
-/* The output dataset: reference cells first (X all zero: the reference's own adata.h5ad
- * holds its matrix), then the query; the latent of both. */
+/* The output dataset: reference cells first, then the query (X: write_x wrote it). */
 static int combine_cells(proj *s, sx_status *st)
 {
     int64_t n = s->n, n_ref = s->n_ref;
@@ -302,20 +301,6 @@ static int combine_cells(proj *s, sx_status *st)
     s->out->obs = ob;
     sx_frame_free(s->out->var);
     s->out->var = vr;
-    /* the query's matrix moves to the output (nothing reads it from q afterwards); the
-     * reference's all-zero rows are only row offsets in front of it, so no entry is copied
-     * (a vstack held the query's matrix twice) */
-    sx_csr *X = s->q->X;
-    if (n_ref) {
-        int64_t *ip = sx_reallocarray(X->indptr, (size_t)n + 1, sizeof *ip);
-        if (!ip) return sx_pl_oom(st);
-        memmove(ip + n_ref, ip, (size_t)(s->nq + 1) * sizeof *ip);
-        memset(ip, 0, (size_t)n_ref * sizeof *ip);
-        X->indptr = ip;
-        X->n_rows = n;
-    }
-    s->out->X = X;
-    s->q->X = NULL;
     return SX_OK;
 }
 
@@ -373,18 +358,32 @@ static int keep_latent(proj *s, sx_status *st)
     return rc;
 }
 
-/* The output's X goes into adata.h5ad (its first element) as soon as it is whole, and is
- * freed: nothing reads it after the encoder, and a million-cell query's reference-gene
- * matrix is 1.1 GB that the neighbour search, the UMAP transform and the writers would
- * otherwise hold on top of their own memory (issue 15: a 1M-cell map in 1.5 GB). */
+/* The output's X: reference cells first (all zero: the reference's own adata.h5ad holds
+ * their matrix), then the query's. It goes into adata.h5ad (its first element) as soon as
+ * the query is encoded, and is freed: nothing reads it after the encoder, and a million-cell
+ * query's reference-gene matrix is 1.1 GB that the neighbour search, the UMAP transform and
+ * the writers would otherwise hold on top of their own memory (issue 15: a 1M-cell map in
+ * 1.5 GB). Written before the output's obs is built, so the two are never held together. */
 static int write_x(sx_pl_ctx *c, proj *s, sx_status *st)
 {
     if (sx_pl_stage(c, "write_x") != SX_OK) return canceled(st);
+    /* the reference's all-zero rows are only row offsets in front of the query's rows, so no
+     * entry is copied (a vstack held the query's matrix twice) */
+    sx_csr *X = s->q->X;
+    int64_t n = s->n, n_ref = s->n_ref;
+    if (n_ref) {
+        int64_t *ip = sx_reallocarray(X->indptr, (size_t)n + 1, sizeof *ip);
+        if (!ip) return sx_pl_oom(st);
+        memmove(ip + n_ref, ip, (size_t)(s->nq + 1) * sizeof *ip);
+        memset(ip, 0, (size_t)n_ref * sizeof *ip);
+        X->indptr = ip;
+        X->n_rows = n;
+    }
     int rc = sx_pl_open_adata(c, &s->adata, st);
-    if (rc == SX_OK) rc = sx_h5ad_writer_put_x(s->adata, s->out->X, s->out->x_was_int, st);
+    if (rc == SX_OK) rc = sx_h5ad_writer_put_x(s->adata, X, 0, st); /* log values: float */
     if (rc != SX_OK) return rc;
-    sx_csr_free(s->out->X);
-    s->out->X = NULL;
+    sx_csr_free(X);
+    s->q->X = NULL;
     release_freed();
     return SX_OK;
 }
@@ -621,9 +620,9 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
         s.n_ref = c->set.repeat ? 0 : s.R->n_cells;
         s.n = s.n_ref + s.nq;
         s.joint = c->set.joint_umap || !s.R->umap || c->set.repeat;
-        rc = combine_cells(&s, st);
+        rc = write_x(c, &s, st);
     }
-    if (rc == SX_OK) rc = write_x(c, &s, st);
+    if (rc == SX_OK) rc = combine_cells(&s, st);
     if (rc == SX_OK) rc = combine_latent(&s, st);
     rss_mark("write_x");
     if (rc == SX_OK) rc = combine_obs(c, &s, st);
