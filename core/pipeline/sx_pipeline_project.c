@@ -79,14 +79,6 @@ static void rss_mark(const char *where)
     }
     fclose(f);
     fprintf(stderr, "rss %-16s VmRSS %6ld MB  VmHWM %6ld MB\n", where, rss / 1024, hwm / 1024);
-    if (strcmp(e, "trim") == 0) {
-        malloc_trim(0);
-        f = fopen("/proc/self/status", "r");
-        while (f && fgets(line, sizeof line, f))
-            if (strncmp(line, "VmRSS:", 6) == 0) rss = atol(line + 6);
-        if (f) fclose(f);
-        fprintf(stderr, "rss %-16s VmRSS %6ld MB after malloc_trim\n", where, rss / 1024);
-    }
 }
 
 /* Freed heap memory back to the system: glibc keeps freed blocks under its mmap threshold
@@ -613,6 +605,7 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     int rc = load_reference(c, &s, st);
     rss_mark("reference");
     if (rc == SX_OK) rc = read_prep(c, &s, st);
+    release_freed(); /* the slabs' buffers, before the encoder allocates */
     rss_mark("read+prep");
     if (rc == SX_OK) rc = encode(c, &s, st);
     rss_mark("encode");
@@ -622,11 +615,11 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
         s.joint = c->set.joint_umap || !s.R->umap || c->set.repeat;
         rc = write_x(c, &s, st);
     }
+    rss_mark("write_x");
     if (rc == SX_OK) rc = combine_cells(&s, st);
     if (rc == SX_OK) rc = combine_latent(&s, st);
-    rss_mark("write_x");
     if (rc == SX_OK) rc = combine_obs(c, &s, st);
-    rss_mark("combine_obs");
+    rss_mark("combine");
     if (rc == SX_OK) rc = transfer(c, &s, st);
     rss_mark("knn+transfer");
     sx_pl_qc_in qi = {&s.rep.match, s.out ? s.out->obs : NULL, s.n_ref, s.nq, s.pr.n_cells_in};
@@ -637,9 +630,9 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     release_freed();
     rss_mark("qc");
     if (rc == SX_OK) rc = embed(c, &s, st);
-    rss_mark("umap+obsm");
+    rss_mark("leiden+umap");
     if (rc == SX_OK) rc = write_outputs(c, &s, st);
-    rss_mark("write");
+    rss_mark("tables");
     proj_clear(&s);
     return rc;
 }
