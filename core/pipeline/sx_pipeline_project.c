@@ -32,7 +32,7 @@ typedef struct proj {
     sx_gene_table *gt;      /* --gene_table, or the reference folder's genes.tsv; NULL: none */
     int dim;
     int64_t nq, n_ref, n;   /* n = n_ref + nq rows of the output */
-    double *qlat, *all_lat; /* qlat: a view into all_lat once combine_cells made it */
+    double *qlat, *all_lat; /* qlat: a view into all_lat once combine_latent made it */
     int qlat_view;
     int64_t *perm;
     float *all_umap;
@@ -78,7 +78,7 @@ static void rss_mark(const char *where)
         if (strncmp(line, "VmHWM:", 6) == 0) hwm = atol(line + 6);
     }
     fclose(f);
-    fprintf(stderr, "rss %-16s VmRSS %6ld MB  VmHWM %6ld MB\n", where, rss / 1024, hwm / 1024);
+    fprintf(stderr, "rss %-16s VmRSS %6ld MiB  VmHWM %6ld MiB\n", where, rss / 1024, hwm / 1024);
 }
 
 /* Freed heap memory back to the system: glibc keeps freed blocks under its mmap threshold
