@@ -6,7 +6,9 @@
 # time: --chunk_cells 0 (the query read whole, then preprocessed) and --chunk_cells N (read
 # and preprocessed N cells at a time, only the reference-gene matrix kept), and prints for
 # each: peak RSS, wall time, CPU time (user + sys), the job's stage timings (result.json),
-# and whether the two outputs' X and latent are identical.
+# and whether the two outputs' X and latent are identical; then the resident memory at each
+# stage boundary of the run (SX_PROJECT_RSS=1: VmRSS then, VmHWM the peak so far), which
+# says which stage holds the peak.
 #
 # Usage: bench/bench_stream.sh --ref DIR (--query FILE | --cells N) [--nnz N] [--genes N]
 #          [--tile K] [--chunk N] [--threads N] [--build DIR] [--cache DIR] [--only whole|stream]
@@ -26,6 +28,11 @@
 #   100k  whole 1298 MB / 240 s   streamed  343 MB / 208 s   (main before: 1626 MB)
 #   1M    whole 12498 MB / 341 s  streamed 1914 MB / 159 s   (PROJECT_ARGS=--ignore_umap)
 #   1M    streamed with the UMAP transform and Leiden carry: 2608 MB / 1400 s
+# Later the same day (load 4-9), streamed, with the UMAP transform and Leiden carry, peak RSS
+# (MiB) before / after X was written to adata.h5ad right after encoding and freed (issue 15):
+#   100k  386 -> 220 (wall 25 -> 21 s)
+#   1M    2937 (kNN + transfer 2255, UMAP transform 2937) -> 1351 (encode 1339: the kept
+#         matrix, 1.05 GiB; UMAP transform 1351: its edges, ~0.85 GiB); outputs identical
 # env: SX_PYTHON (/usr/bin/python3), PROJECT_ARGS (more scalex project options).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -132,7 +139,7 @@ trap 'rm -rf "$W"' EXIT
 echo "query $(basename "$QUERY") ($(du -h "$QUERY" | cut -f1)), reference $REF, $THREADS threads;" \
      "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { # run NAME CHUNK
-    $N /usr/bin/time -v -o "$W/$1.time" "$BUILD/scalex" project --data_list "$QUERY" \
+    SX_PROJECT_RSS=1 $N /usr/bin/time -v -o "$W/$1.time" "$BUILD/scalex" project --data_list "$QUERY" \
         --projection "$REF" --label cell_type --plots=false --threads "$THREADS" \
         --chunk_cells "$2" ${PROJECT_ARGS:-} -o "$W/$1" >"$W/$1.log" 2>&1 || { tail -5 "$W/$1.log" >&2; exit 1; }
     "$PY" - "$W/$1.time" "$W/$1/result.json" "$1" "$2" <<'PY'
@@ -147,6 +154,7 @@ st = " ".join("%s %.1f" % kv for kv in r.get("timings", {}).items())
 print("%-6s chunk_cells %-7s peak RSS %7.0f MB  wall %6.1f s  CPU %6.1f s  | %s" %
       (sys.argv[3], sys.argv[4], rss / 1024, secs, cpu, st))
 PY
+    grep '^rss ' "$W/$1.log" | sed 's/^rss /    after /' || true
 }
 [ "$ONLY" != stream ] && run whole 0
 [ "$ONLY" != whole ] && run stream "$CHUNK"

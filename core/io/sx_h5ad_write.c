@@ -15,6 +15,7 @@
 
 #include "sx_alloc.h"
 #include "sx_h5.h"
+#include "sx_h5ad_writer.h"
 #include "sx_io.h"
 #include "sx_io_internal.h"
 #include "sx_log.h"
@@ -392,10 +393,10 @@ static int put_csr_dict(const wctx *w, hid_t f, const char *group, const sx_laye
     return SX_OK;
 }
 
-static int write_all(const wctx *w, hid_t f, const sx_dataset *d, sx_status *st)
+/* Everything of d but X (x: write d->X too). */
+static int write_all(const wctx *w, hid_t f, const sx_dataset *d, int x, sx_status *st)
 {
-    if (set_enc(f, "anndata", "0.1.0") < 0) return werr(w, "/", st);
-    if (d->X && put_csr(w, f, "X", d->X, d->x_was_int) < 0) return werr(w, "X", st);
+    if (x && d->X && put_csr(w, f, "X", d->X, d->x_was_int) < 0) return werr(w, "X", st);
     if (put_frame(w, f, "obs", d->obs, st) != SX_OK) return st ? st->code : SX_EIO;
     if (put_frame(w, f, "var", d->var, st) != SX_OK) return st ? st->code : SX_EIO;
     if (put_dense_dict(w, f, "obsm", d->obsm, d->n_obsm, st) != SX_OK) return st->code;
@@ -423,6 +424,114 @@ static int write_all(const wctx *w, hid_t f, const sx_dataset *d, sx_status *st)
     return put_uns(w, f, d->uns ? d->uns : &empty_uns, "uns", "uns", st);
 }
 
+/* A file being written (sx_h5ad_writer.h): the open temporary file and what went in. */
+struct sx_h5ad_writer {
+    wctx w;
+    char *path;           /* final name (w.path points here) */
+    char *tmp;            /* the temporary file's name; "" once renamed into place */
+    hid_t f;
+    int x_done;           /* X written by sx_h5ad_writer_put_x */
+    int64_t x_rows, x_cols;
+};
+
+void sx_h5ad_writer_abort(sx_h5ad_writer *h)
+{
+    if (!h) return;
+    if (h->f >= 0) H5Fclose(h->f);
+    if (h->tmp && h->tmp[0]) unlink(h->tmp);
+    sx_free(h->tmp);
+    sx_free(h->path);
+    if (h->w.booltype >= 0) H5Tclose(h->w.booltype);
+    if (h->w.strtype >= 0) H5Tclose(h->w.strtype);
+    sx_free(h);
+}
+
+int sx_h5ad_writer_open(const char *path, const sx_write_opts *opts, sx_h5ad_writer **out,
+                        sx_status *st)
+{
+    *out = NULL;
+    sx_h5_quiet();
+    sx_h5ad_writer *h = sx_calloc(1, sizeof *h);
+    size_t plen = strlen(path);
+    if (!h || !(h->path = sx_strdup(path)) || !(h->tmp = sx_malloc(plen + 16))) {
+        if (h) sx_free(h->path);
+        sx_free(h);
+        return sx_status_set(st, SX_ENOMEM, "out of memory");
+    }
+    h->f = -1;
+    wctx *w = &h->w;
+    w->path = h->path;
+    w->gzip = !opts ? 4 : (opts->gzip ? (opts->compress > 0 ? opts->compress : 4) : 0);
+    if (w->gzip > 9) w->gzip = 9;
+    w->rle = opts && opts->fast;
+    w->threads = opts ? opts->threads : 1;
+    w->booltype = H5Tenum_create(H5T_NATIVE_INT8);
+    int8_t v0 = 0, v1 = 1;
+    H5Tenum_insert(w->booltype, "FALSE", &v0);
+    H5Tenum_insert(w->booltype, "TRUE", &v1);
+    w->strtype = H5Tcopy(H5T_C_S1);
+    H5Tset_size(w->strtype, H5T_VARIABLE);
+    H5Tset_cset(w->strtype, H5T_CSET_UTF8);
+    /* temp name in the same directory, so rename() is atomic */
+    snprintf(h->tmp, plen + 16, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(h->tmp);
+    if (fd < 0) {
+        sx_status_set(st, SX_EIO, "%s: cannot create a temporary file next to it: %s", path,
+                      strerror(errno));
+        h->tmp[0] = '\0';
+        sx_h5ad_writer_abort(h);
+        return st->code;
+    }
+    fchmod(fd, 0644); /* mkstemp makes 0600; results are meant to be shared */
+    close(fd);
+    h->f = H5Fcreate(h->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (h->f < 0 || set_enc(h->f, "anndata", "0.1.0") < 0) {
+        sx_status_set(st, SX_EIO, "%s: cannot create HDF5 file '%s'", path, h->tmp);
+        sx_h5ad_writer_abort(h);
+        return st->code;
+    }
+    *out = h;
+    return SX_OK;
+}
+
+int sx_h5ad_writer_put_x(sx_h5ad_writer *h, const sx_csr *X, int as_int, sx_status *st)
+{
+    if (h->x_done)
+        return sx_status_set(st, SX_EINVAL, "%s: X was written already", h->path);
+    if (put_csr(&h->w, h->f, "X", X, as_int) < 0) return werr(&h->w, "X", st);
+    h->x_done = 1;
+    h->x_rows = X->n_rows;
+    h->x_cols = X->n_cols;
+    return SX_OK;
+}
+
+int sx_h5ad_writer_finish(sx_h5ad_writer *h, const sx_dataset *d, sx_status *st)
+{
+    int rc = SX_OK;
+    if (!d || !d->obs || !d->var)
+        rc = sx_status_set(st, SX_EINVAL, "%s: nothing to write (dataset without obs/var)",
+                           h->path);
+    else if (h->x_done && (d->X || h->x_rows != d->obs->n_rows || h->x_cols != d->var->n_rows))
+        rc = sx_status_set(st, SX_EINVAL, "%s: the X written (%lld x %lld) is not the dataset's "
+                           "(%lld cells x %lld genes%s)", h->path, (long long)h->x_rows,
+                           (long long)h->x_cols, (long long)d->obs->n_rows,
+                           (long long)d->var->n_rows, d->X ? ", and a second X" : "");
+    else if (sx_dataset_validate(d, h->path, st) == SX_OK)
+        rc = write_all(&h->w, h->f, d, !h->x_done, st);
+    else
+        rc = st->code;
+    herr_t ce = H5Fclose(h->f);
+    h->f = -1;
+    if (rc == SX_OK && ce < 0)
+        rc = sx_status_set(st, SX_EIO, "%s: closing failed (disk full?)", h->path);
+    if (rc == SX_OK && rename(h->tmp, h->path) != 0)
+        rc = sx_status_set(st, SX_EIO, "%s: cannot rename the temporary file into place: %s",
+                           h->path, strerror(errno));
+    if (rc == SX_OK) h->tmp[0] = '\0';
+    sx_h5ad_writer_abort(h); /* frees; removes the temporary file unless it was renamed */
+    return rc;
+}
+
 int sx_h5ad_write(const char *path, const sx_dataset *d, const sx_write_opts *opts,
                   sx_status *st)
 {
@@ -430,58 +539,7 @@ int sx_h5ad_write(const char *path, const sx_dataset *d, const sx_write_opts *op
     if (!d || !d->obs || !d->var)
         return sx_status_set(st, SX_EINVAL, "%s: nothing to write (dataset without obs/var)", path);
     if (sx_dataset_validate(d, path, st) != SX_OK) return st->code;
-    sx_h5_quiet();
-    wctx w = {.path = path};
-    w.gzip = !opts ? 4 : (opts->gzip ? (opts->compress > 0 ? opts->compress : 4) : 0);
-    if (w.gzip > 9) w.gzip = 9;
-    w.rle = opts && opts->fast;
-    w.threads = opts ? opts->threads : 1;
-    w.booltype = H5Tenum_create(H5T_NATIVE_INT8);
-    int8_t v0 = 0, v1 = 1;
-    H5Tenum_insert(w.booltype, "FALSE", &v0);
-    H5Tenum_insert(w.booltype, "TRUE", &v1);
-    w.strtype = H5Tcopy(H5T_C_S1);
-    H5Tset_size(w.strtype, H5T_VARIABLE);
-    H5Tset_cset(w.strtype, H5T_CSET_UTF8);
-
-    size_t plen = strlen(path);
-    char *tmp = sx_malloc(plen + 16);
-    int rc = SX_OK;
-    hid_t f = -1;
-    int fd = -1;
-    if (!tmp) {
-        rc = sx_status_set(st, SX_ENOMEM, "out of memory");
-        goto done;
-    }
-    /* temp name in the same directory, so rename() is atomic */
-    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = sx_status_set(st, SX_EIO, "%s: cannot create a temporary file next to it: %s", path,
-                           strerror(errno));
-        tmp[0] = '\0';
-        goto done;
-    }
-    fchmod(fd, 0644); /* mkstemp makes 0600; results are meant to be shared */
-    close(fd);
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        rc = sx_status_set(st, SX_EIO, "%s: cannot create HDF5 file '%s'", path, tmp);
-        goto done;
-    }
-    rc = write_all(&w, f, d, st);
-    herr_t ce = H5Fclose(f);
-    f = -1;
-    if (rc == SX_OK && ce < 0) rc = sx_status_set(st, SX_EIO, "%s: closing failed (disk full?)", path);
-    if (rc == SX_OK && rename(tmp, path) != 0)
-        rc = sx_status_set(st, SX_EIO, "%s: cannot rename the temporary file into place: %s", path,
-                           strerror(errno));
-    if (rc == SX_OK) tmp[0] = '\0';
-done:
-    if (f >= 0) H5Fclose(f);
-    if (tmp && tmp[0]) unlink(tmp);
-    sx_free(tmp);
-    H5Tclose(w.booltype);
-    H5Tclose(w.strtype);
-    return rc;
+    sx_h5ad_writer *h;
+    int rc = sx_h5ad_writer_open(path, opts, &h, st);
+    return rc ? rc : sx_h5ad_writer_finish(h, d, st);
 }

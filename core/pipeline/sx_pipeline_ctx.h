@@ -113,6 +113,13 @@ extern const char *const sx_pl_label_like[]; /* "celltype", "cell_type", NULL */
 /* uns: scanpy's neighbors/umap/leiden records (with_graph) + scalexd provenance. */
 void sx_pl_uns_provenance(sx_pl_ctx *c, sx_uns *root, double a, double b, int with_graph);
 int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st);
+/* adata.h5ad in two steps (sx_h5ad_writer.h), with sx_pl_write_adata's options: opened (and
+ * X put) early, then the rest of d written, renamed into place and listed in result.json by
+ * sx_pl_finish_adata, which frees h whatever the outcome (sx_h5ad_writer_abort otherwise). */
+struct sx_h5ad_writer;
+int sx_pl_open_adata(sx_pl_ctx *c, struct sx_h5ad_writer **h, sx_status *st);
+int sx_pl_finish_adata(sx_pl_ctx *c, struct sx_h5ad_writer *h, const sx_dataset *d,
+                       sx_status *st);
 /* 1 when the run's figures (qc.png, confusion.png, umap.*) and labels.csv are made on
  * request rather than with the run: a projection with plots off (the daemon's /map, whose
  * API draws and makes them from what the run kept: sx_pipeline_render_figure,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sx_alloc.h"
+#include "sx_h5ad_writer.h"
 #include "sx_io.h"
 #include "sx_jobdir.h"
 #include "sx_metrics.h"
@@ -103,18 +104,42 @@ int sx_pl_on_request(const sx_pl_ctx *c)
     return c->job->type == SX_JOB_PROJECT && !c->set.plots;
 }
 
-int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st)
+/* adata.h5ad's write options */
+static sx_write_opts adata_opts(const sx_pl_ctx *c)
 {
-    char *p = sx_pl_out_path(c, "adata.h5ad");
-    if (!p) return sx_status_set(st, SX_ENOMEM, "out of memory");
     /* deflated on the job's threads; a map whose figures are drawn on request (the
      * daemon's /map) is an answer to a request: the fast strategy there */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = c->set.threads > 0 ? c->set.threads : cores > 0 ? (int)cores : 1;
-    sx_write_opts wo = {.compress = 4, .gzip = 1, .threads = threads,
-                        .fast = sx_pl_on_request(c)};
+    return (sx_write_opts){.compress = 4, .gzip = 1, .threads = threads,
+                           .fast = sx_pl_on_request(c)};
+}
+
+int sx_pl_write_adata(sx_pl_ctx *c, const sx_dataset *d, sx_status *st)
+{
+    char *p = sx_pl_out_path(c, "adata.h5ad");
+    if (!p) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    sx_write_opts wo = adata_opts(c);
     int rc = sx_h5ad_write(p, d, &wo, st);
     sx_free(p);
+    if (rc == SX_OK) sx_pl_file_out(c, "adata.h5ad");
+    return rc;
+}
+
+int sx_pl_open_adata(sx_pl_ctx *c, sx_h5ad_writer **h, sx_status *st)
+{
+    *h = NULL;
+    char *p = sx_pl_out_path(c, "adata.h5ad");
+    if (!p) return sx_status_set(st, SX_ENOMEM, "out of memory");
+    sx_write_opts wo = adata_opts(c);
+    int rc = sx_h5ad_writer_open(p, &wo, h, st);
+    sx_free(p);
+    return rc;
+}
+
+int sx_pl_finish_adata(sx_pl_ctx *c, sx_h5ad_writer *h, const sx_dataset *d, sx_status *st)
+{
+    int rc = sx_h5ad_writer_finish(h, d, st);
     if (rc == SX_OK) sx_pl_file_out(c, "adata.h5ad");
     return rc;
 }

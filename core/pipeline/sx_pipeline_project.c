@@ -1,6 +1,7 @@
 /* sx_pipeline_project — the projection workflow (ALGORITHM.md §5.3): a query encoded by a
  * trained reference's model, placed on the reference's UMAP (or a joint one), labels
  * transferred when a label column is given; the output holds reference + query cells. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "sx_alloc.h"
 #include "sx_h5ad_rows.h"
+#include "sx_h5ad_writer.h"
 #include "sx_jobdir.h"
 #include "sx_knn.h"
 #include "sx_nn.h"
@@ -30,12 +32,14 @@ typedef struct proj {
     sx_gene_table *gt;      /* --gene_table, or the reference folder's genes.tsv; NULL: none */
     int dim;
     int64_t nq, n_ref, n;   /* n = n_ref + nq rows of the output */
-    double *qlat, *all_lat;
+    double *qlat, *all_lat; /* qlat: a view into all_lat once combine_latent made it */
+    int qlat_view;
     int64_t *perm;
     float *all_umap;
     int32_t *leiden;
     sx_transfer_result *tr;
     sx_knn *nb;             /* the query's reference neighbours, searched once (neighbours()) */
+    sx_h5ad_writer *adata;  /* adata.h5ad, open from write_x() to write_outputs() */
     double a, b;
     int joint;              /* UMAP and Leiden recomputed on reference + query */
 } proj;
@@ -48,13 +52,44 @@ static void proj_clear(proj *s)
     sx_prep_result_free(&s->pr);
     sx_reindex_report_free(&s->rep);
     sx_gene_table_free(s->gt);
-    sx_free(s->qlat);
+    if (!s->qlat_view) sx_free(s->qlat);
     sx_free(s->all_lat);
     sx_free(s->perm);
     sx_free(s->all_umap);
     sx_free(s->leiden);
     sx_transfer_free(s->tr);
     sx_knn_free(s->nb);
+    sx_h5ad_writer_abort(s->adata);
+}
+
+/* SX_PROJECT_RSS=1: the process's resident memory at each stage boundary on stderr (VmRSS
+ * now, VmHWM the peak so far), to find which stage holds a large query's peak (issue 15:
+ * bench/bench_stream.sh); off otherwise. */
+static void rss_mark(const char *where)
+{
+    const char *e = getenv("SX_PROJECT_RSS");
+    if (!e || !*e || strcmp(e, "0") == 0) return;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    long rss = -1, hwm = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) rss = atol(line + 6);
+        if (strncmp(line, "VmHWM:", 6) == 0) hwm = atol(line + 6);
+    }
+    fclose(f);
+    fprintf(stderr, "rss %-16s VmRSS %6ld MiB  VmHWM %6ld MiB\n", where, rss / 1024, hwm / 1024);
+}
+
+/* Freed heap memory back to the system: glibc keeps freed blocks under its mmap threshold
+ * (which rises to 32 MB as large blocks are freed: a million-cell column of doubles is 8 MB)
+ * in the heap, resident, unless trimmed; called after a stage frees what it no longer needs
+ * and before the next allocates, so the freed pages do not add to the next stage's peak. */
+static void release_freed(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 static int canceled(sx_status *st) { return sx_status_set(st, SX_ECANCELED, "the job was canceled"); }
@@ -78,6 +113,13 @@ static int load_reference(sx_pl_ctx *c, proj *s, sx_status *st)
     return SX_OK;
 }
 
+/* Stored entries a slab holds at most: 16 MB of indices and values, two slabs in flight with
+ * the read ahead, and as much again of room the preprocessing reserves in the kept matrix.
+ * The reader's own default (8M) cost 190 MB at the peak of a 1M-cell map, which the kept
+ * matrix (1.1 GB) already brings near its 1.5 GB bound; smaller slabs read as fast (a slab
+ * is still ~1,400 cells of 1,500 entries). */
+enum { SLAB_ENTRIES = 2 << 20 };
+
 /* core/io's slab reader as the row source of the streamed preprocessing */
 typedef struct slab_src {
     sx_h5ad_rows *r;
@@ -87,7 +129,7 @@ typedef struct slab_src {
 static int next_slab(void *ctx, sx_csr *slab, sx_status *st)
 {
     slab_src *ss = ctx;
-    return sx_h5ad_rows_next(ss->r, ss->cells, 0, slab, NULL, st);
+    return sx_h5ad_rows_next(ss->r, ss->cells, SLAB_ENTRIES, slab, NULL, st);
 }
 
 /* The input's SHA-256 (provenance), on a thread of its own when the job has more than one:
@@ -146,7 +188,7 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
     else hash_start(&h, c->set.threads);
     /* more than one thread: slab i+1 is read while slab i is preprocessed (the same slabs;
      * this thread makes no HDF5 call until the reader is closed below) */
-    if (c->set.threads != 1) rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, 0, st);
+    if (c->set.threads != 1) rc = sx_h5ad_rows_read_ahead(ss.r, ss.cells, SLAB_ENTRIES, st);
     sx_prep_rows src = {sx_h5ad_rows_n_obs(ss.r), sx_h5ad_rows_n_vars(ss.r), next_slab, &ss};
     if (rc == SX_OK && !(s->q = sx_dataset_new(0, 0, st))) rc = st->code;
     if (rc == SX_OK) {
@@ -231,15 +273,10 @@ static int encode(sx_pl_ctx *c, proj *s, sx_status *st)
     return rc;
 }
 
-/* The output dataset: reference cells first (X all zero: the reference's own adata.h5ad
- * holds its matrix), then the query; the latent of both. */
+/* The output dataset: reference cells first, then the query (X: write_x wrote it). */
 static int combine_cells(proj *s, sx_status *st)
 {
     int64_t n = s->n, n_ref = s->n_ref;
-    int dim = s->dim;
-    if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
-    if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
-    memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
     char **names = sx_calloc((size_t)n + 1, sizeof *names);
     if (!names) return sx_pl_oom(st);
     for (int64_t i = 0; i < n; i++)
@@ -257,20 +294,6 @@ static int combine_cells(proj *s, sx_status *st)
     s->out->obs = ob;
     sx_frame_free(s->out->var);
     s->out->var = vr;
-    /* the query's matrix moves to the output (nothing reads it from q afterwards); the
-     * reference's all-zero rows are only row offsets in front of it, so no entry is copied
-     * (a vstack held the query's matrix twice) */
-    sx_csr *X = s->q->X;
-    if (n_ref) {
-        int64_t *ip = sx_reallocarray(X->indptr, (size_t)n + 1, sizeof *ip);
-        if (!ip) return sx_pl_oom(st);
-        memmove(ip + n_ref, ip, (size_t)(s->nq + 1) * sizeof *ip);
-        memset(ip, 0, (size_t)n_ref * sizeof *ip);
-        X->indptr = ip;
-        X->n_rows = n;
-    }
-    s->out->X = X;
-    s->q->X = NULL;
     return SX_OK;
 }
 
@@ -300,6 +323,62 @@ static int add_combined_col(sx_frame *obs, const char *name, const sx_column *rc
     sx_free(own);
     sx_free(v);
     return rc;
+}
+
+/* The latent of reference + query; the query's own copy becomes a view into it. Made after
+ * write_x freed X: the two together were the peak of a 1M-cell map's early stages. */
+static int combine_latent(proj *s, sx_status *st)
+{
+    int64_t n = s->n, n_ref = s->n_ref;
+    int dim = s->dim;
+    if (!(s->all_lat = sx_mallocarray((size_t)n * dim, sizeof *s->all_lat))) return sx_pl_oom(st);
+    if (n_ref) memcpy(s->all_lat, s->R->latent, (size_t)n_ref * dim * sizeof *s->all_lat);
+    memcpy(s->all_lat + (size_t)n_ref * dim, s->qlat, (size_t)s->nq * dim * sizeof *s->qlat);
+    sx_free(s->qlat); /* the same values, once */
+    s->qlat = s->all_lat + (size_t)n_ref * dim;
+    s->qlat_view = 1;
+    return SX_OK;
+}
+
+/* obsm "latent" from all_lat, which is freed (and the view qlat with it): the obsm copy is
+ * what the writer reads, and nothing else reads the latent after the neighbour search. */
+static int keep_latent(proj *s, sx_status *st)
+{
+    int rc = sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
+    sx_free(s->all_lat);
+    s->all_lat = NULL;
+    s->qlat = NULL;
+    return rc;
+}
+
+/* The output's X: reference cells first (all zero: the reference's own adata.h5ad holds
+ * their matrix), then the query's. It goes into adata.h5ad (its first element) as soon as
+ * the query is encoded, and is freed: nothing reads it after the encoder, and a million-cell
+ * query's reference-gene matrix is 1.1 GB that the neighbour search, the UMAP transform and
+ * the writers would otherwise hold on top of their own memory (issue 15: a 1M-cell map in
+ * 1.5 GB). Written before the output's obs is built, so the two are never held together. */
+static int write_x(sx_pl_ctx *c, proj *s, sx_status *st)
+{
+    if (sx_pl_stage(c, "write_x") != SX_OK) return canceled(st);
+    /* the reference's all-zero rows are only row offsets in front of the query's rows, so no
+     * entry is copied (a vstack held the query's matrix twice) */
+    sx_csr *X = s->q->X;
+    int64_t n = s->n, n_ref = s->n_ref;
+    if (n_ref) {
+        int64_t *ip = sx_reallocarray(X->indptr, (size_t)n + 1, sizeof *ip);
+        if (!ip) return sx_pl_oom(st);
+        memmove(ip + n_ref, ip, (size_t)(s->nq + 1) * sizeof *ip);
+        memset(ip, 0, (size_t)n_ref * sizeof *ip);
+        X->indptr = ip;
+        X->n_rows = n;
+    }
+    int rc = sx_pl_open_adata(c, &s->adata, st);
+    if (rc == SX_OK) rc = sx_h5ad_writer_put_x(s->adata, X, 0, st); /* log values: float */
+    if (rc != SX_OK) return rc;
+    sx_csr_free(X);
+    s->q->X = NULL;
+    release_freed();
+    return SX_OK;
 }
 
 /* obs of the output: "projection" (reference | query), batch, the label, and every column
@@ -440,16 +519,34 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     const sx_reference *R = s->R;
     const sx_knn *all = neighbours(c, s, st);
     if (!all) return st->code;
-    if (sx_pl_stage(c, "umap") != SX_OK) return canceled(st);
+    /* the clusters are carried first, so that the search's result (as wide as the vote
+     * needs: 30) is freed before the transform, which needs its own 15 columns and as much
+     * memory again for its edges (issue 15: a 1M-cell map in 1.5 GB) */
+    const sx_column *lc = sx_frame_col(R->obs, "leiden");
+    if (lc && c->set.leiden) {
+        if (sx_pl_stage(c, "leiden") != SX_OK) return canceled(st);
+        int rc = carry_leiden(c, s, lc, st);
+        if (rc != SX_OK) return rc;
+    }
+    sx_knn *nb = sx_knn_head(all, umap_k(R), st);
+    if (!nb) return st->code;
+    sx_knn_free(s->nb);
+    s->nb = NULL;
+    /* obsm "latent" now (it comes before X_umap in obsm: readers list obsm by name) */
+    int rc = keep_latent(s, st);
+    release_freed();
+    if (rc == SX_OK && sx_pl_stage(c, "umap") != SX_OK) rc = canceled(st);
+    if (rc != SX_OK) {
+        sx_knn_free(nb);
+        return rc;
+    }
     sx_umap_params up;
     sx_umap_params_init(&up);
     up.a = R->umap_a;
     up.b = R->umap_b;
     up.n_threads = c->set.threads;
     memcpy(s->all_umap, R->umap, (size_t)s->n_ref * 2 * sizeof *s->all_umap);
-    sx_knn *nb = sx_knn_head(all, umap_k(R), st);
-    if (!nb) return st->code;
-    int rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
+    rc = sx_umap_transform_knn(nb, R->n_cells, R->umap, &up, s->all_umap + 2 * s->n_ref,
                                    c->prog, st);
     sx_knn_free(nb);
     if (rc) return rc;
@@ -457,10 +554,7 @@ static int fixed_umap(sx_pl_ctx *c, proj *s, sx_status *st)
     s->b = R->umap_b;
     sx_pl_log_msg(&c->log, "UMAP: %lld query cells placed on the reference layout",
                   (long long)s->nq);
-    const sx_column *lc = sx_frame_col(R->obs, "leiden");
-    if (!lc || !c->set.leiden) return SX_OK;
-    if (sx_pl_stage(c, "leiden") != SX_OK) return canceled(st);
-    return carry_leiden(c, s, lc, st);
+    return SX_OK;
 }
 
 static int embed(sx_pl_ctx *c, proj *s, sx_status *st)
@@ -478,7 +572,7 @@ static int embed(sx_pl_ctx *c, proj *s, sx_status *st)
         if (rc == SX_OK) rc = sx_pl_set_umap(s->out, s->all_umap, s->n, st);
         if (rc) return rc;
     }
-    return sx_dataset_set_obsm(s->out, "latent", s->all_lat, s->n, s->dim, 0, st);
+    return s->all_lat ? keep_latent(s, st) : SX_OK; /* fixed_umap kept it already */
 }
 
 static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
@@ -488,7 +582,9 @@ static int write_outputs(sx_pl_ctx *c, proj *s, sx_status *st)
     sx_pl_uns_provenance(c, s->out->uns, s->a, s->b, !ignore && s->joint);
     sx_uns *pv = sx_uns_get(s->out->uns, "scalexd");
     if (pv) sx_uns_set_string(pv, "umap", ignore ? "none" : s->joint ? "joint" : "fixed");
-    int rc = sx_pl_write_adata(c, s->out, st);
+    int rc = sx_pl_finish_adata(c, s->adata, s->out, st);
+    s->adata = NULL;
+    rss_mark("adata.h5ad");
     if (rc || ignore || !c->set.plots) return rc ? rc : sx_pl_finish(c, s->out, s->nq, st);
     uint8_t *hl = sx_mallocarray((size_t)s->n + 1, sizeof *hl);
     if (!hl) return sx_pl_oom(st);
@@ -508,20 +604,36 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     proj s;
     memset(&s, 0, sizeof s);
     int rc = load_reference(c, &s, st);
+    rss_mark("reference");
     if (rc == SX_OK) rc = read_prep(c, &s, st);
+    release_freed(); /* the slabs' buffers, before the encoder allocates */
+    rss_mark("read+prep");
     if (rc == SX_OK) rc = encode(c, &s, st);
+    rss_mark("encode");
     if (rc == SX_OK) {
         s.n_ref = c->set.repeat ? 0 : s.R->n_cells;
         s.n = s.n_ref + s.nq;
         s.joint = c->set.joint_umap || !s.R->umap || c->set.repeat;
-        rc = combine_cells(&s, st);
+        rc = write_x(c, &s, st);
     }
+    rss_mark("write_x");
+    if (rc == SX_OK) rc = combine_cells(&s, st);
+    if (rc == SX_OK) rc = combine_latent(&s, st);
     if (rc == SX_OK) rc = combine_obs(c, &s, st);
+    rss_mark("combine");
     if (rc == SX_OK) rc = transfer(c, &s, st);
+    rss_mark("knn+transfer");
     sx_pl_qc_in qi = {&s.rep.match, s.out ? s.out->obs : NULL, s.n_ref, s.nq, s.pr.n_cells_in};
     if (rc == SX_OK) rc = sx_pl_qc(c, &qi, st);
+    /* the query's own dataset (its obs) has been carried into the output by now */
+    sx_dataset_free(s.q);
+    s.q = NULL;
+    release_freed();
+    rss_mark("qc");
     if (rc == SX_OK) rc = embed(c, &s, st);
+    rss_mark("leiden+umap");
     if (rc == SX_OK) rc = write_outputs(c, &s, st);
+    rss_mark("tables");
     proj_clear(&s);
     return rc;
 }
