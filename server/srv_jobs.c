@@ -93,13 +93,17 @@ const char *srv_error_type(int code)
     }
 }
 
-/* Overall progress: each pipeline stage owns a slice of 0..1 (training dominates). */
+/* Overall progress: each pipeline stage owns a slice of 0..1 (training dominates), in a
+ * projection's order (its X written after encoding, the clusters carried before the UMAP
+ * transform, the longest of its later stages); an integration's Leiden, after its UMAP,
+ * holds the bar where the UMAP left it (the value never goes back). */
 static double overall(const char *stage, double frac, double prev)
 {
     static const struct { const char *name; double lo, hi; } w[] = {
-        {"read", 0.00, 0.05},  {"preprocess", 0.05, 0.10}, {"train", 0.10, 0.80},
-        {"encode", 0.80, 0.85}, {"knn", 0.85, 0.88},       {"umap", 0.85, 0.93},       {"leiden", 0.93, 0.96},
-        {"transfer", 0.96, 0.98}, {"write", 0.98, 1.00}};
+        {"read", 0.00, 0.05},     {"preprocess", 0.05, 0.10}, {"train", 0.10, 0.80},
+        {"encode", 0.80, 0.85},   {"write_x", 0.85, 0.86},    {"knn", 0.86, 0.88},
+        {"transfer", 0.88, 0.90}, {"leiden", 0.90, 0.91},     {"umap", 0.91, 0.98},
+        {"write", 0.98, 1.00}};
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         if (strcmp(stage, w[i].name)) continue;
         double f = frac < 0 ? 0 : frac > 1 ? 1 : frac;
