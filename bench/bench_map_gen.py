@@ -643,10 +643,11 @@ def stage_limits(run, lim):
     }
 
 
-KNOWN = ("read", "preprocess", "encode", "knn", "transfer", "umap", "leiden", "write")
+KNOWN = ("read", "preprocess", "encode", "write_x", "knn", "transfer", "leiden", "umap", "write")
 NOTES = {"upload": "request start -> spool file complete",
          "validate": "streamed check of the upload", "queue": "dataset stored -> job started",
          "umap": "UMAP transform onto the reference layout",
+         "write_x": "the query's X into adata.h5ad, then freed (before the kNN)",
          "other": "job time outside the pipeline's stages (executor, results)",
          "answer": "job end -> map response received"}
 
