@@ -222,6 +222,29 @@ END_TEST
 START_TEST(narrow_tile_f64) { check(SX_NN_F64, 0, 200); check(SX_NN_F64, 1, 200); }
 END_TEST
 
+/* No cells, and a single cell (one one-row chunk): both paths agree. */
+START_TEST(tiny_inputs)
+{
+    sx_status st = {0};
+    sx_nn_model *m = make_model(SX_NN_F32, 128);
+    for (int64_t n = 0; n <= 1; n++) {
+        sx_csr *x = sx_csr_new(n, TG, 4, &st);
+        ck_assert(x != NULL);
+        if (n) {
+            x->indices[0] = 3, x->data[0] = 0.5f, x->indices[1] = 250, x->data[1] = 1;
+            x->indptr[1] = 2;
+        }
+        int32_t dom[1] = {1};
+        double a[TZ] = {0}, b[TZ] = {0};
+        ck_assert_msg(sx_nn_encode(m, x, dom, NULL, a, NULL, &st) == SX_OK, "%s", st.msg);
+        ck_assert(sx_nn_infer_minibatch(m, x, dom, -1, NULL, b, NULL, &st) == SX_OK);
+        same(a, b, TZ, 0, "latent", SX_NN_F32, 0, 0);
+        sx_csr_free(x);
+    }
+    sx_nn_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nn_encode");
@@ -233,6 +256,7 @@ int main(void)
     tcase_add_test(tc, eval_f64);
     tcase_add_test(tc, narrow_tile_f32);
     tcase_add_test(tc, narrow_tile_f64);
+    tcase_add_test(tc, tiny_inputs);
     suite_add_tcase(s, tc);
     return sx_test_run(s);
 }
