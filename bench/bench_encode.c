@@ -5,6 +5,9 @@
  * Data: N synthetic cells over the model's genes, ~NNZ nonzeros per cell (values as after
  * log1p + MaxAbs, in (0, 1]), D query batches, walked in a random order (as SCALEX's seeded
  * permutation), so chunks gather rows scattered over the matrix as in a real projection.
+ * Real data instead (--h5ad PATH): a query h5ad through the projection's preprocessing
+ * (sx_prep_apply_reference: filters, normalize, log1p, reindex to the model's genes, MaxAbs
+ * per batch), its own batches as domains, all its cells; --cells is then ignored.
  * Model: a trained model file (--model, default the bench cache's 100k reference) or, when
  * it is missing, a freshly initialized G x 1024 x 10 network.
  *
@@ -16,6 +19,7 @@
  *
  * usage: bench_encode [--cells N[,N...]] [--nnz K] [--domains D] [--threads T] [--eval]
  *                     [--model PATH] [--reps R] [--mode both|new|old] [--no-sgemm]
+ *                     [--h5ad PATH [--batch NAME]]
  */
 #include <cblas.h>
 #include <math.h>
@@ -25,9 +29,11 @@
 #include <time.h>
 
 #include "sx_alloc.h"
+#include "sx_io.h"
 #include "sx_matrix.h"
 #include "sx_nn.h"
 #include "sx_nn_internal.h"
+#include "sx_prep.h"
 
 #define DEFAULT_MODEL "/work/benchcache/model-100000-g20000-n1500-it2000-t2/checkpoint/model.h5"
 
@@ -59,9 +65,12 @@ static sx_csr *synth(int64_t n, int64_t g, double nnz_per_cell)
         fprintf(stderr, "%s\n", st.msg);
         exit(1);
     }
-    const double lq = log1p(-density);
     int64_t e = 0;
     for (int64_t i = 0; i < n; i++) {
+        /* cells differ in depth as real ones do: density x lognormal(0, 0.6), mean kept */
+        double dz = sqrt(-2 * log(1 - ur())) * cos(6.283185307179586 * ur());
+        double di = fmin(0.9, density * exp(0.6 * dz - 0.18));
+        const double lq = log1p(-di);
         for (int64_t j = (int64_t)(log(1.0 - ur()) / lq); j < g && e < cap;
              j += 1 + (int64_t)(log(1.0 - ur()) / lq)) {
             m->indices[e] = (int32_t)j;
@@ -96,6 +105,36 @@ static double sgemm_gflops(int64_t G, int64_t H, int threads)
     return 2.0 * M * N * K * reps / t * 1e-9;
 }
 
+/* A query h5ad as a projection encodes it: the preprocessed reference-gene matrix and the
+ * query's batch codes. */
+static sx_dataset *load_query(const char *path, const char *batch, const sx_nn_model *m,
+                              int32_t **dom)
+{
+    sx_status st = {0};
+    sx_dataset *d = sx_io_read(path, NULL, NULL, &st);
+    if (!d) {
+        fprintf(stderr, "%s\n", st.msg);
+        exit(1);
+    }
+    int64_t ng = 0;
+    const char *const *genes = sx_nn_model_genes(m, &ng);
+    sx_prep_opts o;
+    sx_prep_opts_init(&o);
+    o.batch_name = batch;
+    sx_reindex_opts ro;
+    sx_reindex_opts_init(&ro);
+    sx_prep_result res;
+    sx_reindex_report rep;
+    if (!genes || sx_prep_apply_reference(d, genes, ng, &o, &ro, &res, &rep, NULL, &st)) {
+        fprintf(stderr, "preprocessing: %s\n", genes ? st.msg : "the model has no gene list");
+        exit(1);
+    }
+    *dom = res.domain_of_cell;
+    res.domain_of_cell = NULL;
+    sx_prep_result_free(&res);
+    return d;
+}
+
 typedef struct {
     double wall, cpu;
 } timing;
@@ -127,6 +166,7 @@ static timing run(sx_nn_model *m, const sx_csr *x, const int32_t *dom,
 int main(int argc, char **argv)
 {
     const char *cells = "10000,100000", *mode = "both", *model = DEFAULT_MODEL;
+    const char *h5ad = NULL, *batch = "batch";
     double nnz_cell = 134;
     int threads = 2, eval = 0, reps = 3, D = 3, calib = 1;
     for (int i = 1; i < argc; i++) {
@@ -141,6 +181,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--reps")) reps = atoi(v);
         else if (!strcmp(a, "--mode")) mode = v;
+        else if (!strcmp(a, "--h5ad")) h5ad = v;
+        else if (!strcmp(a, "--batch")) batch = v;
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
         i++;
     }
@@ -161,16 +203,25 @@ int main(int argc, char **argv)
            eval ? "eval (running)" : "train-mode (chunk)", (long long)G, (long long)H, sg);
     printf("%8s %5s %9s %8s %8s %8s %8s %7s %10s %10s %8s\n", "cells", "path", "nnz", "wall_s",
            "cpu_s", "GF/s", "GF/cpu", "/sgemm", "max_abs", "max_rel", "not_bit");
-    for (const char *c = cells; c && *c;) {
+    for (const char *c = h5ad ? "0" : cells; c && *c;) {
         int64_t N = atoll(c);
-        c = strchr(c, ',');
+        c = h5ad ? NULL : strchr(c, ',');
         if (c) c++;
-        sx_csr *x = synth(N, G, nnz_cell);
-        int32_t *dom = sx_mallocarray((size_t)N, sizeof(int32_t));
+        sx_dataset *q = NULL;
+        int32_t *dom = NULL;
+        if (h5ad) {
+            q = load_query(h5ad, batch, m, &dom);
+            N = q->X->n_rows;
+        }
+        sx_csr *x = h5ad ? q->X : synth(N, G, nnz_cell);
+        if (!h5ad) dom = sx_mallocarray((size_t)N, sizeof(int32_t));
         int64_t *perm = sx_mallocarray((size_t)N, sizeof(int64_t));
         double *lo = sx_calloc((size_t)(N * Z), sizeof(double));
         double *ln = sx_calloc((size_t)(N * Z), sizeof(double));
-        for (int64_t i = 0; i < N; i++) dom[i] = (int32_t)(xr() % (uint64_t)D), perm[i] = i;
+        for (int64_t i = 0; i < N; i++) {
+            if (!h5ad) dom[i] = (int32_t)(xr() % (uint64_t)D);
+            perm[i] = i;
+        }
         for (int64_t i = N - 1; i > 0; i--) {
             int64_t j = (int64_t)(xr() % (uint64_t)(i + 1)), t = perm[i];
             perm[i] = perm[j];
@@ -203,7 +254,10 @@ int main(int argc, char **argv)
             printf("\n");
             fflush(stdout);
         }
-        sx_csr_free(x);
+        if (q)
+            sx_dataset_free(q);
+        else
+            sx_csr_free(x);
         sx_free(dom);
         sx_free(perm);
         sx_free(lo);
