@@ -216,7 +216,12 @@ int sx_nn_domain_chunks(const int32_t *domain, int64_t n, int64_t n_domains,
                         const int64_t *perm, int64_t batch_size, int64_t **idx, int64_t **off,
                         int64_t *n_chunks, sx_status *st);
 
-/* Latent = mu for every row of x, written row-major to latent (N x Z) in input order. */
+/* Latent = mu for every row of x, written row-major to latent (N x Z) in input order.
+ * SCALEX's chunks (above) keep their meaning: BN1 uses each chunk's own statistics (or the
+ * running ones with eval). The work is blocked for speed: the first layer of ~512 rows of
+ * whole chunks at a time, blocks shared out among `threads` threads; each latent depends only
+ * on its chunk, so the result is the same for any thread count (and, for hidden widths that
+ * are multiples of 64, bit for bit that of encoding chunk by chunk). */
 int sx_nn_encode(sx_nn_model *m, const sx_csr *x, const int32_t *domain,
                  const sx_nn_infer_opts *o, double *latent, const sx_progress *p,
                  sx_status *st);

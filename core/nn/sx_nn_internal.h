@@ -174,6 +174,20 @@ int sx_nn_ws_load(sx_nn_ws *w, const struct sx_nn_model *m, const sx_csr *x,
                   const int64_t *rows, int64_t n, const int32_t *domain, int64_t fixed_domain,
                   sx_status *st);
 
+/* Inference one chunk at a time through the training forward (sx_nn_fwd_*): latent
+ * (target < 0) or imputation into domain `target`. Imputation's path, and the reference the
+ * blocked encoder is checked against (bench_encode, tests). Arguments as sx_nn_encode. */
+int sx_nn_infer_minibatch(struct sx_nn_model *m, const sx_csr *x, const int32_t *domain,
+                          int64_t target, const sx_nn_infer_opts *opts, double *out,
+                          const sx_progress *p, sx_status *st);
+/* Inference: rows[0..n) of x as CSR (rptr, ridx, rval: all the encoder reads of the input),
+ * with room for the encoder's n x SX_NN_W1_TILE tile of pre-activations (a1), n x H hidden
+ * layer (h) and n x Z latent (mu). Such a workspace holds no dense, CSC, block-pointer or
+ * domain copy and its capacities count only these arrays: it serves sx_nn_enc_rows_* only,
+ * never a training step. */
+int sx_nn_ws_load_csr(sx_nn_ws *w, const struct sx_nn_model *m, const sx_csr *x,
+                      const int64_t *rows, int64_t n, sx_status *st);
+
 struct sx_nn_trainer {
     struct sx_nn_model *m;
     sx_nn_train_opts o;
@@ -202,7 +216,15 @@ enum { SX_FWD_EPS = 1, SX_FWD_ENC_ONLY = 2 };
                           sx_nn_losses *l);                                                    \
     void sx_nn_bwd_##sfx(struct sx_nn_trainer *t);                                            \
     void sx_nn_adam_##sfx(struct sx_nn_trainer *t);                                           \
-    void sx_nn_init_##sfx(struct sx_nn_model *m, sx_nn_rng *r);
+    void sx_nn_init_##sfx(struct sx_nn_model *m, sx_nn_rng *r);                               \
+    void sx_nn_enc_rows_##sfx(struct sx_nn_model *m, sx_nn_ws *w, const int64_t *cs,          \
+                              int64_t nc, int eval, double *stats);                           \
+    void sx_nn_bn1_running_##sfx(struct sx_nn_model *m, const double *stats, int64_t n);
+/* enc_rows: inference encoder (latent mu into w->mu) for the rows loaded by
+ * sx_nn_ws_load_csr, which are the chunks k = rows [cs[k], cs[k + 1]) for k < nc; eval = BN1
+ * with running statistics, else each chunk's own; stats (train mode, may be NULL): nc x 2H
+ * doubles receive each chunk's batch mean and variance (chunks of >= 2 rows), for
+ * bn1_running, which moves BN1's running statistics by one chunk of n rows. */
 SX_NN_DECLARE(f32)
 SX_NN_DECLARE(f64)
 

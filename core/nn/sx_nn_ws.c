@@ -247,6 +247,29 @@ static void sort_row(sx_nn_ws *w, int64_t e0, int64_t e1, int f32)
     }
 }
 
+/* Row r of x as row b of the workspace's CSR (w->rptr[b] set by the previous row): entries,
+ * column order, and with `blocks` the gene-block starts (blocks of SX_NN_KB columns) for the
+ * training's sparse forward. */
+static void load_row(sx_nn_ws *w, const sx_csr *x, int64_t r, int64_t b, int f32, int blocks)
+{
+    int64_t e = w->rptr[b];
+    for (int64_t k = x->indptr[r]; k < x->indptr[r + 1]; k++, e++) {
+        w->ridx[e] = x->indices[k];
+        if (f32)
+            ((float *)w->rval)[e] = x->data[k];
+        else
+            ((double *)w->rval)[e] = x->data[k];
+    }
+    w->rptr[b + 1] = e;
+    sort_row(w, w->rptr[b], e, f32);
+    if (!blocks) return;
+    int64_t *bp = w->bptr + b * (w->nblk + 1), q = w->rptr[b];
+    for (int64_t j = 0; j <= w->nblk; j++) {
+        while (q < e && w->ridx[q] < j * SX_NN_KB) q++;
+        bp[j] = q;
+    }
+}
+
 int sx_nn_ws_load(sx_nn_ws *w, const sx_nn_model *m, const sx_csr *x, const int64_t *rows,
                   int64_t n, const int32_t *domain, int64_t fixed_domain, sx_status *st)
 {
@@ -262,30 +285,16 @@ int sx_nn_ws_load(sx_nn_ws *w, const sx_nn_model *m, const sx_csr *x, const int6
     const int f32 = m->dtype == SX_NN_F32;
     memset(w->xd, 0, (size_t)(n * G) * m->esz);
     memset(w->cptr, 0, (size_t)(G + 1) * sizeof(int64_t));
-    int64_t e = 0;
     w->rptr[0] = 0;
     for (int64_t b = 0; b < n; b++) {
-        int64_t r = rows ? rows[b] : b;
-        for (int64_t k = x->indptr[r]; k < x->indptr[r + 1]; k++, e++) {
-            int32_t c = x->indices[k];
-            float v = x->data[k];
-            w->ridx[e] = c;
-            if (f32) {
-                ((float *)w->rval)[e] = v;
-                ((float *)w->xd)[b * G + c] = v;
-            } else {
-                ((double *)w->rval)[e] = v;
-                ((double *)w->xd)[b * G + c] = v;
-            }
+        load_row(w, x, rows ? rows[b] : b, b, f32, 1);
+        for (int64_t k = w->rptr[b]; k < w->rptr[b + 1]; k++) {
+            int32_t c = w->ridx[k];
+            if (f32)
+                ((float *)w->xd)[b * G + c] = ((float *)w->rval)[k];
+            else
+                ((double *)w->xd)[b * G + c] = ((double *)w->rval)[k];
             w->cptr[c + 1]++;
-        }
-        w->rptr[b + 1] = e;
-        sort_row(w, w->rptr[b], e, f32);
-        /* gene-block starts of the row (blocks of SX_NN_KB columns) for the sparse forward */
-        int64_t *bp = w->bptr + b * (w->nblk + 1), q = w->rptr[b];
-        for (int64_t j = 0; j <= w->nblk; j++) {
-            while (q < e && w->ridx[q] < j * SX_NN_KB) q++;
-            bp[j] = q;
         }
     }
     for (int64_t g = 0; g < G; g++) w->cptr[g + 1] += w->cptr[g];
@@ -314,4 +323,47 @@ int sx_nn_ws_load(sx_nn_ws *w, const sx_nn_model *m, const sx_csr *x, const int6
     memcpy(fill, w->dom_start, (size_t)D * sizeof(int64_t));
     for (int64_t b = 0; b < n; b++) w->dom_rows[fill[w->dom[b]]++] = b;
     return SX_OK;
+}
+
+int sx_nn_ws_load_csr(sx_nn_ws *w, const sx_nn_model *m, const sx_csr *x, const int64_t *rows,
+                      int64_t n, sx_status *st)
+{
+    const size_t es = m->esz;
+    const int64_t H = m->H;
+    int64_t nnz = 0;
+    for (int64_t b = 0; b < n; b++) nnz += x->indptr[rows[b] + 1] - x->indptr[rows[b]];
+    if (!w->scratch) {
+        w->scratch = sx_mallocarray(2 * SX_NN_W1_TILE, sizeof(double));
+        w->mean1 = sx_mallocarray((size_t)H, es);
+        w->invstd1 = sx_mallocarray((size_t)H, es);
+        if (!w->scratch || !w->mean1 || !w->invstd1) goto oom;
+    }
+    if (n > w->cap) {
+        size_t r = (size_t)n;
+        if (grow(&w->a1, r * SX_NN_W1_TILE, es) || grow(&w->h, r * (size_t)H, es) ||
+            grow(&w->mu, r * (size_t)m->Z, es) ||
+            grow((void **)&w->rptr, r + 1, sizeof(int64_t)))
+            goto oom;
+        w->cap = n;
+    }
+    if (nnz > w->nnz_cap || !w->ridx) {
+        size_t z = (size_t)(nnz > 0 ? nnz : 1);
+        if (grow((void **)&w->ridx, z, sizeof(int32_t)) || grow(&w->rval, z, es)) goto oom;
+        w->nnz_cap = (int64_t)z;
+    }
+    w->B = n;
+    w->rptr[0] = 0;
+    for (int64_t b = 0; b < n; b++) {
+        /* the rows are scattered over x (the sampler's random order): fetch ahead */
+        if (b + 8 < n) {
+            const int64_t s = x->indptr[rows[b + 8]];
+            __builtin_prefetch(x->indices + s);
+            __builtin_prefetch(x->data + s);
+        }
+        load_row(w, x, rows[b], b, m->dtype == SX_NN_F32, 0);
+    }
+    return SX_OK;
+oom:
+    return sx_status_set(st, SX_ENOMEM, "cannot allocate the encoder's workspace for %lld rows",
+                         (long long)n);
 }
