@@ -705,7 +705,9 @@ out:
  * on (seed, thread count); with one thread it is umap's sequential algorithm. Random numbers
  * come from one stream per (epoch, chunk of edges), chunks never straddling threads.
  * The transform moves only the queries (the reference is fixed), so its threads never
- * share anything and its result is the same at any thread count. */
+ * share anything and its result is the same at any thread count; its chunks run in the
+ * float32 vector kernel of sx_umap_sgd.c (same schedule and streams, samples of 8 query
+ * cells at once, a polynomial pow), the fit's in sgd_chunk below. */
 typedef struct sgd_job {
     float *head;       /* moving layout, n_head x 2 */
     const float *tail; /* sampled layout: head itself (fit) or the fixed reference */
