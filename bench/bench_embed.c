@@ -9,9 +9,20 @@
  * Wall time misleads on the shared machine, so every stage also prints process CPU time (all
  * threads) and the CPU-based ratio; the wall ratio is what the target is stated in.
  *
+ * Part x times the transform's SGD alone (sx_umap_transform_knn from neighbours found
+ * beforehand, as the daemon's projection calls it) at the mapping bench's sizes: 10k query
+ * cells onto a 100k-cell reference layout (100 epochs), 100k onto 100k and 100k onto 1M
+ * (30 epochs). The neighbours are searched once and kept in $TMPDIR (bench_embed_knn_*.bin)
+ * for later runs. SX_BENCH_SAVE=DIR writes each size's coordinates there, SX_BENCH_CMP=DIR
+ * compares with coordinates written by another build (the kernel before a change): the
+ * share of query cells whose 15 nearest reference layout points carry the same majority
+ * cluster as at the other build's positions, and the mean displacement over the layout's
+ * extent.
+ *
  * usage: bench_embed [scale] [threads] [parts] [knn] [spread]
  *   scale multiplies all sizes (default 1.0); threads 0 = all CPUs; parts: letters of
- *   f (fit), t (transform), b (1M kNN graph), default "ftb"; knn: method of the fit's kNN,
+ *   f (fit), t (transform), b (1M kNN graph), x (transform SGD at mapping sizes), default
+ *   "ftb"; knn: method of the fit's kNN,
  *   auto | exact | approx (default auto); spread: sd of the 30 cluster centres (default 6:
  *   separated clusters, a disconnected graph with component-wise init; 0.7 gives one
  *   connected graph and the spectral init). */
@@ -52,6 +63,157 @@ static void gen(double *x, int64_t n, int dim, const double *cen, int nc, sx_rng
     }
 }
 
+/* Neighbours of the n_q query cells among the n_r reference cells, searched once per size
+ * (cluster index, as the daemon's resident one) and cached in $TMPDIR. */
+static sx_knn *bench_knn(const double *ref, int64_t n_r, const double *q, int64_t n_q, int dim,
+                         int k, int nth)
+{
+    char path[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/bench_embed_knn_%lld_%lld_%d.bin", tmp ? tmp : "/tmp",
+             (long long)n_q, (long long)n_r, k);
+    sx_knn *r = sx_calloc(1, sizeof *r);
+    r->n_query = n_q;
+    r->k = k;
+    r->idx = sx_mallocarray((size_t)n_q * k, sizeof *r->idx);
+    r->dist = sx_mallocarray((size_t)n_q * k, sizeof *r->dist);
+    FILE *f = fopen(path, "rb");
+    if (f && fread(r->idx, sizeof *r->idx, (size_t)n_q * k, f) == (size_t)n_q * k &&
+        fread(r->dist, sizeof *r->dist, (size_t)n_q * k, f) == (size_t)n_q * k) {
+        fclose(f);
+        return r;
+    }
+    if (f) fclose(f);
+    sx_knn_free(r);
+    sx_knn_opts ko;
+    sx_knn_opts_init(&ko);
+    ko.n_threads = nth;
+    sx_status st = {0};
+    double t0 = now();
+    r = sx_knn_search(ref, n_r, q, n_q, dim, k, &ko, NULL, &st);
+    if (!r) {
+        fprintf(stderr, "kNN: %s\n", st.msg);
+        exit(1);
+    }
+    printf("  (neighbours %lld onto %lld searched in %.1f s, cached in %s)\n", (long long)n_q,
+           (long long)n_r, now() - t0, path);
+    if ((f = fopen(path, "wb"))) {
+        fwrite(r->idx, sizeof *r->idx, (size_t)n_q * k, f);
+        fwrite(r->dist, sizeof *r->dist, (size_t)n_q * k, f);
+        fclose(f);
+    }
+    return r;
+}
+
+/* Compare out (n_q x 2) with the coordinates another build saved (SX_BENCH_CMP) and save
+ * ours (SX_BENCH_SAVE): majority cluster of the 15 nearest layout points, displacement. */
+static void bench_compare(const char *tag, const float *out, int64_t n_q, const float *lay,
+                          int64_t n_r, const int32_t *lab, int nc)
+{
+    char path[512];
+    const char *save = getenv("SX_BENCH_SAVE"), *cmp = getenv("SX_BENCH_CMP");
+    if (save) {
+        snprintf(path, sizeof path, "%s/transform_%s.f32", save, tag);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(out, sizeof *out, (size_t)n_q * 2, f);
+            fclose(f);
+        }
+    }
+    if (!cmp) return;
+    snprintf(path, sizeof path, "%s/transform_%s.f32", cmp, tag);
+    float *old = sx_mallocarray((size_t)n_q * 2, sizeof *old);
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(old, sizeof *old, (size_t)n_q * 2, f) : 0;
+    if (f) fclose(f);
+    if (got != (size_t)n_q * 2) {
+        printf("  compare: %s missing\n", path);
+        sx_free(old);
+        return;
+    }
+    float lo[2] = {lay[0], lay[1]}, hi[2] = {lay[0], lay[1]};
+    for (int64_t i = 0; i < n_r; i++)
+        for (int d = 0; d < 2; d++) {
+            if (lay[2 * i + d] < lo[d]) lo[d] = lay[2 * i + d];
+            if (lay[2 * i + d] > hi[d]) hi[d] = lay[2 * i + d];
+        }
+    double extent = hypot(hi[0] - lo[0], hi[1] - lo[1]), disp = 0;
+    for (int64_t i = 0; i < n_q; i++) disp += hypot(out[2 * i] - old[2 * i], out[2 * i + 1] - old[2 * i + 1]);
+    sx_status st = {0};
+    sx_knn *ka = sx_knn_exact_f32(lay, n_r, out, n_q, 2, 15, NULL, NULL, &st);
+    sx_knn *kb = ka ? sx_knn_exact_f32(lay, n_r, old, n_q, 2, 15, NULL, NULL, &st) : NULL;
+    if (!kb) {
+        fprintf(stderr, "compare: %s\n", st.msg);
+        exit(1);
+    }
+    int *ca = sx_calloc(nc, sizeof *ca), *cb = sx_calloc(nc, sizeof *cb);
+    int64_t same = 0;
+    for (int64_t i = 0; i < n_q; i++) {
+        memset(ca, 0, nc * sizeof *ca);
+        memset(cb, 0, nc * sizeof *cb);
+        for (int j = 0; j < 15; j++) {
+            ca[lab[ka->idx[i * 15 + j]]]++;
+            cb[lab[kb->idx[i * 15 + j]]]++;
+        }
+        int ma = 0, mb = 0;
+        for (int c = 1; c < nc; c++) {
+            if (ca[c] > ca[ma]) ma = c;
+            if (cb[c] > cb[mb]) mb = c;
+        }
+        same += ma == mb;
+    }
+    printf("  vs %s: same majority cluster of the 15 nearest layout points %.4f, mean "
+           "displacement %.2e of the layout's extent\n",
+           cmp, (double)same / n_q, disp / n_q / extent);
+    sx_knn_free(ka);
+    sx_knn_free(kb);
+    sx_free(ca);
+    sx_free(cb);
+    sx_free(old);
+}
+
+/* Part x: the transform's SGD from cached neighbours, onto a layout with cluster structure
+ * (cluster centres in 2-D plus the cells' own first two coordinates). */
+static void bench_transform_sizes(double scale, int nth, const double *cen, int nc, int dim)
+{
+    const int64_t sz[3][2] = {{10000, 100000}, {100000, 100000}, {100000, 1000000}};
+    for (int s = 0; s < 3; s++) {
+        int64_t n_q = (int64_t)(sz[s][0] * scale), n_r = (int64_t)(sz[s][1] * scale);
+        sx_rng r;
+        sx_rng_seed(&r, 7, (uint64_t)s);
+        double *x = sx_mallocarray((size_t)n_r * dim, sizeof *x), *q = sx_mallocarray((size_t)n_q * dim, sizeof *q);
+        int32_t *lab = sx_mallocarray(n_r, sizeof *lab);
+        gen(x, n_r, dim, cen, nc, &r, lab);
+        gen(q, n_q, dim, cen, nc, &r, NULL);
+        float *lay = sx_mallocarray((size_t)n_r * 2, sizeof *lay), *out = sx_mallocarray((size_t)n_q * 2, sizeof *out);
+        for (int64_t i = 0; i < n_r; i++)
+            for (int d = 0; d < 2; d++)
+                lay[2 * i + d] = (float)(cen[lab[i] * dim + d] * 3.0 + x[i * dim + d] - cen[lab[i] * dim + d]);
+        sx_knn *kn = bench_knn(x, n_r, q, n_q, dim, 30, nth);
+        sx_umap_params p;
+        sx_umap_params_init(&p);
+        p.n_threads = nth;
+        sx_status st = {0};
+        double t0 = now(), c0 = cpu();
+        if (sx_umap_transform_knn(kn, n_r, lay, &p, out, NULL, &st)) {
+            fprintf(stderr, "transform: %s\n", st.msg);
+            exit(1);
+        }
+        double t = now() - t0, c = cpu() - c0;
+        printf("transform SGD %lld onto %lld (%d epochs): wall %.3f s, CPU %.3f s\n", (long long)n_q,
+               (long long)n_r, n_q <= 10000 ? 100 : 30, t, c);
+        char tag[64];
+        snprintf(tag, sizeof tag, "%lld_%lld", (long long)n_q, (long long)n_r);
+        bench_compare(tag, out, n_q, lay, n_r, lab, nc);
+        sx_knn_free(kn);
+        sx_free(x);
+        sx_free(q);
+        sx_free(lab);
+        sx_free(lay);
+        sx_free(out);
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -83,6 +245,7 @@ int main(int argc, char **argv)
     ko.method = !strcmp(kmeth, "exact") ? SX_KNN_EXACT : !strcmp(kmeth, "approx") ? SX_KNN_APPROX : SX_KNN_AUTO;
     float *emb = NULL;
     double t0, c0;
+    if (strchr(parts, 'x')) bench_transform_sizes(scale, nth, cen, nc, dim);
     if (!strchr(parts, 'f')) goto transform;
     t0 = now();
     c0 = cpu();

@@ -12,6 +12,7 @@
 #include "sx_alloc.h"
 #include "sx_embed_internal.h"
 #include "sx_log.h"
+#include "sx_umap_internal.h"
 
 #define SMOOTH_K_TOLERANCE 1e-5
 #define MIN_K_DIST_SCALE 1e-3
@@ -118,16 +119,21 @@ int sx_umap_find_ab(double min_dist, double spread, double *a, double *b, sx_sta
 
 /* ------------------------------------------------------- fuzzy graph ---- */
 
-void sx_umap_smooth_knn(const sx_knn *knn, double k_target, double local_connectivity,
-                        float *sigmas, float *rhos)
+/* Mean of all kNN distances (as float32), the floor of sigma for rows with rho 0. */
+static double knn_mean_dist(const sx_knn *knn)
 {
-    int64_t n = knn->n_query;
-    int k = knn->k;
-    double target = log2(k_target);
+    int64_t nk = knn->n_query * knn->k;
     double mean_all = 0;
-    for (int64_t i = 0; i < n * k; i++) mean_all += (float)knn->dist[i];
-    mean_all /= (double)(n * k);
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < nk; i++) mean_all += (float)knn->dist[i];
+    return mean_all / (double)nk;
+}
+
+/* smooth_knn_dist of rows [i0, i1) (rows are independent given mean_all: threads split them). */
+static void smooth_rows(const sx_knn *knn, double target, double local_connectivity,
+                        double mean_all, int64_t i0, int64_t i1, float *sigmas, float *rhos)
+{
+    int k = knn->k;
+    for (int64_t i = i0; i < i1; i++) {
         const double *row = knn->dist + i * k;
         float rho = 0;
         /* positive distances in row order (ascending) */
@@ -190,6 +196,13 @@ void sx_umap_smooth_knn(const sx_knn *knn, double k_target, double local_connect
         sigmas[i] = sig;
         rhos[i] = rho;
     }
+}
+
+void sx_umap_smooth_knn(const sx_knn *knn, double k_target, double local_connectivity,
+                        float *sigmas, float *rhos)
+{
+    smooth_rows(knn, log2(k_target), local_connectivity, knn_mean_dist(knn), 0, knn->n_query,
+                sigmas, rhos);
 }
 
 static float membership(float d, float rho, float sigma)
@@ -692,7 +705,9 @@ out:
  * on (seed, thread count); with one thread it is umap's sequential algorithm. Random numbers
  * come from one stream per (epoch, chunk of edges), chunks never straddling threads.
  * The transform moves only the queries (the reference is fixed), so its threads never
- * share anything and its result is the same at any thread count. */
+ * share anything and its result is the same at any thread count; its chunks run in the
+ * float32 vector kernel of sx_umap_sgd.c (same schedule and streams, samples of 8 query
+ * cells at once, a polynomial pow), the fit's in sgd_chunk below. */
 typedef struct sgd_job {
     float *head;       /* moving layout, n_head x 2 */
     const float *tail; /* sampled layout: head itself (fit) or the fixed reference */
@@ -711,6 +726,8 @@ typedef struct sgd_job {
     double alpha0;
     uint64_t seed;
     const sx_progress *prog;
+    const sx_umap_tsgd *tsgd;      /* transform: its kernel (sx_umap_sgd.c); fit: NULL */
+    sx_umap_tscratch **tscratch;   /* transform: one per thread */
 } sgd_job;
 
 typedef struct sgd_worker {
@@ -720,12 +737,6 @@ typedef struct sgd_worker {
 } sgd_worker;
 
 static inline float clip4(float v) { return v > 4.0f ? 4.0f : (v < -4.0f ? -4.0f : v); }
-
-/* Uniform index below n (< 2^31) from the upper 32 bits of one draw. */
-static inline int64_t rng_index(sx_rng *r, int64_t n)
-{
-    return (int64_t)(((sx_rng_next(r) >> 32) * (uint64_t)n) >> 32);
-}
 
 static void sgd_chunk(sgd_job *J, int id, int64_t c, int epoch, float alpha)
 {
@@ -779,7 +790,7 @@ static void sgd_chunk(sgd_job *J, int id, int64_t c, int epoch, float alpha)
          * overlaps, where the sequential chain through pow and divisions was latency-bound. */
         float s0 = 0, s1 = 0;
         for (int p = 0; p < n_neg; p++) {
-            int64_t m = rng_index(&rng, n_tail);
+            int64_t m = sx_umap_rng_index(&rng, n_tail);
             const float *o = ((uint64_t)(m - lo) < span ? tail : other) + 2 * m;
             float ex = c0 - o[0], ey = c1 - o[1];
             float q2 = ex * ex + ey * ey;
@@ -803,8 +814,13 @@ static void *sgd_run(void *arg)
 {
     sgd_worker *w = arg;
     sgd_job *J = w->J;
-    for (int64_t c = J->tchunk[w->id]; c < J->tchunk[w->id + 1]; c++)
-        sgd_chunk(J, w->id, c, w->epoch, w->alpha);
+    for (int64_t c = J->tchunk[w->id]; c < J->tchunk[w->id + 1]; c++) {
+        if (J->tsgd)
+            sx_umap_tsgd_chunk(J->tsgd, J->tscratch[w->id], J->chunk[c], J->chunk[c + 1], c,
+                               w->epoch, w->alpha);
+        else
+            sgd_chunk(J, w->id, c, w->epoch, w->alpha);
+    }
     return NULL;
 }
 
@@ -1106,52 +1122,30 @@ static int transform_narrow(const sx_knn *wide, int k, int64_t n_ref, const floa
     return rc;
 }
 
-int sx_umap_transform_knn(const sx_knn *knn, int64_t n_ref, const float *ref_emb,
-                          const sx_umap_params *pin, float *out, const sx_progress *prog,
-                          sx_status *st)
+/* The transform's per-row preparation on rows [i0, i1): sigma and rho (umap passes the
+ * fit's n_neighbors as target and local_connectivity - 1 = 0), the fuzzy weights, their
+ * maximum, and the start position. */
+typedef struct tprep_job {
+    const sx_knn *knn;
+    const float *ref_emb;
+    double target, mean_all, wmax;
+    int64_t i0, i1;
+    float *sig, *rho, *wv, *out;
+} tprep_job;
+
+static void *tprep_run(void *arg)
 {
-    sx_umap_params p;
-    if (pin) p = *pin;
-    else sx_umap_params_init(&p);
-    int rc = SX_OK;
-    int64_t n_query = knn->n_query;
-    float *sig = NULL, *rho = NULL, *wv = NULL;
-    int32_t *eh = NULL, *et = NULL;
-    float *eps = NULL, *next = NULL, *nneg = NULL;
-    double a, b;
-    int64_t *chunk = NULL, tchunk[SGD_MAX_THREADS + 1];
-    if (n_query == 0) return SX_OK;
-    /* the neighbours may come from a wider search (transfer's and UMAP's in one): the first
-     * n_neighbors columns of rows sorted nearest first are exactly the narrower search */
-    int k = p.n_neighbors;
-    if (k > n_ref) k = (int)n_ref;
-    if (k < 2 || knn->k < k)
-        return sx_status_set(st, SX_EINVAL, "UMAP transform: %d neighbours per query cell given, "
-                             "%d needed (reference of %lld cells)", knn->k, k, (long long)n_ref);
-    if (knn->k > k) return transform_narrow(knn, k, n_ref, ref_emb, &p, out, prog, st);
-    if ((rc = resolve_ab(&p, &a, &b, st))) return rc;
-    int64_t m = n_query * k;
-    sig = sx_mallocarray(n_query, sizeof *sig);
-    rho = sx_mallocarray(n_query, sizeof *rho);
-    wv = sx_mallocarray(m, sizeof *wv);
-    eh = sx_mallocarray(m, sizeof *eh);
-    et = sx_mallocarray(m, sizeof *et);
-    eps = sx_mallocarray(m, sizeof *eps);
-    next = sx_mallocarray(m, sizeof *next);
-    nneg = sx_mallocarray(m, sizeof *nneg);
-    chunk = sx_mallocarray(m / SGD_CHUNK + 2, sizeof *chunk);
-    if (!sig || !rho || !wv || !eh || !et || !eps || !next || !nneg || !chunk) {
-        rc = sx_status_set(st, SX_ENOMEM, "UMAP transform: out of memory for %lld queries",
-                           (long long)n_query);
-        goto out;
-    }
-    /* umap passes the fit's n_neighbors as target and local_connectivity - 1 = 0 */
-    sx_umap_smooth_knn(knn, p.n_neighbors, 0.0, sig, rho);
+    tprep_job *J = arg;
+    const sx_knn *knn = J->knn;
+    const float *ref_emb = J->ref_emb;
+    const int k = knn->k;
+    float *wv = J->wv, *out = J->out;
+    smooth_rows(knn, J->target, 0.0, J->mean_all, J->i0, J->i1, J->sig, J->rho);
     double wmax = 0;
-    for (int64_t i = 0; i < n_query; i++) {
+    for (int64_t i = J->i0; i < J->i1; i++) {
         double s = 0;
         for (int j = 0; j < k; j++) {
-            float v = membership((float)knn->dist[i * k + j], rho[i], sig[i]);
+            float v = membership((float)knn->dist[i * k + j], J->rho[i], J->sig[i]);
             wv[i * k + j] = v;
             s += v;
             if (v > wmax) wmax = v;
@@ -1180,6 +1174,70 @@ int sx_umap_transform_knn(const sx_knn *knn, int64_t n_ref, const float *ref_emb
         out[2 * i] = (float)x0;
         out[2 * i + 1] = (float)x1;
     }
+    J->wmax = wmax;
+    return NULL;
+}
+
+int sx_umap_transform_knn(const sx_knn *knn, int64_t n_ref, const float *ref_emb,
+                          const sx_umap_params *pin, float *out, const sx_progress *prog,
+                          sx_status *st)
+{
+    sx_umap_params p;
+    if (pin) p = *pin;
+    else sx_umap_params_init(&p);
+    int rc = SX_OK;
+    int64_t n_query = knn->n_query;
+    float *sig = NULL, *rho = NULL, *wv = NULL;
+    int32_t *eh = NULL, *et = NULL;
+    float *eps = NULL, *next = NULL, *nneg = NULL;
+    double a, b;
+    int64_t *chunk = NULL, tchunk[SGD_MAX_THREADS + 1];
+    sx_umap_tscratch *tscr[SGD_MAX_THREADS] = {0};
+    if (n_query == 0) return SX_OK;
+    /* the neighbours may come from a wider search (transfer's and UMAP's in one): the first
+     * n_neighbors columns of rows sorted nearest first are exactly the narrower search */
+    int k = p.n_neighbors;
+    if (k > n_ref) k = (int)n_ref;
+    if (k < 2 || knn->k < k)
+        return sx_status_set(st, SX_EINVAL, "UMAP transform: %d neighbours per query cell given, "
+                             "%d needed (reference of %lld cells)", knn->k, k, (long long)n_ref);
+    if (knn->k > k) return transform_narrow(knn, k, n_ref, ref_emb, &p, out, prog, st);
+    if ((rc = resolve_ab(&p, &a, &b, st))) return rc;
+    int64_t m = n_query * k;
+    sig = sx_mallocarray(n_query, sizeof *sig);
+    rho = sx_mallocarray(n_query, sizeof *rho);
+    wv = sx_mallocarray(m, sizeof *wv);
+    eh = sx_mallocarray(m, sizeof *eh);
+    et = sx_mallocarray(m, sizeof *et);
+    eps = sx_mallocarray(m, sizeof *eps);
+    next = sx_mallocarray(m, sizeof *next);
+    nneg = sx_mallocarray(m, sizeof *nneg);
+    chunk = sx_mallocarray(m / SGD_CHUNK + 2, sizeof *chunk);
+    if (!sig || !rho || !wv || !eh || !et || !eps || !next || !nneg || !chunk) {
+        rc = sx_status_set(st, SX_ENOMEM, "UMAP transform: out of memory for %lld queries",
+                           (long long)n_query);
+        goto out;
+    }
+    /* rows are independent: threads split them (the same result at any thread count) */
+    int nth = sx_embed_threads(p.n_threads);
+    if (nth > SGD_MAX_THREADS) nth = SGD_MAX_THREADS;
+    if (nth > n_query) nth = (int)n_query;
+    tprep_job tp[SGD_MAX_THREADS];
+    pthread_t th[SGD_MAX_THREADS];
+    int ok[SGD_MAX_THREADS] = {0};
+    double mean_all = knn_mean_dist(knn), wmax = 0;
+    for (int t = 0; t < nth; t++)
+        tp[t] = (tprep_job){.knn = knn, .ref_emb = ref_emb, .target = log2(p.n_neighbors),
+                            .mean_all = mean_all, .i0 = n_query * t / nth,
+                            .i1 = n_query * (t + 1) / nth, .sig = sig, .rho = rho, .wv = wv,
+                            .out = out};
+    for (int t = 1; t < nth; t++) ok[t] = pthread_create(&th[t], NULL, tprep_run, &tp[t]) == 0;
+    tprep_run(&tp[0]);
+    for (int t = 1; t < nth; t++) {
+        if (ok[t]) pthread_join(th[t], NULL);
+        else tprep_run(&tp[t]);
+    }
+    for (int t = 0; t < nth; t++) wmax = tp[t].wmax > wmax ? tp[t].wmax : wmax;
     int n_epochs = p.n_epochs > 0 ? p.n_epochs / 3 : (n_query <= 10000 ? 100 : 30);
     if (n_epochs < 1) n_epochs = 1;
     double thr = wmax / (double)n_epochs;
@@ -1200,18 +1258,28 @@ int sx_umap_transform_knn(const sx_knn *knn, int64_t n_ref, const float *ref_emb
     chunk[n_chunks] = w;
     /* chunks start at a query row and threads take contiguous chunk ranges: queries never
      * share a moving vertex, and the streams follow the chunks, not the threads */
-    int nth = sx_embed_threads(p.n_threads);
+    nth = sx_embed_threads(p.n_threads);
     if (nth > SGD_MAX_THREADS) nth = SGD_MAX_THREADS;
     if (nth > n_chunks) nth = n_chunks > 0 ? (int)n_chunks : 1;
     for (int t = 0; t <= nth; t++) tchunk[t] = n_chunks * t / nth;
+    for (int t = 0; t < nth; t++)
+        if (!(tscr[t] = sx_umap_tscratch_new(p.negative_sample_rate))) {
+            rc = sx_status_set(st, SX_ENOMEM, "UMAP transform: out of memory");
+            goto out;
+        }
+    sx_umap_tsgd T = {.head = out, .tail = ref_emb, .n_tail = n_ref, .eh = eh, .et = et,
+                      .eps = eps, .next = next, .next_neg = nneg, .n_chunks = n_chunks,
+                      .neg_rate = p.negative_sample_rate, .a = (float)a, .b = (float)b,
+                      .gamma = (float)p.gamma, .seed = p.seed};
     sgd_job J = {.head = out, .tail = ref_emb, .n_head = n_query, .n_tail = n_ref, .eh = eh,
                  .et = et, .eps = eps, .next = next, .next_neg = nneg, .chunk = chunk,
                  .n_chunks = n_chunks, .tchunk = tchunk, .n_epochs = n_epochs, .move_other = 0,
                  .nth = nth, .neg_rate = p.negative_sample_rate, .a = (float)a, .b = (float)b,
                  .gamma = (float)p.gamma, .alpha0 = p.learning_rate / 4.0, .seed = p.seed,
-                 .prog = prog};
+                 .prog = prog, .tsgd = &T, .tscratch = tscr};
     rc = sgd_optimize(&J, st);
 out:
+    for (int t = 0; t < SGD_MAX_THREADS; t++) sx_umap_tscratch_free(tscr[t]);
     sx_free(sig);
     sx_free(rho);
     sx_free(wv);
