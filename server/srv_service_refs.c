@@ -220,11 +220,13 @@ int srv_service_map_submit_opts(const srv_service *svc, const srv_user *u, const
     json_array_append_new(ds, json_string(ds_id));
     json_object_set_new(req, "datasets", ds);
     json_object_set_new(req, "reference", json_string(ref));
-    /* a map answers with labels and coordinates: figures (drawn by the API on request) and
-     * the reference's Leiden clusters carried over are left to a full project job, unless
-     * the caller asked for them (when the engine has these options) */
-    static const char *const extras[] = {"plots", "leiden"};
-    for (int e = 0; e < 2; e++)
+    /* a map answers with labels and coordinates: figures (drawn by the API on request), the
+     * reference's Leiden clusters carried over and the reference's own cells in adata.h5ad
+     * (the API serves them from the reference: a 1M-cell atlas is not copied into every
+     * map) are left to a full project job, unless the caller asked for them (when the
+     * engine has these options) */
+    static const char *const extras[] = {"plots", "leiden", "reference_cells"};
+    for (int e = 0; e < 3; e++)
         for (int i = 0; i < svc->eng->n_specs; i++)
             if (!strcmp(svc->eng->specs[i].name, extras[e]) &&
                 svc->eng->specs[i].type == SX_POPT_BOOL && !json_object_get(opts, extras[e]))

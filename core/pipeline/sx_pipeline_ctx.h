@@ -34,6 +34,7 @@ typedef struct sx_pl_settings {
     int eval;                     /* inference with running statistics */
     int ignore_umap, joint_umap, repeat, assess;
     int plots, leiden;          /* projection: figures, Leiden carried to the query */
+    int reference_cells;        /* projection: the output holds the reference's cells too */
     long long chunk_cells;        /* projection: cells per streamed slab (0 = whole file) */
     /* training */
     long long batch_size, max_iteration;
@@ -60,6 +61,7 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
 /* ---- context ---- */
 #define SX_PL_MAX_STAGES 16
 
+
 typedef struct sx_pl_ctx {
     const sx_job_spec *job;
     const sx_pipeline_opts *o;  /* only for the settings-in-force records (log, uns) */
@@ -75,6 +77,7 @@ typedef struct sx_pl_ctx {
     sx_sb files;     /* JSON array members */
     sx_sb qc;        /* the QC report object for result.json (sx_pipeline_qc.h); empty: none */
     char (*sha)[65]; /* per input (set.inputs); "" for folders */
+    sx_pl_refrows left_ref; /* a projection's reference cells not in its output */
 } sx_pl_ctx;
 
 /* Start the next stage (closes the timing of the previous one; NULL: just close) and

@@ -60,6 +60,19 @@ int sx_pl_write_labels(const char *outdir, const char *const *cells,
                        int csv, sx_status *st);
 /* latent.sxt from obsm latent and umap.sxt from obsm X_umap (each only when present); the
  * UMAP label is "<label>_transfer", else label, else leiden. */
-int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label, sx_status *st);
+/* A projection's reference cells left out of its output (set.reference_cells off): its
+ * tables say which reference cells the query was placed among (refcells.json) from these,
+ * borrowed from the reference. n = 0: none left out. */
+typedef struct sx_pl_refrows {
+    int64_t n;
+    const char *const *names;
+    const double *latent; /* n x dim */
+    int dim;
+    const float *umap;    /* n x 2: the fixed layout the query was placed on; NULL: none */
+} sx_pl_refrows;
+/* left: the reference's cells the output left out (NULL: none; its leading "reference" rows
+ * are then the ones left to the reference's tables). */
+int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label,
+                       const sx_pl_refrows *left, sx_status *st);
 
 #endif

@@ -92,6 +92,10 @@ static const sx_popt_spec specs[] = {
     {"leiden", SX_POPT_BOOL, "true",
      "projection: carry the reference's Leiden clusters to the query (the daemon's /map "
      "leaves them out)", P, NULL, 0, 0},
+    {"reference_cells", SX_POPT_BOOL, "true",
+     "projection: adata.h5ad holds the reference's cells before the query's, as SCALEX writes "
+     "it (the daemon's /map leaves them out: its API serves the reference's cells from the "
+     "reference)", P, NULL, 0, 0},
     {"assess", SX_POPT_BOOL, "false",
      "compute batch-mixing entropy and cell-type silhouette on the latent and on the UMAP",
      I | P, NULL, 0, 0},

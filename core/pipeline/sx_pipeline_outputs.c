@@ -283,7 +283,7 @@ int sx_pl_finish(sx_pl_ctx *c, const sx_dataset *d, int64_t n_query, sx_status *
 {
     char first[256];
     int rc = sx_pl_write_tables(c->outdir, d, sx_pl_first_label(c->set.label, first, sizeof first),
-                                st);
+                                c->left_ref.n > 0 ? &c->left_ref : NULL, st);
     if (rc != SX_OK) return rc;
     sx_pl_stage(c, NULL);
     return write_result_json(c, d, n_query, st);

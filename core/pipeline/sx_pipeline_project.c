@@ -611,9 +611,17 @@ int sx_pl_project(sx_pl_ctx *c, sx_status *st)
     if (rc == SX_OK) rc = encode(c, &s, st);
     rss_mark("encode");
     if (rc == SX_OK) {
-        s.n_ref = c->set.repeat ? 0 : s.R->n_cells;
-        s.n = s.n_ref + s.nq;
         s.joint = c->set.joint_umap || !s.R->umap || c->set.repeat;
+        /* the reference's cells lead the output (SCALEX's file), unless asked to leave them
+         * to the reference (a map: a 1M-cell atlas is not copied into every answer); a
+         * joint layout is computed with them, so they stay */
+        int leave = !c->set.repeat && !c->set.reference_cells && !s.joint;
+        s.n_ref = c->set.repeat || leave ? 0 : s.R->n_cells;
+        s.n = s.n_ref + s.nq;
+        if (leave)
+            c->left_ref = (sx_pl_refrows){s.R->n_cells, (const char *const *)s.R->obs->index,
+                                          s.R->latent, s.R->dim,
+                                          c->set.ignore_umap ? NULL : s.R->umap};
         rc = write_x(c, &s, st);
     }
     rss_mark("write_x");

@@ -99,6 +99,7 @@ int sx_pl_settings_resolve(const sx_job_spec *job, sx_pl_settings *s, sx_status 
     s->joint_umap = flag(&r, "joint_umap");
     s->plots = flag(&r, "plots");
     s->leiden = flag(&r, "leiden");
+    s->reference_cells = flag(&r, "reference_cells");
     s->repeat = flag(&r, "repeat");
     s->assess = flag(&r, "assess");
     s->batch_size = num(&r, "batch_size");

@@ -268,11 +268,18 @@ static int write_umap(const char *outdir, const sx_dataset *d, const char *label
 }
 
 /* refcells.json of a projection: the fingerprints of the reference cells its tables left
- * to the reference's own (latent always; the layout when the query was placed on it). */
+ * to the reference's own (latent always; the layout when the query was placed on it), from
+ * the output's first n_ref rows or, when the output left them out, from the reference. A
+ * float and the double holding it fingerprint alike, so both give the same file. */
 static int write_refcells(const char *outdir, const sx_dataset *d, int64_t n_ref, int fixed,
-                          sx_status *st)
+                          const sx_pl_refrows *left, sx_status *st)
 {
-    sx_jobdir_refcells rc = {.cells = n_ref};
+    sx_jobdir_refcells rc = {.cells = left ? left->n : n_ref};
+    if (left) {
+        sx_jobdir_fingerprint(left->names, left->n, left->latent, NULL, left->dim, rc.latent);
+        if (fixed && left->umap) sx_jobdir_fingerprint(left->names, left->n, NULL, left->umap, 2, rc.umap);
+        return sx_jobdir_refcells_write(outdir, &rc, st);
+    }
     const char *const *names = (const char *const *)d->obs->index;
     const sx_dense *z = sx_dataset_obsm(d, "latent"), *um = sx_dataset_obsm(d, "X_umap");
     if (z) sx_jobdir_fingerprint(names, n_ref, z->v, NULL, (int)z->n_cols, rc.latent);
@@ -281,15 +288,25 @@ static int write_refcells(const char *outdir, const sx_dataset *d, int64_t n_ref
     return sx_jobdir_refcells_write(outdir, &rc, st);
 }
 
-int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label, sx_status *st)
+int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *label,
+                       const sx_pl_refrows *left, sx_status *st)
 {
     /* the reference's cells (a projection's first rows) are written by the reference's
      * tables once (sx_reference_tables), not by each job: a job's tables hold its query, and
-     * the reference's rows only where they are its own (a layout computed with the query) */
+     * the reference's rows only where they are its own (a layout computed with the query).
+     * left: the output holds no reference cells at all (a map's adata.h5ad), the query was
+     * placed among these. */
+    if (left && reference_rows(d) == 0) {
+        const sx_dense *um = sx_dataset_obsm(d, "X_umap");
+        int fixed = fixed_layout(d) && um && um->n_cols == 2;
+        int rc = write_latent(outdir, d, 0, st);
+        if (rc == SX_OK) rc = write_umap(outdir, d, label, 0, 0, st);
+        return rc ? rc : write_refcells(outdir, d, 0, fixed, left, st);
+    }
     int64_t n_ref = reference_rows(d);
     const sx_dense *um = sx_dataset_obsm(d, "X_umap");
     int fixed = n_ref > 0 && fixed_layout(d) && um && um->n_cols == 2;
     int rc = write_latent(outdir, d, n_ref, st);
     if (rc == SX_OK) rc = write_umap(outdir, d, label, n_ref, fixed ? n_ref : 0, st);
-    return rc || n_ref == 0 ? rc : write_refcells(outdir, d, n_ref, fixed, st);
+    return rc || n_ref == 0 ? rc : write_refcells(outdir, d, n_ref, fixed, NULL, st);
 }

@@ -67,7 +67,8 @@ PY
 expect 200 "$(req "" GET /metrics)" "metrics"
 grep -q '^scalexd_references_loaded 1$' "$WORK/body" || fail "metrics: references loaded"
 
-# latent: JSON pages and CSV, against obsm latent of the job's adata.h5ad
+# latent: JSON pages and CSV, against obsm latent of the job's adata.h5ad (the query: a map
+# leaves the reference's cells to the reference) and of the demo reference's own adata.h5ad
 expect 200 "$(req "$TOKEN" GET "/v1/jobs/$JOB/results/adata.h5ad")" "adata"
 cp "$WORK/body" "$WORK/out.h5ad"
 # every page of 100 (more than one page: paging is exercised)
@@ -84,10 +85,13 @@ done
 expect 200 "$(req "$TOKEN" GET "/v1/jobs/$JOB/results/latent?format=csv")" "latent csv"
 grep -qi '^etag:' "$WORK/hdr" || fail "latent csv without ETag"
 cp "$WORK/body" "$WORK/lat.csv"
-"$PY" - "$WORK" <<'PY' || fail "latent does not match the h5ad"
+"$PY" - "$WORK" "$DEMO/references/pancreas/adata.h5ad" <<'PY' || fail "latent does not match the h5ad"
 import json, sys, csv, anndata, numpy as np
 w = sys.argv[1]
-a = anndata.read_h5ad(w + "/out.h5ad")
+q = anndata.read_h5ad(w + "/out.h5ad")
+r = anndata.read_h5ad(sys.argv[2])
+assert set(q.obs["projection"]) == {"query"}, "the map's adata.h5ad holds more than its query"
+a = anndata.concat([r, q])
 z = np.asarray(a.obsm["latent"], dtype=float)
 want = dict(zip(a.obs_names, z))
 import glob

@@ -1,9 +1,10 @@
 #!/bin/bash
 # A map job's reference cells are written once, by the reference, not by every job (issue
-# 15): the job's umap.sxt / latent.sxt hold its query only (their row counts read from the
-# files' headers here), and the API serves the reference's rows from the reference's own
-# tables. Checked against the job's adata.h5ad (python3-anndata: SCALEX's output holds the
-# reference and the query cells): ?set=reference serves at most --reference-sample cells
+# 15): the job's adata.h5ad, umap.sxt and latent.sxt hold its query only (the tables' row
+# counts read from the files' headers here), and the API serves the reference's rows from the
+# reference's own tables. Checked with python3-anndata against the map's adata.h5ad (the
+# query) and the reference's integrate job's adata.h5ad (the reference cells on their
+# layout): ?set=reference serves at most --reference-sample cells
 # (here 100), distinct reference cells at their coordinates; ?sample=0 pages every one;
 # set=all is that sample then the whole query; umap.tsv and latent.csv hold every cell;
 # umap.png is drawn. A reference withdrawn since is a 410 reference-withdrawn problem, one
@@ -23,6 +24,8 @@ integrate() { # integrate SEED: the finished job's id in $JOB
     [ "$(jq_ 'd["state"]')" = COMPLETE ] || fail "integrate: $(cat "$WORK/body")"
 }
 integrate 1
+expect 200 "$(req "$ADMIN" GET "/v1/jobs/$JOB/results/adata.h5ad")" "reference adata"
+cp "$WORK/body" "$WORK/ref.h5ad"
 expect 201 "$(req "$ADMIN" POST /v1/references -d "{\"name\":\"pancreas\",\"job\":\"$JOB\"}")" "register reference"
 expect 200 "$(upload "$ADMIN" '/v1/references/pancreas/map?wait=600&label=Group' "$P/query_mouse.h5ad")" "map?wait"
 MJ=$(jq_ 'd["job"]["id"]')
@@ -33,8 +36,8 @@ cp "$WORK/body" "$WORK/out.h5ad"
 "$PY" - "$WORK/out.h5ad" "$D/jobs/$MJ" <<'PY' || fail "the job's tables hold more than its query"
 import sys, struct, anndata
 a = anndata.read_h5ad(sys.argv[1], backed="r")
-nq = int((a.obs["projection"] == "query").sum())
-assert 0 < nq < a.n_obs, nq
+nq = a.n_obs
+assert nq > 0 and set(a.obs["projection"]) == {"query"}, set(a.obs["projection"])
 for t in ("umap.sxt", "latent.sxt"):
     h = open(sys.argv[2] + "/" + t, "rb").read(24)
     assert h[:8] == b"SXTABLE\0", t
@@ -66,10 +69,13 @@ cp "$WORK/body" "$WORK/latq.json"
 import sys, json, csv, anndata, numpy as np
 w, npages = sys.argv[1], int(sys.argv[2])
 a = anndata.read_h5ad(w + "/out.h5ad")
-isref = np.asarray(a.obs["projection"] == "reference")
-xy = {c: np.asarray(u, dtype=np.float32) for c, u in zip(a.obs_names, a.obsm["X_umap"][:, :2])}
-lat = dict(zip(a.obs_names, np.asarray(a.obsm["latent"], dtype=float)))
-ref = set(a.obs_names[isref]); qry = set(a.obs_names[~isref])
+r = anndata.read_h5ad(w + "/ref.h5ad")
+xy, lat = {}, {}
+for b in (r, a):
+    xy.update({c: np.asarray(u, dtype=np.float32) for c, u in zip(b.obs_names, b.obsm["X_umap"][:, :2])})
+    lat.update(zip(b.obs_names, np.asarray(b.obsm["latent"], dtype=float)))
+ref = set(r.obs_names); qry = set(a.obs_names)
+assert not ref & qry
 def same_xy(c):
     assert np.allclose([c["x"], c["y"]], xy[c["cell"]], rtol=1e-6, atol=1e-6), c
 s = json.load(open(w + "/sample.json"))
@@ -89,12 +95,12 @@ assert sorted(c["cell"] for c in al[100:]) == sorted(qry) and all(c["set"] == "q
 for c in al: same_xy(c)
 rows = list(csv.reader(open(w + "/umap.tsv"), delimiter="\t"))
 assert rows[0] == ["cell", "x", "y", "batch", "label", "set"], rows[0]
-assert sorted(r[0] for r in rows[1:]) == sorted(a.obs_names)
+assert sorted(r[0] for r in rows[1:]) == sorted(ref | qry)
 for r in rows[1:]:
     assert (r[5] == "reference") == (r[0] in ref), r
     assert np.allclose([float(r[1]), float(r[2])], xy[r[0]], rtol=1e-6, atol=1e-6), r
 rows = list(csv.reader(open(w + "/latent.csv")))
-assert sorted(r[0] for r in rows[1:]) == sorted(a.obs_names)
+assert sorted(r[0] for r in rows[1:]) == sorted(ref | qry)
 for r in rows[1:]:
     assert np.allclose([float(x) for x in r[1:]], lat[r[0]], rtol=1e-6, atol=1e-6), r[0]
 lq = json.load(open(w + "/latq.json"))["cells"]
