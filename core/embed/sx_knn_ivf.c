@@ -688,6 +688,7 @@ typedef struct ivf_top {
     float *qf;     /* the query in float32 (the float filter) */
     double qslack; /* bound on the distance error of the float conversion (ivf_limf) */
     float limf;    /* float filter: a row whose float sum exceeds it is beyond whi */
+    char pad[64];  /* the threads' tops lie side by side: no cache line holds two of them */
 } ivf_top;
 
 /* Offer one row: ranked by (sqrt of the directly computed sum, row) exactly as the final
@@ -1071,16 +1072,24 @@ static void search_work_free(search_work *w)
     sx_free(w);
 }
 
+/* Each thread's slice of a shared scratch array is followed by 64 bytes it never touches:
+ * the slices are written for every row offered, and two threads writing one cache line made
+ * a 2-thread search cost twice the CPU of one thread's (measured: 100k rows, k 30, 37.8
+ * against 17.0 CPU-us a query). */
+#define IVF_GAP(es) (64 / (es))
+
 static search_work *search_work_new(const sx_knn_ivf *ix, int64_t n_query, int k, int nth)
 {
     search_work *w = sx_calloc(1, sizeof *w);
     if (!w) return NULL;
+    size_t kd = (size_t)k + IVF_GAP(sizeof(double)), kr = (size_t)k + IVF_GAP(sizeof(int32_t));
+    size_t qv = (size_t)ix->dim + IVF_GAP(sizeof(ivf_v2)), qf = (size_t)ix->dim + IVF_GAP(sizeof(float));
     w->Gbuf = sx_mallocarray((size_t)nth * IVF_BQ * (ix->nc + ix->dim + 1), sizeof *w->Gbuf);
     w->cbuf = sx_mallocarray((size_t)nth * ix->nc, sizeof *w->cbuf);
-    w->tdist = sx_mallocarray((size_t)nth * k, sizeof *w->tdist);
-    w->qvbuf = sx_mallocarray((size_t)nth * ix->dim, sizeof *w->qvbuf); /* malloc: 16-aligned */
-    w->qfbuf = sx_mallocarray((size_t)nth * ix->dim, sizeof *w->qfbuf);
-    w->trow = sx_mallocarray((size_t)nth * k, sizeof *w->trow);
+    w->tdist = sx_mallocarray((size_t)nth * kd, sizeof *w->tdist);
+    w->qvbuf = sx_mallocarray((size_t)nth * qv, sizeof *w->qvbuf); /* malloc: 16-aligned */
+    w->qfbuf = sx_mallocarray((size_t)nth * qf, sizeof *w->qfbuf);
+    w->trow = sx_mallocarray((size_t)nth * kr, sizeof *w->trow);
     w->order = sx_mallocarray((size_t)n_query, sizeof *w->order);
     w->lab = sx_mallocarray((size_t)n_query, sizeof *w->lab);
     if (!w->Gbuf || !w->cbuf || !w->tdist || !w->qvbuf || !w->qfbuf || !w->trow || !w->order || !w->lab) {
@@ -1090,9 +1099,8 @@ static search_work *search_work_new(const sx_knn_ivf *ix, int64_t n_query, int k
     for (int t = 0; t < nth; t++) {
         w->G[t] = w->Gbuf + (size_t)t * IVF_BQ * (ix->nc + ix->dim + 1);
         w->cand[t] = w->cbuf + (size_t)t * ix->nc;
-        w->top[t] = (ivf_top){.k = k, .d = w->tdist + (size_t)t * k, .r = w->trow + (size_t)t * k,
-                              .qv = w->qvbuf + (size_t)t * ix->dim,
-                              .qf = w->qfbuf + (size_t)t * ix->dim};
+        w->top[t] = (ivf_top){.k = k, .d = w->tdist + (size_t)t * kd, .r = w->trow + (size_t)t * kr,
+                              .qv = w->qvbuf + (size_t)t * qv, .qf = w->qfbuf + (size_t)t * qf};
     }
     return w;
 }
