@@ -8,7 +8,7 @@
  * Real data instead (--h5ad PATH): a query h5ad through the projection's preprocessing
  * (sx_prep_apply_reference: filters, normalize, log1p, reindex to the model's genes, MaxAbs
  * per batch), its own batches as domains, all its cells; --cells is then ignored.
- * Model: a trained model file (--model, default the bench cache's 100k reference) or, when
+ * Model: a trained model file (--model, default the 100k reference in bench_map.sh's default cache, BUILD/bench/cache, run from BUILD) or, when
  * it is missing, a freshly initialized G x 1024 x 10 network.
  *
  * Prints per path and size: wall s, process CPU s, GFLOP/s of the first layer + mu head
@@ -35,7 +35,8 @@
 #include "sx_nn_internal.h"
 #include "sx_prep.h"
 
-#define DEFAULT_MODEL "/work/benchcache/model-100000-g20000-n1500-it2000-t2/checkpoint/model.h5"
+/* bench_map.sh's default cache, relative to a build folder run from (--model for another) */
+#define DEFAULT_MODEL "bench/cache/model-100000-g20000-n1500-it2000-t2/checkpoint/model.h5"
 
 static double clk(clockid_t id)
 {
