@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock_rng.h"
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_matrix.h"
@@ -37,23 +38,6 @@
 
 /* bench_map.sh's default cache, relative to a build folder run from (--model for another) */
 #define DEFAULT_MODEL "bench/cache/model-100000-g20000-n1500-it2000-t2/checkpoint/model.h5"
-
-static double clk(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rs = 88172645463325252ULL;
-static uint64_t xr(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
-static double ur(void) { return (xr() >> 11) * 0x1.0p-53; }
 
 /* n cells x g genes, geometric gaps between nonzeros (nnz_per_cell on average). */
 static sx_csr *synth(int64_t n, int64_t g, double nnz_per_cell)

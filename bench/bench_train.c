@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock_rng.h"
 #include "sx_alloc.h"
 #include "sx_io.h"
 #include "sx_matrix.h"
@@ -36,23 +37,6 @@
 
 #define PYTORCH_IT_S 70.3 /* quality.json speed.pytorch_1_13_scalex_shape_it_per_s best */
 #define ANCHOR_GFLOPS 45.1 /* quality.json speed.openblas_sgemm_gflops 64x1024x2000 */
-
-static double clk(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rs = 88172645463325252ULL;
-static uint64_t xr(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return rs;
-}
-static double ur(void) { return (xr() >> 11) * 0x1.0p-53; }
 
 /* Counts-like data after log1p + MaxAbs: nonzero with probability ~density (varying per gene),
  * values in (0, 1]. */

@@ -88,24 +88,24 @@ def obs(run, label):
 
 
 def full(d, run_off, run_on, label):
-    print(full_json(d, run_off, run_on, label))
+    print(json.dumps(full_figures(d, run_off, run_on, label)))
 
 
-def full_json(d, run_off, run_on, label):
+def full_figures(d, run_off, run_on, label):
     pred, conf, ms, truth = obs(run_off, label)
     ok = pred == truth
     vs = vote_share(d, label)
     on = obs(run_on, label)[0]
-    return (json.dumps({"accuracy": ok.mean(), "ece_confidence": ece(conf, ok),
-                      "ece_vote_share": ece(vs, ok), "unknown_known": (on == "Unknown").mean(),
-                      "ece_floor_confidence": ece_floor(conf), "ece_floor_vote_share": ece_floor(vs),
-                      "ece_eqmass_confidence": ece_equal_mass(conf, ok),
-                      "ece_eqmass_vote_share": ece_equal_mass(vs, ok),
-                      "ece_eqmass_floor_confidence": ece_floor(conf, measure=ece_equal_mass),
-                      "ece_eqmass_floor_vote_share": ece_floor(vs, measure=ece_equal_mass),
-                      "brier_confidence": float(np.mean((conf - ok) ** 2)),
-                      "brier_vote_share": float(np.mean((vs - ok) ** 2)),
-                      "mean_confidence": conf.mean(), "mean_vote_share": vs.mean()}))
+    return {"accuracy": ok.mean(), "ece_confidence": ece(conf, ok),
+            "ece_vote_share": ece(vs, ok), "unknown_known": (on == "Unknown").mean(),
+            "ece_floor_confidence": ece_floor(conf), "ece_floor_vote_share": ece_floor(vs),
+            "ece_eqmass_confidence": ece_equal_mass(conf, ok),
+            "ece_eqmass_vote_share": ece_equal_mass(vs, ok),
+            "ece_eqmass_floor_confidence": ece_floor(conf, measure=ece_equal_mass),
+            "ece_eqmass_floor_vote_share": ece_floor(vs, measure=ece_equal_mass),
+            "brier_confidence": float(np.mean((conf - ok) ** 2)),
+            "brier_vote_share": float(np.mean((vs - ok) ** 2)),
+            "mean_confidence": conf.mean(), "mean_vote_share": vs.mean()}
 
 
 def rescore(out, ds, label):
@@ -114,7 +114,7 @@ def rescore(out, ds, label):
     import re
     for d in sorted(glob.glob(f"{out}/{ds}/seed*/full"), key=lambda p: int(re.findall(r"seed(\d+)", p)[-1])):
         seed = int(re.findall(r"seed(\d+)", d)[-1])
-        print(json.dumps({"seed": seed, **json.loads(full_json(d, f"{d}/off", f"{d}/on", label))}))
+        print(json.dumps({"seed": seed, **full_figures(d, f"{d}/off", f"{d}/on", label)}))
 
 
 def loo(d, run, label, left_out):

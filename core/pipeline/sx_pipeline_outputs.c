@@ -109,9 +109,7 @@ static sx_write_opts adata_opts(const sx_pl_ctx *c)
 {
     /* deflated on the job's threads; a map whose figures are drawn on request (the
      * daemon's /map) is an answer to a request: the fast strategy there */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = c->set.threads > 0 ? c->set.threads : cores > 0 ? (int)cores : 1;
-    return (sx_write_opts){.compress = 4, .gzip = 1, .threads = threads,
+    return (sx_write_opts){.compress = 4, .gzip = 1, .threads = sx_pl_threads(c),
                            .fast = sx_pl_on_request(c)};
 }
 

@@ -206,8 +206,7 @@ static int stream_prep(sx_pl_ctx *c, proj *s, const sx_reindex_opts *ro, int *do
     }
     /* the slab's rows are preprocessed on the job's threads too (the same result) */
     sx_prep_opts po = c->set.prep;
-    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    po.n_threads = c->set.threads > 0 ? c->set.threads : nproc > 0 ? (int)nproc : 1;
+    po.n_threads = sx_pl_threads(c);
     if (rc == SX_OK)
         rc = sx_prep_apply_reference_rows(s->q, &src, s->genes, s->G, &po, ro, &s->pr, &s->rep,
                                           c->prog, st);

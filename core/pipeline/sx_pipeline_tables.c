@@ -274,17 +274,17 @@ static int write_umap(const char *outdir, const sx_dataset *d, const char *label
 static int write_refcells(const char *outdir, const sx_dataset *d, int64_t n_ref, int fixed,
                           const sx_pl_refrows *left, sx_status *st)
 {
-    sx_jobdir_refcells rc = {.cells = left ? left->n : n_ref};
-    if (left) {
-        sx_jobdir_fingerprint(left->names, left->n, left->latent, NULL, left->dim, rc.latent);
-        if (fixed && left->umap) sx_jobdir_fingerprint(left->names, left->n, NULL, left->umap, 2, rc.umap);
-        return sx_jobdir_refcells_write(outdir, &rc, st);
-    }
-    const char *const *names = (const char *const *)d->obs->index;
     const sx_dense *z = sx_dataset_obsm(d, "latent"), *um = sx_dataset_obsm(d, "X_umap");
-    if (z) sx_jobdir_fingerprint(names, n_ref, z->v, NULL, (int)z->n_cols, rc.latent);
-    if (fixed && um && um->n_cols == 2)
-        sx_jobdir_fingerprint(names, n_ref, um->v, NULL, 2, rc.umap);
+    sx_pl_refrows r = {n_ref, (const char *const *)d->obs->index, z ? z->v : NULL,
+                       z ? (int)z->n_cols : 0, NULL};
+    const double *umd = fixed && um && um->n_cols == 2 ? um->v : NULL;
+    if (left) {
+        r = *left;
+        umd = NULL;
+    }
+    sx_jobdir_refcells rc = {.cells = r.n};
+    if (r.latent) sx_jobdir_fingerprint(r.names, r.n, r.latent, NULL, r.dim, rc.latent);
+    if (fixed && (umd || r.umap)) sx_jobdir_fingerprint(r.names, r.n, umd, r.umap, 2, rc.umap);
     return sx_jobdir_refcells_write(outdir, &rc, st);
 }
 
@@ -296,17 +296,11 @@ int sx_pl_write_tables(const char *outdir, const sx_dataset *d, const char *labe
      * the reference's rows only where they are its own (a layout computed with the query).
      * left: the output holds no reference cells at all (a map's adata.h5ad), the query was
      * placed among these. */
-    if (left && reference_rows(d) == 0) {
-        const sx_dense *um = sx_dataset_obsm(d, "X_umap");
-        int fixed = fixed_layout(d) && um && um->n_cols == 2;
-        int rc = write_latent(outdir, d, 0, st);
-        if (rc == SX_OK) rc = write_umap(outdir, d, label, 0, 0, st);
-        return rc ? rc : write_refcells(outdir, d, 0, fixed, left, st);
-    }
     int64_t n_ref = reference_rows(d);
+    if (n_ref > 0) left = NULL; /* the output's own rows are the reference's cells */
     const sx_dense *um = sx_dataset_obsm(d, "X_umap");
-    int fixed = n_ref > 0 && fixed_layout(d) && um && um->n_cols == 2;
+    int fixed = (n_ref > 0 || left) && fixed_layout(d) && um && um->n_cols == 2;
     int rc = write_latent(outdir, d, n_ref, st);
     if (rc == SX_OK) rc = write_umap(outdir, d, label, n_ref, fixed ? n_ref : 0, st);
-    return rc || n_ref == 0 ? rc : write_refcells(outdir, d, n_ref, fixed, NULL, st);
+    return rc || (n_ref == 0 && !left) ? rc : write_refcells(outdir, d, n_ref, fixed, left, st);
 }
